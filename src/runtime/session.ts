@@ -1,0 +1,109 @@
+/**
+ * Creating onnxruntime-node inference sessions on CPU or CUDA.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { UserError } from '../errors.ts';
+
+export type InferenceSession = ort.InferenceSession;
+export type Device = 'cpu' | 'cuda' | 'auto';
+export type Optimization = 'disabled' | 'basic' | 'extended' | 'all';
+
+export interface SessionOptions {
+  device?: Device;
+  /** intraOpNumThreads; ORT picks a default when omitted. */
+  threads?: number;
+  optimization?: Optimization;
+}
+
+export interface CreatedSession {
+  session: InferenceSession;
+  device: 'cpu' | 'cuda';
+  /** Set when `auto` fell back to CPU, saying why. */
+  notice?: string;
+}
+
+/**
+ * How to get the CUDA provider: onnxruntime-node's install script downloads it from NuGet
+ * (package Microsoft.ML.OnnxRuntime.Gpu.Linux) only for linux/x64, and only the `cuda12` manifest.
+ */
+export const CUDA_INSTALL_HINT =
+  'the onnxruntime-node CUDA execution provider is not installed (its binaries are not bundled in the npm package). ' +
+  'On linux/x64 install them with `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js`, ' +
+  'which downloads libonnxruntime_providers_{shared,cuda,tensorrt}.so from NuGet (network access needed); ' +
+  'a CUDA 12 runtime with cuDNN 9 must also be installed. onnxruntime-node has no CUDA build for other platforms.';
+
+/** Directory holding the native binding; the CUDA provider libraries are installed next to it. */
+function bindingDir(): string | undefined {
+  try {
+    const main = createRequire(import.meta.url).resolve('onnxruntime-node');
+    return path.join(path.dirname(main), '..', 'bin', 'napi-v6', process.platform, process.arch);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Checking the files first avoids asking ORT, which logs a red native error to stderr even when the
+ * failure is then handled (as under `auto`).
+ */
+function cudaProviderMissing(): boolean {
+  const dir = bindingDir();
+  return dir !== undefined && existsSync(dir) && !existsSync(path.join(dir, 'libonnxruntime_providers_cuda.so'));
+}
+
+/** Errors that mean "CUDA EP cannot be loaded here", as opposed to a bad model. */
+function isCudaLoadError(e: unknown): boolean {
+  const msg = e instanceof Error ? e.message : String(e);
+  return /shared library|providers_cuda|providers_shared|cuda|cudnn|libcu/i.test(msg);
+}
+
+async function create(model: Uint8Array | string, device: 'cpu' | 'cuda', opts: SessionOptions): Promise<InferenceSession> {
+  const options: ort.InferenceSession.SessionOptions = {
+    executionProviders: [device],
+    graphOptimizationLevel: opts.optimization ?? 'all',
+    ...(opts.threads !== undefined && { intraOpNumThreads: opts.threads }),
+  };
+  return typeof model === 'string'
+    ? ort.InferenceSession.create(model, options)
+    : ort.InferenceSession.create(model, options);
+}
+
+async function createCuda(model: Uint8Array | string, opts: SessionOptions): Promise<InferenceSession> {
+  if (cudaProviderMissing()) throw new UserError(`--device cuda: ${CUDA_INSTALL_HINT}`);
+  try {
+    return await create(model, 'cuda', opts);
+  } catch (e) {
+    if (!isCudaLoadError(e)) throw e;
+    throw new UserError(`--device cuda: could not load the CUDA execution provider (${(e as Error).message}); ${CUDA_INSTALL_HINT}`);
+  }
+}
+
+/** Creates a session. `cuda` never falls back silently; `auto` tries CUDA, then CPU with a notice. */
+export async function createSession(model: Uint8Array | string, opts: SessionOptions = {}): Promise<CreatedSession> {
+  const device = opts.device ?? 'cpu';
+  if (device === 'cpu') return { session: await create(model, 'cpu', opts), device: 'cpu' };
+  if (device === 'cuda') return { session: await createCuda(model, opts), device: 'cuda' };
+  try {
+    return { session: await createCuda(model, opts), device: 'cuda' };
+  } catch (e) {
+    if (!(e instanceof UserError)) throw e;
+    const notice = `CUDA is not available, running on CPU: ${e.message.replace(/^--device cuda: /, '')}`;
+    return { session: await create(model, 'cpu', opts), device: 'cpu', notice };
+  }
+}
+
+export type Feeds = Record<string, ort.Tensor>;
+
+/** A float32 tensor for a feed. */
+export const floatTensor = (data: Float32Array, dims: readonly number[]): ort.Tensor => new ort.Tensor('float32', data, dims);
+
+/** Runs a session and returns the outputs as {data, dims} with plain arrays of dims. */
+export async function runSession(session: InferenceSession, feeds: Feeds): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
+  const results = await session.run(feeds);
+  const out: Record<string, { data: Float32Array; dims: number[] }> = {};
+  for (const [name, t] of Object.entries(results)) out[name] = { data: t.data as Float32Array, dims: [...t.dims] };
+  return out;
+}
