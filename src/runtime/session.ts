@@ -54,6 +54,9 @@ function cudaProviderMissing(): boolean {
   return dir !== undefined && existsSync(dir) && !existsSync(path.join(dir, 'libonnxruntime_providers_cuda.so'));
 }
 
+/** Whether the CUDA provider library appears to be installed (CUDA itself may still be unusable). */
+export const cudaProviderInstalled = (): boolean => !cudaProviderMissing();
+
 /** Errors that mean "CUDA EP cannot be loaded here", as opposed to a bad model. */
 function isCudaLoadError(e: unknown): boolean {
   const msg = e instanceof Error ? e.message : String(e);

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import * as ref from './reference/ops.ts';
+
+const close = (actual: ArrayLike<number>, expected: ArrayLike<number>, tol = 1e-12) => {
+  expect(actual.length).toBe(expected.length);
+  for (let i = 0; i < expected.length; i++) expect(Math.abs(actual[i] - expected[i])).toBeLessThanOrEqual(tol * (1 + Math.abs(expected[i])));
+};
+
+describe('reference ops', () => {
+  it('reproduces the tutorial convolution: 1..25 with a vertical Sobel kernel gives -8', () => {
+    const image = Array.from({ length: 25 }, (_, i) => i + 1);
+    const kernel = [1, 0, -1, 2, 0, -2, 1, 0, -1];
+    const y = ref.conv2d(image, [1, 1, 5, 5], kernel, [1, 1, 3, 3], null);
+    expect(y.shape).toEqual([1, 1, 3, 3]);
+    expect(y.data[0]).toBe(-8);
+    // Each row of the image rises by 2 over the kernel's width, so every position gives -8.
+    expect([...y.data]).toEqual(Array(9).fill(-8));
+  });
+
+  it('reproduces the tutorial 2x2/2 max pool', () => {
+    const fm = [1, 3, 2, 4, 5, 6, 1, 2, 3, 2, 8, 1, 4, 1, 3, 7];
+    const y = ref.maxPool2d(fm, [1, 1, 4, 4], { kernel: [2, 2], stride: [2, 2] });
+    expect(y.shape).toEqual([1, 1, 2, 2]);
+    expect([...y.data]).toEqual([6, 4, 4, 8]);
+  });
+
+  it('computes conv output sizes with pads, strides and dilation', () => {
+    const x = new Float64Array(1 * 2 * 7 * 9).fill(1);
+    const w = new Float64Array(4 * 1 * 3 * 2).fill(1);
+    const y = ref.conv2d(x, [1, 2, 7, 9], w, [4, 1, 3, 2], null, { stride: [2, 3], pads: [1, 0, 2, 1], dilation: [2, 1], groups: 2 });
+    // H: (7+3-2*2-1)/2+1 = 3; W: (9+1-1-1)/3+1 = 3
+    expect(y.shape).toEqual([1, 4, 3, 3]);
+    expect(y.data[0]).toBe(4); // top row of the kernel lands in padding: 2 rows x 2 cols in bounds
+  });
+
+  it('averages with and without padding in the divisor', () => {
+    const x = [1, 2, 3, 4];
+    const o = { kernel: [2, 2] as [number, number], stride: [1, 1] as [number, number], pads: [1, 1, 0, 0] as [number, number, number, number] };
+    expect(ref.avgPool2d(x, [1, 1, 2, 2], o).data[0]).toBe(1 / 4);
+    expect(ref.avgPool2d(x, [1, 1, 2, 2], { ...o, countIncludePad: false }).data[0]).toBe(1);
+    expect(ref.sumPool2d(x, [1, 1, 2, 2], o).data[3]).toBe(10);
+    expect(ref.globalAvgPool(x, [1, 1, 2, 2]).data[0]).toBe(2.5);
+    expect(ref.globalMaxPool(x, [1, 1, 2, 2]).data[0]).toBe(4);
+  });
+
+  it('computes erf to near double precision', () => {
+    const known: [number, number][] = [
+      [0, 0], [0.1, 0.1124629160182849], [0.5, 0.5204998778130465], [1, 0.8427007929497149],
+      [2, 0.9953222650189527], [2.9, 0.9999589021219005], [3, 0.9999779095030014], [3.5, 0.9999992569016276],
+      [-1.5, -0.9661051464753108], [6, 1],
+    ];
+    for (const [x, e] of known) expect(Math.abs(ref.erf(x) - e)).toBeLessThan(1e-14);
+  });
+
+  it('computes activations at known points', () => {
+    const x = [-2, -0.5, 0, 1, 4];
+    const s = [5];
+    close(ref.relu(x, s).data, [0, 0, 0, 1, 4]);
+    close(ref.leakyRelu(x, s, 0.1).data, [-0.2, -0.05, 0, 1, 4]);
+    close(ref.elu(x, s, 1).data, [Math.exp(-2) - 1, Math.exp(-0.5) - 1, 0, 1, 4]);
+    close(ref.hardswish(x, s).data, [-1 / 3, -0.5 * 2.5 / 6, 0, 4 / 6, 4]);
+    close(ref.gelu([1], [1]).data, [0.8413447460685429]);
+    close(ref.silu([1], [1]).data, [1 / (1 + Math.exp(-1))]);
+    close(ref.tanh([1], [1]).data, [Math.tanh(1)]);
+    close(ref.sigmoid([0], [1]).data, [0.5]);
+    close(ref.prelu([-1, -1, 2, -2], [1, 2, 2], [0.5, 0.25]).data, [-0.5, -0.5, 2, -0.5]);
+  });
+
+  it('computes softmax, dense and batch norm', () => {
+    close(ref.softmax([0, Math.log(3), 1000, 1000], [2, 2]).data, [0.25, 0.75, 0.5, 0.5]);
+    const d = ref.dense([1, 2, 3], [1, 3], [1, 0, 0, 0, 1, 1], [2, 3], [10, 20]);
+    expect(d.shape).toEqual([1, 2]);
+    close(d.data, [11, 25]);
+    const bn = ref.batchNormInference([3, 5], [1, 2, 1, 1], [2, 1], [1, 0], [1, 1], [4, 1], 0);
+    close(bn.data, [3, 4]);
+  });
+});

@@ -1,0 +1,177 @@
+/**
+ * Reference CNN operators written as plain loops, independent of ONNX and onnxruntime, so that
+ * compiled graphs can be checked against them. All tensors are NCHW, computed in float64.
+ */
+
+export type Data = Float32Array | Float64Array | number[];
+export interface Result { data: Float64Array; shape: number[] }
+
+export interface Conv2dOptions {
+  stride?: [number, number];
+  /** [top, left, bottom, right], like ONNX pads for 2-D. */
+  pads?: [number, number, number, number];
+  dilation?: [number, number];
+  groups?: number;
+}
+
+export interface Pool2dOptions {
+  kernel: [number, number];
+  stride?: [number, number];
+  pads?: [number, number, number, number];
+}
+
+const outSize = (size: number, k: number, stride: number, dil: number, padA: number, padB: number) =>
+  Math.floor((size + padA + padB - dil * (k - 1) - 1) / stride) + 1;
+
+/** Cross-correlation (what CNN libraries call convolution). Weights are [M, C/groups, kH, kW]. */
+export function conv2d(x: Data, xShape: number[], w: Data, wShape: number[], bias: Data | null, o: Conv2dOptions = {}): Result {
+  const [N, C, H, W] = xShape;
+  const [M, Cg, kH, kW] = wShape;
+  const [sh, sw] = o.stride ?? [1, 1];
+  const [pt, pl, pb, pr] = o.pads ?? [0, 0, 0, 0];
+  const [dh, dw] = o.dilation ?? [1, 1];
+  const groups = o.groups ?? 1;
+  if (Cg * groups !== C || M % groups !== 0) throw new Error('conv2d: channels do not divide into groups');
+  const oH = outSize(H, kH, sh, dh, pt, pb), oW = outSize(W, kW, sw, dw, pl, pr);
+  const out = new Float64Array(N * M * oH * oW);
+  const mPerGroup = M / groups;
+  for (let n = 0; n < N; n++)
+    for (let m = 0; m < M; m++) {
+      const g = Math.floor(m / mPerGroup);
+      for (let i = 0; i < oH; i++)
+        for (let j = 0; j < oW; j++) {
+          let sum = bias ? bias[m] : 0;
+          for (let c = 0; c < Cg; c++)
+            for (let ki = 0; ki < kH; ki++)
+              for (let kj = 0; kj < kW; kj++) {
+                const y = i * sh - pt + ki * dh, xx = j * sw - pl + kj * dw;
+                if (y < 0 || y >= H || xx < 0 || xx >= W) continue; // zero padding
+                sum += x[((n * C + g * Cg + c) * H + y) * W + xx] * w[((m * Cg + c) * kH + ki) * kW + kj];
+              }
+          out[((n * M + m) * oH + i) * oW + j] = sum;
+        }
+    }
+  return { data: out, shape: [N, M, oH, oW] };
+}
+
+/**
+ * Visits every pooling window; `reduce` gets the in-bounds values and the window's full size
+ * (padding included) so average variants can choose their divisor.
+ */
+function pool2d(x: Data, xShape: number[], o: Pool2dOptions, reduce: (vals: number[], fullSize: number) => number): Result {
+  const [N, C, H, W] = xShape;
+  const [kH, kW] = o.kernel;
+  const [sh, sw] = o.stride ?? o.kernel;
+  const [pt, pl, pb, pr] = o.pads ?? [0, 0, 0, 0];
+  const oH = outSize(H, kH, sh, 1, pt, pb), oW = outSize(W, kW, sw, 1, pl, pr);
+  const out = new Float64Array(N * C * oH * oW);
+  for (let nc = 0; nc < N * C; nc++)
+    for (let i = 0; i < oH; i++)
+      for (let j = 0; j < oW; j++) {
+        const vals: number[] = [];
+        for (let ki = 0; ki < kH; ki++)
+          for (let kj = 0; kj < kW; kj++) {
+            const y = i * sh - pt + ki, xx = j * sw - pl + kj;
+            if (y >= 0 && y < H && xx >= 0 && xx < W) vals.push(x[(nc * H + y) * W + xx]);
+          }
+        out[(nc * oH + i) * oW + j] = reduce(vals, kH * kW);
+      }
+  return { data: out, shape: [N, C, oH, oW] };
+}
+
+const sum = (v: number[]) => v.reduce((a, b) => a + b, 0);
+
+/** Padding never wins a max (it is -inf, as in PyTorch and ONNX). */
+export const maxPool2d = (x: Data, xShape: number[], o: Pool2dOptions): Result =>
+  pool2d(x, xShape, o, (v) => Math.max(...v));
+
+/** countIncludePad defaults to true, PyTorch's default (ONNX's attribute default is 0). */
+export const avgPool2d = (x: Data, xShape: number[], o: Pool2dOptions & { countIncludePad?: boolean }): Result =>
+  pool2d(x, xShape, o, (v, full) => sum(v) / ((o.countIncludePad ?? true) ? full : v.length));
+
+export const sumPool2d = (x: Data, xShape: number[], o: Pool2dOptions): Result => pool2d(x, xShape, o, sum);
+
+export const globalAvgPool = (x: Data, s: number[]): Result => avgPool2d(x, s, { kernel: [s[2], s[3]] });
+export const globalMaxPool = (x: Data, s: number[]): Result => maxPool2d(x, s, { kernel: [s[2], s[3]] });
+
+/** Per-channel normalisation with running statistics. */
+export function batchNormInference(x: Data, shape: number[], gamma: Data, beta: Data, mean: Data, variance: Data, eps = 1e-5): Result {
+  const [N, C] = shape;
+  const hw = shape.slice(2).reduce((a, b) => a * b, 1);
+  const out = new Float64Array(N * C * hw);
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++) {
+      const scale = gamma[c] / Math.sqrt(variance[c] + eps);
+      for (let k = 0; k < hw; k++) {
+        const idx = (n * C + c) * hw + k;
+        out[idx] = (x[idx] - mean[c]) * scale + beta[c];
+      }
+    }
+  return { data: out, shape: [...shape] };
+}
+
+/** y = x W^T + b with W in PyTorch's [out, in] layout. */
+export function dense(x: Data, xShape: number[], w: Data, wShape: number[], b: Data | null): Result {
+  const [N, K] = xShape;
+  const [M, K2] = wShape;
+  if (K !== K2) throw new Error('dense: inner dimensions differ');
+  const out = new Float64Array(N * M);
+  for (let n = 0; n < N; n++)
+    for (let m = 0; m < M; m++) {
+      let s = b ? b[m] : 0;
+      for (let k = 0; k < K; k++) s += x[n * K + k] * w[m * K + k];
+      out[n * M + m] = s;
+    }
+  return { data: out, shape: [N, M] };
+}
+
+/** Softmax over the last axis, shifted by the row max for stability. */
+export function softmax(x: Data, shape: number[]): Result {
+  const D = shape[shape.length - 1];
+  const out = new Float64Array(x.length);
+  for (let r = 0; r < x.length / D; r++) {
+    let max = -Infinity;
+    for (let k = 0; k < D; k++) max = Math.max(max, x[r * D + k]);
+    let total = 0;
+    for (let k = 0; k < D; k++) total += out[r * D + k] = Math.exp(x[r * D + k] - max);
+    for (let k = 0; k < D; k++) out[r * D + k] /= total;
+  }
+  return { data: out, shape: [...shape] };
+}
+
+const map = (x: Data, shape: number[], f: (v: number, i: number) => number): Result =>
+  ({ data: Float64Array.from(x, f), shape: [...shape] });
+
+/**
+ * erf from the series 2/√π · e^(-x²) · Σ (2x²)^n x / (1·3·…·(2n+1)). Its terms are all positive,
+ * so unlike the Maclaurin series it loses no precision to cancellation; beyond |x| = 6,
+ * 1 - erf(x) < 1e-17 and the answer is ±1 in double precision.
+ */
+export function erf(x: number): number {
+  const a = Math.abs(x);
+  if (a >= 6) return Math.sign(x);
+  let term = a, total = a;
+  for (let n = 0; term > 1e-17 * total; n++) {
+    term *= (2 * a * a) / (2 * n + 3);
+    total += term;
+  }
+  return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * Math.exp(-a * a) * total;
+}
+
+export const sigmoidScalar = (v: number) => 1 / (1 + Math.exp(-v));
+
+export const relu = (x: Data, s: number[]) => map(x, s, (v) => Math.max(0, v));
+export const leakyRelu = (x: Data, s: number[], slope = 0.01) => map(x, s, (v) => (v >= 0 ? v : slope * v));
+export const elu = (x: Data, s: number[], alpha = 1) => map(x, s, (v) => (v >= 0 ? v : alpha * (Math.exp(v) - 1)));
+export const gelu = (x: Data, s: number[]) => map(x, s, (v) => 0.5 * v * (1 + erf(v / Math.SQRT2)));
+export const sigmoid = (x: Data, s: number[]) => map(x, s, sigmoidScalar);
+export const silu = (x: Data, s: number[]) => map(x, s, (v) => v * sigmoidScalar(v));
+export const tanh = (x: Data, s: number[]) => map(x, s, Math.tanh);
+export const hardswish = (x: Data, s: number[]) => map(x, s, (v) => (v * Math.min(Math.max(v + 3, 0), 6)) / 6);
+
+/** PReLU with one slope per channel (axis 1 of NCHW or NC). */
+export function prelu(x: Data, s: number[], slopes: Data): Result {
+  const C = s[1];
+  const inner = s.slice(2).reduce((a, b) => a * b, 1);
+  return map(x, s, (v, i) => (v >= 0 ? v : slopes[Math.floor(i / inner) % C] * v));
+}
