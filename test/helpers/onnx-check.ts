@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 
 export interface OnnxCheckResult {
   ok: boolean;
-  /** Inferred shapes by tensor name; dims are numbers or symbolic names. */
+  /** Inferred shapes by tensor name; dims are numbers or symbolic names. Values of unknown rank are absent. */
   shapes: Record<string, (number | string)[]>;
   error?: string;
 }
