@@ -1,0 +1,89 @@
+/** The syntax tree: what the user wrote, with spans, before names are resolved or shapes inferred. */
+import type { Span } from './source.ts';
+
+export type Expr =
+  | { kind: 'number'; value: number; span: Span }
+  | { kind: 'dims'; values: number[]; span: Span }
+  | { kind: 'name'; name: string; span: Span }
+  | { kind: 'string'; value: string; span: Span }
+  | { kind: 'list'; items: Expr[]; span: Span }
+  | { kind: 'negate'; operand: Expr; span: Span }
+  | { kind: 'binary'; op: '+' | '-' | '*' | '/'; left: Expr; right: Expr; span: Span };
+
+/** `value` (positional) or `name=value`. */
+export interface Arg {
+  name?: string;
+  nameSpan?: Span;
+  value: Expr;
+  span: Span;
+}
+
+/** `conv 32 3x3 pad=same`, `vgg(64)`: a layer kind or a block, told apart by the checker. */
+export interface LayerStep extends Labelled {
+  kind: 'layer';
+  name: string;
+  nameSpan: Span;
+  args: Arg[];
+}
+
+/** Any step may carry a label (`stem: conv 64 7x7`), which names it in the model and the checkpoint. */
+interface Labelled {
+  label?: { name: string; span: Span };
+  span: Span;
+}
+
+export interface RepeatStep extends Labelled { kind: 'repeat'; count: Expr | undefined; body: Chain; keywordSpan: Span }
+export interface ResidualStep extends Labelled { kind: 'residual'; args: Arg[]; body: Chain; keywordSpan: Span }
+export interface BranchStep extends Labelled { kind: 'concat' | 'add'; branches: Chain[]; keywordSpan: Span }
+export interface GateStep extends Labelled { kind: 'gate'; body: Chain; keywordSpan: Span }
+export interface FrozenStep extends Labelled { kind: 'frozen'; body: Chain; keywordSpan: Span }
+
+export type Step = LayerStep | RepeatStep | ResidualStep | BranchStep | GateStep | FrozenStep;
+
+export interface Chain {
+  steps: Step[];
+  span: Span;
+}
+
+export interface BlockParam { name: string; span: Span }
+
+export interface BlockDecl {
+  kind: 'block';
+  name: string;
+  nameSpan: Span;
+  params: BlockParam[];
+  body: Chain;
+  span: Span;
+}
+
+export interface InputDecl {
+  dims: Expr | undefined;
+  args: Arg[];
+  span: Span;
+}
+
+/** One line of a `train { ... }` section: `optimizer: sgd lr=0.1 momentum=0.9`. */
+export interface TrainEntry {
+  key: string;
+  keySpan: Span;
+  values: Arg[];
+  span: Span;
+}
+
+export interface TrainSection { entries: TrainEntry[]; span: Span }
+
+export interface ModelDecl {
+  kind: 'model';
+  name: string;
+  nameSpan: Span;
+  input: InputDecl | undefined;
+  body: Chain;
+  train: TrainSection | undefined;
+  span: Span;
+}
+
+export interface SourceFile {
+  models: ModelDecl[];
+  blocks: BlockDecl[];
+  span: Span;
+}

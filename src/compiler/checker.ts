@@ -1,0 +1,493 @@
+/**
+ * The checker: expands blocks and repetitions, binds arguments, infers every tensor's shape,
+ * counts parameters and MACs, tracks the receptive field, and reports diagnostics.
+ */
+import type * as A from './ast.ts';
+import { bindArgs, evaluate, showValue, type Env, type Value } from './args.ts';
+import { closestName, diagnostic, type Diagnostic, type DiagnosticExtras, type CatalogKey } from './diagnostics.ts';
+import { layerNames, lookupLayer } from './layers/index.ts';
+import { formatShape, product, ShapeFailure, type ArgSpec, type Args, type LayerKind, type Shape, type ShapeContext } from './layers/types.ts';
+import type { BranchNode, CheckedModel, GateNode, LayerNode, Node, Receptive, ResidualNode, SeqNode } from './model.ts';
+import type { Span } from './source.ts';
+import { checkTrainSection } from './train-config.ts';
+import { findRecursiveBlocks } from './recursion.ts';
+import { conv } from './layers/conv.ts';
+import { bn } from './layers/norm.ts';
+
+const MAX_LAYERS = 200_000;
+const MAX_CALL_DEPTH = 64;
+const MAX_REPEAT = 10_000;
+const MAX_ELEMENTS = 2 ** 31;
+const MAX_EXACT = 2 ** 53;
+
+const residualArgs: ArgSpec[] = [
+  { name: 'shortcut', type: 'enum', positional: true, values: ['identity', 'project'], default: 'identity', doc: 'identity, or project: a 1x1 conv + bn (with stride) when shapes differ' },
+];
+
+const inputArgs: ArgSpec[] = [
+  { name: 'mean', type: 'enum', doc: 'per-channel mean subtracted in preprocessing' },
+  { name: 'std', type: 'enum', doc: 'per-channel standard deviation' },
+  { name: 'classes', type: 'enum', doc: 'class names, in label order' },
+];
+
+/** What flows along a chain: the tensor's shape and receptive field (null after an error). */
+interface Flow {
+  shape: Shape | null;
+  rf: Receptive | null;
+}
+
+interface Scope {
+  env: Env;
+  path: string;
+  counters: Map<string, number>;
+  labels: Set<string>;
+  frozen: boolean;
+  depth: number;
+}
+
+export function checkFile(file: A.SourceFile, diagnostics: Diagnostic[]): CheckedModel[] {
+  const blocks = new Map<string, A.BlockDecl>();
+  for (const b of file.blocks) {
+    if (!b.name) continue;
+    if (blocks.has(b.name) || lookupLayer(b.name)) {
+      diagnostics.push(diagnostic('duplicateName', b.nameSpan, { what: lookupLayer(b.name) ? 'block (shadowing a layer kind)' : 'block', name: b.name }));
+    } else blocks.set(b.name, b);
+  }
+  const recursive = findRecursiveBlocks(blocks, diagnostics);
+  const seen = new Set<string>();
+  const models = file.models.filter((m) => m.name).map((m) => {
+    if (seen.has(m.name)) diagnostics.push(diagnostic('duplicateName', m.nameSpan, { what: 'model', name: m.name }));
+    seen.add(m.name);
+    const own: Diagnostic[] = [];
+    const model = new ModelChecker(blocks, recursive, own).check(m);
+    diagnostics.push(...own);
+    return model;
+  });
+  if (file.models.length === 0 && diagnostics.length === 0) diagnostics.push(diagnostic('noModels', { start: 0, end: 0 }, {}));
+  return models;
+}
+
+class ModelChecker {
+  private layerCount = 0;
+  private overflowReported = false;
+  private inputExtent: [number, number] = [1, 1];
+
+  constructor(
+    private readonly blocks: ReadonlyMap<string, A.BlockDecl>,
+    private readonly recursive: ReadonlySet<string>,
+    private readonly diags: Diagnostic[],
+  ) {}
+
+  check(m: A.ModelDecl): CheckedModel {
+    const input = this.inputShape(m);
+    if (input?.length === 3) this.inputExtent = [input[1], input[2]];
+    const flow: Flow = { shape: input, rf: input ? { size: [1, 1], jump: [1, 1] } : null };
+    const scope: Scope = { env: new Map(), path: '', counters: new Map(), labels: new Set(), frozen: false, depth: 0 };
+    const root = this.chain(m.body, flow, scope, m.body.span);
+    if (m.body.steps.length === 0) this.diags.push(diagnostic('emptyModel', m.nameSpan, { model: m.name }));
+    const totals = this.totals(root, m);
+    return {
+      name: m.name,
+      span: m.span,
+      nameSpan: m.nameSpan,
+      input,
+      output: root.output,
+      root,
+      preprocess: this.preprocess(m, input),
+      totals,
+      train: checkTrainSection(m.train, this.diags),
+      diagnostics: this.diags,
+    };
+  }
+
+  private inputShape(m: A.ModelDecl): Shape | null {
+    const dims = m.input?.dims;
+    if (!m.input || !dims) {
+      this.diags.push(diagnostic('missingInput', m.nameSpan, { model: m.name }, { hint: 'start the model with a line like: input 3x224x224' }));
+      return null;
+    }
+    const v = evaluate(dims, new Map(), this.diags);
+    const shape = v?.kind === 'dims' ? v.values : v?.kind === 'number' ? [v.value] : undefined;
+    if (!shape || shape.length === 2 || shape.length > 3 || !shape.every((n) => Number.isInteger(n) && n >= 1)) {
+      this.diags.push(diagnostic('badInput', dims.span, { detail: `input shape ${v ? showValue(v) : '?'} must be CxHxW (e.g. 3x224x224) or a vector length, with positive integers` }));
+      return null;
+    }
+    return this.sizeCheck(shape, dims.span) ? shape : null;
+  }
+
+  private preprocess(m: A.ModelDecl, input: Shape | null): CheckedModel['preprocess'] {
+    const channels = input?.length === 3 ? input[0] : 1;
+    const result: CheckedModel['preprocess'] = { mean: Array(channels).fill(0), std: Array(channels).fill(1) };
+    for (const arg of m.input?.args ?? []) {
+      const v = evaluate(arg.value, new Map(), this.diags);
+      if (!v) continue;
+      const items = v.kind === 'list' ? v.items : [v];
+      if (arg.name === 'classes') {
+        result.classes = items.map((i) => (i.kind === 'string' ? i.value : showValue(i)));
+      } else if (arg.name === 'mean' || arg.name === 'std') {
+        const nums = items.map((i) => (i.kind === 'number' ? i.value : NaN));
+        const fits = nums.length === 1 || nums.length === channels;
+        if (!fits || nums.some((n) => Number.isNaN(n)) || (arg.name === 'std' && nums.some((n) => n <= 0))) {
+          this.diags.push(diagnostic('badInput', arg.span, { detail: `input ${arg.name} must be ${arg.name === 'std' ? 'positive numbers' : 'numbers'}, one per channel (${channels}) or one for all` }));
+        } else result[arg.name] = nums.length === 1 ? Array(channels).fill(nums[0]) : nums;
+      } else {
+        const guess = closestName(arg.name ?? '', inputArgs.map((a) => a.name));
+        this.diags.push(diagnostic('unknownOption', arg.nameSpan ?? arg.span, { layer: 'input', option: arg.name ?? '' }, { hint: guess ? `did you mean "${guess}"?` : 'input takes mean, std and classes' }));
+      }
+    }
+    return result;
+  }
+
+  private chain(chain: A.Chain, flow: Flow, scope: Scope, span: Span, origin?: SeqNode['origin']): SeqNode {
+    const start = { ...flow };
+    const items: Node[] = [];
+    for (const step of chain.steps) {
+      const node = this.step(step, flow, scope);
+      if (node) items.push(node);
+    }
+    return { kind: 'seq', path: scope.path, span, input: start.shape, output: flow.shape, rf: flow.rf, frozen: scope.frozen, items, origin };
+  }
+
+  private step(step: A.Step, flow: Flow, scope: Scope): Node | undefined {
+    switch (step.kind) {
+      case 'layer': return this.layerOrCall(step, flow, scope);
+      case 'repeat': return this.repeat(step, flow, scope);
+      case 'residual': return this.residual(step, flow, scope);
+      case 'concat': case 'add': return this.branches(step, flow, scope);
+      case 'gate': return this.gate(step, flow, scope);
+      case 'frozen': return this.chain(step.body, flow, { ...scope, frozen: true }, step.span);
+    }
+  }
+
+  /** A child scope named by the step's label or by its kind and a counter (`conv3`, `residual2`). */
+  private childPath(scope: Scope, base: string, label: A.Step['label']): string {
+    let name: string;
+    if (label) {
+      if (scope.labels.has(label.name)) this.diags.push(diagnostic('duplicateName', label.span, { what: 'label', name: label.name }));
+      scope.labels.add(label.name);
+      name = label.name;
+    } else {
+      const n = (scope.counters.get(base) ?? 0) + 1;
+      scope.counters.set(base, n);
+      name = `${base}${n}`;
+    }
+    return scope.path ? `${scope.path}.${name}` : name;
+  }
+
+  private subScope(scope: Scope, path: string, env = scope.env): Scope {
+    return { env, path, counters: new Map(), labels: new Set(), frozen: scope.frozen, depth: scope.depth + 1 };
+  }
+
+  private layerOrCall(step: A.LayerStep, flow: Flow, scope: Scope): Node | undefined {
+    const block = this.blocks.get(step.name);
+    if (block) return this.call(block, step, flow, scope);
+    const kind = lookupLayer(step.name);
+    if (!kind) {
+      if (scope.env.has(step.name)) this.diags.push(diagnostic('notALayer', step.nameSpan, { name: step.name }));
+      else {
+        const guess = closestName(step.name, [...layerNames, ...this.blocks.keys()]);
+        this.diags.push(diagnostic('unknownLayer', step.nameSpan, { name: step.name }, {
+          hint: guess ? `did you mean "${guess}"?` : 'run `cnnc check --list-layers` to see the layer kinds',
+          fixes: guess ? [{ title: `change to "${guess}"`, span: step.nameSpan, text: guess }] : undefined,
+        }));
+      }
+      this.invalidate(flow);
+      return undefined;
+    }
+    const bound = bindArgs(kind.args, step.args, kind.name, step.nameSpan, scope.env, this.diags);
+    const path = this.childPath(scope, kind.name, step.label);
+    const node = this.layer(kind, bound.ok ? bound.values : null, flow, scope, path, step.span, bound.spans);
+    node.step = step;
+    return node;
+  }
+
+  /** Applies one layer kind to the flow; `args` null means its arguments were bad (already reported). */
+  private layer(kind: LayerKind, args: Args | null, flow: Flow, scope: Scope, path: string, span: Span, argSpans: Record<string, Span> = {}): LayerNode {
+    const node: LayerNode = {
+      kind: 'layer', layer: kind, args: args ?? {}, text: describeLayer(kind, args), path, span,
+      input: flow.shape, output: null, rf: null, frozen: scope.frozen, params: [], macs: 0,
+    };
+    if (++this.layerCount > MAX_LAYERS) return this.tooLarge(node, span, flow);
+    if (!args || !flow.shape || !flow.rf) return this.invalidate(flow), node;
+    const input = flow.shape;
+    try {
+      const output = kind.shape(input, args, this.shapeContext(kind.name, span, argSpans));
+      if (!this.sizeCheck(output, span)) throw new ShapeFailure({ code: '', severity: 'error', message: '' });
+      node.output = output;
+      node.params = kind.params?.(input, args) ?? [];
+      node.macs = kind.macs?.(input, output, args) ?? 0;
+      node.window = kind.window?.(input, args);
+      node.rf = this.receptive(flow.rf, kind, node.window);
+    } catch (e) {
+      if (!(e instanceof ShapeFailure)) throw e;
+      if (e.diagnostic.code) {
+        const { arg, ...d } = e.diagnostic;
+        const diag = { ...d, span: (arg && argSpans[arg]) || span };
+        this.diags.push(diag);
+        node.error = diag;
+      }
+    }
+    flow.shape = node.output;
+    flow.rf = node.rf;
+    return node;
+  }
+
+  private shapeContext(layer: string, span: Span, argSpans: Record<string, Span>): ShapeContext {
+    const make = <K extends CatalogKey>(key: K, params: Parameters<typeof diagnostic<K>>[2], extras: DiagnosticExtras & { arg?: string } = {}) => {
+      const { arg, ...rest } = extras;
+      return { ...diagnostic(key, (arg && argSpans[arg]) || span, params, rest), arg };
+    };
+    return {
+      layer,
+      fail: (key, params, extras) => {
+        throw new ShapeFailure(make(key, params, extras));
+      },
+      warn: (key, params, extras) => {
+        const { arg: _arg, ...d } = make(key, params, extras);
+        this.diags.push(d);
+      },
+    };
+  }
+
+  private receptive(rf: Receptive, kind: LayerKind, w: LayerNode['window']): Receptive {
+    if (kind.global) return { size: this.inputExtent, jump: rf.jump };
+    if (!w) return rf;
+    const size = [0, 1].map((i) => rf.size[i] + (w.dilation[i] * (w.kernel[i] - 1)) * rf.jump[i]) as [number, number];
+    const jump = [0, 1].map((i) => rf.jump[i] * w.stride[i]) as [number, number];
+    return { size, jump };
+  }
+
+  private sizeCheck(shape: Shape, span: Span): boolean {
+    const elements = product(shape);
+    if (elements <= MAX_ELEMENTS) return true;
+    this.diags.push(diagnostic('tensorTooLarge', span, { shape: formatShape(shape), elements: elements.toLocaleString('en-US') }));
+    return false;
+  }
+
+  private tooLarge(node: LayerNode, span: Span, flow: Flow): LayerNode {
+    if (!this.overflowReported) this.diags.push(diagnostic('expansionTooLarge', span, { limit: MAX_LAYERS, what: 'layers' }));
+    this.overflowReported = true;
+    this.invalidate(flow);
+    return node;
+  }
+
+  private invalidate(flow: Flow): void {
+    flow.shape = null;
+    flow.rf = null;
+  }
+
+  private call(block: A.BlockDecl, step: A.LayerStep, flow: Flow, scope: Scope): Node | undefined {
+    if (this.recursive.has(block.name)) return this.invalidate(flow), undefined;
+    if (scope.depth >= MAX_CALL_DEPTH) {
+      this.diags.push(diagnostic('expansionTooLarge', step.span, { limit: MAX_CALL_DEPTH, what: 'nested block uses' }));
+      return this.invalidate(flow), undefined;
+    }
+    const env = new Map<string, Value>();
+    const positional = step.args.filter((a) => a.name === undefined);
+    if (positional.length > block.params.length || (positional.length < block.params.length && !step.args.some((a) => a.name))) {
+      this.diags.push(diagnostic('blockArity', step.span, { block: block.name, expected: block.params.length, got: step.args.length }, {
+        hint: `declared as ${block.name}(${block.params.map((p) => p.name).join(', ')})`,
+        related: [{ span: block.nameSpan, message: `block ${block.name} is declared here` }],
+      }));
+      return this.invalidate(flow), undefined;
+    }
+    let ok = true;
+    positional.forEach((a, i) => {
+      const v = evaluate(a.value, scope.env, this.diags);
+      if (v) env.set(block.params[i].name, v);
+      else ok = false;
+    });
+    for (const a of step.args.filter((x) => x.name !== undefined)) {
+      const param = block.params.find((p) => p.name === a.name);
+      const v = evaluate(a.value, scope.env, this.diags);
+      if (!param) {
+        this.diags.push(diagnostic('unknownOption', a.nameSpan ?? a.span, { layer: block.name, option: a.name! }, { hint: `${block.name} takes ${block.params.map((p) => p.name).join(', ')}` }));
+        ok = false;
+      } else if (v) env.set(param.name, v);
+    }
+    const missing = block.params.filter((p) => !env.has(p.name));
+    if (ok && missing.length) {
+      this.diags.push(diagnostic('blockArity', step.span, { block: block.name, expected: block.params.length, got: block.params.length - missing.length }, { hint: `missing ${missing.map((p) => p.name).join(', ')}` }));
+    }
+    if (!ok || missing.length) return this.invalidate(flow), undefined;
+    const path = this.childPath(scope, block.name, step.label);
+    const text = `${block.name}(${block.params.map((p) => showValue(env.get(p.name)!)).join(', ')})`;
+    return this.chain(block.body, flow, this.subScope(scope, path, env), step.span, { kind: 'block', name: block.name, text });
+  }
+
+  private repeat(step: A.RepeatStep, flow: Flow, scope: Scope): Node | undefined {
+    const v = step.count && evaluate(step.count, scope.env, this.diags);
+    const count = v?.kind === 'number' ? v.value : NaN;
+    if (!Number.isInteger(count) || count < 1 || count > MAX_REPEAT) {
+      if (v) this.diags.push(diagnostic('argumentOutOfRange', step.count!.span, { layer: 'repeat', arg: 'count', value: showValue(v), range: `an integer in [1, ${MAX_REPEAT}]` }));
+      return this.invalidate(flow), undefined;
+    }
+    const path = this.childPath(scope, 'repeat', step.label);
+    const start = { ...flow };
+    const items: Node[] = [];
+    for (let i = 0; i < count && this.layerCount <= MAX_LAYERS; i++) {
+      items.push(this.chain(step.body, flow, this.subScope(scope, `${path}.${i}`), step.body.span));
+    }
+    if (this.layerCount > MAX_LAYERS) this.tooLarge({} as LayerNode, step.span, flow);
+    return { kind: 'seq', path, span: step.span, input: start.shape, output: flow.shape, rf: flow.rf, frozen: scope.frozen, items, origin: { kind: 'repeat', count } };
+  }
+
+  private residual(step: A.ResidualStep, flow: Flow, scope: Scope): ResidualNode {
+    const bound = bindArgs(residualArgs, step.args, 'residual', step.keywordSpan, scope.env, this.diags);
+    const path = this.childPath(scope, 'residual', step.label);
+    const inner = this.subScope(scope, path);
+    const start = { ...flow };
+    const body = this.chain(step.body, flow, inner, step.body.span);
+    const node: ResidualNode = { kind: 'residual', path, span: step.span, input: start.shape, output: null, rf: null, frozen: scope.frozen, body, shortcut: null };
+    const project = bound.values.shortcut === 'project';
+    if (project && start.shape && body.output) node.shortcut = this.projection(start, body.output, inner, step);
+    const shortcutOut = node.shortcut ? node.shortcut.output : start.shape;
+    if (start.shape && body.output && shortcutOut) {
+      if (!sameShape(shortcutOut, body.output)) {
+        const d = diagnostic('residualMismatch', step.keywordSpan, { input: shortcutOut, output: body.output }, {
+          hint: project ? 'the projection cannot match these shapes' : 'use `residual project { ... }` for a 1x1 conv + bn shortcut, or change the body to keep the shape',
+          related: [{ span: step.body.span, message: `the body gives ${formatShape(body.output)}` }],
+          fixes: project ? undefined : [{ title: 'use a projection shortcut', span: { start: step.keywordSpan.end, end: step.keywordSpan.end }, text: ' project' }],
+        });
+        this.diags.push(d);
+        node.error = d;
+      } else {
+        node.output = body.output;
+        node.rf = maxReceptive([start.rf, body.rf, node.shortcut?.rf ?? null]);
+      }
+    }
+    flow.shape = node.output;
+    flow.rf = node.rf;
+    return node;
+  }
+
+  /** The projection shortcut: conv 1x1 to the body's channels with the stride that matches H and W, then bn. */
+  private projection(start: Flow, out: Shape, scope: Scope, step: A.ResidualStep): SeqNode | null {
+    const input = start.shape!;
+    if (input.length !== 3 || out.length !== 3) return null;
+    const stride = input[1] / out[1];
+    if (!Number.isInteger(stride) || stride < 1 || input[2] / out[2] !== stride) return null;
+    const flow = { ...start };
+    const sub = { ...scope, path: `${scope.path}.shortcut` };
+    const convArgs: Args = { filters: out[0], kernel: [1, 1], stride: [stride, stride], pad: 'valid', dilation: [1, 1], groups: 1, bias: false };
+    const items = [
+      this.layer(conv, convArgs, flow, sub, `${sub.path}.conv`, step.keywordSpan),
+      this.layer(bn, { eps: 1e-5, momentum: 0.1 }, flow, sub, `${sub.path}.bn`, step.keywordSpan),
+    ];
+    return { kind: 'seq', path: sub.path, span: step.keywordSpan, input, output: flow.shape, rf: flow.rf, frozen: scope.frozen, items };
+  }
+
+  private branches(step: A.BranchStep, flow: Flow, scope: Scope): BranchNode {
+    const path = this.childPath(scope, step.kind, step.label);
+    const start = { ...flow };
+    const branches = step.branches.map((b, i) => {
+      const f = { ...start };
+      return this.chain(b, f, this.subScope(scope, `${path}.${i}`), b.span);
+    });
+    const node: BranchNode = { kind: step.kind, path, span: step.span, input: start.shape, output: null, rf: null, frozen: scope.frozen, branches };
+    const outs = branches.map((b) => b.output);
+    if (outs.every((o): o is Shape => o !== null) && outs.length > 0) {
+      const first = outs[0];
+      const bad = outs.findIndex((o) => (step.kind === 'add' ? !sameShape(o, first) : !concatCompatible(o, first)));
+      if (bad >= 0) {
+        const key = step.kind === 'add' ? 'addMismatch' : 'concatMismatch';
+        const d = diagnostic(key, step.keywordSpan, { first, other: outs[bad], index: bad + 1 }, {
+          related: branches.map((b, i) => ({ span: b.span, message: `branch ${i + 1} gives ${formatShape(outs[i])}` })),
+          hint: 'change the branches\' strides or padding (pad=same keeps H and W)',
+        });
+        this.diags.push(d);
+        node.error = d;
+      } else {
+        node.output = step.kind === 'add' ? first : [outs.reduce((sum, o) => sum + o[0], 0), ...first.slice(1)];
+        node.rf = maxReceptive(branches.map((b) => b.rf));
+        if (!this.sizeCheck(node.output, step.span)) node.output = null;
+      }
+    }
+    flow.shape = node.output;
+    flow.rf = node.rf;
+    return node;
+  }
+
+  private gate(step: A.GateStep, flow: Flow, scope: Scope): GateNode {
+    const path = this.childPath(scope, 'gate', step.label);
+    const start = { ...flow };
+    const body = this.chain(step.body, flow, this.subScope(scope, path), step.body.span);
+    const node: GateNode = { kind: 'gate', path, span: step.span, input: start.shape, output: null, rf: null, frozen: scope.frozen, body };
+    if (start.shape && body.output) {
+      if (!broadcasts(body.output, start.shape)) {
+        const d = diagnostic('gateMismatch', step.keywordSpan, { input: start.shape, gate: body.output }, {
+          hint: 'the gate must give the input\'s shape or 1 in a dimension (e.g. C×1×1 after globalavgpool)',
+          related: [{ span: step.body.span, message: `the gate body gives ${formatShape(body.output)}` }],
+        });
+        this.diags.push(d);
+        node.error = d;
+      } else {
+        node.output = start.shape;
+        node.rf = maxReceptive([start.rf, body.rf]);
+      }
+    }
+    flow.shape = node.output;
+    flow.rf = node.rf;
+    return node;
+  }
+
+  private totals(root: SeqNode, m: A.ModelDecl): CheckedModel['totals'] {
+    let trainable = 0;
+    let nonTrainable = 0;
+    let macs = 0;
+    let activations = 0;
+    for (const l of layersOf(root)) {
+      for (const p of l.params) {
+        const n = product(p.shape);
+        if (p.trainable && !l.frozen) trainable += n;
+        else nonTrainable += n;
+      }
+      macs += l.macs;
+      if (l.output) activations += product(l.output);
+    }
+    if (trainable + nonTrainable > MAX_EXACT) {
+      this.diags.push(diagnostic('paramsOverflow', m.nameSpan, { count: (trainable + nonTrainable).toExponential(3) }));
+    }
+    return { trainable, nonTrainable, macs, paramBytes: 4 * (trainable + nonTrainable), activationBytes: 4 * activations };
+  }
+}
+
+function* layersOf(node: Node): Generator<LayerNode> {
+  switch (node.kind) {
+    case 'layer': yield node; break;
+    case 'seq': for (const i of node.items) yield* layersOf(i); break;
+    case 'residual': yield* layersOf(node.body); if (node.shortcut) yield* layersOf(node.shortcut); break;
+    case 'concat': case 'add': for (const b of node.branches) yield* layersOf(b); break;
+    case 'gate': yield* layersOf(node.body); break;
+  }
+}
+
+const sameShape = (a: Shape, b: Shape) => a.length === b.length && a.every((x, i) => x === b[i]);
+const concatCompatible = (a: Shape, b: Shape) => a.length === b.length && a.every((x, i) => i === 0 || x === b[i]);
+const broadcasts = (gate: Shape, x: Shape) => gate.length === x.length && gate.every((g, i) => g === 1 || g === x[i]);
+
+function maxReceptive(rfs: (Receptive | null)[]): Receptive | null {
+  if (rfs.some((r) => r === null)) return null;
+  const all = rfs as Receptive[];
+  const pick = (f: (r: Receptive) => readonly [number, number]) =>
+    [Math.max(...all.map((r) => f(r)[0])), Math.max(...all.map((r) => f(r)[1]))] as [number, number];
+  return { size: pick((r) => r.size), jump: pick((r) => r.jump) };
+}
+
+/** `conv 64 3x3 stride=2 pad=same`: positional values, then options that differ from the default. */
+export function describeLayer(kind: LayerKind, args: Args | null): string {
+  if (!args) return kind.name;
+  const show = (v: unknown): string => {
+    if (Array.isArray(v)) return v.length === 2 && v[0] === v[1] ? String(v[0]) : v.length === 2 ? v.join('x') : `[${v.join(',')}]`;
+    if (typeof v === 'boolean') return v ? 'on' : 'off';
+    return String(v);
+  };
+  const parts = [kind.name];
+  for (const spec of kind.args) {
+    const v = args[spec.name];
+    if (v === undefined) continue;
+    if (spec.positional && spec.required) parts.push(spec.type === 'kernel' ? (v as number[]).join('x') : show(v));
+    else if (JSON.stringify(v) !== JSON.stringify(spec.default)) parts.push(spec.positional ? show(v) : `${spec.name}=${show(v)}`);
+  }
+  return parts.join(' ');
+}

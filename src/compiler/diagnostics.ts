@@ -1,0 +1,146 @@
+/**
+ * The catalog of diagnostics. Codes by phase: CNN1xxx syntax, CNN2xxx names and arguments,
+ * CNN3xxx shapes and sizes, CNN4xxx emit and runtime. Each entry is a message template;
+ * `diagnostic()` turns one into data with a range, a hint and, where one exists, a fix.
+ */
+import type { Span } from './source.ts';
+
+export type Severity = 'error' | 'warning' | 'info';
+
+/** A machine-applicable edit that implements a hint (used by quick fixes in the editor). */
+export interface Fix {
+  title: string;
+  span: Span;
+  text: string;
+}
+
+export interface Related {
+  span: Span;
+  message: string;
+}
+
+export interface Diagnostic {
+  code: string;
+  severity: Severity;
+  message: string;
+  span: Span;
+  hint?: string;
+  related?: Related[];
+  fixes?: Fix[];
+}
+
+interface Entry<P> {
+  code: string;
+  severity: Severity;
+  message: (p: P) => string;
+}
+
+function entry<P = Record<string, never>>(code: string, severity: Severity, message: (p: P) => string): Entry<P> {
+  return { code, severity, message };
+}
+
+type Shape = readonly number[];
+const fmt = (s: Shape) => s.join('×');
+
+export const catalog = {
+  // 1xxx: syntax
+  unexpectedCharacter: entry<{ text: string }>('CNN1001', 'error', (p) => `unexpected character ${JSON.stringify(p.text)}`),
+  syntaxError: entry<{ detail: string }>('CNN1002', 'error', (p) => p.detail),
+  nestingTooDeep: entry<{ limit: number }>('CNN1003', 'error', (p) => `brackets nest deeper than ${p.limit} levels; the rest of the file is not read`),
+  tooManyErrors: entry<{ shown: number; total: number }>('CNN1004', 'error', (p) => `${p.total} syntax errors; only the first ${p.shown} are shown`),
+  invalidNumber: entry<{ text: string }>('CNN1005', 'error', (p) => `${JSON.stringify(p.text)} is not a finite number`),
+
+  // 2xxx: names and arguments
+  unknownLayer: entry<{ name: string }>('CNN2001', 'error', (p) => `unknown layer or block "${p.name}"`),
+  unknownOption: entry<{ layer: string; option: string }>('CNN2002', 'error', (p) => `${p.layer} has no option "${p.option}"`),
+  missingArgument: entry<{ layer: string; arg: string }>('CNN2003', 'error', (p) => `${p.layer} needs an argument: ${p.arg}`),
+  argumentOutOfRange: entry<{ layer: string; arg: string; value: string; range: string }>(
+    'CNN2004', 'error', (p) => `${p.layer} ${p.arg} = ${p.value} is out of range: it must be ${p.range}`),
+  wrongArgumentType: entry<{ layer: string; arg: string; value: string; expected: string }>(
+    'CNN2005', 'error', (p) => `${p.layer} ${p.arg} = ${p.value} is not ${p.expected}`),
+  tooManyArguments: entry<{ layer: string; max: number }>('CNN2006', 'error', (p) => `${p.layer} takes at most ${p.max} positional argument${p.max === 1 ? '' : 's'}`),
+  blockArity: entry<{ block: string; expected: number; got: number }>(
+    'CNN2007', 'error', (p) => `block ${p.block} takes ${p.expected} argument${p.expected === 1 ? '' : 's'} but is given ${p.got}`),
+  recursiveBlock: entry<{ cycle: string }>('CNN2008', 'error', (p) => `block recursion: ${p.cycle}; blocks cannot use themselves`),
+  duplicateName: entry<{ what: string; name: string }>('CNN2009', 'error', (p) => `${p.what} "${p.name}" is declared twice`),
+  unknownName: entry<{ name: string }>('CNN2010', 'error', (p) => `"${p.name}" is not a block parameter in scope`),
+  duplicateOption: entry<{ layer: string; option: string }>('CNN2011', 'error', (p) => `${p.layer} option "${p.option}" is given twice`),
+  expansionTooLarge: entry<{ limit: number; what: string }>('CNN2012', 'error', (p) => `the model expands to more than ${p.limit} ${p.what}`),
+  missingInput: entry<{ model: string }>('CNN2013', 'error', (p) => `model ${p.model} has no input shape`),
+  emptyModel: entry<{ model: string }>('CNN2014', 'warning', (p) => `model ${p.model} has no layers`),
+  notALayer: entry<{ name: string }>('CNN2015', 'error', (p) => `"${p.name}" is a block parameter, not a layer`),
+  unknownTrainField: entry<{ field: string }>('CNN2016', 'error', (p) => `the train section has no field "${p.field}"`),
+  badInput: entry<{ detail: string }>('CNN2017', 'error', (p) => p.detail),
+  noModels: entry('CNN2018', 'warning', () => 'the file declares no model'),
+  divisionByZero: entry('CNN2019', 'error', () => 'division by zero'),
+
+  // 3xxx: shapes and sizes
+  kernelTooLarge: entry<{ layer: string; what: string; kernel: string; input: string }>(
+    'CNN3001', 'error', (p) => `${p.layer} ${p.what} ${p.kernel} is larger than its padded input ${p.input}`),
+  denseOnNonFlat: entry<{ layer: string; shape: Shape }>(
+    'CNN3002', 'error', (p) => `${p.layer} needs a flat vector but gets a ${fmt(p.shape)} tensor`),
+  residualMismatch: entry<{ input: Shape; output: Shape }>(
+    'CNN3003', 'error', (p) => `residual add: the shortcut carries ${fmt(p.input)} but the body gives ${fmt(p.output)}`),
+  concatMismatch: entry<{ first: Shape; other: Shape; index: number }>(
+    'CNN3004', 'error', (p) => `concat: branch 1 gives ${fmt(p.first)} but branch ${p.index} gives ${fmt(p.other)}; all but the channel count must match`),
+  addMismatch: entry<{ first: Shape; other: Shape; index: number }>(
+    'CNN3005', 'error', (p) => `add: branch 1 gives ${fmt(p.first)} but branch ${p.index} gives ${fmt(p.other)}; shapes must be equal`),
+  groupsMismatch: entry<{ layer: string; groups: number; channels: number; what: string }>(
+    'CNN3006', 'error', (p) => `${p.layer} groups = ${p.groups} does not divide the ${p.what} ${p.channels}`),
+  dropsRows: entry<{ layer: string; detail: string }>('CNN3007', 'warning', (p) => `${p.layer} ${p.detail}`),
+  tensorTooLarge: entry<{ shape: string; elements: string }>(
+    'CNN3008', 'error', (p) => `tensor ${p.shape} has ${p.elements} elements per sample, over the 2^31 limit`),
+  paramsOverflow: entry<{ count: string }>('CNN3009', 'error', (p) => `the parameter count ${p.count} is over 2^53 and cannot be counted exactly`),
+  spatialOnFlat: entry<{ layer: string; shape: Shape }>(
+    'CNN3010', 'error', (p) => `${p.layer} needs a C×H×W tensor but gets ${fmt(p.shape)}`),
+  gateMismatch: entry<{ input: Shape; gate: Shape }>(
+    'CNN3011', 'error', (p) => `gate: ${fmt(p.gate)} does not broadcast against the input ${fmt(p.input)}`),
+  emptyOutput: entry<{ layer: string; detail: string }>('CNN3012', 'error', (p) => `${p.layer} ${p.detail}`),
+
+  // 4xxx: emit and runtime
+  notEmittable: entry<{ detail: string }>('CNN4001', 'error', (p) => p.detail),
+} satisfies Record<string, Entry<never>>;
+
+export type CatalogKey = keyof typeof catalog;
+type ParamsOf<K extends CatalogKey> = (typeof catalog)[K] extends Entry<infer P> ? P : never;
+
+export interface DiagnosticExtras {
+  hint?: string;
+  related?: Related[];
+  fixes?: Fix[];
+}
+
+export function diagnostic<K extends CatalogKey>(key: K, span: Span, params: ParamsOf<K>, extras: DiagnosticExtras = {}): Diagnostic {
+  const e = catalog[key] as Entry<ParamsOf<K>>;
+  return { code: e.code, severity: e.severity, message: e.message(params), span, ...extras };
+}
+
+export function hasErrors(diags: readonly Diagnostic[]): boolean {
+  return diags.some((d) => d.severity === 'error');
+}
+
+/** Levenshtein distance, for did-you-mean hints. */
+export function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length];
+}
+
+export function closestName(name: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  const lower = name.toLowerCase();
+  for (const c of candidates) {
+    const d = editDistance(lower, c.toLowerCase());
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best !== undefined && bestDistance <= Math.max(1, Math.floor(name.length / 3)) ? best : undefined;
+}

@@ -1,0 +1,43 @@
+/** flatten, dense and dropout: the classifier head. */
+import { product, type LayerKind } from './types.ts';
+
+export const flatten: LayerKind = {
+  name: 'flatten',
+  doc: 'C×H×W to a vector of C·H·W',
+  args: [],
+  global: true,
+  shape: (input) => [product(input)],
+};
+
+export const dense: LayerKind = {
+  name: 'dense',
+  aliases: ['linear', 'fc'],
+  doc: 'fully connected layer: dense UNITS [bias=]',
+  args: [
+    { name: 'units', type: 'int', positional: true, required: true, min: 1, doc: 'number of outputs' },
+    { name: 'bias', type: 'bool', default: true, doc: 'add a learned bias' },
+  ],
+  global: true,
+  shape(input, _args, ctx) {
+    if (input.length !== 1) {
+      ctx.fail('denseOnNonFlat', { layer: ctx.layer, shape: input }, { hint: `insert flatten before ${ctx.layer} (giving ${product(input)} features)` });
+    }
+    return [_args.units as number];
+  },
+  params(input, args) {
+    const units = args.units as number;
+    const fanIn = input[0];
+    return [
+      { name: 'weight', shape: [units, fanIn], trainable: true, init: { kind: 'kaiming_uniform', fanIn } },
+      ...(args.bias ? [{ name: 'bias', shape: [units], trainable: true, init: { kind: 'bias_uniform' as const, fanIn } }] : []),
+    ];
+  },
+  macs: (input, output) => input[0] * output[0],
+};
+
+export const dropout: LayerKind = {
+  name: 'dropout',
+  doc: 'zeroes inputs with probability p while training: dropout [P]',
+  args: [{ name: 'p', type: 'number', positional: true, default: 0.5, min: 0, max: 1, maxExclusive: true, doc: 'drop probability in [0, 1)' }],
+  shape: (input) => input,
+};

@@ -1,0 +1,24 @@
+/** The registry of layer kinds: the parser, checker, emitter, completion and docs all read it. */
+import { conv, dwconv } from './conv.ts';
+import { avgpool, globalavgpool, globalmaxpool, maxpool, sumpool } from './pool.ts';
+import { bn } from './norm.ts';
+import { elu, gelu, hardswish, leakyrelu, prelu, relu, sigmoid, silu, softmax, tanh } from './activations.ts';
+import { dense, dropout, flatten } from './dense.ts';
+import type { LayerKind } from './types.ts';
+
+export const layerKinds: readonly LayerKind[] = [
+  conv, dwconv, bn,
+  relu, leakyrelu, prelu, elu, gelu, silu, sigmoid, tanh, hardswish, softmax,
+  maxpool, avgpool, sumpool, globalavgpool, globalmaxpool,
+  flatten, dense, dropout,
+];
+
+const byName = new Map<string, LayerKind>();
+for (const kind of layerKinds) for (const name of [kind.name, ...(kind.aliases ?? [])]) byName.set(name, kind);
+
+export function lookupLayer(name: string): LayerKind | undefined {
+  return byName.get(name);
+}
+
+export const layerNames: readonly string[] = [...byName.keys()];
+export type { LayerKind } from './types.ts';

@@ -1,0 +1,90 @@
+/**
+ * What every layer kind declares, in one place: its arguments, shape rule, parameters, MACs
+ * and spatial window (for the receptive field). The ONNX lowering and the gradient are
+ * declared beside them by the emitter (see ../emit) so that a new layer is one entry.
+ */
+import type { CatalogKey, DiagnosticExtras, Diagnostic } from '../diagnostics.ts';
+
+/** A per-sample shape: [C, H, W] for feature maps, [N] for vectors. The batch is symbolic. */
+export type Shape = readonly number[];
+
+export type ArgType =
+  | 'int' // an integer
+  | 'number' // any finite number
+  | 'kernel' // K or KxK, resolved to [kh, kw]
+  | 'pad' // same | valid | P | PHxPW | [top, left, bottom, right], resolved to Padding
+  | 'bool' // on/off, true/false, yes/no
+  | 'enum'; // one of `values`
+
+export interface ArgSpec {
+  name: string;
+  type: ArgType;
+  doc: string;
+  positional?: boolean;
+  required?: boolean;
+  default?: ArgValue;
+  values?: readonly string[];
+  /** Inclusive bounds unless marked exclusive. */
+  min?: number;
+  max?: number;
+  minExclusive?: boolean;
+  maxExclusive?: boolean;
+}
+
+export type Padding = 'same' | 'valid' | readonly [number, number, number, number];
+export type ArgValue = number | string | boolean | readonly [number, number] | Padding;
+export type Args = Record<string, ArgValue>;
+
+export type Init =
+  | { kind: 'kaiming_uniform'; fanIn: number } // PyTorch's default for conv and linear weights: U(-1/sqrt(fanIn), 1/sqrt(fanIn))
+  | { kind: 'bias_uniform'; fanIn: number } // PyTorch's default bias: the same bound
+  | { kind: 'constant'; value: number };
+
+export interface ParamSpec {
+  name: string; // local name: weight, bias, running_mean, ...
+  shape: readonly number[];
+  trainable: boolean;
+  init: Init;
+}
+
+/** A sliding window over H and W, with explicit pads: what conv and pooling share. */
+export interface Window {
+  kernel: readonly [number, number];
+  stride: readonly [number, number];
+  dilation: readonly [number, number];
+  pads: readonly [number, number, number, number]; // top, left, bottom, right
+}
+
+export class ShapeFailure extends Error {
+  constructor(readonly diagnostic: Omit<Diagnostic, 'span'> & { arg?: string }) {
+    super(diagnostic.message);
+  }
+}
+
+/** Handed to shape rules to report problems; the checker attaches source ranges. */
+export interface ShapeContext {
+  readonly layer: string;
+  /** Reports an error and abandons the shape rule. `arg` points the range at that argument. */
+  fail<K extends CatalogKey>(key: K, params: Parameters<typeof import('../diagnostics.ts').diagnostic<K>>[2], extras?: DiagnosticExtras & { arg?: string }): never;
+  warn<K extends CatalogKey>(key: K, params: Parameters<typeof import('../diagnostics.ts').diagnostic<K>>[2], extras?: DiagnosticExtras & { arg?: string }): void;
+}
+
+export interface LayerKind {
+  name: string;
+  aliases?: readonly string[];
+  /** One line for help, hover and completion. */
+  doc: string;
+  /** How the layer shows in a summary (e.g. `conv 32 3x3 s2`). */
+  args: readonly ArgSpec[];
+  /** The output shape, or ctx.fail. */
+  shape(input: Shape, args: Args, ctx: ShapeContext): Shape;
+  params?(input: Shape, args: Args): ParamSpec[];
+  macs?(input: Shape, output: Shape, args: Args): number;
+  /** The sliding window, for layers that have one (receptive field, hover formulas, lowering). */
+  window?(input: Shape, args: Args): Window;
+  /** Whether the output sees the whole input (global pooling, flatten, dense). */
+  global?: boolean;
+}
+
+export const product = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+export const formatShape = (s: Shape) => s.join('×');

@@ -1,0 +1,105 @@
+/** The checked model: the expanded layer tree with shapes, parameters, costs and receptive fields. */
+import type { LayerStep } from './ast.ts';
+import type { Diagnostic } from './diagnostics.ts';
+import type { Args, LayerKind, ParamSpec, Shape, Window } from './layers/types.ts';
+import type { Span } from './source.ts';
+import type { TrainConfig } from './train-config.ts';
+
+/** Receptive field of one output position in input pixels, and the step between neighbours. */
+export interface Receptive {
+  size: readonly [number, number];
+  jump: readonly [number, number];
+}
+
+interface NodeBase {
+  /** Dotted name that follows the source (`stage1.conv2`); parameter names extend it. */
+  path: string;
+  span: Span;
+  input: Shape | null;
+  output: Shape | null; // null when it could not be inferred (an error here or before)
+  rf: Receptive | null;
+  frozen: boolean;
+  /** The error that stopped inference at this node, shown on its summary row. */
+  error?: Diagnostic;
+}
+
+export interface LayerNode extends NodeBase {
+  kind: 'layer';
+  layer: LayerKind;
+  args: Args;
+  /** How the layer is written, with block parameters substituted: `conv 64 3x3 pad=same`. */
+  text: string;
+  params: ParamSpec[];
+  macs: number;
+  window?: Window;
+  step?: LayerStep;
+}
+
+export interface SeqNode extends NodeBase {
+  kind: 'seq';
+  items: Node[];
+  /** Set when the sequence is a block's expansion (`vgg(64)`) or a repetition. */
+  origin?: { kind: 'block'; name: string; text: string } | { kind: 'repeat'; count: number };
+}
+
+export interface ResidualNode extends NodeBase {
+  kind: 'residual';
+  body: SeqNode;
+  shortcut: SeqNode | null; // null: identity
+}
+
+export interface BranchNode extends NodeBase {
+  kind: 'concat' | 'add';
+  branches: SeqNode[];
+}
+
+export interface GateNode extends NodeBase {
+  kind: 'gate';
+  body: SeqNode;
+}
+
+export type Node = LayerNode | SeqNode | ResidualNode | BranchNode | GateNode;
+
+export interface Preprocess {
+  mean: number[];
+  std: number[];
+  classes?: string[];
+}
+
+export interface Totals {
+  trainable: number;
+  nonTrainable: number;
+  macs: number;
+  paramBytes: number;
+  activationBytes: number; // per sample, float32, every layer output
+}
+
+export interface CheckedModel {
+  name: string;
+  span: Span;
+  nameSpan: Span;
+  input: Shape | null;
+  output: Shape | null;
+  root: SeqNode;
+  preprocess: Preprocess;
+  totals: Totals;
+  train: TrainConfig;
+  /** Diagnostics inside this model (the file's list holds them too). */
+  diagnostics: Diagnostic[];
+}
+
+export function assertNever(x: never): never {
+  throw new Error(`unexpected node ${JSON.stringify(x)}`);
+}
+
+/** Every layer in execution order, through all combinators. */
+export function* layers(node: Node): Generator<LayerNode> {
+  switch (node.kind) {
+    case 'layer': yield node; break;
+    case 'seq': for (const item of node.items) yield* layers(item); break;
+    case 'residual': yield* layers(node.body); if (node.shortcut) yield* layers(node.shortcut); break;
+    case 'concat': case 'add': for (const b of node.branches) yield* layers(b); break;
+    case 'gate': yield* layers(node.body); break;
+    default: assertNever(node);
+  }
+}

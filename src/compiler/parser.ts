@@ -1,0 +1,473 @@
+/**
+ * The grammar (a chevrotain CST parser with error recovery, no semantic actions) and the
+ * visitor that turns its concrete syntax tree into the AST of ast.ts.
+ */
+import { CstParser, type CstNode, type IToken, type CstElement, tokenMatcher, EOF } from 'chevrotain';
+import * as T from './lexer.ts';
+import type * as A from './ast.ts';
+import { diagnostic, type Diagnostic } from './diagnostics.ts';
+import type { Span } from './source.ts';
+
+const MAX_NESTING = 64;
+const MAX_SYNTAX_ERRORS = 50;
+
+class CnnParser extends CstParser {
+  constructor() {
+    super(T.allTokens, { recoveryEnabled: true, maxLookahead: 3 });
+    this.performSelfAnalysis();
+  }
+
+  file = this.RULE('file', () => {
+    this.MANY(() => this.OR([{ ALT: () => this.SUBRULE(this.model) }, { ALT: () => this.SUBRULE(this.block) }]));
+  });
+
+  model = this.RULE('model', () => {
+    this.CONSUME(T.Model);
+    this.CONSUME(T.Identifier);
+    this.CONSUME(T.LBrace);
+    this.OPTION(() => this.SUBRULE(this.inputDecl));
+    this.OPTION2(() => this.CONSUME(T.Arrow));
+    this.OPTION3(() => this.SUBRULE(this.chain));
+    this.OPTION4(() => this.SUBRULE(this.trainSection));
+    this.CONSUME(T.RBrace);
+  });
+
+  inputDecl = this.RULE('inputDecl', () => {
+    this.CONSUME(T.Input);
+    this.SUBRULE(this.expression);
+    this.MANY({ GATE: () => tokenMatcher(this.LA(2), T.Equals), DEF: () => this.SUBRULE(this.arg) });
+  });
+
+  block = this.RULE('block', () => {
+    this.CONSUME(T.Block);
+    this.CONSUME(T.Identifier);
+    this.OPTION(() => {
+      this.CONSUME(T.LParen);
+      this.MANY_SEP({ SEP: T.Comma, DEF: () => this.CONSUME2(T.Identifier) });
+      this.CONSUME(T.RParen);
+    });
+    this.CONSUME(T.LBrace);
+    this.SUBRULE(this.chain);
+    this.CONSUME(T.RBrace);
+  });
+
+  chain = this.RULE('chain', () => {
+    this.SUBRULE(this.step);
+    this.MANY(() => {
+      this.CONSUME(T.Arrow);
+      this.SUBRULE2(this.step);
+    });
+  });
+
+  step = this.RULE('step', () => {
+    this.OPTION({
+      GATE: () => tokenMatcher(this.LA(2), T.Colon),
+      DEF: () => {
+        this.CONSUME(T.Identifier, { LABEL: 'label' });
+        this.CONSUME(T.Colon);
+      },
+    });
+    this.OR([
+      { ALT: () => this.SUBRULE(this.layerStep) },
+      { ALT: () => this.SUBRULE(this.repeatStep) },
+      { ALT: () => this.SUBRULE(this.residualStep) },
+      { ALT: () => this.SUBRULE(this.branchStep) },
+      { ALT: () => this.SUBRULE(this.wrapStep) },
+    ]);
+  });
+
+  layerStep = this.RULE('layerStep', () => {
+    this.CONSUME(T.Identifier, { LABEL: 'name' });
+    this.OPTION2(() => {
+      this.CONSUME(T.LParen);
+      this.MANY_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.arg) });
+      this.CONSUME(T.RParen);
+    });
+    this.MANY(() => this.SUBRULE2(this.arg));
+  });
+
+  repeatStep = this.RULE('repeatStep', () => {
+    this.CONSUME(T.Repeat);
+    this.SUBRULE(this.expression);
+    this.SUBRULE(this.body);
+  });
+
+  residualStep = this.RULE('residualStep', () => {
+    this.CONSUME(T.Residual);
+    this.MANY(() => this.SUBRULE(this.arg));
+    this.SUBRULE(this.body);
+  });
+
+  branchStep = this.RULE('branchStep', () => {
+    this.OR([{ ALT: () => this.CONSUME(T.Concat) }, { ALT: () => this.CONSUME(T.Add) }]);
+    this.CONSUME(T.LBrace);
+    this.SUBRULE(this.chain);
+    this.MANY(() => {
+      this.CONSUME(T.Pipe);
+      this.SUBRULE2(this.chain);
+    });
+    this.CONSUME(T.RBrace);
+  });
+
+  /** `gate { ... }` and `frozen { ... }`: one keyword over one body. */
+  wrapStep = this.RULE('wrapStep', () => {
+    this.OR([{ ALT: () => this.CONSUME(T.Gate) }, { ALT: () => this.CONSUME(T.Frozen) }]);
+    this.SUBRULE(this.body);
+  });
+
+  body = this.RULE('body', () => {
+    this.CONSUME(T.LBrace);
+    this.SUBRULE(this.chain);
+    this.CONSUME(T.RBrace);
+  });
+
+  trainSection = this.RULE('trainSection', () => {
+    this.CONSUME(T.Train);
+    this.CONSUME(T.LBrace);
+    this.MANY(() => this.SUBRULE(this.trainEntry));
+    this.CONSUME(T.RBrace);
+  });
+
+  trainEntry = this.RULE('trainEntry', () => {
+    this.CONSUME(T.Identifier);
+    this.CONSUME(T.Colon);
+    this.MANY({
+      GATE: () => !(tokenMatcher(this.LA(1), T.Identifier) && tokenMatcher(this.LA(2), T.Colon)),
+      DEF: () => this.SUBRULE(this.arg),
+    });
+  });
+
+  arg = this.RULE('arg', () => {
+    this.OPTION({
+      GATE: () => tokenMatcher(this.LA(2), T.Equals),
+      DEF: () => {
+        this.CONSUME(T.Identifier, { LABEL: 'key' });
+        this.CONSUME(T.Equals);
+      },
+    });
+    this.SUBRULE(this.expression);
+  });
+
+  expression = this.RULE('expression', () => {
+    this.SUBRULE(this.product);
+    this.MANY(() => {
+      this.OR([{ ALT: () => this.CONSUME(T.Plus) }, { ALT: () => this.CONSUME(T.Minus) }]);
+      this.SUBRULE2(this.product);
+    });
+  });
+
+  product = this.RULE('product', () => {
+    this.SUBRULE(this.unary);
+    this.MANY(() => {
+      this.OR([{ ALT: () => this.CONSUME(T.Star) }, { ALT: () => this.CONSUME(T.Slash) }]);
+      this.SUBRULE2(this.unary);
+    });
+  });
+
+  unary = this.RULE('unary', () => {
+    this.OR([
+      {
+        ALT: () => {
+          this.CONSUME(T.Minus);
+          this.SUBRULE(this.unary);
+        },
+      },
+      { ALT: () => this.SUBRULE(this.atom) },
+    ]);
+  });
+
+  atom = this.RULE('atom', () => {
+    this.OR([
+      { ALT: () => this.CONSUME(T.NumberLiteral) },
+      { ALT: () => this.CONSUME(T.Dims) },
+      { ALT: () => this.CONSUME(T.Identifier) },
+      { ALT: () => this.CONSUME(T.StringLiteral) },
+      {
+        ALT: () => {
+          this.CONSUME(T.LParen);
+          this.SUBRULE(this.expression);
+          this.CONSUME(T.RParen);
+        },
+      },
+      {
+        ALT: () => {
+          this.CONSUME(T.LBracket);
+          this.MANY_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE2(this.expression) });
+          this.CONSUME(T.RBracket);
+        },
+      },
+    ]);
+  });
+}
+
+/** One shared instance: chevrotain parsers are built once and reset per input. */
+export const parserInstance = new CnnParser();
+
+export interface ParseResult {
+  ast: A.SourceFile;
+  tokens: IToken[];
+  diagnostics: Diagnostic[];
+}
+
+export function parse(text: string): ParseResult {
+  const diagnostics: Diagnostic[] = [];
+  const lexed = T.cnnLexer.tokenize(text);
+  for (const e of lexed.errors.slice(0, MAX_SYNTAX_ERRORS)) {
+    const span = { start: e.offset, end: e.offset + Math.max(1, e.length) };
+    diagnostics.push(diagnostic('unexpectedCharacter', span, { text: text.slice(span.start, Math.min(span.end, span.start + 20)) }));
+  }
+  if (lexed.errors.length > MAX_SYNTAX_ERRORS) {
+    diagnostics.push(diagnostic('tooManyErrors', { start: 0, end: 0 }, { shown: MAX_SYNTAX_ERRORS, total: lexed.errors.length }));
+  }
+  const tokens = limitNesting(lexed.tokens, diagnostics);
+  parserInstance.input = tokens;
+  const cst = parserInstance.file();
+  const errors = parserInstance.errors;
+  for (const e of errors.slice(0, MAX_SYNTAX_ERRORS)) {
+    diagnostics.push(diagnostic('syntaxError', tokenSpan(e.token, text.length), { detail: describeParseError(e.message, e.token) }));
+  }
+  if (errors.length > MAX_SYNTAX_ERRORS) {
+    diagnostics.push(diagnostic('tooManyErrors', { start: 0, end: 0 }, { shown: MAX_SYNTAX_ERRORS, total: errors.length }));
+  }
+  return { ast: new AstBuilder(text).file(cst), tokens, diagnostics };
+}
+
+/** Cuts the token stream where brackets nest too deep, so no input can exhaust the stack. */
+function limitNesting(tokens: IToken[], diagnostics: Diagnostic[]): IToken[] {
+  let depth = 0;
+  let minusRun = 0;
+  for (let i = 0; i < tokens.length; i++) {
+    const type = tokens[i].tokenType;
+    if (T.openers.has(type)) depth++;
+    else if (T.closers.has(type)) depth = Math.max(0, depth - 1);
+    minusRun = type === T.Minus ? minusRun + 1 : 0;
+    if (depth > MAX_NESTING || minusRun > MAX_NESTING) {
+      diagnostics.push(diagnostic('nestingTooDeep', tokenSpan(tokens[i], Infinity), { limit: MAX_NESTING }));
+      return tokens.slice(0, i);
+    }
+  }
+  return tokens;
+}
+
+function tokenSpan(token: IToken, textLength: number): Span {
+  if (token.tokenType === EOF || Number.isNaN(token.startOffset)) return { start: textLength, end: textLength };
+  return { start: token.startOffset, end: (token.endOffset ?? token.startOffset) + 1 };
+}
+
+function describeParseError(message: string, token: IToken): string {
+  const found = token.tokenType === EOF ? 'the end of the file' : JSON.stringify(token.image);
+  const expecting = message.match(/Expecting (?:token of type --> (\w+) <--|: one of these possible Token sequences)/);
+  if (expecting?.[1]) return `expected ${tokenDescription(expecting[1])} but found ${found}`;
+  return `unexpected ${found} here`;
+}
+
+const tokenWords: Record<string, string> = {
+  RBrace: '"}"', LBrace: '"{"', RParen: '")"', LParen: '"("', RBracket: '"]"', Identifier: 'a name',
+  Arrow: '"->"', Colon: '":"', Equals: '"="', Comma: '","', Dims: 'a shape like 3x224x224',
+};
+const tokenDescription = (name: string) => tokenWords[name] ?? name;
+
+/** CST to AST. Recovered nodes may miss children, so every access is defensive. */
+class AstBuilder {
+  constructor(private readonly text: string) {}
+
+  file(node: CstNode | undefined): A.SourceFile {
+    const models = this.nodes(node, 'model').map((m) => this.model(m));
+    const blocks = this.nodes(node, 'block').map((b) => this.block(b));
+    return { models, blocks, span: { start: 0, end: this.text.length } };
+  }
+
+  private model(node: CstNode): A.ModelDecl {
+    const name = this.token(node, 'Identifier');
+    const inputNode = this.nodes(node, 'inputDecl')[0];
+    const trainNode = this.nodes(node, 'trainSection')[0];
+    return {
+      kind: 'model',
+      name: name?.image ?? '',
+      nameSpan: this.spanOfToken(name, node),
+      input: inputNode && this.inputDecl(inputNode),
+      body: this.chainOrEmpty(node),
+      train: trainNode && this.trainSection(trainNode),
+      span: this.span(node),
+    };
+  }
+
+  private inputDecl(node: CstNode): A.InputDecl {
+    const expr = this.nodes(node, 'expression')[0];
+    return { dims: expr && this.expression(expr), args: this.nodes(node, 'arg').map((a) => this.arg(a)), span: this.span(node) };
+  }
+
+  private block(node: CstNode): A.BlockDecl {
+    const ids = this.tokens(node, 'Identifier');
+    return {
+      kind: 'block',
+      name: ids[0]?.image ?? '',
+      nameSpan: this.spanOfToken(ids[0], node),
+      params: ids.slice(1).map((t) => ({ name: t.image, span: this.spanOfToken(t, node) })),
+      body: this.chainOrEmpty(node),
+      span: this.span(node),
+    };
+  }
+
+  private chainOrEmpty(node: CstNode): A.Chain {
+    const chain = this.nodes(node, 'chain')[0];
+    if (chain) return this.chain(chain);
+    const at = this.span(node).end;
+    return { steps: [], span: { start: at, end: at } };
+  }
+
+  private chain(node: CstNode): A.Chain {
+    const steps = this.nodes(node, 'step').map((s) => this.step(s)).filter((s): s is A.Step => s !== undefined);
+    return { steps, span: this.span(node) };
+  }
+
+  private step(node: CstNode): A.Step | undefined {
+    const inner = Object.values(node.children).flat().find((e): e is CstNode => 'children' in e);
+    if (!inner) return undefined;
+    const step = this.stepBody(inner);
+    const label = this.token(node, 'label');
+    if (step && label) {
+      step.label = { name: label.image, span: this.spanOfToken(label, node) };
+      step.span = this.span(node);
+    }
+    return step;
+  }
+
+  private stepBody(inner: CstNode): A.Step | undefined {
+    const span = this.span(inner);
+    switch (inner.name) {
+      case 'layerStep': {
+        const name = this.token(inner, 'name');
+        if (!name) return undefined;
+        return {
+          kind: 'layer',
+          name: name.image,
+          nameSpan: this.spanOfToken(name, inner),
+          args: this.nodes(inner, 'arg').map((a) => this.arg(a)),
+          span,
+        };
+      }
+      case 'repeatStep': {
+        const count = this.nodes(inner, 'expression')[0];
+        return { kind: 'repeat', count: count && this.expression(count), body: this.body(inner), span, keywordSpan: this.keywordSpan(inner) };
+      }
+      case 'residualStep':
+        return { kind: 'residual', args: this.nodes(inner, 'arg').map((a) => this.arg(a)), body: this.body(inner), span, keywordSpan: this.keywordSpan(inner) };
+      case 'branchStep':
+        return {
+          kind: this.token(inner, 'Concat') ? 'concat' : 'add',
+          branches: this.nodes(inner, 'chain').map((c) => this.chain(c)),
+          span,
+          keywordSpan: this.keywordSpan(inner),
+        };
+      case 'wrapStep':
+        return { kind: this.token(inner, 'Gate') ? 'gate' : 'frozen', body: this.body(inner), span, keywordSpan: this.keywordSpan(inner) };
+      default:
+        return undefined;
+    }
+  }
+
+  private body(node: CstNode): A.Chain {
+    const body = this.nodes(node, 'body')[0];
+    return body ? this.chainOrEmpty(body) : { steps: [], span: { start: this.span(node).end, end: this.span(node).end } };
+  }
+
+  private keywordSpan(node: CstNode): Span {
+    const first = Object.values(node.children).flat().find((e): e is IToken => 'image' in e);
+    return this.spanOfToken(first, node);
+  }
+
+  private trainSection(node: CstNode): A.TrainSection {
+    return { entries: this.nodes(node, 'trainEntry').flatMap((e) => this.trainEntry(e) ?? []), span: this.span(node) };
+  }
+
+  private trainEntry(node: CstNode): A.TrainEntry | undefined {
+    const key = this.token(node, 'Identifier');
+    if (!key) return undefined;
+    return { key: key.image, keySpan: this.spanOfToken(key, node), values: this.nodes(node, 'arg').map((a) => this.arg(a)), span: this.span(node) };
+  }
+
+  private arg(node: CstNode): A.Arg {
+    const key = this.token(node, 'key');
+    const expr = this.nodes(node, 'expression')[0];
+    const span = this.span(node);
+    const value: A.Expr = expr ? this.expression(expr) : { kind: 'name', name: '', span };
+    return key ? { name: key.image, nameSpan: this.spanOfToken(key, node), value, span } : { value, span };
+  }
+
+  private expression(node: CstNode): A.Expr {
+    return this.binaryChain(node, 'product', ['Plus', 'Minus'], (n) => this.product(n));
+  }
+
+  private product(node: CstNode): A.Expr {
+    return this.binaryChain(node, 'unary', ['Star', 'Slash'], (n) => this.unary(n));
+  }
+
+  /** Left-associative `a op b op c`, reassembled from operands and operators in source order. */
+  private binaryChain(node: CstNode, operand: string, ops: string[], build: (n: CstNode) => A.Expr): A.Expr {
+    const operands = this.nodes(node, operand).map(build);
+    const operators = ops.flatMap((o) => this.tokens(node, o)).sort((a, b) => a.startOffset - b.startOffset);
+    if (operands.length === 0) return { kind: 'name', name: '', span: this.span(node) };
+    let result = operands[0];
+    for (let i = 1; i < operands.length; i++) {
+      const op = (operators[i - 1]?.image ?? '+') as '+' | '-' | '*' | '/';
+      result = { kind: 'binary', op, left: result, right: operands[i], span: { start: result.span.start, end: operands[i].span.end } };
+    }
+    return result;
+  }
+
+  private unary(node: CstNode): A.Expr {
+    const inner = this.nodes(node, 'unary')[0];
+    if (inner) return { kind: 'negate', operand: this.unary(inner), span: this.span(node) };
+    const atom = this.nodes(node, 'atom')[0];
+    return atom ? this.atom(atom) : { kind: 'name', name: '', span: this.span(node) };
+  }
+
+  private atom(node: CstNode): A.Expr {
+    const span = this.span(node);
+    const num = this.token(node, 'NumberLiteral');
+    if (num) return { kind: 'number', value: Number(num.image.replaceAll('_', '')), span };
+    const dims = this.token(node, 'Dims');
+    if (dims) return { kind: 'dims', values: dims.image.replaceAll('_', '').split('x').map(Number), span };
+    const id = this.token(node, 'Identifier');
+    if (id) return { kind: 'name', name: id.image, span };
+    const str = this.token(node, 'StringLiteral');
+    if (str) return { kind: 'string', value: str.image.slice(1, -1), span };
+    const exprs = this.nodes(node, 'expression').map((e) => this.expression(e));
+    if (this.token(node, 'LBracket')) return { kind: 'list', items: exprs, span };
+    return exprs[0] ?? { kind: 'name', name: '', span };
+  }
+
+  private nodes(node: CstNode | undefined, name: string): CstNode[] {
+    return ((node?.children[name] ?? []) as CstElement[]).filter((e): e is CstNode => 'children' in e);
+  }
+
+  private tokens(node: CstNode, name: string): IToken[] {
+    return ((node.children[name] ?? []) as CstElement[]).filter((e): e is IToken => 'image' in e && !e.isInsertedInRecovery && !Number.isNaN(e.startOffset));
+  }
+
+  private token(node: CstNode, name: string): IToken | undefined {
+    return this.tokens(node, name)[0];
+  }
+
+  private spanOfToken(token: IToken | undefined, fallback: CstNode): Span {
+    return token ? { start: token.startOffset, end: (token.endOffset ?? token.startOffset) + 1 } : this.span(fallback);
+  }
+
+  /** The span of all real tokens under a node (recovery may leave a node without any). */
+  private span(node: CstNode): Span {
+    let start = Infinity;
+    let end = -Infinity;
+    const visit = (n: CstNode) => {
+      for (const child of Object.values(n.children).flat()) {
+        if ('children' in child) visit(child);
+        else if (!Number.isNaN(child.startOffset) && !child.isInsertedInRecovery) {
+          start = Math.min(start, child.startOffset);
+          end = Math.max(end, (child.endOffset ?? child.startOffset) + 1);
+        }
+      }
+    };
+    visit(node);
+    return start === Infinity ? { start: this.text.length, end: this.text.length } : { start, end };
+  }
+}
