@@ -486,7 +486,7 @@ export function describeLayer(kind: LayerKind, args: Args | null): string {
   for (const spec of kind.args) {
     const v = args[spec.name];
     if (v === undefined) continue;
-    if (spec.positional && spec.required) parts.push(spec.type === 'kernel' ? (v as number[]).join('x') : show(v));
+    if (spec.positional && spec.required) parts.push(spec.type === 'kernel' ? (v as readonly number[]).join('x') : show(v));
     else if (JSON.stringify(v) !== JSON.stringify(spec.default)) parts.push(spec.positional ? show(v) : `${spec.name}=${show(v)}`);
   }
   return parts.join(' ');

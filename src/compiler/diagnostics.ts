@@ -35,7 +35,7 @@ interface Entry<P> {
   message: (p: P) => string;
 }
 
-function entry<P = Record<string, never>>(code: string, severity: Severity, message: (p: P) => string): Entry<P> {
+function entry<P = undefined>(code: string, severity: Severity, message: (p: P) => string): Entry<P> {
   return { code, severity, message };
 }
 
@@ -102,7 +102,7 @@ export const catalog = {
 } satisfies Record<string, Entry<never>>;
 
 export type CatalogKey = keyof typeof catalog;
-type ParamsOf<K extends CatalogKey> = (typeof catalog)[K] extends Entry<infer P> ? P : never;
+type ParamsOf<K extends CatalogKey> = Parameters<(typeof catalog)[K]['message']>[0] extends undefined ? Record<string, never> : Parameters<(typeof catalog)[K]['message']>[0];
 
 export interface DiagnosticExtras {
   hint?: string;
