@@ -233,8 +233,9 @@ class ModelChecker {
   }
 
   private shapeContext(layer: string, span: Span, argSpans: Record<string, Span>): ShapeContext {
-    const make = <K extends CatalogKey>(key: K, params: Parameters<typeof diagnostic<K>>[2], extras: DiagnosticExtras & { arg?: string } = {}) => {
-      const { arg, ...rest } = extras;
+    const make = <K extends CatalogKey>(key: K, params: Parameters<typeof diagnostic<K>>[2], extras: DiagnosticExtras & { arg?: string; insertBefore?: string } = {}) => {
+      const { arg, insertBefore, ...rest } = extras;
+      if (insertBefore) rest.fixes = [{ title: `insert ${insertBefore.replace(/ -> $/, '')}`, span: { start: span.start, end: span.start }, text: insertBefore }];
       return { ...diagnostic(key, (arg && argSpans[arg]) || span, params, rest), arg };
     };
     return {
@@ -478,7 +479,7 @@ function maxReceptive(rfs: (Receptive | null)[]): Receptive | null {
 export function describeLayer(kind: LayerKind, args: Args | null): string {
   if (!args) return kind.name;
   const show = (v: unknown): string => {
-    if (Array.isArray(v)) return v.length === 2 && v[0] === v[1] ? String(v[0]) : v.length === 2 ? v.join('x') : `[${v.join(',')}]`;
+    if (Array.isArray(v)) return v.every((x) => x === v[0]) ? String(v[0]) : v.length === 2 ? v.join('x') : `[${v.join(',')}]`;
     if (typeof v === 'boolean') return v ? 'on' : 'off';
     return String(v);
   };

@@ -20,7 +20,7 @@ export const dense: LayerKind = {
   global: true,
   shape(input, _args, ctx) {
     if (input.length !== 1) {
-      ctx.fail('denseOnNonFlat', { layer: ctx.layer, shape: input }, { hint: `insert flatten before ${ctx.layer} (giving ${product(input)} features)` });
+      ctx.fail('denseOnNonFlat', { layer: ctx.layer, shape: input }, { hint: `insert flatten before ${ctx.layer} (giving ${product(input)} features)`, insertBefore: 'flatten -> ' });
     }
     return [_args.units as number];
   },

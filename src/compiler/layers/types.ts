@@ -61,12 +61,15 @@ export class ShapeFailure extends Error {
   }
 }
 
+/** `arg` points the range at that argument; `insertBefore` offers a fix that inserts text before the layer. */
+export type ShapeExtras = DiagnosticExtras & { arg?: string; insertBefore?: string };
+
 /** Handed to shape rules to report problems; the checker attaches source ranges. */
 export interface ShapeContext {
   readonly layer: string;
   /** Reports an error and abandons the shape rule. `arg` points the range at that argument. */
-  fail<K extends CatalogKey>(key: K, params: Parameters<typeof import('../diagnostics.ts').diagnostic<K>>[2], extras?: DiagnosticExtras & { arg?: string }): never;
-  warn<K extends CatalogKey>(key: K, params: Parameters<typeof import('../diagnostics.ts').diagnostic<K>>[2], extras?: DiagnosticExtras & { arg?: string }): void;
+  fail<K extends CatalogKey>(key: K, params: Parameters<typeof import('../diagnostics.ts').diagnostic<K>>[2], extras?: ShapeExtras): never;
+  warn<K extends CatalogKey>(key: K, params: Parameters<typeof import('../diagnostics.ts').diagnostic<K>>[2], extras?: ShapeExtras): void;
 }
 
 export interface LayerKind {

@@ -1,0 +1,33 @@
+/** Reading source files for the CLI, with errors that name the file. */
+import { readFileSync, statSync } from 'node:fs';
+import { UserError } from '../errors.ts';
+import { check, type CheckResult } from '../index.ts';
+
+const MAX_SOURCE_BYTES = 64 * 1024 * 1024;
+
+export function readSource(file: string): string {
+  let size: number;
+  try {
+    const st = statSync(file);
+    if (st.isDirectory()) throw new UserError('is a directory, not a .cnn file', file);
+    size = st.size;
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw new UserError(`cannot read the file (${(e as NodeJS.ErrnoException).code ?? String(e)})`, file);
+  }
+  if (size > MAX_SOURCE_BYTES) throw new UserError(`is ${size} bytes; .cnn files larger than 64 MiB are not read`, file);
+  return readFileSync(file, 'utf8');
+}
+
+export function checkFileAt(file: string): CheckResult {
+  return check(readSource(file), file);
+}
+
+/** Picks the model named by --model, or the file's only/first model. */
+export function pickModel(result: CheckResult, name?: string) {
+  if (result.models.length === 0) throw new UserError('declares no model', result.file);
+  if (!name) return result.models[0];
+  const m = result.models.find((x) => x.name === name);
+  if (!m) throw new UserError(`has no model "${name}" (models: ${result.models.map((x) => x.name).join(', ')})`, result.file);
+  return m;
+}
