@@ -354,7 +354,7 @@ class ModelChecker {
         node.error = d;
       } else {
         node.output = body.output;
-        node.rf = maxReceptive([start.rf, body.rf, node.shortcut?.rf ?? null]);
+        node.rf = maxReceptive([start.rf, body.rf, ...(node.shortcut ? [node.shortcut.rf] : [])]);
       }
     }
     flow.shape = node.output;

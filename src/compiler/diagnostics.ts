@@ -119,22 +119,22 @@ export function hasErrors(diags: readonly Diagnostic[]): boolean {
   return diags.some((d) => d.severity === 'error');
 }
 
-/** Levenshtein distance, for did-you-mean hints. */
+/** Edit distance where swapping two neighbours counts as one edit (typing slips like rleu). */
 export function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
   for (let i = 1; i <= a.length; i++) {
-    let prev = row[0];
-    row[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
     }
   }
-  return row[b.length];
+  return d[a.length][b.length];
 }
 
 export function closestName(name: string, candidates: Iterable<string>): string | undefined {
+  if (name.length > 64) return undefined;
   let best: string | undefined;
   let bestDistance = Infinity;
   const lower = name.toLowerCase();
@@ -142,5 +142,8 @@ export function closestName(name: string, candidates: Iterable<string>): string 
     const d = editDistance(lower, c.toLowerCase());
     if (d < bestDistance) [best, bestDistance] = [c, d];
   }
-  return best !== undefined && bestDistance <= Math.max(1, Math.floor(name.length / 3)) ? best : undefined;
+  const limit = name.length <= 3 ? 1 : Math.max(2, Math.floor(name.length / 3));
+  if (best !== undefined && bestDistance <= limit) return best;
+  // A stretched spelling of a short name (`paddding` for `pad`).
+  return [...candidates].find((c) => c.length >= 3 && lower.startsWith(c.toLowerCase()));
 }

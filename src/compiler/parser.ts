@@ -13,7 +13,7 @@ const MAX_SYNTAX_ERRORS = 50;
 
 class CnnParser extends CstParser {
   constructor() {
-    super(T.allTokens, { recoveryEnabled: true, maxLookahead: 3 });
+    super(T.allTokens, { recoveryEnabled: true, maxLookahead: 3, nodeLocationTracking: 'onlyOffset' });
     this.performSelfAnalysis();
   }
 
@@ -258,7 +258,7 @@ function describeParseError(message: string, token: IToken): string {
   const found = token.tokenType === EOF ? 'the end of the file' : JSON.stringify(token.image);
   const expecting = message.match(/Expecting (?:token of type --> (\w+) <--|: one of these possible Token sequences)/);
   if (expecting?.[1]) return `expected ${tokenDescription(expecting[1])} but found ${found}`;
-  return `unexpected ${found} here`;
+  return token.tokenType === EOF ? 'the file ends in the middle of a declaration' : `unexpected ${found} here`;
 }
 
 const tokenWords: Record<string, string> = {
@@ -454,20 +454,10 @@ class AstBuilder {
     return token ? { start: token.startOffset, end: (token.endOffset ?? token.startOffset) + 1 } : this.span(fallback);
   }
 
-  /** The span of all real tokens under a node (recovery may leave a node without any). */
+  /** The span of the tokens under a node, tracked by chevrotain (NaN when recovery left it empty). */
   private span(node: CstNode): Span {
-    let start = Infinity;
-    let end = -Infinity;
-    const visit = (n: CstNode) => {
-      for (const child of Object.values(n.children).flat()) {
-        if ('children' in child) visit(child);
-        else if (!Number.isNaN(child.startOffset) && !child.isInsertedInRecovery) {
-          start = Math.min(start, child.startOffset);
-          end = Math.max(end, (child.endOffset ?? child.startOffset) + 1);
-        }
-      }
-    };
-    visit(node);
-    return start === Infinity ? { start: this.text.length, end: this.text.length } : { start, end };
+    const loc = node.location;
+    if (!loc || Number.isNaN(loc.startOffset)) return { start: this.text.length, end: this.text.length };
+    return { start: loc.startOffset, end: (Number.isNaN(loc.endOffset) ? loc.startOffset : loc.endOffset!) + 1 };
   }
 }

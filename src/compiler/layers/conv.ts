@@ -1,5 +1,7 @@
 /** conv and dwconv: 2-D convolution with stride, padding, dilation, groups and optional bias. */
 import { product, type ArgSpec, type Args, type LayerKind, type ParamSpec, type Shape } from './types.ts';
+import type { LowerContext } from '../emit/context.ts';
+import type { LayerNode } from '../model.ts';
 import { requireFeatureMap, slideWindow, windowOf } from './window.ts';
 
 const windowArgs: ArgSpec[] = [
@@ -25,6 +27,17 @@ function convShape(input: Shape, args: Args, filters: number, groups: number, ct
   return [filters, h, w];
 }
 
+/** ONNX Conv; explicit pads [top, left, bottom, right] are ONNX's [x1_begin, x2_begin, x1_end, x2_end]. */
+function lowerConv(ctx: LowerContext, x: string, node: LayerNode): string {
+  const g = convGeometry(node.input!, node.args, node.layer.name);
+  const w = g.window;
+  const inputs = [x, ctx.param(node, 'weight')];
+  if (node.args.bias) inputs.push(ctx.param(node, 'bias'));
+  return ctx.op('Conv', inputs, {
+    kernel_shape: [...w.kernel], strides: [...w.stride], pads: [...w.pads], dilations: [...w.dilation], group: g.groups,
+  });
+}
+
 const convMacs = (input: Shape, output: Shape, args: Args, groups: number) =>
   product(output) * (input[0] / groups) * product(args.kernel as [number, number]);
 
@@ -42,6 +55,7 @@ export const conv: LayerKind = {
   params: (input, args) => convParams(input[0], args.filters as number, args.groups as number, args),
   macs: (input, output, args) => convMacs(input, output, args, args.groups as number),
   window: (input, args) => windowOf(input, args, 'kernel'),
+  lower: lowerConv,
 };
 
 /** Depthwise convolution: one filter (or `multiplier` filters) per input channel. */
@@ -58,6 +72,7 @@ export const dwconv: LayerKind = {
   params: (input, args) => convParams(input[0], input[0] * (args.multiplier as number), input[0], args),
   macs: (input, output, args) => convMacs(input, output, args, input[0]),
   window: (input, args) => windowOf(input, args, 'kernel'),
+  lower: lowerConv,
 };
 
 /** Arguments of a conv-like layer as ONNX Conv wants them (also used for dwconv). */

@@ -7,6 +7,7 @@ export const flatten: LayerKind = {
   args: [],
   global: true,
   shape: (input) => [product(input)],
+  lower: (ctx, x) => ctx.op('Flatten', [x], { axis: 1 }),
 };
 
 export const dense: LayerKind = {
@@ -33,6 +34,12 @@ export const dense: LayerKind = {
     ];
   },
   macs: (input, output) => input[0] * output[0],
+  // Gemm with transB: the weight keeps PyTorch's [units, in] layout.
+  lower(ctx, x, node) {
+    const inputs = [x, ctx.param(node, 'weight')];
+    if (node.args.bias) inputs.push(ctx.param(node, 'bias'));
+    return ctx.op('Gemm', inputs, { transB: 1 });
+  },
 };
 
 export const dropout: LayerKind = {
@@ -40,4 +47,11 @@ export const dropout: LayerKind = {
   doc: 'zeroes inputs with probability p while training: dropout [P]',
   args: [{ name: 'p', type: 'number', positional: true, default: 0.5, min: 0, max: 1, maxExclusive: true, doc: 'drop probability in [0, 1)' }],
   shape: (input) => input,
+  // Nothing at inference; in training, ONNX Dropout (which scales kept values by 1/(1-p), as PyTorch).
+  lower(ctx, x, node) {
+    if (ctx.mode === 'inference' || node.args.p === 0) return x;
+    const ratio = ctx.scalar(node.args.p as number, 'ratio');
+    const training = ctx.constant(new Uint8Array([1]), [], 'training_mode', 'bool');
+    return ctx.op('Dropout', [x, ratio, training]);
+  },
 };

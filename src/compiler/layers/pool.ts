@@ -1,5 +1,5 @@
 /** Pooling: max, average and sum over windows, and global average and max. */
-import type { ArgSpec, LayerKind, Shape } from './types.ts';
+import type { ArgSpec, LayerKind, Shape, Window } from './types.ts';
 import { requireFeatureMap, slideWindow, windowOf } from './window.ts';
 
 const poolArgs: ArgSpec[] = [
@@ -7,6 +7,22 @@ const poolArgs: ArgSpec[] = [
   { name: 'stride', type: 'kernel', min: 1, doc: 'step of the window (defaults to the window)' },
   { name: 'pad', type: 'pad', default: 'valid', min: 0, doc: 'same | valid | P | PHxPW | [top, left, bottom, right]' },
 ];
+
+/** ONNX pooling attributes; pads [top, left, bottom, right] are ONNX's order for 2-D. */
+function poolAttrs(w: Window) {
+  return { kernel_shape: [...w.kernel], strides: [...w.stride], pads: [...w.pads] };
+}
+
+const lowerPool: Record<string, LayerKind['lower']> = {
+  maxpool: (ctx, x, node) => ctx.op('MaxPool', [x], poolAttrs(node.window!)),
+  avgpool: (ctx, x, node) => ctx.op('AveragePool', [x], { ...poolAttrs(node.window!), count_include_pad: node.args.count_pad ? 1 : 0 }),
+  // The window sum: the average with padded zeros counted, times the window's area.
+  sumpool: (ctx, x, node) => {
+    const w = node.window!;
+    const avg = ctx.op('AveragePool', [x], { ...poolAttrs(w), count_include_pad: 1 });
+    return ctx.op('Mul', [avg, ctx.scalar(w.kernel[0] * w.kernel[1], 'area')]);
+  },
+};
 
 function pool(name: string, doc: string, extra: ArgSpec[] = []): LayerKind {
   return {
@@ -23,6 +39,7 @@ function pool(name: string, doc: string, extra: ArgSpec[] = []): LayerKind {
       return [input[0], h, wd];
     },
     window: (input, args) => windowOf(input, args, 'window'),
+    lower: lowerPool[name],
   };
 }
 
@@ -32,7 +49,7 @@ export const avgpool = pool('avgpool', 'average pooling: avgpool WINDOW [stride=
 ]);
 export const sumpool = pool('sumpool', 'sum pooling: sumpool WINDOW [stride=] [pad=] (the window sum, i.e. average times window size)');
 
-function globalPool(name: string, aliases: string[], doc: string): LayerKind {
+function globalPool(name: string, aliases: string[], doc: string, op: string): LayerKind {
   return {
     name,
     aliases,
@@ -43,8 +60,9 @@ function globalPool(name: string, aliases: string[], doc: string): LayerKind {
       requireFeatureMap(input, ctx);
       return [input[0], 1, 1];
     },
+    lower: (ctx, x) => ctx.op(op, [x]),
   };
 }
 
-export const globalavgpool = globalPool('globalavgpool', ['gap', 'avgpool_global'], 'global average pooling: C×H×W to C×1×1');
-export const globalmaxpool = globalPool('globalmaxpool', ['gmp', 'maxpool_global'], 'global max pooling: C×H×W to C×1×1');
+export const globalavgpool = globalPool('globalavgpool', ['gap', 'avgpool_global'], 'global average pooling: C×H×W to C×1×1', 'GlobalAveragePool');
+export const globalmaxpool = globalPool('globalmaxpool', ['gmp', 'maxpool_global'], 'global max pooling: C×H×W to C×1×1', 'GlobalMaxPool');

@@ -1,9 +1,10 @@
 /**
  * What every layer kind declares, in one place: its arguments, shape rule, parameters, MACs
- * and spatial window (for the receptive field). The ONNX lowering and the gradient are
- * declared beside them by the emitter (see ../emit) so that a new layer is one entry.
+ * spatial window (for the receptive field) and ONNX lowering, so that a new layer is one entry.
  */
 import type { CatalogKey, DiagnosticExtras, Diagnostic } from '../diagnostics.ts';
+import type { LowerContext } from '../emit/context.ts';
+import type { LayerNode } from '../model.ts';
 
 /** A per-sample shape: [C, H, W] for feature maps, [N] for vectors. The batch is symbolic. */
 export type Shape = readonly number[];
@@ -87,6 +88,14 @@ export interface LayerKind {
   window?(input: Shape, args: Args): Window;
   /** Whether the output sees the whole input (global pooling, flatten, dense). */
   global?: boolean;
+  /**
+   * Adds the ONNX nodes (opset 17) computing this layer on `x` ([N, ...node.input]) and returns
+   * the output value. Parameters come from `ctx.param(node, 'weight')`; nodes from `ctx.op`.
+   * `ctx.mode` is 'inference' or 'training' (batch statistics, active dropout); in training,
+   * updated buffers are reported with `ctx.updateState`. Only called on nodes the checker
+   * inferred without errors (node.input and node.output are set).
+   */
+  lower(ctx: LowerContext, x: string, node: LayerNode): string;
 }
 
 export const product = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
