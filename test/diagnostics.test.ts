@@ -69,6 +69,11 @@ describe('required diagnostics', () => {
     expect(r.diagnostics).toEqual([]);
     expect(r.models[0].output).toEqual([32, 4, 4]);
   });
+  it('an identity residual keeps every later shape', () => {
+    const r = check('model m { input 8x8x8 residual { conv 8 3x3 pad=1 } -> relu -> conv 4 3x3 }');
+    expect(r.diagnostics).toEqual([]);
+    expect(r.models[0].output).toEqual([4, 6, 6]);
+  });
   it('groups must divide channels', () => {
     expect(codesOf('model m { input 30x8x8 conv 64 3x3 groups=4 }')).toEqual(['CNN3006']);
     expect(codesOf('model m { input 32x8x8 conv 64 3x3 groups=4 }')).toEqual([]);

@@ -251,10 +251,11 @@ class ModelChecker {
   }
 
   private receptive(rf: Receptive, kind: LayerKind, w: LayerNode['window']): Receptive {
-    if (kind.global) return { size: this.inputExtent, jump: rf.jump };
+    if (kind.global) return { size: this.inputExtent, jump: rf.jump, global: true };
     if (!w) return rf;
-    const size = [0, 1].map((i) => rf.size[i] + (w.dilation[i] * (w.kernel[i] - 1)) * rf.jump[i]) as [number, number];
     const jump = [0, 1].map((i) => rf.jump[i] * w.stride[i]) as [number, number];
+    if (rf.global) return { ...rf, jump };
+    const size = [0, 1].map((i) => rf.size[i] + w.dilation[i] * (w.kernel[i] - 1) * rf.jump[i]) as [number, number];
     return { size, jump };
   }
 
@@ -472,7 +473,7 @@ function maxReceptive(rfs: (Receptive | null)[]): Receptive | null {
   const all = rfs as Receptive[];
   const pick = (f: (r: Receptive) => readonly [number, number]) =>
     [Math.max(...all.map((r) => f(r)[0])), Math.max(...all.map((r) => f(r)[1]))] as [number, number];
-  return { size: pick((r) => r.size), jump: pick((r) => r.jump) };
+  return { size: pick((r) => r.size), jump: pick((r) => r.jump), global: all.some((r) => r.global) };
 }
 
 /** `conv 64 3x3 stride=2 pad=same`: positional values, then options that differ from the default. */

@@ -9,6 +9,8 @@ import type { TrainConfig } from './train-config.ts';
 export interface Receptive {
   size: readonly [number, number];
   jump: readonly [number, number];
+  /** Sees the whole input (after global pooling, flatten or dense); size is then the input's H and W. */
+  global?: boolean;
 }
 
 interface NodeBase {

@@ -12,7 +12,7 @@ export interface SummaryRow {
   params: number; // trainable
   buffers: number; // non-trainable (bn running statistics, frozen parameters)
   macs: number;
-  rf: { size: number[]; jump: number[] } | null;
+  rf: { size: number[]; jump: number[]; global: boolean } | null;
   span: Span;
   error?: Diagnostic;
 }
@@ -85,7 +85,7 @@ export function summarize(model: CheckedModel): ModelSummary {
   };
 }
 
-const rf = (r: Receptive | null) => (r ? { size: [...r.size], jump: [...r.jump] } : null);
+const rf = (r: Receptive | null) => (r ? { size: [...r.size], jump: [...r.jump], global: r.global ?? false } : null);
 
 export function shapeText(s: readonly number[] | null): string {
   return s ? formatShape(s) : '?';

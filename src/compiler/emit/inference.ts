@@ -1,0 +1,157 @@
+/**
+ * The inference graph: one ONNX model (opset 17, IR 8) per checked model, with input `input`
+ * [N, ...model.input], output `logits` [N, ...model.output], parameters as initializers named
+ * after the source (`conv1.weight`), and metadata for `predict` (preprocessing, source hash).
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import onnxProto from 'onnx-proto';
+import { UserError } from '../../errors.ts';
+import { hasErrors } from '../diagnostics.ts';
+import { formatShape, type ParamSpec } from '../layers/types.ts';
+import type { CheckedModel, LayerNode } from '../model.ts';
+import { buildModel, GraphBuilder } from '../onnx/builder.ts';
+import { LowerContext, type ParamBinding } from './context.ts';
+import { initialValue, paramCount } from './init.ts';
+import { lowerNode } from './lower.ts';
+
+export const OPSET = 17;
+export const IR_VERSION = 8;
+export const INPUT_NAME = 'input';
+export const OUTPUT_NAME = 'logits';
+
+/** metadata_props keys written into every model. */
+export const METADATA_KEYS = {
+  model: 'cnnc.model',
+  sourceFile: 'cnnc.source_file',
+  /** sha256 (hex) of the .cnn source text. */
+  sourceHash: 'cnnc.source_sha256',
+  /** JSON {mean: number[], std: number[], classes?: string[]}: x' = (x - mean) / std per channel. */
+  preprocess: 'cnnc.preprocess',
+  /** JSON [C, H, W] or [L]: the per-sample input shape. */
+  inputShape: 'cnnc.input_shape',
+} as const;
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+export const PRODUCER = { name: 'cnnc', version: pkg.version };
+
+export interface WeightTensor {
+  dims: readonly number[];
+  data: Float32Array;
+}
+
+/**
+ * Parameter values by full name (`conv1.weight`). A bare Float32Array is checked by length only.
+ * A function may return undefined for a parameter it does not have.
+ */
+export type WeightSource =
+  | ReadonlyMap<string, Float32Array | WeightTensor>
+  | ((name: string, spec: ParamSpec) => Float32Array | WeightTensor | undefined);
+
+export interface EmitOptions {
+  /** Source file (its base name goes into node names and metadata). */
+  file?: string;
+  /** Source text: its sha256 goes into metadata, and node names get line numbers. */
+  source?: string;
+  /** Parameter values; every parameter must be there, with the model's shape. Default: initialised. */
+  init?: WeightSource;
+  /** Where `init` came from, for error messages (e.g. the --weights file). */
+  initFrom?: string;
+  /** With `init`, initialise parameters it lacks instead of failing (default false). */
+  partial?: boolean;
+  /** Seed for initial values (default 0). */
+  seed?: number;
+}
+
+export const sourceHash = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
+
+/** Refuses a model the checker did not fully infer (errors, or no shapes). */
+export function assertEmittable(model: CheckedModel): asserts model is CheckedModel & { input: number[]; output: number[] } {
+  if (hasErrors(model.diagnostics) || !model.input || !model.output) {
+    const first = model.diagnostics.find((d) => d.severity === 'error');
+    throw new UserError(`model ${model.name} has errors and cannot be compiled${first ? `: ${first.message}` : ''}`);
+  }
+}
+
+/** Initializers from a weight source or from PyTorch-style initialisation. */
+export function initializerParams(opts: Pick<EmitOptions, 'init' | 'initFrom' | 'partial' | 'seed'>): ParamBinding {
+  const seed = opts.seed ?? 0;
+  const from = opts.initFrom ?? 'the weights';
+  const lookup = (name: string, spec: ParamSpec) =>
+    typeof opts.init === 'function' ? opts.init(name, spec) : opts.init?.get(name);
+  return {
+    bind(name, spec, node: LayerNode, ctx) {
+      const count = paramCount(spec);
+      const dims = [...spec.shape];
+      let data: Float32Array;
+      const given = opts.init ? lookup(name, spec) : undefined;
+      if (given) {
+        const t = given instanceof Float32Array ? { dims: undefined, data: given } : given;
+        const mismatch = t.dims ? t.dims.length !== dims.length || t.dims.some((d, i) => d !== dims[i]) : t.data.length !== count;
+        if (mismatch) {
+          const have = t.dims ? formatShape(t.dims) : `${t.data.length} values`;
+          throw new UserError(`tensor ${name} has shape ${have} in ${from}, but layer ${node.path} (${node.text}) needs ${formatShape(dims)}`);
+        }
+        if (t.data.length !== count) throw new UserError(`tensor ${name} in ${from} has ${t.data.length} values for shape ${formatShape(dims)}`);
+        data = t.data;
+      } else if (opts.init && !opts.partial) {
+        throw new UserError(`${from} has no tensor ${name} (layer ${node.path}, ${node.text}, needs ${formatShape(dims)})`);
+      } else {
+        data = initialValue(spec.init, count, seed, name);
+      }
+      return ctx.graph.initializer(ctx.reserve(name), data, dims);
+    },
+  };
+}
+
+/** Builds the graph of one model into `ctx`'s builder; returns the value computing the output. */
+export function lowerModel(ctx: LowerContext, model: CheckedModel, input: string): string {
+  return lowerNode(ctx, model.root, input);
+}
+
+/** Compiles one checked model to a serialized ONNX inference model. */
+export function emitInference(model: CheckedModel, opts: EmitOptions = {}): Uint8Array {
+  assertEmittable(model);
+  const file = opts.file ? path.basename(opts.file) : undefined;
+  const graph = new GraphBuilder(model.name);
+  const ctx = new LowerContext(graph, { mode: 'inference', params: initializerParams(opts), file, source: opts.source });
+  const input = graph.input(ctx.reserve(INPUT_NAME), ctx.dims(model.input));
+  ctx.reserve(OUTPUT_NAME);
+  const last = lowerModel(ctx, model, input);
+  if (ctx.renameValue(last, OUTPUT_NAME)) {
+    const i = graph.valueInfos.findIndex((v) => v.name === OUTPUT_NAME);
+    if (i >= 0) graph.valueInfos.splice(i, 1);
+  } else {
+    graph.node('Identity', [last], {}, { outputs: [OUTPUT_NAME], name: `${OUTPUT_NAME} (output)` });
+  }
+  graph.output(OUTPUT_NAME, ctx.dims(model.output));
+  return buildModel(graph, {
+    opset: OPSET,
+    irVersion: IR_VERSION,
+    producerName: PRODUCER.name,
+    producerVersion: PRODUCER.version,
+    docString: `${model.name}: compiled by cnnc from ${file ?? 'a .cnn source'}`,
+    metadata: modelMetadata(model, opts.source, file),
+  });
+}
+
+export function modelMetadata(model: CheckedModel, source?: string, file?: string): Record<string, string> {
+  const meta: Record<string, string> = { [METADATA_KEYS.model]: model.name };
+  if (file) meta[METADATA_KEYS.sourceFile] = file;
+  if (source !== undefined) meta[METADATA_KEYS.sourceHash] = sourceHash(source);
+  meta[METADATA_KEYS.preprocess] = JSON.stringify(model.preprocess);
+  if (model.input) meta[METADATA_KEYS.inputShape] = JSON.stringify(model.input);
+  return meta;
+}
+
+/** The metadata_props of a serialized model (for `predict`: preprocessing, model name). */
+export function readModelMetadata(bytes: Uint8Array, file?: string): Record<string, string> {
+  let decoded;
+  try {
+    decoded = onnxProto.onnx.ModelProto.decode(bytes);
+  } catch (e) {
+    throw new UserError(`not a valid ONNX model (${(e as Error).message})`, file);
+  }
+  return Object.fromEntries((decoded.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
+}
