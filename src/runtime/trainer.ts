@@ -1,0 +1,570 @@
+/**
+ * The training loop around a TrainStepRunner: seeded batches with prefetch, per-step learning rate,
+ * evaluation each epoch, a JSONL log, progress output, atomic checkpoints that resume exactly, a clean
+ * stop on Ctrl-C, and loss/accuracy curves as SVG.
+ *
+ * Exact resume: the data order of an epoch depends only on (seed, epoch), augmentation only on
+ * (seed, epoch, batch), the learning rate only on the step, and the runner's state (parameters,
+ * buffers, optimizer state) is saved whole. So a checkpoint holding (epoch, next batch, step) and the
+ * state continues the run as if it had never stopped.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { CheckedModel } from '../compiler/model.ts';
+import type { TrainConfig } from '../compiler/train-config.ts';
+import { UserError } from '../errors.ts';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { batchCount, batches, checkAgainstModel, prefetch, type Dataset } from './dataset.ts';
+import { configLearningRate, type StepCounts } from './schedule.ts';
+import type { StepResult, TrainState, TrainStepRunner } from './train-step.ts';
+
+/** Where progress goes: a TTY gets a redrawn one-line bar, anything else plain lines. */
+export interface ProgressOutput {
+  write(text: string): unknown;
+  isTTY?: boolean;
+  columns?: number;
+}
+
+export interface TrainOptions {
+  model: CheckedModel;
+  config: TrainConfig;
+  runner: TrainStepRunner;
+  trainSet: Dataset;
+  testSet?: Dataset;
+  outDir: string;
+  /** The device asked for (cpu, cuda, auto); the runner's `device` says what it resolved to. */
+  device?: string;
+  /** Continue from outDir/last.ckpt. Without it, an outDir that already holds a run is an error. */
+  resume?: boolean;
+  /** Progress and summaries; process.stderr when omitted. */
+  log?: ProgressOutput;
+  /** Drop each epoch's last partial batch; defaults to runner.fixedBatch. */
+  dropLast?: boolean;
+  /** A JSONL step line every this many steps (default 50); 0 for epoch lines only. */
+  logEvery?: number;
+  /** Hash of the source text, stored in checkpoints; a resume from a different source gets a notice. */
+  sourceHash?: string;
+  /** Stop after the current step when aborted (what Ctrl-C does through handleSigint). */
+  stop?: AbortSignal;
+  /** Install a SIGINT handler: the first Ctrl-C stops after the current step, the second exits at once. */
+  handleSigint?: boolean;
+  /** Batches prepared ahead of the running step (default 2). */
+  prefetchDepth?: number;
+}
+
+/** One line of train.jsonl. Epoch and step numbers count completed work (the first epoch is 1). */
+export interface LogRecord {
+  type: 'step' | 'epoch';
+  epoch: number;
+  step: number;
+  loss: number;
+  acc: number;
+  test_loss?: number;
+  test_acc?: number;
+  lr: number;
+  images_per_s: number;
+  /** Seconds of training so far, over all resumed sessions. */
+  elapsed: number;
+}
+
+export interface TrainResult {
+  /** Completed epochs. */
+  epochs: number;
+  /** Completed steps. */
+  steps: number;
+  interrupted: boolean;
+  history: LogRecord[];
+  best?: { epoch: number; acc: number };
+  lastCheckpoint?: string;
+  bestCheckpoint?: string;
+}
+
+export const TRAIN_META_FORMAT = 'cnnc-train/1';
+
+/** The metadata stored in training checkpoints. */
+export interface TrainMeta {
+  format: string;
+  /** Completed epochs; the next epoch to run (0-based) when batch is 0. */
+  epoch: number;
+  /** Next batch of `epoch` to run: 0 after a finished epoch, more after a stop mid-epoch. */
+  batch: number;
+  /** Completed steps over the whole run; the next step's number. */
+  step: number;
+  /** Running sums of the unfinished epoch, so its epoch line comes out as if never stopped. */
+  epochProgress: EpochSums;
+  elapsed: number;
+  device?: string;
+  config: TrainConfig;
+  data: DataOrder;
+  history: LogRecord[];
+  best: { epoch: number; acc: number } | null;
+}
+
+/** What determines the order of samples; a resume must match it to be exact. */
+export interface DataOrder {
+  order: string;
+  seed: number;
+  batchSize: number;
+  dropLast: boolean;
+  trainSize: number;
+  trainSource: string;
+  testSize: number;
+  testSource?: string;
+  augment: TrainConfig['augment'];
+}
+
+interface EpochSums {
+  lossSum: number;
+  correct: number;
+  seen: number;
+  /** Steps run in this epoch so far and the seconds they took (data preparation included). */
+  steps: number;
+  seconds: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data checks
+
+/** Number of classes the model predicts: its output size, or 2 for a single logit under bce. */
+export function modelClasses(model: CheckedModel, config: TrainConfig): number {
+  if (!model.output) throw new UserError(`model ${model.name} has errors; its output shape is unknown`);
+  const size = model.output.reduce((a, b) => a * b, 1);
+  return config.loss.kind === 'bce' && size === 1 ? 2 : size;
+}
+
+/**
+ * Checks that a data set fits the model (image shape vs input, labels vs classes) before any step
+ * runs; the error names the data set's source. A vector input takes images of the same size, flattened.
+ */
+export function checkData(model: CheckedModel, config: TrainConfig, ds: Dataset): void {
+  if (!model.input) throw new UserError(`model ${model.name} has errors; its input shape is unknown`);
+  const classes = modelClasses(model, config);
+  const per = ds.shape.reduce((a, b) => a * b, 1);
+  const flat = model.input.length === 1 && model.input[0] === per;
+  checkAgainstModel(ds, flat ? ds.shape : model.input, classes);
+}
+
+/** The first n samples of a data set (all of them when n is at least its size). */
+export function sliceDataset(ds: Dataset, n: number): Dataset {
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`a data slice needs a positive whole number of samples, got ${n}`);
+  if (n >= ds.size) return ds;
+  const per = ds.shape.reduce((a, b) => a * b, 1);
+  return { ...ds, size: n, images: ds.images.subarray(0, n * per), labels: ds.labels.subarray(0, n) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files
+
+export const LAST_CHECKPOINT = 'last.ckpt';
+export const BEST_CHECKPOINT = 'best.ckpt';
+export const LOG_FILE = 'train.jsonl';
+export const CURVES_FILE = 'curves.svg';
+
+function writeAtomic(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    writeFileSync(tmp, text);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Keeps the log lines a checkpoint covers, dropping any written after it (by a run that then crashed). */
+function trimLog(path: string, meta: TrainMeta): void {
+  if (!existsSync(path)) return;
+  const kept = readFileSync(path, 'utf8').split('\n').filter((line) => {
+    if (!line.trim()) return false;
+    try {
+      const r = JSON.parse(line) as LogRecord;
+      return r.type === 'epoch' ? r.epoch <= meta.epoch : r.step <= meta.step;
+    } catch {
+      return false;
+    }
+  });
+  writeAtomic(path, kept.map((l) => l + '\n').join(''));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Progress
+
+const fmtTime = (s: number): string => {
+  if (!Number.isFinite(s) || s < 0) return '--:--';
+  const t = Math.round(s);
+  const h = Math.floor(t / 3600), m = Math.floor((t % 3600) / 60), sec = t % 60;
+  return h ? `${h}:${String(m).padStart(2, '0')}:${String(sec).padStart(2, '0')}` : `${m}:${String(sec).padStart(2, '0')}`;
+};
+const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+
+class Progress {
+  private lastDraw = 0;
+  private nextLine = 0;
+  private drawn = false;
+
+  constructor(private readonly out: ProgressOutput, private readonly epochs: number, private readonly stepsPerEpoch: number) {}
+
+  line(text: string): void {
+    this.clear();
+    this.out.write(text + '\n');
+  }
+
+  /** Called after each step; batch is the 1-based batch just finished within the epoch. */
+  step(epoch: number, batch: number, sums: EpochSums): void {
+    const frac = batch / this.stepsPerEpoch;
+    const rate = sums.seconds > 0 ? sums.seen / sums.seconds : 0;
+    const eta = sums.steps > 0 ? ((this.stepsPerEpoch - batch) * sums.seconds) / sums.steps : NaN;
+    const text = `epoch ${epoch + 1}/${this.epochs} ${(100 * frac).toFixed(0).padStart(3)}%  loss ${(sums.lossSum / sums.seen).toFixed(4)}  ` +
+      `acc ${pct(sums.correct / sums.seen)}  ${rate.toFixed(0)} img/s  ETA ${fmtTime(eta)}`;
+    if (this.out.isTTY) {
+      const now = Date.now();
+      if (now - this.lastDraw < 100 && batch < this.stepsPerEpoch) return;
+      this.lastDraw = now;
+      const bar = this.bar(frac, 20);
+      const width = Math.max(20, (this.out.columns ?? 100) - 1);
+      this.out.write(`\r${`${bar} ${text}`.slice(0, width)}\x1b[K`);
+      this.drawn = true;
+    } else {
+      const every = Math.max(1, Math.ceil(this.stepsPerEpoch / 10));
+      if (batch >= this.nextLine || batch === this.stepsPerEpoch) {
+        this.out.write(text + '\n');
+        this.nextLine = (Math.floor(batch / every) + 1) * every;
+      }
+    }
+  }
+
+  /** Resets the plain-line cadence for a new epoch starting at `batch`. */
+  startEpoch(batch: number): void {
+    const every = Math.max(1, Math.ceil(this.stepsPerEpoch / 10));
+    this.nextLine = (Math.floor(batch / every) + 1) * every;
+  }
+
+  clear(): void {
+    if (this.drawn) this.out.write('\r\x1b[K');
+    this.drawn = false;
+  }
+
+  private bar(frac: number, width: number): string {
+    const full = Math.round(Math.min(1, Math.max(0, frac)) * width);
+    return `[${'#'.repeat(full)}${'.'.repeat(width - full)}]`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The loop
+
+function emptySums(): EpochSums {
+  return { lossSum: 0, correct: 0, seen: 0, steps: 0, seconds: 0 };
+}
+
+function dataOrder(config: TrainConfig, dropLast: boolean, trainSet: Dataset, testSet?: Dataset): DataOrder {
+  return {
+    order: 'epochOrder(trainSize, seed, epoch) from src/runtime/dataset.ts; batches of batchSize in that order',
+    seed: config.seed, batchSize: config.batch, dropLast, trainSize: trainSet.size, trainSource: trainSet.source,
+    testSize: testSet?.size ?? 0, testSource: testSet?.source, augment: config.augment,
+  };
+}
+
+/** Differences between the checkpoint's data order and this run's that would change which samples come next. */
+function orderMismatch(saved: DataOrder, now: DataOrder): string[] {
+  const keys: (keyof DataOrder)[] = ['seed', 'batchSize', 'dropLast', 'trainSize'];
+  return keys.filter((k) => saved[k] !== now[k]).map((k) => `${k} ${String(saved[k])} in the checkpoint, ${String(now[k])} now`);
+}
+
+/** Settings that differ between the checkpoint's config and this run's, as `optimizer.lr 0.001 -> 0.01`. */
+function configChanges(saved: TrainConfig, now: TrainConfig): string[] {
+  const out: string[] = [];
+  const walk = (a: unknown, b: unknown, path: string) => {
+    if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a)) {
+      for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+        walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k);
+      }
+    } else if (JSON.stringify(a) !== JSON.stringify(b)) out.push(`${path} ${JSON.stringify(a)} -> ${JSON.stringify(b)}`);
+  };
+  walk(saved, now, '');
+  return out;
+}
+
+async function evaluateSet(runner: TrainStepRunner, ds: Dataset, batchSize: number, opts: { mean: number[]; std: number[]; labelType: 'int32' | 'int64'; depth: number }): Promise<{ loss: number; acc: number }> {
+  let lossSum = 0, correct = 0, seen = 0;
+  const source = batches(ds, { batchSize, shuffle: false, mean: opts.mean, std: opts.std, labelType: opts.labelType });
+  for await (const b of prefetch(source, opts.depth)) {
+    const r = await runner.evaluate({ x: b.x, y: b.y, count: b.count });
+    checkFinite(r, 'evaluation');
+    lossSum += r.loss * b.count;
+    correct += r.correct;
+    seen += b.count;
+  }
+  return { loss: lossSum / seen, acc: correct / seen };
+}
+
+function checkFinite(r: StepResult, where: string, step?: number): void {
+  if (!Number.isFinite(r.loss)) {
+    throw new UserError(`the loss became ${r.loss} in ${where}${step === undefined ? '' : ` at step ${step + 1}`}; ` +
+      'training diverged: try a lower learning rate (--lr), a warm-up (schedule: ... warmup=1) or check the data');
+  }
+}
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const { model, config, runner, trainSet, testSet, outDir } = opts;
+  const out = opts.log ?? process.stderr;
+  const dropLast = opts.dropLast ?? runner.fixedBatch ?? false;
+  const labelType = runner.labelType ?? 'int64';
+  const logEvery = opts.logEvery ?? 50;
+  const depth = opts.prefetchDepth ?? 2;
+  const batchSize = config.batch;
+
+  // Bad data stops here, before any step.
+  checkData(model, config, trainSet);
+  if (testSet) checkData(model, config, testSet);
+  const stepsPerEpoch = batchCount(trainSet.size, batchSize, dropLast);
+  if (stepsPerEpoch === 0) {
+    throw new UserError(`the training set has ${trainSet.size} samples, fewer than one batch of ${batchSize} ` +
+      '(the last partial batch is dropped because the training graph has a fixed batch size); use a smaller --batch', trainSet.source);
+  }
+  const counts: StepCounts = { stepsPerEpoch, totalSteps: stepsPerEpoch * config.epochs };
+  const order = dataOrder(config, dropLast, trainSet, testSet);
+
+  mkdirSync(outDir, { recursive: true });
+  const lastPath = join(outDir, LAST_CHECKPOINT);
+  const bestPath = join(outDir, BEST_CHECKPOINT);
+  const logPath = join(outDir, LOG_FILE);
+  const curvesPath = join(outDir, CURVES_FILE);
+
+  let epoch = 0, batch = 0, step = 0, elapsedBase = 0;
+  let sums = emptySums();
+  let history: LogRecord[] = [];
+  let best: { epoch: number; acc: number } | null = null;
+
+  if (opts.resume) {
+    if (!existsSync(lastPath)) throw new UserError(`--resume: no ${LAST_CHECKPOINT} to resume from`, outDir);
+    const ckpt = await loadCheckpoint(lastPath);
+    const meta = ckpt.meta as unknown as TrainMeta | undefined;
+    if (!meta || meta.format !== TRAIN_META_FORMAT) {
+      throw new UserError(`is not a training checkpoint written by cnnc train (format ${JSON.stringify(meta?.format)})`, lastPath);
+    }
+    if (ckpt.model !== model.name) {
+      throw new UserError(`holds model ${JSON.stringify(ckpt.model)}, not ${JSON.stringify(model.name)}`, lastPath);
+    }
+    const mismatch = orderMismatch(meta.data, order);
+    if (mismatch.length) {
+      throw new UserError(`cannot resume exactly, the data order would differ: ${mismatch.join('; ')}`, lastPath);
+    }
+    if (opts.sourceHash && ckpt.sourceHash && opts.sourceHash !== ckpt.sourceHash) {
+      out.write(`notice: the source file changed since ${lastPath} was written\n`);
+    }
+    const changes = configChanges(meta.config, config);
+    if (changes.length) out.write(`notice: resuming with changed settings: ${changes.join(', ')}\n`);
+    runner.load(ckpt.tensors as TrainState);
+    ({ epoch, batch, step, elapsed: elapsedBase, history, best } = meta);
+    sums = { ...meta.epochProgress };
+    trimLog(logPath, meta);
+    out.write(`resuming ${model.name} at epoch ${epoch + 1}, step ${step + 1} from ${lastPath}\n`);
+  } else {
+    if (existsSync(lastPath)) {
+      throw new UserError(`already holds a training run (${LAST_CHECKPOINT}); pass --resume to continue it, or choose another --out`, outDir);
+    }
+    writeFileSync(logPath, '');
+  }
+  if (runner.notice) out.write(`notice: ${runner.notice}\n`);
+
+  const sessionStart = performance.now();
+  const elapsed = () => elapsedBase + (performance.now() - sessionStart) / 1000;
+  const progress = new Progress(out, config.epochs, stepsPerEpoch);
+  const logLine = (r: LogRecord) => appendFileSync(logPath, JSON.stringify(r) + '\n');
+  const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
+
+  const meta = (): TrainMeta => ({
+    format: TRAIN_META_FORMAT, epoch, batch, step, epochProgress: { ...sums }, elapsed: elapsed(),
+    device: runner.device ?? opts.device, config, data: order, history, best,
+  });
+  const save = async (path: string) => {
+    await saveCheckpoint(path, { model: model.name, sourceHash: opts.sourceHash, meta: meta() as unknown as Record<string, unknown>, tensors: runner.state() });
+  };
+
+  // Ctrl-C: finish the step, save, return; a second Ctrl-C exits at once.
+  let stopRequested = false;
+  const onStop = () => { stopRequested = true; };
+  opts.stop?.addEventListener('abort', onStop);
+  if (opts.stop?.aborted) stopRequested = true;
+  let sigints = 0;
+  const onSigint = () => {
+    sigints++;
+    if (sigints > 1) {
+      progress.clear();
+      out.write('aborted\n');
+      process.exit(130);
+    }
+    stopRequested = true;
+    progress.line('stopping after this step and saving a checkpoint (Ctrl-C again to abort)');
+  };
+  if (opts.handleSigint) process.on('SIGINT', onSigint);
+
+  let interrupted = false;
+  try {
+    out.write(`training ${model.name}: ${config.epochs} epochs of ${stepsPerEpoch} steps (batch ${batchSize}), ` +
+      `${trainSet.size} training and ${testSet?.size ?? 0} test samples, device ${runner.device ?? opts.device ?? 'cpu'}\n`);
+    while (epoch < config.epochs) {
+      const source = batches(trainSet, {
+        batchSize, shuffle: true, seed: config.seed, epoch, dropLast, startBatch: batch, labelType,
+        augment: { flip: config.augment.flip, cropPad: config.augment.crop },
+        mean: model.preprocess.mean, std: model.preprocess.std,
+      });
+      progress.startEpoch(batch);
+      let lr = configLearningRate(config, step, counts);
+      let t0 = performance.now();
+      for await (const b of prefetch(source, depth)) {
+        lr = configLearningRate(config, step, counts);
+        const r = await runner.run({ x: b.x, y: b.y, count: b.count }, lr, step);
+        checkFinite(r, 'training', step);
+        step++;
+        batch = b.index + 1;
+        const now = performance.now();
+        sums.seconds += (now - t0) / 1000;
+        t0 = now;
+        sums.lossSum += r.loss * b.count;
+        sums.correct += r.correct;
+        sums.seen += b.count;
+        sums.steps++;
+        progress.step(epoch, batch, sums);
+        if (logEvery > 0 && step % logEvery === 0 && batch < stepsPerEpoch) { // the epoch line covers an epoch's last step
+          logLine({
+            type: 'step', epoch: epoch + 1, step, loss: sums.lossSum / sums.seen, acc: sums.correct / sums.seen, lr,
+            images_per_s: round(sums.seen / Math.max(sums.seconds, 1e-9), 1), elapsed: round(elapsed(), 3),
+          });
+        }
+        if (stopRequested) break;
+      }
+      if (stopRequested && batch < stepsPerEpoch) {
+        interrupted = true;
+        break;
+      }
+
+      // Epoch end: evaluate, log, checkpoint.
+      const test = testSet ? await evaluateSet(runner, testSet, batchSize, { mean: model.preprocess.mean, std: model.preprocess.std, labelType, depth }) : undefined;
+      const record: LogRecord = {
+        type: 'epoch', epoch: epoch + 1, step, loss: sums.lossSum / sums.seen, acc: sums.correct / sums.seen,
+        ...(test && { test_loss: test.loss, test_acc: test.acc }),
+        lr, images_per_s: round(sums.seen / Math.max(sums.seconds, 1e-9), 1), elapsed: round(elapsed(), 3),
+      };
+      history = [...history, record];
+      logLine(record);
+      progress.line(`epoch ${record.epoch}/${config.epochs}  loss ${record.loss.toFixed(4)}  acc ${pct(record.acc)}` +
+        (test ? `  test loss ${test.loss.toFixed(4)}  test acc ${pct(test.acc)}` : '') +
+        `  lr ${lr.toPrecision(3)}  ${record.images_per_s.toFixed(0)} img/s  ${fmtTime(sums.seconds)}`);
+      const score = test ? test.acc : record.acc;
+      const isBest = !best || score > best.acc;
+      if (isBest) best = { epoch: epoch + 1, acc: score };
+      epoch++;
+      batch = 0;
+      sums = emptySums();
+      await save(lastPath);
+      if (isBest) await save(bestPath);
+      writeAtomic(curvesPath, curvesSvg(history, model.name));
+      if (stopRequested && epoch < config.epochs) {
+        interrupted = true;
+        break;
+      }
+    }
+    if (interrupted) {
+      if (batch > 0) await save(lastPath);
+      progress.line(`stopped at epoch ${epoch + 1}, step ${step}; checkpoint ${lastPath} (continue with --resume)`);
+    } else if (history.length) {
+      writeAtomic(curvesPath, curvesSvg(history, model.name));
+    }
+  } finally {
+    progress.clear();
+    if (opts.handleSigint) process.off('SIGINT', onSigint);
+    opts.stop?.removeEventListener('abort', onStop);
+  }
+  return {
+    epochs: epoch, steps: step, interrupted, history, best: best ?? undefined,
+    lastCheckpoint: existsSync(lastPath) ? lastPath : undefined,
+    bestCheckpoint: existsSync(bestPath) ? bestPath : undefined,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Curves: loss and accuracy per epoch, train and test, as a self-contained SVG
+
+const xmlEscape = (s: string) => s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** About `count` round tick values covering [lo, hi]: steps of 1, 2 or 5 times a power of ten. */
+export function niceTicks(lo: number, hi: number, count = 5): number[] {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+  const ticks: number[] = [];
+  for (let v = Math.ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) ticks.push(Math.round(v / step) * step);
+  return ticks;
+}
+
+const fmtTick = (v: number) => (Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(0) : String(+v.toPrecision(6)));
+
+interface Series { label: string; color: string; dash?: string; points: [number, number][] }
+
+function panel(x0: number, y0: number, w: number, h: number, title: string, series: Series[], yRange: [number, number], yFormat: (v: number) => string, epochs: number): string {
+  const m = { left: 56, right: 16, top: 30, bottom: 40 };
+  const pw = w - m.left - m.right, ph = h - m.top - m.bottom;
+  const xHi = Math.max(epochs, 2);
+  const sx = (e: number) => x0 + m.left + ((e - 1) / (xHi - 1)) * pw;
+  const sy = (v: number) => y0 + m.top + ph - ((v - yRange[0]) / (yRange[1] - yRange[0])) * ph;
+  const parts: string[] = [];
+  parts.push(`<text x="${x0 + m.left + pw / 2}" y="${y0 + 18}" text-anchor="middle" font-size="14" font-weight="bold">${xmlEscape(title)}</text>`);
+  for (const v of niceTicks(yRange[0], yRange[1])) {
+    const y = sy(v).toFixed(1);
+    parts.push(`<line x1="${x0 + m.left}" y1="${y}" x2="${x0 + m.left + pw}" y2="${y}" stroke="#e5e5e5"/>`);
+    parts.push(`<text x="${x0 + m.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle" font-size="11">${yFormat(v)}</text>`);
+  }
+  const xTicks = niceTicks(1, xHi, Math.min(10, xHi - 1)).filter((v) => Number.isInteger(v) && v >= 1);
+  for (const v of xTicks) {
+    const x = sx(v).toFixed(1);
+    parts.push(`<line x1="${x}" y1="${y0 + m.top + ph}" x2="${x}" y2="${y0 + m.top + ph + 4}" stroke="#333"/>`);
+    parts.push(`<text x="${x}" y="${y0 + m.top + ph + 16}" text-anchor="middle" font-size="11">${v}</text>`);
+  }
+  parts.push(`<path d="M${x0 + m.left},${y0 + m.top}V${y0 + m.top + ph}H${x0 + m.left + pw}" fill="none" stroke="#333"/>`);
+  parts.push(`<text x="${x0 + m.left + pw / 2}" y="${y0 + h - 6}" text-anchor="middle" font-size="12">epoch</text>`);
+  for (const s of series) {
+    if (!s.points.length) continue;
+    const pts = s.points.map(([e, v]) => `${sx(e).toFixed(1)},${sy(v).toFixed(1)}`);
+    parts.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
+    for (const p of pts) {
+      const [cx, cy] = p.split(',');
+      parts.push(`<circle cx="${cx}" cy="${cy}" r="2.5" fill="${s.color}"/>`);
+    }
+  }
+  // Legend, top right inside the plot.
+  const shown = series.filter((s) => s.points.length);
+  shown.forEach((s, i) => {
+    const lx = x0 + m.left + pw - 92, ly = y0 + m.top + 12 + i * 16;
+    parts.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 22}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
+    parts.push(`<text x="${lx + 28}" y="${ly}" dominant-baseline="middle" font-size="11">${xmlEscape(s.label)}</text>`);
+  });
+  return parts.join('\n');
+}
+
+/** Train and test loss (left) and accuracy (right) per epoch. */
+export function curvesSvg(history: readonly LogRecord[], title: string): string {
+  const epochs = history.filter((r) => r.type === 'epoch');
+  const n = epochs.length ? Math.max(...epochs.map((r) => r.epoch)) : 1;
+  const pick = (f: (r: LogRecord) => number | undefined): [number, number][] =>
+    epochs.flatMap((r) => { const v = f(r); return v === undefined || !Number.isFinite(v) ? [] : [[r.epoch, v] as [number, number]]; });
+  const train = { color: '#1f77b4' }, test = { color: '#ff7f0e', dash: '6 4' };
+  const loss: Series[] = [{ label: 'train loss', ...train, points: pick((r) => r.loss) }, { label: 'test loss', ...test, points: pick((r) => r.test_loss) }];
+  const acc: Series[] = [{ label: 'train acc', ...train, points: pick((r) => r.acc) }, { label: 'test acc', ...test, points: pick((r) => r.test_acc) }];
+  const maxLoss = Math.max(1e-6, ...loss.flatMap((s) => s.points.map((p) => p[1])));
+  const lossTicks = niceTicks(0, maxLoss * 1.05);
+  const lossStep = lossTicks.length > 1 ? lossTicks[1] - lossTicks[0] : maxLoss;
+  const lossTop = Math.ceil((maxLoss * 1.05) / lossStep) * lossStep;
+  const W = 960, H = 360, pw = W / 2;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H + 24}" viewBox="0 0 ${W} ${H + 24}" font-family="sans-serif">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${W / 2}" y="18" text-anchor="middle" font-size="15">${xmlEscape(title)}: ${n} epoch${n === 1 ? '' : 's'}</text>`,
+    panel(0, 24, pw, H, 'loss', loss, [0, lossTop], fmtTick, n),
+    panel(pw, 24, pw, H, 'accuracy', acc, [0, 1], (v) => `${Math.round(v * 100)}%`, n),
+    '</svg>',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,349 @@
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { check } from '../src/index.ts';
+import type { CheckedModel } from '../src/compiler/model.ts';
+import type { TrainConfig } from '../src/compiler/train-config.ts';
+import { UserError } from '../src/errors.ts';
+import { loadCheckpoint } from '../src/runtime/checkpoint.ts';
+import { FASHION_MNIST_CLASSES, loadDataset, seededRandom, type Dataset } from '../src/runtime/dataset.ts';
+import { curvesSvg, sliceDataset, train, type LogRecord, type ProgressOutput, type TrainOptions } from '../src/runtime/trainer.ts';
+import { SoftmaxRunner } from './helpers/softmax-runner.ts';
+
+const dirs: string[] = [];
+const tempDir = () => {
+  const d = mkdtempSync(join(tmpdir(), 'cnnc-train-'));
+  dirs.push(d);
+  return d;
+};
+afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+
+function tinyModel(train = ''): CheckedModel {
+  const src = `model Tiny {\n  input 1x4x4\n  flatten -> dense 3\n  train {\n    ${train}\n  }\n}\n`;
+  const r = check(src, 'tiny.cnn');
+  const errors = r.diagnostics.filter((d) => d.severity === 'error');
+  if (errors.length) throw new Error(errors.map((d) => d.message).join('\n'));
+  return r.models[0];
+}
+
+/** A learnable 3-class set of 4x4 images: class c lights up row c, plus noise. */
+function synthetic(size: number, seed: number, opts: { shape?: [number, number, number]; labelMax?: number; source?: string } = {}): Dataset {
+  const shape = opts.shape ?? [1, 4, 4];
+  const per = shape[0] * shape[1] * shape[2];
+  const rand = seededRandom(seed);
+  const images = new Uint8Array(size * per);
+  const labels = new Uint8Array(size);
+  for (let i = 0; i < size; i++) {
+    const c = i % 3;
+    labels[i] = c;
+    for (let p = 0; p < per; p++) images[i * per + p] = Math.floor(rand() * 100) + (Math.floor(p / shape[2]) === c ? 120 : 0);
+  }
+  if (opts.labelMax !== undefined) labels[size - 1] = opts.labelMax;
+  return { source: opts.source ?? `synthetic-${seed}`, size, shape, classes: ['a', 'b', 'c'], images, labels };
+}
+
+function sink(isTTY = false): ProgressOutput & { text: string } {
+  const out = { text: '', isTTY, columns: 120, write(s: string) { out.text += s; return true; } };
+  return out;
+}
+
+const readLog = (dir: string): LogRecord[] =>
+  readFileSync(join(dir, 'train.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogRecord);
+
+/** The runner, stopping the trainer (as Ctrl-C would) after the step numbered stopAfter. */
+function stoppingRunner(runner: SoftmaxRunner, stopAfter: number | undefined, controller: AbortController): SoftmaxRunner {
+  if (stopAfter === undefined) return runner;
+  const run = runner.run.bind(runner);
+  runner.run = async (batch, lr, step) => {
+    const r = await run(batch, lr, step);
+    if (step === stopAfter) controller.abort();
+    return r;
+  };
+  return runner;
+}
+
+interface RunSpec {
+  model: CheckedModel;
+  config?: TrainConfig;
+  outDir: string;
+  resume?: boolean;
+  stopAfter?: number;
+  fixedBatch?: boolean;
+  trainSet?: Dataset;
+  testSet?: Dataset;
+  extra?: Partial<TrainOptions>;
+}
+
+async function runTraining(spec: RunSpec) {
+  const config = spec.config ?? spec.model.train;
+  const controller = new AbortController();
+  const runner = stoppingRunner(new SoftmaxRunner(16, 3, config, { fixedBatch: spec.fixedBatch }), spec.stopAfter, controller);
+  const log = sink();
+  const result = await train({
+    model: spec.model, config, runner, trainSet: spec.trainSet ?? synthetic(50, 1), testSet: spec.testSet ?? synthetic(21, 2),
+    outDir: spec.outDir, resume: spec.resume, log, stop: controller.signal, logEvery: 3, ...spec.extra,
+  });
+  return { result, runner, log };
+}
+
+/** Timing fields differ between runs; everything else must be identical. */
+const withoutTiming = (records: LogRecord[]) => records.map(({ images_per_s: _i, elapsed: _e, ...rest }) => rest);
+
+async function expectSameTensors(a: string, b: string) {
+  const ca = await loadCheckpoint(a), cb = await loadCheckpoint(b);
+  expect([...cb.tensors.keys()]).toEqual([...ca.tensors.keys()]);
+  for (const [name, t] of ca.tensors) {
+    const u = cb.tensors.get(name)!;
+    expect(u.dims, name).toEqual(t.dims);
+    expect(Buffer.from(u.data.buffer).equals(Buffer.from(t.data.buffer)), `${name} differs`).toBe(true);
+  }
+}
+
+describe('trainer: exact resume', () => {
+  const cases: [string, string, number, boolean][] = [
+    ['adam with cosine warm-up, stop at the epoch boundary', 'optimizer: adam lr=0.05\n schedule: cosine warmup=0.5\n batch: 8\n epochs: 2\n seed: 3', 6, false],
+    ['sgd momentum, step decay, stop mid-epoch', 'optimizer: sgd lr=0.2 momentum=0.9 nesterov=on weight_decay=1e-3\n schedule: step step_size=1 gamma=0.5\n batch: 8\n epochs: 3\n seed: 5', 9, false],
+    ['adamw, flip augmentation, fixed batch (last partial batch dropped), stop mid-epoch', 'optimizer: adamw lr=0.02 weight_decay=0.01\n augment: flip=on crop=1\n batch: 8\n epochs: 2\n seed: 7', 8, true],
+  ];
+  for (const [name, trainText, stopAfter, fixedBatch] of cases) {
+    it(name, async () => {
+      const model = tinyModel(trainText);
+      const straight = tempDir(), resumed = tempDir();
+      const a = await runTraining({ model, outDir: straight, fixedBatch });
+      expect(a.result.interrupted).toBe(false);
+
+      const b1 = await runTraining({ model, outDir: resumed, fixedBatch, stopAfter });
+      expect(b1.result.interrupted).toBe(true);
+      expect(b1.result.steps).toBe(stopAfter + 1);
+      expect(b1.log.text).toMatch(/stopped at epoch \d+, step \d+; checkpoint .*last\.ckpt \(continue with --resume\)/);
+      const meta = (await loadCheckpoint(join(resumed, 'last.ckpt'))).meta as { step: number };
+      expect(meta.step).toBe(stopAfter + 1);
+
+      const b2 = await runTraining({ model, outDir: resumed, fixedBatch, resume: true });
+      expect(b2.result.interrupted).toBe(false);
+      expect(b2.log.text).toContain(`resuming Tiny at epoch`);
+      expect(b2.result.steps).toBe(a.result.steps);
+
+      // Same steps with the same learning rates and batch sizes, in the same order.
+      expect([...b1.runner.calls, ...b2.runner.calls]).toEqual(a.runner.calls);
+      if (fixedBatch) expect(a.runner.calls.every((c) => c.count === 8)).toBe(true);
+      // Parameter for parameter, optimizer state included, bit for bit.
+      await expectSameTensors(join(straight, 'last.ckpt'), join(resumed, 'last.ckpt'));
+      await expectSameTensors(join(straight, 'best.ckpt'), join(resumed, 'best.ckpt'));
+      // The log reads as one run.
+      expect(withoutTiming(readLog(resumed))).toEqual(withoutTiming(readLog(straight)));
+      expect(withoutTiming(b2.result.history)).toEqual(withoutTiming(a.result.history));
+    });
+  }
+
+  it('2 epochs == 1 epoch, then --resume with epochs raised to 2', async () => {
+    const text = (epochs: number) => `optimizer: sgd lr=0.1 momentum=0.5\n batch: 8\n epochs: ${epochs}\n seed: 11`;
+    const straight = tempDir(), resumed = tempDir();
+    const a = await runTraining({ model: tinyModel(text(2)), outDir: straight });
+    await runTraining({ model: tinyModel(text(1)), outDir: resumed });
+    const b = await runTraining({ model: tinyModel(text(2)), outDir: resumed, resume: true });
+    expect(b.log.text).toContain('notice: resuming with changed settings: epochs 1 -> 2');
+    await expectSameTensors(join(straight, 'last.ckpt'), join(resumed, 'last.ckpt'));
+    expect(withoutTiming(readLog(resumed))).toEqual(withoutTiming(readLog(straight)));
+    expect(withoutTiming(b.result.history)).toEqual(withoutTiming(a.result.history));
+  });
+
+  it('refuses a resume that would change the data order, and a fresh run over an existing one', async () => {
+    const dir = tempDir();
+    await runTraining({ model: tinyModel('batch: 8\n epochs: 1'), outDir: dir });
+    await expect(runTraining({ model: tinyModel('batch: 4\n epochs: 2'), outDir: dir, resume: true }))
+      .rejects.toThrow(/cannot resume exactly, the data order would differ: batchSize 8 in the checkpoint, 4 now/);
+    await expect(runTraining({ model: tinyModel('batch: 8\n epochs: 2'), outDir: dir }))
+      .rejects.toThrow(/already holds a training run \(last\.ckpt\); pass --resume/);
+    await expect(runTraining({ model: tinyModel('batch: 8\n epochs: 2'), outDir: tempDir(), resume: true }))
+      .rejects.toThrow(/--resume: no last\.ckpt to resume from/);
+  });
+
+  it('drops log lines a crashed run wrote after its last checkpoint', async () => {
+    const dir = tempDir();
+    const model = tinyModel('batch: 8\n epochs: 2');
+    await runTraining({ model, outDir: dir, stopAfter: 9 });
+    // Simulate a crash after the checkpoint: lines for steps that the checkpoint does not cover.
+    const { appendFileSync } = await import('node:fs');
+    appendFileSync(join(dir, 'train.jsonl'), JSON.stringify({ type: 'step', epoch: 2, step: 12 }) + '\n');
+    await runTraining({ model, outDir: dir, resume: true });
+    const steps = readLog(dir).map((r) => `${r.type}${r.step}`);
+    expect(steps).toEqual(['step3', 'step6', 'epoch7', 'step9', 'step12', 'epoch14']);
+  });
+});
+
+describe('trainer: files', () => {
+  it('writes checkpoints atomically each epoch, a JSONL log and curves', async () => {
+    const dir = tempDir();
+    const model = tinyModel('optimizer: sgd lr=0.3\n batch: 8\n epochs: 3');
+    // Watch the output directory at the start of each epoch's first step.
+    const seen: { step: number; files: string[]; epoch?: number }[] = [];
+    const runner = new SoftmaxRunner(16, 3, model.train);
+    const run = runner.run.bind(runner);
+    runner.run = async (batch, lr, step) => {
+      if (step % 7 === 0) {
+        const files = readdirSync(dir).sort();
+        const epoch = files.includes('last.ckpt') ? ((await loadCheckpoint(join(dir, 'last.ckpt'))).meta as { epoch: number }).epoch : undefined;
+        seen.push({ step, files, epoch });
+      }
+      return run(batch, lr, step);
+    };
+    const result = await train({ model, config: model.train, runner, trainSet: synthetic(50, 1), testSet: synthetic(21, 2), outDir: dir, log: sink(), logEvery: 3 });
+    expect(seen).toEqual([
+      { step: 0, files: ['train.jsonl'], epoch: undefined },
+      { step: 7, files: ['best.ckpt', 'curves.svg', 'last.ckpt', 'train.jsonl'], epoch: 1 },
+      { step: 14, files: ['best.ckpt', 'curves.svg', 'last.ckpt', 'train.jsonl'], epoch: 2 },
+    ]);
+    expect(readdirSync(dir).sort()).toEqual(['best.ckpt', 'curves.svg', 'last.ckpt', 'train.jsonl']); // no temp files
+    const last = await loadCheckpoint(join(dir, 'last.ckpt'));
+    expect(last.model).toBe('Tiny');
+    expect(last.meta).toMatchObject({ format: 'cnnc-train/1', epoch: 3, batch: 0, step: 21, data: { seed: 0, batchSize: 8, trainSize: 50, dropLast: false } });
+    expect([...last.tensors.keys()]).toEqual(['fc.weight', 'fc.bias', 'optim.fc.weight.v', 'optim.fc.bias.v']);
+    const best = await loadCheckpoint(join(dir, 'best.ckpt'));
+    expect((best.meta as { epoch: number }).epoch).toBe(result.best!.epoch);
+
+    // JSONL: a step line every 3 steps and one line per epoch, with the fields asked for.
+    const log = readLog(dir);
+    expect(log.map((r) => `${r.type}:${r.epoch}:${r.step}`)).toEqual([
+      'step:1:3', 'step:1:6', 'epoch:1:7', 'step:2:9', 'step:2:12', 'epoch:2:14', 'step:3:15', 'step:3:18', 'epoch:3:21',
+    ]);
+    for (const r of log) {
+      for (const k of ['epoch', 'step', 'loss', 'acc', 'lr', 'images_per_s', 'elapsed'] as const) expect(typeof r[k], `${r.type} ${k}`).toBe('number');
+      if (r.type === 'epoch') {
+        expect(r.test_acc).toBeGreaterThanOrEqual(0);
+        expect(r.test_loss).toBeGreaterThan(0);
+      } else expect(r.test_acc).toBeUndefined();
+      expect(r.lr).toBe(0.3);
+    }
+    const epochs = log.filter((r) => r.type === 'epoch');
+    expect(epochs.at(-1)!.test_acc).toBeGreaterThan(0.9); // the synthetic task is easy
+    expect(epochs.at(-1)!.loss).toBeLessThan(epochs[0].loss);
+
+    // SVG: well-formed, with curves, axes labels and a legend.
+    const svg = readFileSync(join(dir, 'curves.svg'), 'utf8');
+    expectWellFormedSvg(svg);
+    expect(svg.match(/<polyline /g)).toHaveLength(4);
+    for (const text of ['train loss', 'test loss', 'train acc', 'test acc', '>epoch<', '>loss<', '>accuracy<', 'Tiny: 3 epochs']) expect(svg).toContain(text);
+  });
+
+  it('curves for a single epoch and for runs without a test set are still well-formed', () => {
+    const rec = (epoch: number, acc: number, test?: number): LogRecord => ({ type: 'epoch', epoch, step: epoch * 10, loss: 2 / epoch, acc, ...(test !== undefined && { test_acc: test, test_loss: 1 }), lr: 0.1, images_per_s: 1, elapsed: 1 });
+    for (const h of [[rec(1, 0.5, 0.6)], [rec(1, 0.5), rec(2, 0.7)], [], Array.from({ length: 37 }, (_, i) => rec(i + 1, i / 40, i / 45))]) {
+      const svg = curvesSvg(h, 'A<B & "C"');
+      expectWellFormedSvg(svg);
+      expect(svg).toContain('A&#60;B &#38; &#34;C&#34;');
+      expect(svg).not.toMatch(/NaN|Infinity/);
+    }
+  });
+
+  it('prints plain progress lines about every 10% of an epoch when not on a TTY', async () => {
+    const dir = tempDir();
+    const model = tinyModel('batch: 8\n epochs: 2');
+    const { log } = await runTraining({ model, outDir: dir, trainSet: synthetic(800, 3) }); // 100 steps per epoch
+    expect(log.text).not.toContain('\r');
+    const lines = log.text.split('\n');
+    const progress = lines.filter((l) => /^epoch \d\/2 +\d+%/.test(l));
+    expect(progress.filter((l) => l.startsWith('epoch 1/2'))).toHaveLength(10);
+    expect(progress.filter((l) => l.startsWith('epoch 2/2'))).toHaveLength(10);
+    expect(progress[0]).toMatch(/^epoch 1\/2  10%  loss \d+\.\d{4}  acc \d+\.\d\d%  \d+ img\/s  ETA \d+:\d\d$/);
+    expect(progress[9]).toMatch(/^epoch 1\/2 100%/);
+    const summaries = lines.filter((l) => /^epoch \d\/2  loss/.test(l));
+    expect(summaries).toHaveLength(2);
+    expect(summaries[1]).toMatch(/^epoch 2\/2  loss \d\.\d{4}  acc [\d.]+%  test loss \d\.\d{4}  test acc [\d.]+%  lr 0\.00100  \d+ img\/s  \d+:\d\d$/);
+    expect(lines[0]).toMatch(/^training Tiny: 2 epochs of 100 steps \(batch 8\), 800 training and 21 test samples, device cpu$/);
+  });
+
+  it('redraws one line with \\r on a TTY', async () => {
+    const model = tinyModel('batch: 8\n epochs: 1');
+    const runner = new SoftmaxRunner(16, 3, model.train);
+    const log = sink(true);
+    await train({ model, config: model.train, runner, trainSet: synthetic(50, 1), testSet: synthetic(21, 2), outDir: tempDir(), log });
+    expect(log.text).toMatch(/\r\[#+\.*\] epoch 1\/1 +\d+%  loss/);
+    expect(log.text).toMatch(/\r\x1b\[Kepoch 1\/1  loss/); // the bar is cleared before the summary
+  });
+});
+
+describe('trainer: bad data stops before any step', () => {
+  const model = tinyModel('batch: 8\n epochs: 1');
+  const attempt = async (trainSet: Dataset, testSet: Dataset) => {
+    const runner = new SoftmaxRunner(16, 3, model.train);
+    const dir = tempDir();
+    const error = await train({ model, config: model.train, runner, trainSet, testSet, outDir: dir, log: sink() }).then(() => undefined, (e: unknown) => e);
+    expect(runner.calls).toHaveLength(0);
+    expect(existsSync(join(dir, 'last.ckpt'))).toBe(false);
+    return error as Error;
+  };
+
+  it('label out of range, in the training or the test set', async () => {
+    let e = await attempt(synthetic(50, 1, { labelMax: 3, source: '/data/bad-train' }), synthetic(21, 2));
+    expect(e).toBeInstanceOf(UserError);
+    expect(e.message).toBe("/data/bad-train: label 3 (class '3') is out of range: the model has 3 classes (labels 0..2)");
+    e = await attempt(synthetic(50, 1), synthetic(21, 2, { labelMax: 7, source: '/data/bad-test' }));
+    expect(e.message).toMatch(/^\/data\/bad-test: label 7 .* out of range/);
+  });
+
+  it('wrong image size', async () => {
+    const e = await attempt(synthetic(50, 1, { shape: [1, 5, 5], source: '/data/big-images' }), synthetic(21, 2));
+    expect(e).toBeInstanceOf(UserError);
+    expect(e.message).toBe("/data/big-images: images have shape [1, 5, 5] (channels, height, width) but the model's input is [1, 4, 4]");
+  });
+
+  it('a training set smaller than one fixed batch', async () => {
+    const runner = new SoftmaxRunner(16, 3, model.train, { fixedBatch: true });
+    await expect(train({ model, config: model.train, runner, trainSet: synthetic(5, 1, { source: '/data/small' }), outDir: tempDir(), log: sink() }))
+      .rejects.toThrow(/^\/data\/small: the training set has 5 samples, fewer than one batch of 8/);
+  });
+
+  it('a diverging loss stops with advice', async () => {
+    const runner = new SoftmaxRunner(16, 3, model.train);
+    runner.run = async () => ({ loss: NaN, correct: 0 });
+    await expect(train({ model, config: model.train, runner, trainSet: synthetic(50, 1), outDir: tempDir(), log: sink() }))
+      .rejects.toThrow(/the loss became NaN in training at step 1; training diverged: try a lower learning rate/);
+  });
+});
+
+const FASHION = '/usr/share/datasets/fashion-mnist';
+const haveFashion = existsSync(join(FASHION, 'train-images-idx3-ubyte.gz')) || existsSync(join(FASHION, 'train-images-idx3-ubyte'));
+if (!haveFashion) console.warn(`skipping the Fashion-MNIST training test: ${FASHION} not found`);
+
+describe.skipIf(!haveFashion)('trainer: real data', () => {
+  it('softmax regression on 2,000 Fashion-MNIST images beats chance by far in 2 epochs', async () => {
+    const src = 'model FashionLinear {\n  input 1x28x28\n  flatten -> dense 10\n  train {\n    optimizer: sgd lr=0.1 momentum=0.9\n    batch: 32\n    epochs: 2\n    seed: 1\n  }\n}\n';
+    const model = check(src, 'fashion-linear.cnn').models[0];
+    const trainSet = sliceDataset(await loadDataset(FASHION, { split: 'train', classNames: FASHION_MNIST_CLASSES }), 2000);
+    const testSet = sliceDataset(await loadDataset(FASHION, { split: 'test', classNames: FASHION_MNIST_CLASSES }), 1000);
+    expect(trainSet.size).toBe(2000);
+    const runner = new SoftmaxRunner(784, 10, model.train);
+    const dir = tempDir();
+    const result = await train({ model, config: model.train, runner, trainSet, testSet, outDir: dir, log: sink() });
+    const last = result.history.at(-1)!;
+    expect(result.steps).toBe(2 * Math.ceil(2000 / 32));
+    expect(last.test_acc).toBeGreaterThan(0.6);
+    expect(last.loss).toBeLessThan(result.history[0].loss);
+  }, 60_000);
+});
+
+/** A small structural check: one root <svg>, every tag closed in order, attributes quoted. */
+function expectWellFormedSvg(svg: string) {
+  expect(svg.startsWith('<svg ')).toBe(true);
+  expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+  const stack: string[] = [];
+  let roots = 0;
+  const tag = /<(\/?)([a-zA-Z][\w-]*)((?:\s+[\w:-]+="[^"<]*")*)\s*(\/?)>/g;
+  let pos = 0;
+  for (let m = tag.exec(svg); m; m = tag.exec(svg)) {
+    const between = svg.slice(pos, m.index);
+    expect(between, `stray markup before ${m[0]}`).not.toMatch(/[<>]/);
+    pos = m.index + m[0].length;
+    const [, close, name, , selfClose] = m;
+    if (close) expect(stack.pop(), `</${name}>`).toBe(name);
+    else if (!selfClose) {
+      if (stack.length === 0) roots++;
+      stack.push(name);
+    } else if (stack.length === 0) roots++;
+  }
+  expect(svg.slice(pos)).not.toMatch(/[<>]/);
+  expect(stack).toEqual([]);
+  expect(roots).toBe(1);
+}
