@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import { UserError } from '../errors.ts';
 import { registerCheck } from './check.ts';
 import { registerSummary } from './summary.ts';
+import { registerTrain } from './train.ts';
+import { registerCompile } from './compile.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -14,6 +16,8 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerCheck(program);
   registerSummary(program);
+  registerTrain(program);
+  registerCompile(program);
   return program;
 }
 

@@ -132,7 +132,7 @@ export class LowerContext {
     const scope = this.scope;
     const base = `${scope.path}/${opType}`;
     const outputs = Array.from({ length: opts.outputs ?? 1 }, (_, i) => this.unique(i === 0 ? base : `${base}_${i}`));
-    const name = `${base} (${this.location(scope)})`;
+    const name = `${outputs[0]} (${this.location(scope)})`;
     this.graph.node(opType, inputs, attrs, { outputs, name, domain: opts.domain });
     this.own.push(this.graph.nodes[this.graph.nodes.length - 1]);
     return outputs;

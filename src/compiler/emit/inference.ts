@@ -112,6 +112,21 @@ export function lowerModel(ctx: LowerContext, model: CheckedModel, input: string
 
 /** Compiles one checked model to a serialized ONNX inference model. */
 export function emitInference(model: CheckedModel, opts: EmitOptions = {}): Uint8Array {
+  return compileInference(model, opts).bytes;
+}
+
+export interface CompiledInference {
+  bytes: Uint8Array;
+  /** Number of ONNX nodes. */
+  ops: number;
+  /** Number of parameter values (initializers from the model's parameters). */
+  params: number;
+  /** Recorded value_info: value name -> dims (batch symbolic), for each layer/combinator output. */
+  valueInfo: Map<string, (number | string)[]>;
+}
+
+/** emitInference with counts and the recorded shapes (for the CLI summary and tests). */
+export function compileInference(model: CheckedModel, opts: EmitOptions = {}): CompiledInference {
   assertEmittable(model);
   const file = opts.file ? path.basename(opts.file) : undefined;
   const graph = new GraphBuilder(model.name);
@@ -126,7 +141,10 @@ export function emitInference(model: CheckedModel, opts: EmitOptions = {}): Uint
     graph.node('Identity', [last], {}, { outputs: [OUTPUT_NAME], name: `${OUTPUT_NAME} (output)` });
   }
   graph.output(OUTPUT_NAME, ctx.dims(model.output));
-  return buildModel(graph, {
+  const valueInfo = new Map(graph.valueInfos.map((v) => [v.name, (v.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : Number(d.dimValue)))]));
+  let params = 0;
+  for (const t of graph.initializers) if (ctx.boundParams.has(t.name)) params += t.dims.reduce((a, b) => a * Number(b), 1);
+  const bytes = buildModel(graph, {
     opset: OPSET,
     irVersion: IR_VERSION,
     producerName: PRODUCER.name,
@@ -134,6 +152,7 @@ export function emitInference(model: CheckedModel, opts: EmitOptions = {}): Uint
     docString: `${model.name}: compiled by cnnc from ${file ?? 'a .cnn source'}`,
     metadata: modelMetadata(model, opts.source, file),
   });
+  return { bytes, ops: graph.nodes.length, params, valueInfo };
 }
 
 export function modelMetadata(model: CheckedModel, source?: string, file?: string): Record<string, string> {
