@@ -6,6 +6,7 @@ import { registerCheck } from './check.ts';
 import { registerSummary } from './summary.ts';
 import { registerTrain } from './train.ts';
 import { registerCompile } from './compile.ts';
+import { registerFmt } from './fmt.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerSummary(program);
   registerTrain(program);
   registerCompile(program);
+  registerFmt(program);
   return program;
 }
 
