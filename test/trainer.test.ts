@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,6 +9,9 @@ import { UserError } from '../src/errors.ts';
 import { loadCheckpoint } from '../src/runtime/checkpoint.ts';
 import { FASHION_MNIST_CLASSES, loadDataset, seededRandom, type Dataset } from '../src/runtime/dataset.ts';
 import { curvesSvg, sliceDataset, train, type LogRecord, type ProgressOutput, type TrainOptions } from '../src/runtime/trainer.ts';
+import { writeIdx } from '../src/runtime/idx.ts';
+import type { CreateTrainRunner } from '../src/runtime/train-step.ts';
+import { applyOverrides, loadRunnerFactory, overridesFrom, trainCommand } from '../src/cli/train.ts';
 import { SoftmaxRunner } from './helpers/softmax-runner.ts';
 
 const dirs: string[] = [];
@@ -347,3 +350,145 @@ function expectWellFormedSvg(svg: string) {
   expect(stack).toEqual([]);
   expect(roots).toBe(1);
 }
+
+describe('cnnc train: options, overrides, data', () => {
+  const source = (train: string) => {
+    const dir = tempDir();
+    const file = join(dir, 'model.cnn');
+    writeFileSync(file, `model Tiny {\n  input 1x4x4\n  flatten -> dense 3\n  train {\n    ${train}\n  }\n}\n`);
+    return file;
+  };
+  /** IDX train/t10k files of the synthetic set in a fresh directory. */
+  const idxDir = (opts: { labelMax?: number; shape?: [number, number, number] } = {}) => {
+    const dir = tempDir();
+    for (const [prefix, size, seed] of [['train', 50, 1], ['t10k', 21, 2]] as const) {
+      const ds = synthetic(size, seed, prefix === 'train' ? opts : { shape: opts.shape });
+      writeIdx(join(dir, `${prefix}-images-idx3-ubyte`), [size, ds.shape[1], ds.shape[2]], ds.images);
+      writeIdx(join(dir, `${prefix}-labels-idx1-ubyte`), [size], ds.labels as Uint8Array);
+    }
+    return dir;
+  };
+  const factory = () => {
+    const made: { config: TrainConfig; opts: unknown; runner: SoftmaxRunner }[] = [];
+    const create: CreateTrainRunner = async (model, config, opts) => {
+      const runner = new SoftmaxRunner(16, 3, config);
+      made.push({ config, opts, runner });
+      return runner;
+    };
+    return { made, create };
+  };
+
+  it('applies overrides through the train-section specs, changing only what is written', () => {
+    const base = tinyModel('optimizer: sgd lr=0.1 momentum=0.9\n schedule: step step_size=2').train;
+    const c = applyOverrides(base, overridesFrom({ lr: '0.5', epochs: '7', set: ['schedule: cosine warmup=1.5', 'augment: flip=on', 'freeze: "fc*" conv1'] }));
+    expect(c.optimizer).toEqual({ ...base.optimizer, lr: 0.5 });
+    expect(c.schedule).toEqual({ kind: 'cosine', step_size: 2, gamma: 0.1, warmup: 1.5 });
+    expect(c.epochs).toBe(7);
+    expect(c.augment).toEqual({ flip: true, crop: 0 });
+    expect(c.freeze).toEqual(['fc*', 'conv1']);
+    expect(base.optimizer.lr).toBe(0.1); // the model's own config is not modified
+    expect(applyOverrides(base, overridesFrom({ optimizer: 'adamw', batch: '1_000', seed: '0' }))).toMatchObject({ optimizer: { kind: 'adamw', lr: 0.1 }, batch: 1000, seed: 0 });
+    // The specific flags win over --set.
+    expect(applyOverrides(base, overridesFrom({ lr: '0.2', set: ['optimizer: lr=0.3'] })).optimizer.lr).toBe(0.2);
+  });
+
+  it('bad override values get the source checker\'s messages, naming the flag', () => {
+    const base = tinyModel('').train;
+    const bad = (o: Parameters<typeof overridesFrom>[0]) => () => applyOverrides(base, overridesFrom(o));
+    expect(bad({ lr: '0' })).toThrow(/^--lr 0: optimizer lr = 0 is out of range: it must be > 0$/);
+    expect(bad({ lr: 'fast' })).toThrow(/^--lr fast: optimizer lr = fast is not a number$/);
+    expect(bad({ epochs: '2.5' })).toThrow(/^--epochs 2.5: epochs count = 2.5 is not an integer$/);
+    expect(bad({ batch: '0' })).toThrow(/^--batch 0: batch size = 0 is out of range/);
+    expect(bad({ optimizer: 'rmsprop' })).toThrow(/^--optimizer rmsprop: optimizer kind = rmsprop is not one of sgd, adam, adamw$/);
+    expect(bad({ set: ['schedul: cosine'] })).toThrow(/^--set "schedul: cosine": there is no train field "schedul"; did you mean "schedule"\?$/);
+    expect(bad({ set: ['optimizer: sgd momentun=0.9'] })).toThrow(/optimizer has no option "momentun" \(did you mean "momentum"\?\)/);
+    expect(bad({ set: ['lr=3'] })).toThrow(/^--set "lr=3": write it as a train-section line, FIELD: VALUE/);
+    expect(bad({ set: ['epochs: 3 } model X { input 1'] })).toThrow(/write it as a train-section line/);
+    expect(bad({ set: ['schedule: step gamma=2 step_size=0'] })).toThrow(/schedule step_size = 0 is out of range/);
+  });
+
+  it('trains from IDX files with the overrides, writes the run directory and resumes', async () => {
+    const file = source('optimizer: sgd lr=0.1\n batch: 8\n epochs: 1');
+    const data = idxDir();
+    const out = join(tempDir(), 'run');
+    const printed: string[] = [];
+    const f = factory();
+    const deps = { createTrainRunner: f.create, log: sink(), print: (l: string) => printed.push(l), handleSigint: false };
+    const r1 = await trainCommand(file, { data, out, lr: '0.3', device: 'cpu', threads: '2', limitTrain: '40' }, deps);
+    expect(f.made[0].config.optimizer.lr).toBe(0.3);
+    expect(f.made[0].opts).toEqual({ device: 'cpu', threads: 2, batch: 8 });
+    expect(r1.steps).toBe(5); // 40 samples in batches of 8
+    expect(printed[0]).toMatch(/^Tiny: 1 epoch, 5 steps; test accuracy \d+\.\d\d%, best \d+\.\d\d% at epoch 1$/);
+    expect(printed[1]).toBe(`checkpoints: ${join(out, 'last.ckpt')}, ${join(out, 'best.ckpt')}`);
+    expect(readdirSync(out).sort()).toEqual(['best.ckpt', 'curves.svg', 'last.ckpt', 'train.jsonl']);
+    const last = await loadCheckpoint(join(out, 'last.ckpt'));
+    expect(last.sourceHash).toMatch(/^[0-9a-f]{64}$/);
+    // Continue for a second epoch.
+    const r2 = await trainCommand(file, { data, out, lr: '0.3', epochs: '2', resume: true, limitTrain: '40' }, deps);
+    expect(r2.steps).toBe(10);
+    expect(f.made[1].runner.calls.map((c) => c.step)).toEqual([5, 6, 7, 8, 9]);
+    // The slice is part of the data order: resuming without it is refused.
+    await expect(trainCommand(file, { data, out, epochs: '3', resume: true }, deps)).rejects.toThrow(/trainSize 40 in the checkpoint, 50 now/);
+  });
+
+  it('bad data fails before the runner is even created, naming the data', async () => {
+    const f = factory();
+    const deps = { createTrainRunner: f.create, log: sink(), print: () => {}, handleSigint: false };
+    const file = source('batch: 8\n epochs: 1');
+    const labels = idxDir({ labelMax: 5 });
+    await expect(trainCommand(file, { data: labels, out: tempDir() }, deps)).rejects.toThrow(`${labels}: label 5 (class '5') is out of range: the model has 3 classes (labels 0..2)`);
+    const size = idxDir({ shape: [1, 5, 5] });
+    await expect(trainCommand(file, { data: size, out: tempDir() }, deps)).rejects.toThrow(`${size}: images have shape [1, 5, 5] (channels, height, width) but the model's input is [1, 4, 4]`);
+    await expect(trainCommand(file, { data: join(size, 'nope'), out: tempDir() }, deps)).rejects.toThrow(/nope: data directory does not exist/);
+    expect(f.made).toHaveLength(0);
+  });
+
+  it('a model with errors is refused before data is read', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'broken.cnn');
+    writeFileSync(file, 'model B {\n  input 1x4x4\n  dense 3\n}\n');
+    const log = sink();
+    await expect(trainCommand(file, { data: '/nonexistent' }, { log, createTrainRunner: factory().create })).rejects.toThrow(/broken\.cnn: has errors; fix them before training/);
+    expect(log.text).toContain('dense needs a flat vector');
+  });
+
+  it('Ctrl-C stops after the current step with a checkpoint; --resume finishes the run exactly', async () => {
+    const file = source('optimizer: adam lr=0.01\n batch: 8\n epochs: 2');
+    const data = idxDir();
+    const straight = join(tempDir(), 'a'), stopped = join(tempDir(), 'b');
+    const quiet = { log: sink(), print: () => {} };
+    await trainCommand(file, { data, out: straight }, { ...quiet, createTrainRunner: factory().create, handleSigint: false });
+
+    // Other SIGINT listeners (the test runner's) are set aside while a synthetic SIGINT is emitted.
+    const others = process.listeners('SIGINT');
+    for (const l of others) process.off('SIGINT', l);
+    try {
+      const log = sink();
+      const create: CreateTrainRunner = async (_m, config) => {
+        const runner = new SoftmaxRunner(16, 3, config);
+        const run = runner.run.bind(runner);
+        runner.run = async (batch, lr, step) => {
+          if (step === 4) process.emit('SIGINT');
+          return run(batch, lr, step);
+        };
+        return runner;
+      };
+      const r = await trainCommand(file, { data, out: stopped }, { log, print: () => {}, createTrainRunner: create, handleSigint: true });
+      expect(r.interrupted).toBe(true);
+      expect(r.steps).toBe(5);
+      expect(log.text).toContain('stopping after this step and saving a checkpoint (Ctrl-C again to abort)');
+      expect(process.listeners('SIGINT')).toHaveLength(0); // the handler is removed afterwards
+    } finally {
+      for (const l of others) process.on('SIGINT', l);
+    }
+    await trainCommand(file, { data, out: stopped, resume: true }, { ...quiet, createTrainRunner: factory().create, handleSigint: false });
+    await expectSameTensors(join(straight, 'last.ckpt'), join(stopped, 'last.ckpt'));
+    expect(readdirSync(stopped).sort()).toEqual(['best.ckpt', 'curves.svg', 'last.ckpt', 'train.jsonl']);
+  });
+
+  it('says clearly when the training graphs are missing', async () => {
+    const available = existsSync(join(import.meta.dirname, '..', 'src', 'runtime', 'train-runner.ts'));
+    if (available) expect(typeof (await loadRunnerFactory())).toBe('function');
+    else await expect(loadRunnerFactory()).rejects.toThrow(/^training graphs are not available yet in this build of cnnc/);
+  });
+});

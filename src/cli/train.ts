@@ -1,0 +1,265 @@
+/**
+ * `cnnc train FILE --data DIR`: trains a model of FILE on a data set with the settings of its
+ * `train { ... }` section, each overridable from the command line. Writes checkpoints, a JSONL log
+ * and loss/accuracy curves to --out (runs/<model> by default); --resume continues exactly.
+ */
+import type { Command } from 'commander';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bindArgs } from '../compiler/args.ts';
+import type { Arg } from '../compiler/ast.ts';
+import type { ArgSpec } from '../compiler/layers/types.ts';
+import { closestName, hasErrors, type Diagnostic } from '../compiler/diagnostics.ts';
+import type { CheckedModel } from '../compiler/model.ts';
+import { parse } from '../compiler/parser.ts';
+import { LineMap } from '../compiler/source.ts';
+import { trainFields, type TrainConfig } from '../compiler/train-config.ts';
+import { UserError } from '../errors.ts';
+import { FASHION_MNIST_CLASSES, loadDataset, type Dataset, type Split } from '../runtime/dataset.ts';
+import type { Device } from '../runtime/session.ts';
+import type { CreateTrainRunner } from '../runtime/train-step.ts';
+import { checkData, sliceDataset, train, type ProgressOutput, type TrainResult } from '../runtime/trainer.ts';
+import { checkFileAt, pickModel } from './io.ts';
+import { formatDiagnostic, styleFor } from './report.ts';
+
+export interface TrainCliOptions {
+  data: string;
+  model?: string;
+  out?: string;
+  epochs?: string;
+  batch?: string;
+  lr?: string;
+  optimizer?: string;
+  seed?: string;
+  set?: string[];
+  device?: Device;
+  threads?: string;
+  resume?: boolean;
+  limitTrain?: string;
+  limitTest?: string;
+}
+
+export function registerTrain(program: Command): void {
+  program
+    .command('train')
+    .description('train a model on a data set (IDX files or class folders of images) with its train { } settings')
+    .argument('<file>', '.cnn file')
+    .requiredOption('--data <dir>', 'data directory: train-/t10k- IDX files, or class subfolders of images (optionally under train/ and test/)')
+    .option('-m, --model <name>', 'which model of the file (default: the first)')
+    .option('-o, --out <dir>', 'output directory for checkpoints, train.jsonl and curves.svg (default: runs/<model>)')
+    .option('--epochs <n>', 'override train { epochs }')
+    .option('--batch <n>', 'override train { batch }')
+    .option('--lr <x>', 'override train { optimizer lr= }')
+    .option('--optimizer <kind>', 'override train { optimizer }: sgd, adam or adamw')
+    .option('--seed <n>', 'override train { seed }')
+    .option('--set <entry>', 'override any train field, written as in the source, e.g. --set "schedule: cosine warmup=1" (repeatable)', collect)
+    .option('--device <device>', 'cpu, cuda or auto', 'cpu')
+    .option('--threads <n>', 'CPU threads for onnxruntime (default: its own choice)')
+    .option('--resume', 'continue the run in --out from its last.ckpt, exactly where it stopped')
+    .option('--limit-train <n>', 'use only the first N training samples')
+    .option('--limit-test <n>', 'use only the first N test samples')
+    .addHelpText('after', '\nCtrl-C stops after the current step and saves a checkpoint (--resume continues); a second Ctrl-C aborts.')
+    .action(async (file: string, opts: TrainCliOptions) => {
+      const result = await trainCommand(file, opts);
+      if (result.interrupted) process.exitCode = 130;
+    });
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Overrides: each is one train-section line, checked exactly like the source
+
+export interface Override {
+  /** How the user wrote it, for messages: `--lr 0`. */
+  flag: string;
+  /** The train-section line it stands for: `optimizer: lr=0`. */
+  entry: string;
+}
+
+/** The overrides given by the options: --set lines first, then the specific flags (which win). */
+export function overridesFrom(opts: Pick<TrainCliOptions, 'epochs' | 'batch' | 'lr' | 'optimizer' | 'seed' | 'set'>): Override[] {
+  const out: Override[] = (opts.set ?? []).map((s) => ({ flag: `--set ${JSON.stringify(s)}`, entry: s }));
+  const flag = (name: string, value: string | undefined, entry: (v: string) => string) => {
+    if (value !== undefined) out.push({ flag: `--${name} ${value}`, entry: entry(value) });
+  };
+  flag('optimizer', opts.optimizer, (v) => `optimizer: ${v}`);
+  flag('lr', opts.lr, (v) => `optimizer: lr=${v}`);
+  flag('batch', opts.batch, (v) => `batch: ${v}`);
+  flag('epochs', opts.epochs, (v) => `epochs: ${v}`);
+  flag('seed', opts.seed, (v) => `seed: ${v}`);
+  return out;
+}
+
+/**
+ * Applies overrides to a config: each is parsed and bound with the train section's own specs, so a
+ * bad value gets the message the source would get. Only the values written change: `--lr 0.1` keeps
+ * the source's optimizer kind and momentum.
+ */
+export function applyOverrides(config: TrainConfig, overrides: readonly Override[]): TrainConfig {
+  const result = structuredClone(config) as unknown as Record<string, unknown>;
+  for (const o of overrides) {
+    const fail = (why: string): never => { throw new UserError(`${o.flag}: ${why}`); };
+    const prefix = 'model M {\n  input 1\n  train {\n';
+    const text = `${prefix}${o.entry}\n  }\n}\n`;
+    const parsed = parse(text);
+    const entries = parsed.ast.models[0]?.train?.entries ?? [];
+    const entry = entries[0];
+    const usage = 'write it as a train-section line, FIELD: VALUE [name=value ...], e.g. --set "schedule: cosine warmup=1"';
+    if (parsed.diagnostics.some((d) => d.severity === 'error') || parsed.ast.models.length !== 1 || entries.length !== 1 ||
+      entry.span.end !== prefix.length + o.entry.trimEnd().length) {
+      fail(usage);
+    }
+    const specs = trainFields[entry.key as keyof TrainConfig];
+    if (!specs) {
+      const guess = closestName(entry.key, Object.keys(trainFields));
+      fail(`there is no train field "${entry.key}"${guess ? `; did you mean "${guess}"?` : `; fields: ${Object.keys(trainFields).join(', ')}`}`);
+    }
+    if (entry.key === 'freeze') {
+      const names = entry.values.map((v) => (v.name === undefined && v.value.kind === 'string' ? v.value.value : v.name === undefined && v.value.kind === 'name' ? v.value.name : undefined));
+      if (names.some((n) => n === undefined)) fail('freeze takes layer name patterns, e.g. --set \'freeze: "features.*"\'');
+      result.freeze = names;
+      continue;
+    }
+    const diags: Diagnostic[] = [];
+    const bound = bindArgs(specs, entry.values, entry.key, entry.keySpan, new Map(), diags);
+    const error = diags.find((d) => d.severity === 'error');
+    if (error || !bound.ok) fail(error ? overrideMessage(error, entry.key, entry.values, specs) : usage);
+    const given = Object.keys(bound.spans);
+    if (given.length === 0) fail(`no value given for ${entry.key}`);
+    if (specs.length === 1 && specs[0].positional) result[entry.key] = bound.values[specs[0].name];
+    else result[entry.key] = { ...(result[entry.key] as object), ...Object.fromEntries(given.map((k) => [k, bound.values[k]])) };
+  }
+  return result as unknown as TrainConfig;
+}
+
+/**
+ * The diagnostic's message, except that a bare word where a number belongs reads as such (in the
+ * source it would be a misspelt block parameter; on the command line it is just a bad value).
+ */
+function overrideMessage(d: Diagnostic, key: string, args: readonly Arg[], specs: readonly ArgSpec[]): string {
+  const arg = args.find((a) => a.value.span.start === d.span.start && a.value.span.end === d.span.end);
+  if (arg && arg.value.kind === 'name') {
+    const positional = specs.filter((s) => s.positional);
+    const spec = arg.name !== undefined ? specs.find((s) => s.name === arg.name) : positional[args.filter((a) => a.name === undefined).indexOf(arg)];
+    if (spec && (spec.type === 'number' || spec.type === 'int')) {
+      return `${key} ${spec.name} = ${arg.value.name} is not ${spec.type === 'int' ? 'an integer' : 'a number'}`;
+    }
+  }
+  return d.message + (d.hint ? ` (${d.hint})` : '');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data
+
+/** Fashion-MNIST's class names when the directory is recognisably that data set. */
+function idxClassNames(dir: string, model: CheckedModel): string[] | undefined {
+  if (model.preprocess.classes?.length) return model.preprocess.classes;
+  return /fashion[-_]?mnist/i.test(basename(resolve(dir))) ? FASHION_MNIST_CLASSES : undefined;
+}
+
+function parseCount(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`${flag} ${value}: expected a positive whole number`);
+  return n;
+}
+
+async function loadSplit(dir: string, split: Split, model: CheckedModel, limit: number | undefined): Promise<Dataset> {
+  const input = model.input!;
+  // Image folders are decoded to the model's input size; they come as 1 or 3 channels.
+  const image = input.length === 3 && (input[0] === 1 || input[0] === 3)
+    ? { channels: input[0] as 1 | 3, height: input[1], width: input[2] } : {};
+  try {
+    const ds = await loadDataset(dir, { split, classNames: idxClassNames(dir, model), ...image });
+    return limit === undefined ? ds : sliceDataset(ds, limit);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    if (e instanceof Error && /image folders need channels/.test(e.message)) {
+      throw new UserError(`holds image folders, but model ${model.name} takes input ${input.join('x')}, not a 1- or 3-channel image`, dir);
+    }
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The runner factory, provided by the training-graph code
+
+const RUNNER_MODULE = new URL('../runtime/train-runner.ts', import.meta.url);
+
+export async function loadRunnerFactory(): Promise<CreateTrainRunner> {
+  if (!existsSync(fileURLToPath(RUNNER_MODULE))) {
+    throw new UserError('training graphs are not available yet in this build of cnnc (src/runtime/train-runner.ts is missing)');
+  }
+  const mod = (await import(RUNNER_MODULE.href)) as { createTrainRunner?: CreateTrainRunner };
+  if (typeof mod.createTrainRunner !== 'function') {
+    throw new UserError('training graphs are not available yet in this build of cnnc (src/runtime/train-runner.ts does not export createTrainRunner)');
+  }
+  return mod.createTrainRunner;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command
+
+export interface TrainCommandDeps {
+  /** The runner factory; src/runtime/train-runner.ts's createTrainRunner when omitted. */
+  createTrainRunner?: CreateTrainRunner;
+  /** Progress and messages; process.stderr when omitted. */
+  log?: ProgressOutput;
+  /** The final summary; console.log when omitted. */
+  print?: (line: string) => void;
+  /** Whether Ctrl-C is handled (true for the CLI). */
+  handleSigint?: boolean;
+}
+
+export async function trainCommand(file: string, opts: TrainCliOptions, deps: TrainCommandDeps = {}): Promise<TrainResult> {
+  const log = deps.log ?? process.stderr;
+  const print = deps.print ?? ((line: string) => console.log(line));
+  const result = checkFileAt(file);
+  if (hasErrors(result.diagnostics)) {
+    const lines = new LineMap(result.text);
+    const style = styleFor(process.stderr);
+    for (const d of result.diagnostics.filter((x) => x.severity === 'error')) log.write(formatDiagnostic(file, lines, d, style) + '\n\n');
+    throw new UserError('has errors; fix them before training (cnnc check shows them all)', file);
+  }
+  const model = pickModel(result, opts.model);
+  const config = applyOverrides(model.train, overridesFrom(opts));
+  const threads = parseCount('--threads', opts.threads);
+  const limitTrain = parseCount('--limit-train', opts.limitTrain);
+  const limitTest = parseCount('--limit-test', opts.limitTest);
+  const device: Device = opts.device ?? 'cpu';
+  if (!['cpu', 'cuda', 'auto'].includes(device)) throw new UserError(`--device ${device}: expected cpu, cuda or auto`);
+
+  // Data first, checked against the model, so bad data fails before graphs are built.
+  const trainSet = await loadSplit(opts.data, 'train', model, limitTrain);
+  const testSet = await loadSplit(opts.data, 'test', model, limitTest);
+  checkData(model, config, trainSet);
+  checkData(model, config, testSet);
+
+  const create = deps.createTrainRunner ?? (await loadRunnerFactory());
+  const runner = await create(model, config, { device, threads, batch: config.batch });
+  const outDir = opts.out ?? join('runs', model.name);
+  try {
+    const res = await train({
+      model, config, runner, trainSet, testSet, outDir, device, resume: opts.resume, log,
+      sourceHash: createHash('sha256').update(result.text).digest('hex'),
+      handleSigint: deps.handleSigint ?? true,
+    });
+    const last = res.history.at(-1);
+    if (last) {
+      const acc = last.test_acc ?? last.acc;
+      print(`${model.name}: ${res.epochs} epoch${res.epochs === 1 ? '' : 's'}, ${res.steps} steps; ` +
+        `${last.test_acc !== undefined ? 'test' : 'train'} accuracy ${(100 * acc).toFixed(2)}%` +
+        (res.best ? `, best ${(100 * res.best.acc).toFixed(2)}% at epoch ${res.best.epoch}` : ''));
+    }
+    if (res.lastCheckpoint) print(`checkpoints: ${res.lastCheckpoint}${res.bestCheckpoint ? `, ${res.bestCheckpoint}` : ''}`);
+    if (existsSync(join(outDir, 'curves.svg'))) print(`log: ${join(outDir, 'train.jsonl')}, curves: ${join(outDir, 'curves.svg')}`);
+    return res;
+  } finally {
+    await runner.dispose?.();
+  }
+}
