@@ -3,6 +3,7 @@ import type { Arg, Expr } from './ast.ts';
 import { closestName, diagnostic, type Diagnostic } from './diagnostics.ts';
 import type { ArgSpec, ArgValue, Args } from './layers/types.ts';
 import type { Span } from './source.ts';
+import { lookupLayer } from './layers/index.ts';
 
 export type Value =
   | { kind: 'number'; value: number }
@@ -88,7 +89,10 @@ export function bindArgs(specs: readonly ArgSpec[], args: readonly Arg[], owner:
     if (arg.name === undefined) {
       spec = positional[next++];
       if (!spec) {
-        diags.push(diagnostic('tooManyArguments', arg.span, { layer: owner, max: positional.length }, { hint: usage(specs, owner) }));
+        const next = arg.value.kind === 'name' ? arg.value.name : undefined;
+        const hint = next && lookupLayer(next) ? `is "->" missing before ${next}?` : usage(specs, owner);
+        const fixes = next && lookupLayer(next) ? [{ title: `insert "->" before ${next}`, span: { start: arg.span.start, end: arg.span.start }, text: '-> ' }] : undefined;
+        diags.push(diagnostic('tooManyArguments', arg.span, { layer: owner, max: positional.length }, { hint, fixes }));
         ok = false;
         continue;
       }
@@ -143,47 +147,62 @@ function options(specs: readonly ArgSpec[], owner: string): string {
 
 const boolNames: Record<string, boolean> = { on: true, off: false, true: true, false: false, yes: true, no: false };
 
+function reportBadType(spec: ArgSpec, v: Value, owner: string, span: Span, diags: Diagnostic[], expected: string): undefined {
+  if (v.kind === 'name' && !['enum', 'bool', 'pad'].includes(spec.type)) diags.push(diagnostic('unknownName', span, { name: v.name }));
+  else diags.push(diagnostic('wrongArgumentType', span, { layer: owner, arg: spec.name, value: showValue(v), expected }));
+  return undefined;
+}
+
+function inRange(spec: ArgSpec, n: number, owner: string, span: Span, diags: Diagnostic[]): boolean {
+  const low = spec.min === undefined || (spec.minExclusive ? n > spec.min : n >= spec.min);
+  const high = spec.max === undefined || (spec.maxExclusive ? n < spec.max : n <= spec.max);
+  if (low && high) return true;
+  diags.push(diagnostic('argumentOutOfRange', span, { layer: owner, arg: spec.name, value: String(n), range: describeRange(spec) }));
+  return false;
+}
+
+function allInRange(spec: ArgSpec, values: readonly number[], owner: string, span: Span, diags: Diagnostic[]): boolean {
+  for (const n of values) if (!inRange(spec, n, owner, span, diags)) return false;
+  return true;
+}
+
+function numbersOf(v: Value): number[] | undefined {
+  if (v.kind === 'number') return [v.value];
+  if (v.kind === 'dims') return v.values;
+  if (v.kind === 'list' && v.items.every((i) => i.kind === 'number')) return v.items.map((i) => (i as { value: number }).value);
+  return undefined;
+}
+
 function convert(spec: ArgSpec, v: Value, owner: string, span: Span, diags: Diagnostic[]): ArgValue | undefined {
-  const bad = (expected: string) => {
-    if (v.kind === 'name' && !['enum', 'bool', 'pad'].includes(spec.type)) diags.push(diagnostic('unknownName', span, { name: v.name }));
-    else diags.push(diagnostic('wrongArgumentType', span, { layer: owner, arg: spec.name, value: showValue(v), expected }));
-    return undefined;
-  };
-  const inRange = (n: number, what = showValue(v)) => {
-    const low = spec.min === undefined || (spec.minExclusive ? n > spec.min : n >= spec.min);
-    const high = spec.max === undefined || (spec.maxExclusive ? n < spec.max : n <= spec.max);
-    if (low && high) return true;
-    diags.push(diagnostic('argumentOutOfRange', span, { layer: owner, arg: spec.name, value: what, range: describeRange(spec) }));
-    return false;
-  };
-  const ints = (values: number[]) => values.every((n) => Number.isInteger(n));
   switch (spec.type) {
     case 'number':
-      if (v.kind !== 'number') return bad('a number');
-      return inRange(v.value) ? v.value : undefined;
+      if (v.kind !== 'number') return reportBadType(spec, v, owner, span, diags, 'a number');
+      return inRange(spec, v.value, owner, span, diags) ? v.value : undefined;
     case 'int':
-      if (v.kind !== 'number' || !Number.isInteger(v.value)) return bad('an integer');
-      return inRange(v.value) ? v.value : undefined;
+      if (v.kind !== 'number' || !Number.isInteger(v.value)) return reportBadType(spec, v, owner, span, diags, 'an integer');
+      return inRange(spec, v.value, owner, span, diags) ? v.value : undefined;
     case 'kernel': {
       const pair = v.kind === 'number' ? [v.value, v.value] : v.kind === 'dims' && v.values.length === 2 ? v.values : undefined;
-      if (!pair || !ints(pair)) return bad('a size K or KHxKW');
-      return pair.every((n) => inRange(n)) ? [pair[0], pair[1]] : undefined;
+      if (!pair || !pair.every(Number.isInteger)) return reportBadType(spec, v, owner, span, diags, 'a size K or KHxKW');
+      return allInRange(spec, pair, owner, span, diags) ? [pair[0], pair[1]] : undefined;
     }
     case 'pad': {
-      if (v.kind === 'name') return v.name === 'same' || v.name === 'valid' ? v.name : bad('same, valid or a number of pixels');
-      const nums = v.kind === 'number' ? [v.value] : v.kind === 'dims' ? v.values : v.kind === 'list' && v.items.every((i) => i.kind === 'number') ? v.items.map((i) => (i as { value: number }).value) : undefined;
-      if (!nums || !ints(nums) || ![1, 2, 4].includes(nums.length)) return bad('same, valid, P, PHxPW or [top, left, bottom, right]');
-      if (!nums.every((n) => inRange(n))) return undefined;
+      if (v.kind === 'name') return v.name === 'same' || v.name === 'valid' ? v.name : reportBadType(spec, v, owner, span, diags, 'same, valid or a number of pixels');
+      const nums = numbersOf(v);
+      if (!nums || !nums.every(Number.isInteger) || ![1, 2, 4].includes(nums.length)) {
+        return reportBadType(spec, v, owner, span, diags, 'same, valid, P, PHxPW or [top, left, bottom, right]');
+      }
+      if (!allInRange(spec, nums, owner, span, diags)) return undefined;
       const [t, l, b, r] = nums.length === 1 ? [nums[0], nums[0], nums[0], nums[0]] : nums.length === 2 ? [nums[0], nums[1], nums[0], nums[1]] : nums;
       return [t, l, b, r];
     }
     case 'bool':
       if (v.kind === 'name' && v.name in boolNames) return boolNames[v.name];
       if (v.kind === 'number' && (v.value === 0 || v.value === 1)) return v.value === 1;
-      return bad('on or off');
+      return reportBadType(spec, v, owner, span, diags, 'on or off');
     case 'enum':
       if ((v.kind === 'name' || v.kind === 'string') && spec.values?.includes(v.kind === 'name' ? v.name : v.value)) return v.kind === 'name' ? v.name : v.value;
-      return bad(`one of ${spec.values?.join(', ')}`);
+      return reportBadType(spec, v, owner, span, diags, `one of ${spec.values?.join(', ')}`);
   }
 }
 

@@ -6,7 +6,7 @@ import type * as A from './ast.ts';
 import { bindArgs, evaluate, showValue, type Env, type Value } from './args.ts';
 import { closestName, diagnostic, type Diagnostic, type DiagnosticExtras, type CatalogKey } from './diagnostics.ts';
 import { layerNames, lookupLayer } from './layers/index.ts';
-import { formatShape, product, ShapeFailure, type ArgSpec, type Args, type LayerKind, type Shape, type ShapeContext } from './layers/types.ts';
+import { formatShape, product, ShapeFailure, type ArgSpec, type ArgValue, type Args, type LayerKind, type Shape, type ShapeContext } from './layers/types.ts';
 import type { BranchNode, CheckedModel, GateNode, LayerNode, Node, Receptive, ResidualNode, SeqNode } from './model.ts';
 import type { Span } from './source.ts';
 import { checkTrainSection } from './train-config.ts';
@@ -161,16 +161,18 @@ class ModelChecker {
 
   /** A child scope named by the step's label or by its kind and a counter (`conv3`, `residual2`). */
   private childPath(scope: Scope, base: string, label: A.Step['label']): string {
+    // `labels` holds every name used in this scope, given or generated, so none can clash.
     let name: string;
     if (label) {
-      if (scope.labels.has(label.name)) this.diags.push(diagnostic('duplicateName', label.span, { what: 'label', name: label.name }));
-      scope.labels.add(label.name);
+      if (scope.labels.has(label.name)) this.diags.push(diagnostic('duplicateName', label.span, { what: 'layer name', name: label.name }));
       name = label.name;
     } else {
-      const n = (scope.counters.get(base) ?? 0) + 1;
+      let n = scope.counters.get(base) ?? 0;
+      do name = `${base}${++n}`;
+      while (scope.labels.has(name));
       scope.counters.set(base, n);
-      name = `${base}${n}`;
     }
+    scope.labels.add(name);
     return scope.path ? `${scope.path}.${name}` : name;
   }
 
@@ -309,7 +311,7 @@ class ModelChecker {
     }
     const missing = block.params.filter((p) => !env.has(p.name));
     if (ok && missing.length) {
-      this.diags.push(diagnostic('blockArity', step.span, { block: block.name, expected: block.params.length, got: block.params.length - missing.length }, { hint: `missing ${missing.map((p) => p.name).join(', ')}` }));
+      this.diags.push(diagnostic('blockArity', step.span, { block: block.name, expected: block.params.length, got: step.args.length }, { hint: `missing ${missing.map((p) => p.name).join(', ')}` }));
     }
     if (!ok || missing.length) return this.invalidate(flow), undefined;
     const path = this.childPath(scope, block.name, step.label);
@@ -479,17 +481,23 @@ function maxReceptive(rfs: (Receptive | null)[]): Receptive | null {
 /** `conv 64 3x3 stride=2 pad=same`: positional values, then options that differ from the default. */
 export function describeLayer(kind: LayerKind, args: Args | null): string {
   if (!args) return kind.name;
-  const show = (v: unknown): string => {
-    if (Array.isArray(v)) return v.every((x) => x === v[0]) ? String(v[0]) : v.length === 2 ? v.join('x') : `[${v.join(',')}]`;
-    if (typeof v === 'boolean') return v ? 'on' : 'off';
-    return String(v);
-  };
-  const parts = [kind.name];
+  let text = kind.name;
   for (const spec of kind.args) {
     const v = args[spec.name];
     if (v === undefined) continue;
-    if (spec.positional && spec.required) parts.push(spec.type === 'kernel' ? (v as readonly number[]).join('x') : show(v));
-    else if (JSON.stringify(v) !== JSON.stringify(spec.default)) parts.push(spec.positional ? show(v) : `${spec.name}=${show(v)}`);
+    if (spec.positional && spec.required) text += ' ' + (spec.type === 'kernel' ? (v as readonly number[]).join('x') : showArg(v));
+    else if (!sameArg(v, spec.default)) text += spec.positional ? ' ' + showArg(v) : ` ${spec.name}=${showArg(v)}`;
   }
-  return parts.join(' ');
+  return text;
+}
+
+function showArg(v: ArgValue): string {
+  if (Array.isArray(v)) return v.every((x) => x === v[0]) ? String(v[0]) : v.length === 2 ? v.join('x') : `[${v.join(',')}]`;
+  if (typeof v === 'boolean') return v ? 'on' : 'off';
+  return String(v);
+}
+
+function sameArg(a: ArgValue, b: ArgValue | undefined): boolean {
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => x === b[i]);
+  return a === b;
 }

@@ -12,13 +12,24 @@ const MAX_NESTING = 64;
 const MAX_SYNTAX_ERRORS = 50;
 
 class CnnParser extends CstParser {
+  /**
+   * Alternatives and options are built once and reused: rules run once per token, and building
+   * fresh closures each time costs more than the parsing itself.
+   */
+  private readonly cache = new Map<number, unknown>();
+  private once<T>(key: number, make: () => T): T {
+    let v = this.cache.get(key) as T | undefined;
+    if (v === undefined) this.cache.set(key, (v = make()));
+    return v;
+  }
+
   constructor() {
     super(T.allTokens, { recoveryEnabled: true, maxLookahead: 3, nodeLocationTracking: 'onlyOffset' });
     this.performSelfAnalysis();
   }
 
   file = this.RULE('file', () => {
-    this.MANY(() => this.OR([{ ALT: () => this.SUBRULE(this.model) }, { ALT: () => this.SUBRULE(this.block) }]));
+    this.MANY(() => this.OR(this.once(1, () => [{ ALT: () => this.SUBRULE(this.model) }, { ALT: () => this.SUBRULE(this.block) }])));
   });
 
   model = this.RULE('model', () => {
@@ -35,7 +46,7 @@ class CnnParser extends CstParser {
   inputDecl = this.RULE('inputDecl', () => {
     this.CONSUME(T.Input);
     this.SUBRULE(this.expression);
-    this.MANY({ GATE: () => tokenMatcher(this.LA(2), T.Equals), DEF: () => this.SUBRULE(this.arg) });
+    this.MANY(this.once(2, () => ({ GATE: () => tokenMatcher(this.LA(2), T.Equals), DEF: () => this.SUBRULE(this.arg) })));
   });
 
   block = this.RULE('block', () => {
@@ -43,7 +54,7 @@ class CnnParser extends CstParser {
     this.CONSUME(T.Identifier);
     this.OPTION(() => {
       this.CONSUME(T.LParen);
-      this.MANY_SEP({ SEP: T.Comma, DEF: () => this.CONSUME2(T.Identifier) });
+      this.MANY_SEP(this.once(3, () => ({ SEP: T.Comma, DEF: () => this.CONSUME2(T.Identifier) })));
       this.CONSUME(T.RParen);
     });
     this.CONSUME(T.LBrace);
@@ -60,27 +71,27 @@ class CnnParser extends CstParser {
   });
 
   step = this.RULE('step', () => {
-    this.OPTION({
+    this.OPTION(this.once(4, () => ({
       GATE: () => tokenMatcher(this.LA(2), T.Colon),
       DEF: () => {
         this.CONSUME(T.Identifier, { LABEL: 'label' });
         this.CONSUME(T.Colon);
       },
-    });
-    this.OR([
+    })));
+    this.OR(this.once(5, () => [
       { ALT: () => this.SUBRULE(this.layerStep) },
       { ALT: () => this.SUBRULE(this.repeatStep) },
       { ALT: () => this.SUBRULE(this.residualStep) },
       { ALT: () => this.SUBRULE(this.branchStep) },
       { ALT: () => this.SUBRULE(this.wrapStep) },
-    ]);
+    ]));
   });
 
   layerStep = this.RULE('layerStep', () => {
     this.CONSUME(T.Identifier, { LABEL: 'name' });
     this.OPTION2(() => {
       this.CONSUME(T.LParen);
-      this.MANY_SEP({ SEP: T.Comma, DEF: () => this.SUBRULE(this.arg) });
+      this.MANY_SEP(this.once(6, () => ({ SEP: T.Comma, DEF: () => this.SUBRULE(this.arg) })));
       this.CONSUME(T.RParen);
     });
     this.MANY(() => this.SUBRULE2(this.arg));
@@ -99,7 +110,7 @@ class CnnParser extends CstParser {
   });
 
   branchStep = this.RULE('branchStep', () => {
-    this.OR([{ ALT: () => this.CONSUME(T.Concat) }, { ALT: () => this.CONSUME(T.Add) }]);
+    this.OR(this.once(7, () => [{ ALT: () => this.CONSUME(T.Concat) }, { ALT: () => this.CONSUME(T.Add) }]));
     this.CONSUME(T.LBrace);
     this.SUBRULE(this.chain);
     this.MANY(() => {
@@ -111,7 +122,7 @@ class CnnParser extends CstParser {
 
   /** `gate { ... }` and `frozen { ... }`: one keyword over one body. */
   wrapStep = this.RULE('wrapStep', () => {
-    this.OR([{ ALT: () => this.CONSUME(T.Gate) }, { ALT: () => this.CONSUME(T.Frozen) }]);
+    this.OR(this.once(8, () => [{ ALT: () => this.CONSUME(T.Gate) }, { ALT: () => this.CONSUME(T.Frozen) }]));
     this.SUBRULE(this.body);
   });
 
@@ -131,27 +142,27 @@ class CnnParser extends CstParser {
   trainEntry = this.RULE('trainEntry', () => {
     this.CONSUME(T.Identifier);
     this.CONSUME(T.Colon);
-    this.MANY({
+    this.MANY(this.once(9, () => ({
       GATE: () => !(tokenMatcher(this.LA(1), T.Identifier) && tokenMatcher(this.LA(2), T.Colon)),
       DEF: () => this.SUBRULE(this.arg),
-    });
+    })));
   });
 
   arg = this.RULE('arg', () => {
-    this.OPTION({
+    this.OPTION(this.once(10, () => ({
       GATE: () => tokenMatcher(this.LA(2), T.Equals),
       DEF: () => {
         this.CONSUME(T.Identifier, { LABEL: 'key' });
         this.CONSUME(T.Equals);
       },
-    });
+    })));
     this.SUBRULE(this.expression);
   });
 
   expression = this.RULE('expression', () => {
     this.SUBRULE(this.product);
     this.MANY(() => {
-      this.OR([{ ALT: () => this.CONSUME(T.Plus) }, { ALT: () => this.CONSUME(T.Minus) }]);
+      this.OR(this.once(11, () => [{ ALT: () => this.CONSUME(T.Plus) }, { ALT: () => this.CONSUME(T.Minus) }]));
       this.SUBRULE2(this.product);
     });
   });
@@ -159,13 +170,13 @@ class CnnParser extends CstParser {
   product = this.RULE('product', () => {
     this.SUBRULE(this.unary);
     this.MANY(() => {
-      this.OR([{ ALT: () => this.CONSUME(T.Star) }, { ALT: () => this.CONSUME(T.Slash) }]);
+      this.OR(this.once(12, () => [{ ALT: () => this.CONSUME(T.Star) }, { ALT: () => this.CONSUME(T.Slash) }]));
       this.SUBRULE2(this.unary);
     });
   });
 
   unary = this.RULE('unary', () => {
-    this.OR([
+    this.OR(this.once(13, () => [
       {
         ALT: () => {
           this.CONSUME(T.Minus);
@@ -173,11 +184,11 @@ class CnnParser extends CstParser {
         },
       },
       { ALT: () => this.SUBRULE(this.atom) },
-    ]);
+    ]));
   });
 
   atom = this.RULE('atom', () => {
-    this.OR([
+    this.OR(this.once(14, () => [
       { ALT: () => this.CONSUME(T.NumberLiteral) },
       { ALT: () => this.CONSUME(T.Dims) },
       { ALT: () => this.CONSUME(T.Identifier) },
@@ -196,7 +207,7 @@ class CnnParser extends CstParser {
           this.CONSUME(T.RBracket);
         },
       },
-    ]);
+    ]));
   });
 }
 

@@ -2,7 +2,7 @@
  * The `train { ... }` section: each field is declared like a layer's arguments, so it is checked
  * with the same diagnostics. Every field has a default and can be overridden from the CLI.
  */
-import type { TrainSection } from './ast.ts';
+import type { Expr, TrainSection } from './ast.ts';
 import { bindArgs } from './args.ts';
 import { closestName, diagnostic, type Diagnostic } from './diagnostics.ts';
 import type { ArgSpec } from './layers/types.ts';
@@ -62,7 +62,10 @@ export function defaultTrainConfig(): TrainConfig {
 
 export function checkTrainSection(section: TrainSection | undefined, diags: Diagnostic[]): TrainConfig {
   const config = defaultTrainConfig() as unknown as Record<string, unknown>;
+  const seen = new Set<string>();
   for (const entry of section?.entries ?? []) {
+    if (seen.has(entry.key)) diags.push(diagnostic('duplicateOption', entry.keySpan, { layer: 'train', option: entry.key }));
+    seen.add(entry.key);
     const specs = trainFields[entry.key as keyof TrainConfig];
     if (!specs) {
       const guess = closestName(entry.key, Object.keys(trainFields));
@@ -73,7 +76,7 @@ export function checkTrainSection(section: TrainSection | undefined, diags: Diag
       continue;
     }
     if (entry.key === 'freeze') {
-      config.freeze = entry.values.map((v) => (v.value.kind === 'string' ? v.value.value : v.value.kind === 'name' ? v.value.name : ''));
+      config.freeze = freezePatterns(entry, diags);
       continue;
     }
     const bound = bindArgs(specs, entry.values, entry.key, entry.keySpan, new Map(), diags);
@@ -81,4 +84,17 @@ export function checkTrainSection(section: TrainSection | undefined, diags: Diag
     config[entry.key] = specs.length === 1 && specs[0].positional ? bound.values[specs[0].name] : bound.values;
   }
   return config as unknown as TrainConfig;
+}
+
+/** `freeze: "features.*" conv1`: strings or bare names, or a list of them. */
+function freezePatterns(entry: TrainSection['entries'][number], diags: Diagnostic[]): string[] {
+  const patterns: string[] = [];
+  const visit = (e: Expr) => {
+    if (e.kind === 'string') patterns.push(e.value);
+    else if (e.kind === 'name') patterns.push(e.name);
+    else if (e.kind === 'list') e.items.forEach(visit);
+    else diags.push(diagnostic('wrongArgumentType', e.span, { layer: 'freeze', arg: 'pattern', value: 'this', expected: 'a layer name pattern like "features.*"' }));
+  };
+  for (const v of entry.values) visit(v.value);
+  return patterns;
 }
