@@ -5,7 +5,6 @@ import { UserError } from '../errors.ts';
 import { registerCheck } from './check.ts';
 import { registerSummary } from './summary.ts';
 import { registerTrain } from './train.ts';
-import { registerTrain } from './train.ts';
 import { registerCompile } from './compile.ts';
 import { registerFmt } from './fmt.ts';
 
@@ -18,7 +17,6 @@ export function buildProgram(): Command {
     .showHelpAfterError();
   registerCheck(program);
   registerSummary(program);
-  registerTrain(program);
   registerTrain(program);
   registerCompile(program);
   registerFmt(program);
