@@ -8,6 +8,11 @@ import * as ref from './reference/ops.ts';
 import { uniform } from './helpers/random.ts';
 import { compile, expectClose, modelSource, run, size, weight, type Compiled } from './helpers/emit.ts';
 import type { ParamSpec } from '../src/compiler/layers/types.ts';
+import { check } from '../src/index.ts';
+import { GraphBuilder, buildModel } from '../src/compiler/onnx/builder.ts';
+import { LowerContext, inputParams } from '../src/compiler/emit/context.ts';
+import { lowerNode } from '../src/compiler/emit/lower.ts';
+import { createSession, floatTensor, runSession } from '../src/runtime/session.ts';
 
 type Shape4 = [number, number, number, number];
 
@@ -247,5 +252,33 @@ model T {
     h = ref.relu(convOf(c, 'vgg1.conv1', h.data, h.shape, { pads: [1, 1, 1, 1] }).data, [2, 2, 4, 4]);
     for (const name of ['vgg1.conv2', 'repeat1.0.conv1', 'repeat1.1.conv1']) h = convOf(c, name, h.data, h.shape);
     expectClose((await run(c.bytes, x, [2, 2, 4, 4])).data, h.data);
+  });
+});
+
+describe('training mode (the hook for the training graph)', () => {
+  it('binds parameters as graph inputs, uses batch statistics in bn and reports its new running stats', async () => {
+    const model = check(modelSource('2x3x3', 'bn momentum=0.1 -> dropout 0'), 't.cnn').models[0];
+    const g = new GraphBuilder('train');
+    const ctx = new LowerContext(g, { mode: 'training', params: inputParams, file: 't.cnn', source: '' });
+    const y = lowerNode(ctx, model.root, g.input(ctx.reserve('input'), ['N', 2, 3, 3]));
+    g.output(y, ['N', 2, 3, 3]);
+    for (const [name, value] of ctx.stateUpdates) g.output(value, [2]), expect(name).toMatch(/^bn1\.running_(mean|var)$/);
+    expect([...ctx.boundParams.keys()]).toEqual(['bn1.weight', 'bn1.bias', 'bn1.running_mean', 'bn1.running_var']);
+    const { session } = await createSession(buildModel(g, { producerName: 't', producerVersion: '0' }));
+    const x = uniform(3, 36);
+    const feeds = {
+      input: floatTensor(x, [2, 2, 3, 3]),
+      'bn1.weight': floatTensor(new Float32Array([1, 1]), [2]), 'bn1.bias': floatTensor(new Float32Array([0, 0]), [2]),
+      'bn1.running_mean': floatTensor(new Float32Array([0, 0]), [2]), 'bn1.running_var': floatTensor(new Float32Array([1, 1]), [2]),
+    };
+    const out = await runSession(session, feeds);
+    // Batch statistics per channel: the output has mean 0 in each channel.
+    for (let c = 0; c < 2; c++) {
+      let s = 0;
+      for (let n = 0; n < 2; n++) for (let k = 0; k < 9; k++) s += out[y].data[(n * 2 + c) * 9 + k];
+      expect(Math.abs(s / 18)).toBeLessThan(1e-5);
+    }
+    const meanC0 = [...x.slice(0, 9), ...x.slice(18, 27)].reduce((a, b) => a + b, 0) / 18;
+    expect(out[ctx.stateUpdates.get('bn1.running_mean')!].data[0]).toBeCloseTo(0.1 * meanC0, 5);
   });
 });

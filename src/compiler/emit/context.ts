@@ -214,3 +214,8 @@ export class LowerContext {
     return true;
   }
 }
+
+/** Initial values by parameter name are the caller's business; this binding makes each parameter a graph input (training graphs). */
+export const inputParams: ParamBinding = {
+  bind: (name, spec, _node, ctx) => ctx.graph.input(ctx.reserve(name), [...spec.shape]),
+};
