@@ -4,6 +4,24 @@ import { hasErrors } from '../compiler/diagnostics.ts';
 import { LineMap } from '../compiler/source.ts';
 import { shapeText, summarize, type ModelSummary } from '../compiler/summary.ts';
 import { checkFileAt, pickModel } from './io.ts';
+import { trainingCost, type TrainingCost } from '../compiler/training-cost.ts';
+import { UserError } from '../errors.ts';
+
+function parsePositive(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`--batch must be a positive integer, not "${value}"`);
+  return n;
+}
+
+function renderTraining(t: TrainingCost): string {
+  return [
+    `Training step (batch ${t.batch}):`,
+    `  forward + backward MACs: ${formatMacs(t.forwardMacs)} + ${formatMacs(t.backwardMacs)} = ${formatMacs(t.forwardMacs + t.backwardMacs)}`,
+    `  saved activations:       ${formatBytes(t.savedActivationBytes)}`,
+    `  gradients:               ${formatBytes(t.gradientBytes)}`,
+    `  optimizer state:         ${formatBytes(t.optimizerStateBytes)}`,
+  ].join('\n');
+}
 import { formatDiagnostic, styleFor, type Style } from './report.ts';
 
 export function registerSummary(program: Command): void {
@@ -13,16 +31,17 @@ export function registerSummary(program: Command): void {
     .argument('<file>', '.cnn file')
     .option('-m, --model <name>', 'which model of the file (default: all)')
     .option('--json', 'print the summary as JSON')
-    .action((file: string, opts: { model?: string; json?: boolean }) => {
+    .option('--batch <n>', 'batch size for the training-step costs (default: the train section\'s)', parsePositive)
+    .action((file: string, opts: { model?: string; json?: boolean; batch?: number }) => {
       const result = checkFileAt(file);
       const models = opts.model ? [pickModel(result, opts.model)] : result.models;
-      const summaries = models.map(summarize);
+      const summaries = models.map((m) => ({ ...summarize(m), training: m.output ? trainingCost(m, m.train, opts.batch) : null }));
       const lines = new LineMap(result.text);
       const style = styleFor(process.stdout);
       if (opts.json) {
         console.log(JSON.stringify({ models: summaries, diagnostics: result.diagnostics.length }, null, 2));
       } else {
-        for (const s of summaries) console.log(renderTable(s, style) + '\n');
+        for (const s of summaries) console.log(renderTable(s, style) + (s.training ? '\n' + renderTraining(s.training) : '') + '\n');
         for (const d of result.diagnostics) console.log(formatDiagnostic(file, lines, d, style) + '\n');
       }
       process.exitCode = hasErrors(result.diagnostics) ? 1 : 0;

@@ -27,8 +27,8 @@ export function windowOf(input: Shape, args: Args, kernelArg: string): Window {
 
 /** Checks a window against its input and returns the output [H, W]. */
 export function slideWindow(input: Shape, w: Window, ctx: ShapeContext, what: string): [number, number] {
-  const dims = ['rows', 'columns'];
   const out: number[] = [];
+  const dropped: string[] = [];
   for (let i = 0; i < 2; i++) {
     const size = input[i + 1];
     const padded = size + w.pads[i] + w.pads[i + 2];
@@ -43,14 +43,17 @@ export function slideWindow(input: Shape, w: Window, ctx: ShapeContext, what: st
     }
     // Rows past the last window are lost; only worth a warning when they hold data, not padding,
     // and when the window is at least the stride (otherwise rows are skipped by design).
-    const dropped = (padded - extent) % w.stride[i];
-    if (dropped > w.pads[i + 2] && extent >= w.stride[i]) {
-      ctx.warn('dropsRows', {
-        layer: ctx.layer,
-        detail: `with stride ${w.stride[i]} drops the last ${dropped - w.pads[i + 2]} of ${size} input ${dims[i]} (${size} + padding ${w.pads[i] + w.pads[i + 2]} - window ${extent} is not a multiple of ${w.stride[i]})`,
-      }, { hint: 'pad=same keeps every row and column', arg: 'stride' });
+    const lost = (padded - extent) % w.stride[i] - w.pads[i + 2];
+    if (lost > 0 && extent >= w.stride[i]) {
+      dropped.push(`the last ${lost} ${i === 0 ? 'row' : 'column'}${lost > 1 ? 's' : ''} of ${size}`);
     }
     out.push(outputSize(size, w.kernel[i], w.stride[i], w.dilation[i], w.pads[i], w.pads[i + 2]));
+  }
+  if (dropped.length) {
+    ctx.warn('dropsRows', {
+      layer: ctx.layer,
+      detail: `${what} ${w.kernel.join('×')} with stride ${w.stride.join('×')} drops ${dropped.join(' and ')} (input ${input[1]}×${input[2]} plus padding minus the window is not a multiple of the stride)`,
+    }, { hint: 'pad=same keeps every row and column', arg: 'stride' });
   }
   return [out[0], out[1]];
 }
