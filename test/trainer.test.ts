@@ -405,6 +405,7 @@ describe('cnnc train: options, overrides, data', () => {
     expect(bad({ set: ['lr=3'] })).toThrow(/^--set "lr=3": write it as a train-section line, FIELD: VALUE/);
     expect(bad({ set: ['epochs: 3 } model X { input 1'] })).toThrow(/write it as a train-section line/);
     expect(bad({ set: ['schedule: step gamma=2 step_size=0'] })).toThrow(/schedule step_size = 0 is out of range/);
+    expect(bad({ set: ['freeze: 3'] })).toThrow(/^--set "freeze: 3": freeze pattern = this is not a layer name pattern/);
   });
 
   it('trains from IDX files with the overrides, writes the run directory and resumes', async () => {

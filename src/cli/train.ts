@@ -15,7 +15,7 @@ import { closestName, hasErrors, type Diagnostic } from '../compiler/diagnostics
 import type { CheckedModel } from '../compiler/model.ts';
 import { parse } from '../compiler/parser.ts';
 import { LineMap } from '../compiler/source.ts';
-import { trainFields, type TrainConfig } from '../compiler/train-config.ts';
+import { checkTrainSection, trainFields, type TrainConfig } from '../compiler/train-config.ts';
 import { UserError } from '../errors.ts';
 import { FASHION_MNIST_CLASSES, loadDataset, type Dataset, type Split } from '../runtime/dataset.ts';
 import type { Device } from '../runtime/session.ts';
@@ -120,9 +120,12 @@ export function applyOverrides(config: TrainConfig, overrides: readonly Override
       fail(`there is no train field "${entry.key}"${guess ? `; did you mean "${guess}"?` : `; fields: ${Object.keys(trainFields).join(', ')}`}`);
     }
     if (entry.key === 'freeze') {
-      const names = entry.values.map((v) => (v.name === undefined && v.value.kind === 'string' ? v.value.value : v.name === undefined && v.value.kind === 'name' ? v.value.name : undefined));
-      if (names.some((n) => n === undefined)) fail('freeze takes layer name patterns, e.g. --set \'freeze: "features.*"\'');
-      result.freeze = names;
+      // The section checker reads freeze patterns; a section of this one line gives exactly them.
+      const diags: Diagnostic[] = [];
+      const patterns = checkTrainSection({ entries: [entry], span: entry.span }, diags).freeze;
+      const error = diags.find((d) => d.severity === 'error');
+      if (error) fail(`${error.message}, e.g. --set 'freeze: "features.*"'`);
+      result.freeze = patterns;
       continue;
     }
     const diags: Diagnostic[] = [];

@@ -392,7 +392,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     sigints++;
     if (sigints > 1) {
       progress.clear();
-      out.write('aborted\n');
+      // A write in progress is abandoned: its temporary file goes, the previous checkpoint stays.
+      for (const f of [lastPath, bestPath, curvesPath]) rmSync(`${f}.tmp-${process.pid}`, { force: true });
+      out.write('aborted; the last checkpoint written is kept\n');
       process.exit(130);
     }
     stopRequested = true;
@@ -504,7 +506,7 @@ const fmtTick = (v: number) => (Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 
 
 interface Series { label: string; color: string; dash?: string; points: [number, number][] }
 
-function panel(x0: number, y0: number, w: number, h: number, title: string, series: Series[], yRange: [number, number], yFormat: (v: number) => string, epochs: number): string {
+function panel(x0: number, y0: number, w: number, h: number, title: string, series: Series[], yRange: [number, number], yFormat: (v: number) => string, epochs: number, legendAt: 'top' | 'bottom'): string {
   const m = { left: 56, right: 16, top: 30, bottom: 40 };
   const pw = w - m.left - m.right, ph = h - m.top - m.bottom;
   const xHi = Math.max(epochs, 2);
@@ -534,10 +536,11 @@ function panel(x0: number, y0: number, w: number, h: number, title: string, seri
       parts.push(`<circle cx="${cx}" cy="${cy}" r="2.5" fill="${s.color}"/>`);
     }
   }
-  // Legend, top right inside the plot.
+  // Legend, right inside the plot: at the top for falling curves (loss), the bottom for rising ones.
   const shown = series.filter((s) => s.points.length);
   shown.forEach((s, i) => {
-    const lx = x0 + m.left + pw - 92, ly = y0 + m.top + 12 + i * 16;
+    const lx = x0 + m.left + pw - 92;
+    const ly = legendAt === 'top' ? y0 + m.top + 12 + i * 16 : y0 + m.top + ph - 12 - (shown.length - 1 - i) * 16;
     parts.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 22}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
     parts.push(`<text x="${lx + 28}" y="${ly}" dominant-baseline="middle" font-size="11">${xmlEscape(s.label)}</text>`);
   });
@@ -562,8 +565,8 @@ export function curvesSvg(history: readonly LogRecord[], title: string): string 
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H + 24}" viewBox="0 0 ${W} ${H + 24}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${W / 2}" y="18" text-anchor="middle" font-size="15">${xmlEscape(title)}: ${n} epoch${n === 1 ? '' : 's'}</text>`,
-    panel(0, 24, pw, H, 'loss', loss, [0, lossTop], fmtTick, n),
-    panel(pw, 24, pw, H, 'accuracy', acc, [0, 1], (v) => `${Math.round(v * 100)}%`, n),
+    panel(0, 24, pw, H, 'loss', loss, [0, lossTop], fmtTick, n, 'top'),
+    panel(pw, 24, pw, H, 'accuracy', acc, [0, 1], (v) => `${Math.round(v * 100)}%`, n, 'bottom'),
     '</svg>',
     '',
   ].join('\n');
