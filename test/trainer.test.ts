@@ -432,6 +432,23 @@ describe('cnnc train: options, overrides, data', () => {
     await expect(trainCommand(file, { data, out, epochs: '3', resume: true }, deps)).rejects.toThrow(/trainSize 40 in the checkpoint, 50 now/);
   });
 
+  it('without a test split it trains with a notice; a finished run has nothing to do', async () => {
+    const file = source('batch: 8\n epochs: 1');
+    const data = idxDir();
+    rmSync(join(data, 't10k-images-idx3-ubyte'));
+    rmSync(join(data, 't10k-labels-idx1-ubyte'));
+    const out = join(tempDir(), 'run');
+    const log = sink();
+    const deps = { createTrainRunner: factory().create, log, print: () => {}, handleSigint: false };
+    const r = await trainCommand(file, { data, out }, deps);
+    expect(log.text).toContain(`notice: ${data} has no test split (t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte); training without evaluation`);
+    expect(r.history[0].test_acc).toBeUndefined();
+    expect(r.best).toEqual({ epoch: 1, acc: r.history[0].acc });
+    const again = await trainCommand(file, { data, out, resume: true }, deps);
+    expect(again.steps).toBe(r.steps);
+    expect(log.text).toContain(`nothing to do: the run in ${out} has finished its 1 epochs (raise --epochs to train further)`);
+  });
+
   it('bad data fails before the runner is even created, naming the data', async () => {
     const f = factory();
     const deps = { createTrainRunner: f.create, log: sink(), print: () => {}, handleSigint: false };

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bindArgs } from '../compiler/args.ts';
@@ -172,6 +172,15 @@ function parseCount(flag: string, value: string | undefined): number | undefined
   return n;
 }
 
+/** Whether dir holds IDX files of a split (`train-…idx…`, `t10k-…idx…`). */
+function hasIdxFiles(dir: string, prefix: 'train' | 't10k'): boolean {
+  try {
+    return readdirSync(dir).some((f) => f.startsWith(`${prefix}-`) && /idx\d/.test(f));
+  } catch {
+    return false;
+  }
+}
+
 async function loadSplit(dir: string, split: Split, model: CheckedModel, limit: number | undefined): Promise<Dataset> {
   const input = model.input!;
   // Image folders are decoded to the model's input size; they come as 1 or 3 channels.
@@ -239,9 +248,13 @@ export async function trainCommand(file: string, opts: TrainCliOptions, deps: Tr
 
   // Data first, checked against the model, so bad data fails before graphs are built.
   const trainSet = await loadSplit(opts.data, 'train', model, limitTrain);
-  const testSet = await loadSplit(opts.data, 'test', model, limitTest);
+  let testSet: Dataset | undefined;
+  if (hasIdxFiles(opts.data, 'train') && !hasIdxFiles(opts.data, 't10k')) {
+    log.write(`notice: ${opts.data} has no test split (t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte); ` +
+      'training without evaluation (best.ckpt follows training accuracy)\n');
+  } else testSet = await loadSplit(opts.data, 'test', model, limitTest);
   checkData(model, config, trainSet);
-  checkData(model, config, testSet);
+  if (testSet) checkData(model, config, testSet);
 
   const create = deps.createTrainRunner ?? (await loadRunnerFactory());
   const runner = await create(model, config, { device, threads, batch: config.batch });

@@ -378,8 +378,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     format: TRAIN_META_FORMAT, epoch, batch, step, epochProgress: { ...sums }, elapsed: elapsed(),
     device: runner.device ?? opts.device, config, data: order, history, best,
   });
-  const save = async (path: string) => {
-    await saveCheckpoint(path, { model: model.name, sourceHash: opts.sourceHash, meta: meta() as unknown as Record<string, unknown>, tensors: runner.state() });
+  const save = async (paths: string[]) => {
+    const tensors = runner.state();
+    const m = meta() as unknown as Record<string, unknown>;
+    for (const path of paths) await saveCheckpoint(path, { model: model.name, sourceHash: opts.sourceHash, meta: m, tensors });
   };
 
   // Ctrl-C: finish the step, save, return; a second Ctrl-C exits at once.
@@ -404,7 +406,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   let interrupted = false;
   try {
-    out.write(`training ${model.name}: ${config.epochs} epochs of ${stepsPerEpoch} steps (batch ${batchSize}), ` +
+    if (epoch >= config.epochs) {
+      out.write(`nothing to do: the run in ${outDir} has finished its ${epoch} epochs (raise --epochs to train further)\n`);
+    } else out.write(`training ${model.name}: ${config.epochs} epochs of ${stepsPerEpoch} steps (batch ${batchSize}), ` +
       `${trainSet.size} training and ${testSet?.size ?? 0} test samples, device ${runner.device ?? opts.device ?? 'cpu'}\n`);
     while (epoch < config.epochs) {
       const source = batches(trainSet, {
@@ -460,8 +464,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       epoch++;
       batch = 0;
       sums = emptySums();
-      await save(lastPath);
-      if (isBest) await save(bestPath);
+      await save(isBest ? [lastPath, bestPath] : [lastPath]);
       writeAtomic(curvesPath, curvesSvg(history, model.name));
       if (stopRequested && epoch < config.epochs) {
         interrupted = true;
@@ -469,7 +472,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
     }
     if (interrupted) {
-      if (batch > 0) await save(lastPath);
+      if (batch > 0) await save([lastPath]);
       progress.line(`stopped at epoch ${epoch + 1}, step ${step}; checkpoint ${lastPath} (continue with --resume)`);
     } else if (history.length) {
       writeAtomic(curvesPath, curvesSvg(history, model.name));
