@@ -7,6 +7,8 @@ import { registerSummary } from './summary.ts';
 import { registerTrain } from './train.ts';
 import { registerCompile } from './compile.ts';
 import { registerFmt } from './fmt.ts';
+import { registerLsp } from './lsp.ts';
+import { registerPredict } from './predict.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -20,6 +22,8 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerCompile(program);
   registerFmt(program);
+  registerLsp(program);
+  registerPredict(program);
   return program;
 }
 

@@ -1,0 +1,88 @@
+/**
+ * Classifying inputs with a compiled model: images (PNG/JPEG) and IDX files, preprocessed as the
+ * model's `input` line says (resize to its H×W, its channel count, mean and std).
+ */
+import { extname } from 'node:path';
+import type { CheckedModel } from '../compiler/model.ts';
+import { UserError } from '../errors.ts';
+import { readIdx } from './idx.ts';
+import { loadImage, normalize } from './images.ts';
+import { createSession, floatTensor, runSession, type Device } from './session.ts';
+
+export interface Sample {
+  source: string; // file, or file[index] for IDX
+  data: Float32Array; // C·H·W, normalised
+}
+
+export interface Prediction {
+  source: string;
+  top: { class: number; label: string; probability: number }[];
+}
+
+/** Loads every input as normalised CHW samples; an IDX file gives one sample per image. */
+export async function loadSamples(files: string[], model: CheckedModel): Promise<Sample[]> {
+  const input = model.input;
+  if (!input || input.length !== 3) throw new UserError(`model ${model.name} takes a ${input?.join('×') ?? '?'} input, not an image`);
+  const [c, h, w] = input;
+  if (c !== 1 && c !== 3) throw new UserError(`model ${model.name} takes ${c} channels; images have 1 or 3`);
+  const samples: Sample[] = [];
+  for (const file of files) {
+    if (/\.(idx\d?-ubyte|idx)(\.gz)?$|ubyte(\.gz)?$/.test(file)) samples.push(...idxSamples(file, input, model));
+    else {
+      const ext = extname(file).toLowerCase();
+      if (!['.png', '.jpg', '.jpeg'].includes(ext)) throw new UserError(`is not a PNG, JPEG or IDX file (by its name)`, file);
+      const chw = await loadImage(file, { channels: c as 1 | 3, height: h, width: w });
+      samples.push({ source: file, data: normalize(chw, model.preprocess.mean, model.preprocess.std) });
+    }
+  }
+  return samples;
+}
+
+function idxSamples(file: string, input: readonly number[], model: CheckedModel): Sample[] {
+  const [c, h, w] = input;
+  const idx = readIdx(file);
+  const dims = idx.dims.length === 3 ? [idx.dims[0], 1, idx.dims[1], idx.dims[2]] : idx.dims;
+  if (dims.length !== 4 || dims[1] !== c || dims[2] !== h || dims[3] !== w) {
+    throw new UserError(`holds images of ${idx.dims.slice(1).join('×')} but model ${model.name} takes ${c}×${h}×${w}`, file);
+  }
+  const size = c * h * w;
+  return Array.from({ length: dims[0] }, (_, i) => {
+    const chw = new Float32Array(size);
+    for (let j = 0; j < size; j++) chw[j] = idx.data[i * size + j] / 255;
+    return { source: `${file}[${i}]`, data: normalize(chw, model.preprocess.mean, model.preprocess.std) };
+  });
+}
+
+function softmax(logits: Float32Array): Float64Array {
+  const max = Math.max(...logits);
+  const exp = Float64Array.from(logits, (v) => Math.exp(v - max));
+  const sum = exp.reduce((a, b) => a + b, 0);
+  return exp.map((v) => v / sum);
+}
+
+/** Runs the model in batches and returns the top-k classes of each sample. */
+export async function predict(onnx: Uint8Array, model: CheckedModel, samples: Sample[], opts: { topK: number; device?: Device; batch?: number; threads?: number }): Promise<{ predictions: Prediction[]; device: string; notice?: string }> {
+  const { session, device, notice } = await createSession(onnx, { device: opts.device ?? 'cpu', threads: opts.threads });
+  const classes = model.output![0];
+  const labels = model.preprocess.classes;
+  const size = samples[0]?.data.length ?? 0;
+  const batch = opts.batch ?? 64;
+  const predictions: Prediction[] = [];
+  // A single output unit is a binary classifier: sigmoid gives the probability of class 1.
+  const binary = classes === 1;
+  for (let start = 0; start < samples.length; start += batch) {
+    const chunk = samples.slice(start, start + batch);
+    const x = new Float32Array(chunk.length * size);
+    chunk.forEach((s, i) => x.set(s.data, i * size));
+    const out = await runSession(session, { input: floatTensor(x, [chunk.length, ...model.input!]) });
+    const logits = Object.values(out)[0].data;
+    chunk.forEach((s, i) => {
+      const row = logits.subarray(i * classes, (i + 1) * classes);
+      const probs = binary ? Float64Array.from([1 / (1 + Math.exp(row[0])), 1 / (1 + Math.exp(-row[0]))]) : softmax(row);
+      const order = [...probs.keys()].sort((a, b) => probs[b] - probs[a]).slice(0, opts.topK);
+      predictions.push({ source: s.source, top: order.map((k) => ({ class: k, label: labels?.[k] ?? String(k), probability: probs[k] })) });
+    });
+  }
+  await session.release();
+  return { predictions, device, notice };
+}

@@ -1,0 +1,67 @@
+/** `cnnc predict` end to end: images and IDX files in, top-k classes out; clear errors for bad input. */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { writeIdx } from '../src/runtime/idx.ts';
+
+const root = join(import.meta.dirname, '..');
+const dir = mkdtempSync(join(tmpdir(), 'cnnc-predict-'));
+const model = join(dir, 'tiny.cnn');
+const weights = join(dir, 'tiny.onnx');
+
+function cnnc(...args: string[]) {
+  const r = spawnSync(process.execPath, [join(root, 'bin', 'cnnc.js'), ...args], { cwd: root, encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+beforeAll(async () => {
+  writeFileSync(model, 'model tiny {\n  input 1x8x8 mean=[0.5] std=[0.5] classes=["zero", "one", "two"]\n  conv 4 3x3 -> relu -> flatten -> dense 3\n}\n');
+  expect(cnnc('compile', model, '-o', weights).code).toBe(0);
+  const gray = Buffer.alloc(8 * 8, 128);
+  await sharp(gray, { raw: { width: 8, height: 8, channels: 1 } }).png().toFile(join(dir, 'gray.png'));
+  const rgb = Buffer.alloc(16 * 16 * 3, 200);
+  await sharp(rgb, { raw: { width: 16, height: 16, channels: 3 } }).jpeg().toFile(join(dir, 'big.jpg'));
+  writeIdx(join(dir, 'images-idx3-ubyte'), [3, 8, 8], new Uint8Array(3 * 64).fill(7));
+  writeIdx(join(dir, 'wrong-idx3-ubyte'), [2, 5, 5], new Uint8Array(50));
+  writeFileSync(join(dir, 'broken.png'), 'not really a png');
+});
+
+describe('cnnc predict', () => {
+  it('classifies PNG and JPEG (resized, converted to the model\'s channels) with class names', () => {
+    const r = cnnc('predict', model, '--weights', weights, join(dir, 'gray.png'), join(dir, 'big.jpg'), '--top', '2');
+    expect(r.code).toBe(0);
+    const lines = r.out.trim().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/gray\.png: (zero|one|two) \d+\.\d%, (zero|one|two) \d+\.\d%$/);
+  });
+  it('JSON probabilities sum to 1 over all classes', () => {
+    const r = cnnc('predict', model, '--weights', weights, join(dir, 'images-idx3-ubyte'), '--json', '--top', '3');
+    expect(r.code).toBe(0);
+    const json = JSON.parse(r.out);
+    expect(json.predictions).toHaveLength(3);
+    const sum = json.predictions[0].top.reduce((s: number, t: { probability: number }) => s + t.probability, 0);
+    expect(sum).toBeCloseTo(1, 5);
+    expect(json.predictions[0].source).toMatch(/images-idx3-ubyte\[0\]$/);
+  });
+  it('bad inputs get a clear error naming the file, no stack trace', () => {
+    for (const [file, message] of [
+      [join(dir, 'broken.png'), 'not a readable PNG or JPEG image'],
+      [join(dir, 'wrong-idx3-ubyte'), 'holds images of 5×5 but model tiny takes 1×8×8'],
+      [join(dir, 'missing.png'), 'missing.png'],
+      [model, 'is not a PNG, JPEG or IDX file'],
+    ]) {
+      const r = cnnc('predict', model, '--weights', weights, file);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain(message);
+      expect(r.err).not.toMatch(/\n\s+at /);
+    }
+  });
+  it('needs weights', () => {
+    const r = cnnc('predict', model, join(dir, 'gray.png'));
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('--weights');
+  });
+});
