@@ -20,6 +20,8 @@ export const OPSET = 17;
 export const IR_VERSION = 8;
 export const INPUT_NAME = 'input';
 export const OUTPUT_NAME = 'logits';
+/** Protobuf messages are limited to 2 GiB; leave room for the graph itself. */
+const MAX_PROTO_BYTES = 2 ** 31 - 64 * 2 ** 20;
 
 /** metadata_props keys written into every model. */
 export const METADATA_KEYS = {
@@ -128,6 +130,9 @@ export interface CompiledInference {
 /** emitInference with counts and the recorded shapes (for the CLI summary and tests). */
 export function compileInference(model: CheckedModel, opts: EmitOptions = {}): CompiledInference {
   assertEmittable(model);
+  if (model.totals.paramBytes > MAX_PROTO_BYTES) {
+    throw new UserError(`model ${model.name} has ${(model.totals.paramBytes / 2 ** 30).toFixed(2)} GiB of parameters; a single ONNX file holds less than 2 GiB (external data is not supported)`);
+  }
   const file = opts.file ? path.basename(opts.file) : undefined;
   const graph = new GraphBuilder(model.name);
   const ctx = new LowerContext(graph, { mode: 'inference', params: initializerParams(opts), file, source: opts.source });
