@@ -340,6 +340,7 @@ class ModelChecker {
     const bound = bindArgs(residualArgs, step.args, 'residual', step.keywordSpan, scope.env, this.diags);
     const path = this.childPath(scope, 'residual', step.label);
     const inner = this.subScope(scope, path);
+    inner.labels.add('shortcut'); // the projection's name, so no label in the body can take it
     const start = { ...flow };
     const body = this.chain(step.body, flow, inner, step.body.span);
     const node: ResidualNode = { kind: 'residual', path, span: step.span, input: start.shape, output: null, rf: null, frozen: scope.frozen, body, shortcut: null };
