@@ -1,0 +1,228 @@
+/**
+ * One document's analysis: the check result, the line map, and an index from syntax (AST steps)
+ * to the checked nodes they became. A layer written once in a block body becomes one checked
+ * node per use, so the index maps a step to all of them. Built lazily, once per text version.
+ */
+import type * as A from '../compiler/ast.ts';
+import type { Node, CheckedModel, LayerNode, SeqNode } from '../compiler/model.ts';
+import type { Span } from '../compiler/source.ts';
+import { LineMap } from '../compiler/source.ts';
+import { check, type CheckResult } from '../index.ts';
+
+export type Decl = A.ModelDecl | A.BlockDecl;
+
+/** A checked node together with the model it belongs to. */
+export interface Use<N extends Node = Node> {
+  node: N;
+  model: CheckedModel;
+}
+
+export class Analysis {
+  readonly lines: LineMap;
+  readonly result: CheckResult;
+  private indexCache: NodeIndex | undefined;
+
+  constructor(readonly text: string, readonly version = 0) {
+    this.lines = new LineMap(text);
+    this.result = check(text);
+  }
+
+  get ast(): A.SourceFile {
+    return this.result.ast;
+  }
+
+  get index(): NodeIndex {
+    return (this.indexCache ??= new NodeIndex(this.result.models));
+  }
+
+  offset(pos: { line: number; character: number }): number {
+    return this.lines.offset(pos);
+  }
+
+  block(name: string): A.BlockDecl | undefined {
+    return this.ast.blocks.find((b) => b.name === name);
+  }
+
+  /** Every expansion of a block, through all the steps that use it. */
+  blockUses(name: string): Use<SeqNode>[] {
+    const uses: Use<SeqNode>[] = [];
+    for (const { step } of allSteps(this.ast)) if (step.kind === 'layer' && step.name === name) uses.push(...this.index.callUses(step));
+    return uses;
+  }
+}
+
+const key = (kind: string, span: Span) => `${kind}:${span.start}:${span.end}`;
+
+/** From source steps to checked nodes. */
+export class NodeIndex {
+  private readonly layers = new Map<A.LayerStep, Use<LayerNode>[]>();
+  private readonly bySpan = new Map<string, Use[]>();
+
+  constructor(models: readonly CheckedModel[]) {
+    for (const model of models) this.visit(model.root, model, true);
+  }
+
+  private add(k: string, use: Use): void {
+    const list = this.bySpan.get(k);
+    if (list) list.push(use);
+    else this.bySpan.set(k, [use]);
+  }
+
+  private visit(node: Node, model: CheckedModel, root = false): void {
+    switch (node.kind) {
+      case 'layer':
+        if (node.step) {
+          const list = this.layers.get(node.step);
+          if (list) list.push({ node, model });
+          else this.layers.set(node.step, [{ node, model }]);
+        }
+        return;
+      case 'seq':
+        if (!root) this.add(key(node.origin?.kind === 'block' ? 'call' : node.origin?.kind === 'repeat' ? 'repeat' : 'seq', node.span), { node, model });
+        for (const item of node.items) this.visit(item, model);
+        return;
+      case 'residual':
+        this.add(key('residual', node.span), { node, model });
+        this.visit(node.body, model);
+        if (node.shortcut) this.visit(node.shortcut, model);
+        return;
+      case 'concat': case 'add':
+        this.add(key(node.kind, node.span), { node, model });
+        for (const b of node.branches) this.visit(b, model);
+        return;
+      case 'gate':
+        this.add(key('gate', node.span), { node, model });
+        this.visit(node.body, model);
+        return;
+    }
+  }
+
+  /** Every checked use of a layer step (one per model use of its block). */
+  layerUses(step: A.LayerStep): Use<LayerNode>[] {
+    return this.layers.get(step) ?? [];
+  }
+
+  /** Every expansion of a block call step. */
+  callUses(step: A.LayerStep): Use<SeqNode>[] {
+    return (this.bySpan.get(key('call', step.span)) ?? []) as Use<SeqNode>[];
+  }
+
+  /** The checked nodes of a composite step (residual, concat, add, gate, repeat, frozen). */
+  compositeUses(step: Exclude<A.Step, A.LayerStep>): Use[] {
+    return this.bySpan.get(key(step.kind === 'frozen' ? 'seq' : step.kind, step.span)) ?? [];
+  }
+
+  /** The checked nodes of any step: layers, block expansions or composites. */
+  stepUses(step: A.Step): Use[] {
+    if (step.kind !== 'layer') return this.compositeUses(step);
+    const layers = this.layerUses(step);
+    return layers.length ? layers : this.callUses(step);
+  }
+}
+
+/** Every step of a chain, depth first, with its nesting (outermost first). */
+export function* stepsOf(chain: A.Chain, parents: A.Step[] = []): Generator<{ step: A.Step; parents: A.Step[] }> {
+  for (const step of chain.steps) {
+    yield { step, parents };
+    const inner = [...parents, step];
+    switch (step.kind) {
+      case 'layer': break;
+      case 'concat': case 'add': for (const b of step.branches) yield* stepsOf(b, inner); break;
+      default: yield* stepsOf(step.body, inner);
+    }
+  }
+}
+
+export function* declsOf(ast: A.SourceFile): Generator<Decl> {
+  yield* ast.blocks;
+  yield* ast.models;
+}
+
+/** Every step in the file with the declaration that holds it. */
+export function* allSteps(ast: A.SourceFile): Generator<{ step: A.Step; decl: Decl; parents: A.Step[] }> {
+  for (const decl of declsOf(ast)) for (const s of stepsOf(decl.body)) yield { ...s, decl };
+}
+
+/** Names used in an expression (block parameters, or words like `same`). */
+export function* namesIn(e: A.Expr): Generator<{ name: string; span: Span }> {
+  switch (e.kind) {
+    case 'name': if (e.name) yield { name: e.name, span: e.span }; break;
+    case 'list': for (const i of e.items) yield* namesIn(i); break;
+    case 'negate': yield* namesIn(e.operand); break;
+    case 'binary': yield* namesIn(e.left); yield* namesIn(e.right); break;
+    default: break;
+  }
+}
+
+/** The argument expressions of a step (layer arguments, residual options, repeat count). */
+export function exprsOf(step: A.Step): A.Expr[] {
+  switch (step.kind) {
+    case 'layer': case 'residual': return step.args.map((a) => a.value);
+    case 'repeat': return step.count ? [step.count] : [];
+    default: return [];
+  }
+}
+
+export const contains = (span: Span, offset: number) => span.start <= offset && offset <= span.end;
+export const inside = (span: Span, offset: number) => span.start <= offset && offset < span.end;
+
+/** What the cursor is on. */
+export type Target =
+  | { kind: 'layer'; step: A.LayerStep; decl: Decl; arg?: A.Arg; onName: boolean }
+  | { kind: 'composite'; step: Exclude<A.Step, A.LayerStep>; decl: Decl }
+  | { kind: 'block'; decl: A.BlockDecl }
+  | { kind: 'param'; block: A.BlockDecl; name: string; span: Span }
+  | { kind: 'model'; decl: A.ModelDecl }
+  | { kind: 'input'; decl: A.ModelDecl; arg?: A.Arg }
+  | { kind: 'train'; decl: A.ModelDecl; entry?: A.TrainEntry; arg?: A.Arg };
+
+/** The innermost thing at `offset` (a position just past a word still counts as on it). */
+export function locate(ast: A.SourceFile, offset: number): Target | undefined {
+  for (const block of ast.blocks) {
+    if (!contains(block.span, offset)) continue;
+    if (contains(block.nameSpan, offset)) return { kind: 'block', decl: block };
+    const param = block.params.find((p) => contains(p.span, offset));
+    if (param) return { kind: 'param', block, name: param.name, span: param.span };
+    return locateInChain(ast, block.body, block, offset);
+  }
+  for (const model of ast.models) {
+    if (!contains(model.span, offset)) continue;
+    if (contains(model.nameSpan, offset)) return { kind: 'model', decl: model };
+    if (model.input && contains(model.input.span, offset)) {
+      return { kind: 'input', decl: model, arg: model.input.args.find((a) => contains(a.span, offset)) };
+    }
+    if (model.train && contains(model.train.span, offset)) {
+      const entry = model.train.entries.find((e) => contains(e.span, offset));
+      return { kind: 'train', decl: model, entry, arg: entry?.values.find((a) => contains(a.span, offset)) };
+    }
+    return locateInChain(ast, model.body, model, offset);
+  }
+  return undefined;
+}
+
+function locateInChain(ast: A.SourceFile, chain: A.Chain, decl: Decl, offset: number): Target | undefined {
+  let best: Target | undefined;
+  for (const { step } of stepsOf(chain)) {
+    if (!contains(step.span, offset)) continue;
+    if (step.kind === 'layer') {
+      const arg = step.args.find((a) => contains(a.span, offset));
+      if (arg && decl.kind === 'block') {
+        const name = [...namesIn(arg.value)].find((n) => contains(n.span, offset) && decl.params.some((p) => p.name === n.name));
+        if (name) return { kind: 'param', block: decl, name: name.name, span: name.span };
+      }
+      if (arg?.name && arg.nameSpan && contains(arg.nameSpan, offset)) {
+        const callee = ast.blocks.find((b) => b.name === step.name);
+        const param = callee?.params.find((p) => p.name === arg.name);
+        if (callee && param) return { kind: 'param', block: callee, name: param.name, span: arg.nameSpan };
+      }
+      best = { kind: 'layer', step, decl, arg, onName: contains(step.nameSpan, offset) || (!!step.label && contains(step.label.span, offset)) };
+    } else {
+      if (decl.kind === 'block') {
+        const name = exprsOf(step).flatMap((e) => [...namesIn(e)]).find((n) => contains(n.span, offset) && decl.params.some((p) => p.name === n.name));
+        if (name) return { kind: 'param', block: decl, name: name.name, span: name.span };
+      }
+      best = { kind: 'composite', step, decl };
+    }
+  }
+  return best;
+}

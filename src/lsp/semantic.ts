@@ -1,0 +1,93 @@
+/** Semantic tokens: layer kinds, block and model names, block parameters, options, keywords, numbers. */
+import type { SemanticTokens, SemanticTokensLegend } from 'vscode-languageserver';
+import type * as A from '../compiler/ast.ts';
+import { lookupLayer } from '../compiler/layers/index.ts';
+import * as T from '../compiler/lexer.ts';
+import { allSteps, exprsOf, namesIn, type Analysis } from './analysis.ts';
+
+const types = ['keyword', 'function', 'class', 'namespace', 'parameter', 'property', 'number', 'string', 'comment', 'operator', 'enumMember', 'variable'] as const;
+const modifiers = ['declaration', 'defaultLibrary'] as const;
+type TokenKind = (typeof types)[number];
+
+export const semanticLegend: SemanticTokensLegend = { tokenTypes: [...types], tokenModifiers: [...modifiers] };
+
+const DECL = 1;
+const LIB = 2;
+
+interface Classified {
+  type: TokenKind;
+  mods: number;
+}
+
+/** What each identifier is, by its offset, from the syntax tree. */
+function classifyNames(analysis: Analysis): Map<number, Classified> {
+  const map = new Map<number, Classified>();
+  const set = (start: number, type: TokenKind, mods = 0) => map.set(start, { type, mods });
+  const ast = analysis.ast;
+  const blocks = new Set(ast.blocks.map((b) => b.name));
+  const args = (list: readonly A.Arg[], params: ReadonlySet<string>) => {
+    for (const a of list) {
+      if (a.nameSpan) set(a.nameSpan.start, 'property');
+      for (const n of namesIn(a.value)) set(n.span.start, params.has(n.name) ? 'parameter' : 'enumMember');
+    }
+  };
+  for (const b of ast.blocks) {
+    set(b.nameSpan.start, 'class', DECL);
+    for (const p of b.params) set(p.span.start, 'parameter', DECL);
+  }
+  for (const m of ast.models) {
+    set(m.nameSpan.start, 'namespace', DECL);
+    if (m.input) args(m.input.args, new Set());
+    for (const e of m.train?.entries ?? []) {
+      set(e.keySpan.start, 'property');
+      args(e.values, new Set());
+    }
+  }
+  for (const { step, decl } of allSteps(ast)) {
+    const params = new Set(decl.kind === 'block' ? decl.params.map((p) => p.name) : []);
+    if (step.label) set(step.label.span.start, 'variable', DECL);
+    if (step.kind === 'layer') {
+      if (blocks.has(step.name)) set(step.nameSpan.start, 'class');
+      else if (lookupLayer(step.name)) set(step.nameSpan.start, 'function', LIB);
+      args(step.args, params);
+    } else if (step.kind === 'residual') args(step.args, params);
+    else for (const e of exprsOf(step)) for (const n of namesIn(e)) set(n.span.start, params.has(n.name) ? 'parameter' : 'enumMember');
+  }
+  return map;
+}
+
+export function semanticTokens(analysis: Analysis): SemanticTokens {
+  const lexed = T.cnnLexer.tokenize(analysis.text);
+  const names = classifyNames(analysis);
+  const items: { offset: number; length: number; type: TokenKind; mods: number }[] = [];
+  for (const t of lexed.tokens) {
+    const type = t.tokenType;
+    let c: Classified | undefined;
+    if (T.keywords.includes(type)) c = { type: 'keyword', mods: 0 };
+    else if (type === T.Identifier) c = names.get(t.startOffset);
+    else if (type === T.NumberLiteral || type === T.Dims) c = { type: 'number', mods: 0 };
+    else if (type === T.StringLiteral) c = { type: 'string', mods: 0 };
+    else if (type === T.Arrow || type === T.Pipe) c = { type: 'operator', mods: 0 };
+    if (c) items.push({ offset: t.startOffset, length: t.image.length, ...c });
+  }
+  for (const c of lexed.groups.comments ?? []) {
+    // one token per line: clients need not support tokens over several lines
+    let offset = c.startOffset;
+    for (const part of c.image.split('\n')) {
+      if (part.length) items.push({ offset, length: part.replace(/\r$/, '').length, type: 'comment', mods: 0 });
+      offset += part.length + 1;
+    }
+  }
+  items.sort((a, b) => a.offset - b.offset);
+  const data: number[] = [];
+  let line = 0;
+  let char = 0;
+  for (const it of items) {
+    const p = analysis.lines.position(it.offset);
+    const dl = p.line - line;
+    data.push(dl, dl === 0 ? p.character - char : p.character, it.length, types.indexOf(it.type), it.mods);
+    line = p.line;
+    char = p.character;
+  }
+  return { data };
+}
