@@ -40,6 +40,10 @@ export interface LowerContextOptions {
   batch?: Dim;
   /** Record value_info for each layer and combinator output (default true). */
   valueInfo?: boolean;
+  /** Training: layers that are frozen (no gradient, no update; bn uses its running statistics). */
+  frozen?: (node: LayerNode) => boolean;
+  /** Training: an int64 scalar value that seeds random layers (dropout masks) for this step. */
+  seed?: string;
 }
 
 export interface OpOptions {
@@ -64,6 +68,10 @@ export class LowerContext {
   private readonly lines?: LineMap;
   private readonly file: string;
   private current: Node | null = null;
+  /** Name prefix for ops in the current scope (backward, loss, optimizer); the node's path when null. */
+  private prefix: string | null = null;
+  /** Values a layer's training-mode forward keeps for its backward: `${path}\0${key}` -> value. */
+  private readonly savedValues = new Map<string, string>();
   /** Nodes added by ops() in the current scope (not by nested scopes). */
   private own: NodeProto[] = [];
   /** Lowered layers and combinators, in order: input and output value names per node path. */
@@ -130,7 +138,7 @@ export class LowerContext {
   /** Adds one node for the current layer and returns all its outputs. */
   ops(opType: string, inputs: string[], attrs: Record<string, AttrValue | undefined> = {}, opts: OpOptions = {}): string[] {
     const scope = this.scope;
-    const base = `${scope.path}/${opType}`;
+    const base = `${this.prefix ?? scope.path}/${opType}`;
     const outputs = Array.from({ length: opts.outputs ?? 1 }, (_, i) => this.unique(i === 0 ? base : `${base}_${i}`));
     const name = `${outputs[0]} (${this.location(scope)})`;
     this.graph.node(opType, inputs, attrs, { outputs, name, domain: opts.domain });
@@ -140,7 +148,7 @@ export class LowerContext {
 
   /** A constant initializer named after the current layer (`sumpool1/area`). */
   constant(data: TensorData, dims: number[] = [data.length], hint = 'const', elemType?: ElemType): string {
-    return this.graph.initializer(this.unique(`${this.scope.path}/${hint}`), data, dims, elemType);
+    return this.graph.initializer(this.unique(`${this.prefix ?? this.scope.path}/${hint}`), data, dims, elemType);
   }
 
   /** A float scalar constant (shape []), for Mul/Add with broadcasting. */
@@ -151,6 +159,47 @@ export class LowerContext {
   /** An int64 vector constant (axes, shapes). */
   ints(values: readonly number[], hint = 'axes'): string {
     return this.constant(BigInt64Array.from(values, (v) => BigInt(v)), [values.length], hint);
+  }
+
+  /** Whether `node` is frozen in training (inside `frozen { }` or matched by a freeze pattern). */
+  isFrozen(node: LayerNode): boolean {
+    return node.frozen || (this.opts.frozen?.(node) ?? false);
+  }
+
+  /** The int64 scalar seeding random layers in training (dropout); throws when none was given. */
+  get seed(): string {
+    if (!this.opts.seed) throw new Error('LowerContext: no random seed value for a training-mode random layer');
+    return this.opts.seed;
+  }
+
+  /** Training forward: keeps `value` for the layer's backward (`saved`). */
+  save(node: LayerNode, key: string, value: string): void {
+    this.savedValues.set(`${node.path}\0${key}`, value);
+  }
+
+  /** A value the layer's forward kept with `save`. */
+  saved(node: LayerNode, key: string): string {
+    const v = this.savedValues.get(`${node.path}\0${key}`);
+    if (v === undefined) throw new Error(`layer ${node.path} saved no value "${key}" in its forward pass`);
+    return v;
+  }
+
+  /**
+   * Runs `fn` with ops named `${prefix}/Op` and located at `node` (the backward of a layer, the loss,
+   * the optimizer); unlike `within`, nothing is renamed or recorded.
+   */
+  scoped<T>(node: Node, prefix: string, fn: () => T): T {
+    const outer = this.current, outerOwn = this.own, outerPrefix = this.prefix;
+    this.current = node;
+    this.own = [];
+    this.prefix = prefix;
+    try {
+      return fn();
+    } finally {
+      this.current = outer;
+      this.own = outerOwn;
+      this.prefix = outerPrefix;
+    }
   }
 
   /** Training mode: `value` holds the new value of buffer `param` of `node` (bn running stats). */
@@ -166,8 +215,10 @@ export class LowerContext {
   within(node: Node, input: string, fn: () => string): string {
     const outer = this.current;
     const outerOwn = this.own;
+    const outerPrefix = this.prefix;
     this.current = node;
     this.own = [];
+    this.prefix = null;
     try {
       let out = fn();
       const producer = [...this.own].reverse().find((n) => n.output.includes(out));
@@ -184,6 +235,7 @@ export class LowerContext {
     } finally {
       this.current = outer;
       this.own = outerOwn;
+      this.prefix = outerPrefix;
     }
   }
 

@@ -1,5 +1,5 @@
 /** conv and dwconv: 2-D convolution with stride, padding, dilation, groups and optional bias. */
-import { product, type ArgSpec, type Args, type LayerKind, type ParamSpec, type Shape } from './types.ts';
+import { product, type ArgSpec, type Args, type GradInput, type GradOutput, type LayerKind, type ParamSpec, type Shape, type Window } from './types.ts';
 import type { LowerContext } from '../emit/context.ts';
 import type { LayerNode } from '../model.ts';
 import { requireFeatureMap, slideWindow, windowOf } from './window.ts';
@@ -38,6 +38,68 @@ function lowerConv(ctx: LowerContext, x: string, node: LayerNode): string {
   });
 }
 
+/**
+ * Rows (or columns) past the last window: (in + pads - extent) mod stride. They get no gradient,
+ * and ConvTranspose needs them as output_padding to give back the input's size.
+ */
+function leftover(input: Shape, output: Shape, w: Window, i: 0 | 1): number {
+  const extent = w.dilation[i] * (w.kernel[i] - 1) + 1;
+  return input[i + 1] + w.pads[i] + w.pads[i + 2] - (w.stride[i] * (output[i + 1] - 1) + extent);
+}
+
+/**
+ * The gradients of a convolution y = conv(x, w) + b:
+ * - dx: the transposed convolution of dy with the same weights, strides, dilations, groups and
+ *   pads, with output_padding for the rows and columns past the last window;
+ * - dw: a convolution of x (channels as the batch, the batch as channels) with dy (as the kernel),
+ *   the forward's stride as the kernel's dilation and its dilation as the stride: for each group,
+ *   dw[m, c, i, j] = Σ_n,p,q dy[n, m, p, q] · xpad[n, c, p·s + i·d, q·s + j·d];
+ * - db: dy summed over the batch and the positions.
+ */
+function convGrad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutput {
+  const geo = convGeometry(node.input!, node.args, node.layer.name);
+  const w = geo.window;
+  const input = node.input!, output = node.output!;
+  const [C, H, W] = input;
+  const M = output[0];
+  const groups = geo.groups;
+  const rest = [leftover(input, output, w, 0), leftover(input, output, w, 1)];
+  const out: GradOutput = { params: {} };
+  if (g.needInput) {
+    out.dx = ctx.op('ConvTranspose', [g.dy, ctx.param(node, 'weight')], {
+      kernel_shape: [...w.kernel], strides: [...w.stride], dilations: [...w.dilation], group: groups,
+      pads: [...w.pads], output_padding: rest.some((r) => r > 0) ? rest : undefined,
+    });
+  }
+  if (g.needParam('weight')) {
+    let xt: string, dyt: string;
+    if (groups === 1) {
+      xt = ctx.op('Transpose', [g.x], { perm: [1, 0, 2, 3] });
+      dyt = ctx.op('Transpose', [g.dy], { perm: [1, 0, 2, 3] });
+    } else {
+      const cg = C / groups, mg = M / groups;
+      const x5 = ctx.op('Reshape', [g.x, ctx.ints([0, groups, cg, H, W], 'shape')]);
+      xt = ctx.op('Reshape', [ctx.op('Transpose', [x5], { perm: [2, 1, 0, 3, 4] }), ctx.ints([cg, -1, H, W], 'shape')]);
+      const dy5 = ctx.op('Reshape', [g.dy, ctx.ints([0, groups, mg, output[1], output[2]], 'shape')]);
+      dyt = ctx.op('Reshape', [ctx.op('Transpose', [dy5], { perm: [1, 2, 0, 3, 4] }), ctx.ints([M, -1, output[1], output[2]], 'shape')]);
+    }
+    // The leftover rows would widen dw past the kernel: trim them from the end padding, then slice.
+    const pads = [...w.pads];
+    const extra = [0, 1].map((i) => {
+      const trim = Math.min(pads[i + 2], rest[i]);
+      pads[i + 2] -= trim;
+      return Math.floor((rest[i] - trim) / w.dilation[i]);
+    });
+    let dw = ctx.op('Conv', [xt, dyt], {
+      kernel_shape: [output[1], output[2]], strides: [...w.dilation], dilations: [...w.stride], pads, group: groups,
+    });
+    if (extra.some((e) => e > 0)) dw = ctx.op('Slice', [dw, ctx.ints([0, 0], 'starts'), ctx.ints([...w.kernel], 'ends'), ctx.ints([2, 3])]);
+    out.params!.weight = ctx.op('Transpose', [dw], { perm: [1, 0, 2, 3] });
+  }
+  if (node.args.bias && g.needParam('bias')) out.params!.bias = ctx.op('ReduceSum', [g.dy, ctx.ints([0, 2, 3])], { keepdims: 0 });
+  return out;
+}
+
 const convMacs = (input: Shape, output: Shape, args: Args, groups: number) =>
   product(output) * (input[0] / groups) * product(args.kernel as [number, number]);
 
@@ -56,6 +118,7 @@ export const conv: LayerKind = {
   macs: (input, output, args) => convMacs(input, output, args, args.groups as number),
   window: (input, args) => windowOf(input, args, 'kernel'),
   lower: lowerConv,
+  grad: convGrad,
 };
 
 /** Depthwise convolution: one filter (or `multiplier` filters) per input channel. */
@@ -73,6 +136,7 @@ export const dwconv: LayerKind = {
   macs: (input, output, args) => convMacs(input, output, args, input[0]),
   window: (input, args) => windowOf(input, args, 'kernel'),
   lower: lowerConv,
+  grad: convGrad,
 };
 
 /** Arguments of a conv-like layer as ONNX Conv wants them (also used for dwconv). */

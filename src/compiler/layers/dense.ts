@@ -1,5 +1,7 @@
 /** flatten, dense and dropout: the classifier head. */
 import { product, type LayerKind } from './types.ts';
+import type { LowerContext } from '../emit/context.ts';
+import type { LayerNode } from '../model.ts';
 
 export const flatten: LayerKind = {
   name: 'flatten',
@@ -8,6 +10,7 @@ export const flatten: LayerKind = {
   global: true,
   shape: (input) => [product(input)],
   lower: (ctx, x) => ctx.op('Flatten', [x], { axis: 1 }),
+  grad: (ctx, g) => (g.needInput ? { dx: ctx.op('Reshape', [g.dy, ctx.op('Shape', [g.x])]) } : {}),
 };
 
 export const dense: LayerKind = {
@@ -40,6 +43,14 @@ export const dense: LayerKind = {
     if (node.args.bias) inputs.push(ctx.param(node, 'bias'));
     return ctx.op('Gemm', inputs, { transB: 1 });
   },
+  // dx = dy·W, dW = dyᵀ·x, db = Σ_n dy.
+  grad(ctx, g, node) {
+    const out: ReturnType<LayerKind['grad']> = { params: {} };
+    if (g.needInput) out.dx = ctx.op('MatMul', [g.dy, ctx.param(node, 'weight')]);
+    if (g.needParam('weight')) out.params!.weight = ctx.op('Gemm', [g.dy, g.x], { transA: 1 });
+    if (node.args.bias && g.needParam('bias')) out.params!.bias = ctx.op('ReduceSum', [g.dy, ctx.ints([0])], { keepdims: 0 });
+    return out;
+  },
 };
 
 export const dropout: LayerKind = {
@@ -47,11 +58,50 @@ export const dropout: LayerKind = {
   doc: 'zeroes inputs with probability p while training: dropout [P]',
   args: [{ name: 'p', type: 'number', positional: true, default: 0.5, min: 0, max: 1, maxExclusive: true, doc: 'drop probability in [0, 1)' }],
   shape: (input) => input,
-  // Nothing at inference; in training, ONNX Dropout (which scales kept values by 1/(1-p), as PyTorch).
+  // Nothing at inference; in training, x · mask with kept values scaled by 1/(1-p), as PyTorch. The
+  // mask is a hash of (the step's seed, the layer's path, the element's index), so a step's mask
+  // is the same whenever that step runs (resumed runs, the K-step Loop), unlike ONNX Dropout's.
   lower(ctx, x, node) {
     if (ctx.mode === 'inference' || node.args.p === 0) return x;
-    const ratio = ctx.scalar(node.args.p as number, 'ratio');
-    const training = ctx.constant(new Uint8Array([1]), [], 'training_mode', 'bool');
-    return ctx.op('Dropout', [x, ratio, training]);
+    const mask = dropoutMask(ctx, x, node);
+    ctx.save(node, 'mask', mask);
+    return ctx.op('Mul', [x, mask]);
+  },
+  grad(ctx, g, node) {
+    if (!g.needInput) return {};
+    return { dx: node.args.p === 0 ? g.dy : ctx.op('Mul', [g.dy, ctx.saved(node, 'mask')]) };
   },
 };
+
+/** FNV-1a of a string, 32 bits. */
+function fnv32(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/**
+ * Mixes int64 values in [0, 2^33) to [0, 2^32): two rounds of multiply by an odd constant (mod 2^32)
+ * and add the high half to the low, a variant of a well-known integer hash (opset 17 has no XOR).
+ * Every intermediate stays below 2^63.
+ */
+function mix32(ctx: LowerContext, h: string): string {
+  const i64 = (v: number, hint: string) => ctx.constant(BigInt64Array.of(BigInt(v)), [], hint);
+  const mod = i64(2 ** 32, 'two32'), mul = i64(0x45d9f3b, 'mul'), half = i64(2 ** 16, 'two16');
+  for (let round = 0; round < 3; round++) {
+    h = ctx.op('Mod', [ctx.op('Mul', [h, mul]), mod]);
+    h = ctx.op('Add', [h, ctx.op('Div', [h, half])]);
+  }
+  return ctx.op('Mod', [h, mod]);
+}
+
+/** The dropout mask for `x`: 1/(1-p) where kept, 0 where dropped, a float tensor shaped like x. */
+export function dropoutMask(ctx: LowerContext, x: string, node: LayerNode): string {
+  const p = node.args.p as number;
+  const i64 = (v: number, hint: string) => ctx.constant(BigInt64Array.of(BigInt(v)), [], hint);
+  const key = mix32(ctx, ctx.op('Add', [ctx.op('Mod', [ctx.seed, i64(2 ** 32, 'two32')]), i64(fnv32(node.path), 'salt')]));
+  const index = ctx.op('Reshape', [ctx.op('Range', [i64(0, 'zero'), ctx.op('Size', [x]), i64(1, 'one')]), ctx.op('Shape', [x])]);
+  const bits = ctx.op('Div', [mix32(ctx, ctx.op('Add', [index, key])), i64(256, 'two8')]); // the high 24 bits
+  const keep = ctx.op('Not', [ctx.op('Less', [bits, i64(Math.round(p * 2 ** 24), 'threshold')])]);
+  return ctx.op('Where', [keep, ctx.scalar(1 / (1 - p), 'scale'), ctx.scalar(0, 'zero')]);
+}

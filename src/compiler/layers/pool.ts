@@ -1,5 +1,7 @@
 /** Pooling: max, average and sum over windows, and global average and max. */
-import type { ArgSpec, LayerKind, Shape, Window } from './types.ts';
+import type { ArgSpec, GradInput, GradOutput, LayerKind, Shape, Window } from './types.ts';
+import type { LowerContext } from '../emit/context.ts';
+import type { LayerNode } from '../model.ts';
 import { requireFeatureMap, slideWindow, windowOf } from './window.ts';
 
 const poolArgs: ArgSpec[] = [
@@ -13,8 +15,64 @@ function poolAttrs(w: Window) {
   return { kernel_shape: [...w.kernel], strides: [...w.stride], pads: [...w.pads] };
 }
 
+/** MaxPool; in training with its indices output (flat NCHW positions of the maxima), kept for the backward. */
+function lowerMax(ctx: LowerContext, x: string, node: LayerNode, attrs: ReturnType<typeof poolAttrs>): string {
+  if (ctx.mode === 'inference') return ctx.op('MaxPool', [x], attrs);
+  const [y, indices] = ctx.ops('MaxPool', [x], attrs, { outputs: 2 });
+  ctx.save(node, 'indices', indices);
+  return y;
+}
+
+/** Max pooling's gradient: dy added at the saved argmax positions (ScatterElements, reduction add). */
+function maxGrad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutput {
+  if (!g.needInput) return {};
+  const flat = ctx.ints([-1], 'flat');
+  const zeros = ctx.op('ConstantOfShape', [ctx.op('Reshape', [ctx.op('Size', [g.x]), flat])]);
+  const indices = ctx.op('Reshape', [ctx.saved(node, 'indices'), flat]);
+  const scattered = ctx.op('ScatterElements', [zeros, indices, ctx.op('Reshape', [g.dy, flat])], { axis: 0, reduction: 'add' });
+  return { dx: ctx.op('Reshape', [scattered, ctx.op('Shape', [g.x])]) };
+}
+
+/** Rows past the last window, which ConvTranspose adds back as output_padding. */
+function leftover(input: Shape, output: Shape, w: Window, i: 0 | 1): number {
+  return input[i + 1] + w.pads[i] + w.pads[i + 2] - (w.stride[i] * (output[i + 1] - 1) + w.kernel[i]);
+}
+
+/** Inputs (padding excluded) under each output window, for avgpool count_pad=off: [oH, oW]. */
+function windowCounts(input: Shape, output: Shape, w: Window): Float32Array {
+  const counts = new Float32Array(output[1] * output[2]);
+  const covered = (i: 0 | 1, o: number) => {
+    const start = o * w.stride[i] - w.pads[i];
+    return Math.min(start + w.kernel[i], input[i + 1]) - Math.max(start, 0);
+  };
+  for (let r = 0; r < output[1]; r++) for (let c = 0; c < output[2]; c++) counts[r * output[2] + c] = covered(0, r) * covered(1, c);
+  return counts;
+}
+
+/**
+ * Average and sum pooling's gradient: dy divided by each window's divisor, spread back over the
+ * window by a transposed convolution with a kernel of ones, one channel at a time (N·C as the batch).
+ */
+function windowGrad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutput {
+  if (!g.needInput) return {};
+  const w = node.window!, input = node.input!, output = node.output!;
+  const [kh, kw] = w.kernel;
+  let dy = g.dy;
+  if (node.layer.name === 'avgpool') {
+    dy = node.args.count_pad
+      ? ctx.op('Mul', [dy, ctx.scalar(1 / (kh * kw), 'inv_area')])
+      : ctx.op('Div', [dy, ctx.constant(windowCounts(input, output, w), [output[1], output[2]], 'counts')]);
+  }
+  const rest = [leftover(input, output, w, 0), leftover(input, output, w, 1)];
+  const spread = ctx.op('ConvTranspose', [
+    ctx.op('Reshape', [dy, ctx.ints([-1, 1, output[1], output[2]], 'shape')]),
+    ctx.constant(new Float32Array(kh * kw).fill(1), [1, 1, kh, kw], 'ones'),
+  ], { kernel_shape: [kh, kw], strides: [...w.stride], pads: [...w.pads], output_padding: rest.some((r) => r > 0) ? rest : undefined });
+  return { dx: ctx.op('Reshape', [spread, ctx.ints([-1, ...input], 'shape')]) };
+}
+
 const lowerPool: Record<string, LayerKind['lower']> = {
-  maxpool: (ctx, x, node) => ctx.op('MaxPool', [x], poolAttrs(node.window!)),
+  maxpool: (ctx, x, node) => lowerMax(ctx, x, node, poolAttrs(node.window!)),
   avgpool: (ctx, x, node) => ctx.op('AveragePool', [x], { ...poolAttrs(node.window!), count_include_pad: node.args.count_pad ? 1 : 0 }),
   // The window sum: the average with padded zeros counted, times the window's area.
   sumpool: (ctx, x, node) => {
@@ -40,6 +98,7 @@ function pool(name: string, doc: string, extra: ArgSpec[] = []): LayerKind {
     },
     window: (input, args) => windowOf(input, args, 'window'),
     lower: lowerPool[name],
+    grad: name === 'maxpool' ? maxGrad : windowGrad,
   };
 }
 
@@ -48,6 +107,13 @@ export const avgpool = pool('avgpool', 'average pooling: avgpool WINDOW [stride=
   { name: 'count_pad', type: 'bool', default: true, doc: 'count padded zeros in the average (PyTorch count_include_pad)' },
 ]);
 export const sumpool = pool('sumpool', 'sum pooling: sumpool WINDOW [stride=] [pad=] (the window sum, i.e. average times window size)');
+
+/** Global average pooling's gradient: dy / (H·W) at every position. */
+function globalAvgGrad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutput {
+  if (!g.needInput) return {};
+  const [, h, w] = node.input!;
+  return { dx: ctx.op('Expand', [ctx.op('Mul', [g.dy, ctx.scalar(1 / (h * w), 'inv_area')]), ctx.op('Shape', [g.x])]) };
+}
 
 function globalPool(name: string, aliases: string[], doc: string, op: string): LayerKind {
   return {
@@ -60,7 +126,12 @@ function globalPool(name: string, aliases: string[], doc: string, op: string): L
       requireFeatureMap(input, ctx);
       return [input[0], 1, 1];
     },
-    lower: (ctx, x) => ctx.op(op, [x]),
+    // Global max pooling trains as a MaxPool over the whole map, whose indices pick one maximum
+    // (ties do not share the gradient), as PyTorch's adaptive max pooling.
+    lower: (ctx, x, node) => (op === 'GlobalMaxPool' && ctx.mode === 'training'
+      ? lowerMax(ctx, x, node, { kernel_shape: [node.input![1], node.input![2]], strides: [1, 1], pads: [0, 0, 0, 0] })
+      : ctx.op(op, [x])),
+    grad: op === 'GlobalMaxPool' ? maxGrad : globalAvgGrad,
   };
 }
 

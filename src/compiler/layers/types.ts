@@ -96,6 +96,34 @@ export interface LayerKind {
    * inferred without errors (node.input and node.output are set).
    */
   lower(ctx: LowerContext, x: string, node: LayerNode): string;
+  /**
+   * Reverse mode: adds the ONNX nodes computing the gradients of this layer from the gradient of
+   * its output (`g.dy`), after the training-mode forward pass (`lower` with ctx.mode 'training').
+   * Values the forward saved with `ctx.save(node, key, value)` come back with `ctx.saved(node, key)`.
+   * Returns the input gradient when `g.needInput`, and parameter gradients (by local name:
+   * `weight`, `bias`) for the parameters `g.needParam` asks for. Ops go through `ctx.op` as in
+   * `lower`; the emitter puts them in the layer's backward scope (`conv1/grad/...`).
+   */
+  grad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutput;
+}
+
+/** What a layer's `grad` gets: forward values and the output gradient, all [N, ...]. */
+export interface GradInput {
+  /** The layer's input in the forward pass. */
+  x: string;
+  /** The layer's output in the forward pass. */
+  y: string;
+  /** Gradient of the loss with respect to y. */
+  dy: string;
+  /** Whether the input gradient is needed (false when nothing before the layer is trained). */
+  needInput: boolean;
+  /** Whether the gradient of parameter `name` (local name) is needed. */
+  needParam(name: string): boolean;
+}
+
+export interface GradOutput {
+  dx?: string;
+  params?: Record<string, string>;
 }
 
 export const product = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);

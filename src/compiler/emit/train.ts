@@ -1,0 +1,620 @@
+/**
+ * Training graphs in plain ONNX (opset 17): the forward pass in training mode, the backward pass
+ * (each layer kind's `grad` from the registry, the combinators here), the loss and the optimizer
+ * update, all standard ops, so that stock onnxruntime (no training build) runs them.
+ *
+ * Three graphs per model and train config:
+ * - the training step: inputs are every parameter and buffer (`conv1.weight`, `bn1.running_var`),
+ *   the optimizer state (`optim.conv1.weight.m`, ...), the batch `input` [N, ...], `labels` [N]
+ *   (int64), `lr` (float scalar) and `step` (int64 scalar, 0-based: Adam's t is step + 1, and
+ *   dropout masks are seeded by it); outputs `loss` (mean over the batch), `correct` (int64) and
+ *   `new:NAME` for every value the step changes (trained parameters, their optimizer state, the
+ *   running statistics of batch norms that are not frozen);
+ * - evaluation: parameters and buffers, `input`, `labels` -> `loss`, `correct`, `logits`, with
+ *   batch norm on running statistics and dropout off;
+ * - K steps in one ONNX Loop over a block of batches: `input` [K, N, ...], `labels` [K, N],
+ *   `lr` [K], `step` (the first step's number); the state is loop-carried; outputs the final
+ *   `new:NAME` values and the per-step `loss` [K] and `correct` [K].
+ *
+ * Frozen layers (inside `frozen { }`, or matched by the train section's freeze patterns) get no
+ * gradient and no update; a frozen batch norm uses its running statistics and keeps them.
+ */
+import onnxProto from 'onnx-proto';
+import { UserError } from '../../errors.ts';
+import type { ParamSpec } from '../layers/types.ts';
+import { assertNever, layers, type CheckedModel, type LayerNode, type Node } from '../model.ts';
+import { buildModel, GraphBuilder, type Dim } from '../onnx/builder.ts';
+import type { TrainConfig } from '../train-config.ts';
+import { LowerContext } from './context.ts';
+import { assertEmittable, IR_VERSION, modelMetadata, OPSET, PRODUCER } from './inference.ts';
+import { initialValue, paramCount } from './init.ts';
+import { lowerNode } from './lower.ts';
+
+export const TRAIN_INPUTS = { input: 'input', labels: 'labels', lr: 'lr', step: 'step' } as const;
+export const TRAIN_OUTPUTS = { loss: 'loss', correct: 'correct', logits: 'logits' } as const;
+/** Prefix of the outputs holding updated state: `new:conv1.weight`. */
+export const NEW_PREFIX = 'new:';
+/** Prefix of the gradient outputs of the gradient graph: `grad:conv1.weight`, `grad:input`. */
+export const GRAD_PREFIX = 'grad:';
+
+// ---------------------------------------------------------------------------------------------
+// Freezing
+
+/** `*` matches any run of characters (dots included); everything else literally. */
+function globRegExp(pattern: string): RegExp {
+  return new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+}
+
+/**
+ * A predicate for the train section's freeze patterns: a layer is frozen when a pattern matches its
+ * path or the path of anything it is inside (`stage1` freezes `stage1.conv2`; so does `stage1.*`).
+ */
+export function frozenMatcher(patterns: readonly string[]): (node: LayerNode) => boolean {
+  const res = patterns.map(globRegExp);
+  if (res.length === 0) return () => false;
+  return (node) => {
+    const parts = node.path.split('.');
+    for (let i = 1; i <= parts.length; i++) {
+      const prefix = parts.slice(0, i).join('.');
+      if (res.some((r) => r.test(prefix))) return true;
+    }
+    return false;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the graphs take and give
+
+export interface StateEntry {
+  /** `conv1.weight`, `bn1.running_mean`, `optim.conv1.weight.m`. */
+  name: string;
+  dims: number[];
+  kind: 'param' | 'buffer' | 'optim';
+  /** Whether the training step outputs a new value (`new:NAME`). */
+  updated: boolean;
+  /** For params and buffers: the layer and its spec. */
+  node?: LayerNode;
+  spec?: ParamSpec;
+}
+
+export interface TrainPlan {
+  model: CheckedModel & { input: number[]; output: number[] };
+  config: TrainConfig;
+  /** Every state value, in input order: parameters and buffers in layer order, then optimizer state. */
+  state: StateEntry[];
+  isFrozen: (node: LayerNode) => boolean;
+  /** Full parameter name -> optimizer slot names. */
+  slots: Map<string, string[]>;
+}
+
+/** Optimizer state slots per trained parameter: SGD's momentum buffer, Adam's two moments. */
+export function optimizerSlots(opt: TrainConfig['optimizer']): string[] {
+  if (opt.kind === 'sgd') return opt.momentum > 0 ? ['momentum'] : [];
+  return ['m', 'v'];
+}
+
+export function trainPlan(model: CheckedModel, config: TrainConfig): TrainPlan {
+  assertEmittable(model);
+  const match = frozenMatcher(config.freeze);
+  const isFrozen = (node: LayerNode) => node.frozen || match(node);
+  const state: StateEntry[] = [];
+  const optim: StateEntry[] = [];
+  const slots = new Map<string, string[]>();
+  const slotNames = optimizerSlots(config.optimizer);
+  for (const node of layers(model.root)) {
+    const frozen = isFrozen(node);
+    for (const spec of node.params) {
+      const name = `${node.path}.${spec.name}`;
+      const dims = [...spec.shape];
+      if (spec.trainable) {
+        state.push({ name, dims, kind: 'param', updated: !frozen, node, spec });
+        if (!frozen) {
+          slots.set(name, slotNames.map((s) => `optim.${name}.${s}`));
+          for (const s of slotNames) optim.push({ name: `optim.${name}.${s}`, dims, kind: 'optim', updated: true });
+        }
+      } else {
+        // Buffers: batch-norm running statistics, updated when the layer trains.
+        state.push({ name, dims, kind: 'buffer', updated: !frozen && node.layer.name === 'bn', node, spec });
+      }
+    }
+  }
+  return { model, config, state: [...state, ...optim], isFrozen, slots };
+}
+
+/** Initial state: parameters as `cnnc compile` initialises them for `seed` (default config.seed), optimizer state zero. */
+export function initialState(plan: TrainPlan, seed = plan.config.seed): Map<string, { dims: number[]; data: Float32Array }> {
+  const out = new Map<string, { dims: number[]; data: Float32Array }>();
+  for (const e of plan.state) {
+    const count = e.dims.reduce((a, b) => a * b, 1);
+    out.set(e.name, { dims: e.dims, data: e.spec ? initialValue(e.spec.init, paramCount(e.spec), seed, e.name) : new Float32Array(count) });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backward pass over the model tree
+
+/** Sums gradient contributions (absent ones skipped). */
+function accumulate(ctx: LowerContext, values: (string | undefined)[]): string | undefined {
+  const present = values.filter((v): v is string => v !== undefined);
+  if (present.length <= 1) return present[0];
+  return present.length === 2 ? ctx.op('Add', present) : ctx.op('Sum', present);
+}
+
+/** Sums `v` (shaped `from`) down to the broadcast source shape `to` (both with the batch first). */
+function sumTo(ctx: LowerContext, v: string, from: readonly Dim[], to: readonly Dim[]): string {
+  const lead = from.length - to.length;
+  if (lead > 0) v = ctx.op('ReduceSum', [v, ctx.ints(Array.from({ length: lead }, (_, i) => i))], { keepdims: 0 });
+  const axes = to.map((d, i) => (d === 1 && from[i + lead] !== 1 ? i : -1)).filter((i) => i >= 0);
+  return axes.length ? ctx.op('ReduceSum', [v, ctx.ints(axes)], { keepdims: 1 }) : v;
+}
+
+class Backward {
+  /** Full parameter name -> gradient value. */
+  readonly grads = new Map<string, string>();
+  /** Whether a node's input needs a gradient (something before it trains). */
+  private readonly needIn = new WeakMap<Node, boolean>();
+  private readonly trains = new WeakMap<Node, boolean>();
+
+  constructor(private readonly ctx: LowerContext, private readonly plan: TrainPlan, root: Node, inputNeedsGrad: boolean) {
+    this.flow(root, inputNeedsGrad);
+  }
+
+  private paramTrains(node: LayerNode, param: string): boolean {
+    return !this.plan.isFrozen(node) && node.params.some((p) => p.name === param && p.trainable);
+  }
+
+  /** Records needIn and trains for each node; returns whether the output depends on something trained. */
+  private flow(node: Node, inReq: boolean): boolean {
+    this.needIn.set(node, inReq);
+    let trains: boolean;
+    let out: boolean;
+    switch (node.kind) {
+      case 'layer':
+        trains = node.params.some((p) => this.paramTrains(node, p.name));
+        out = inReq || trains;
+        break;
+      case 'seq': {
+        let req = inReq;
+        trains = false;
+        for (const item of node.items) {
+          req = this.flow(item, req);
+          trains ||= this.trains.get(item)!;
+        }
+        out = req;
+        break;
+      }
+      case 'residual': {
+        const b = this.flow(node.body, inReq);
+        const s = node.shortcut ? this.flow(node.shortcut, inReq) : inReq;
+        trains = this.trains.get(node.body)! || (node.shortcut ? this.trains.get(node.shortcut)! : false);
+        out = b || s;
+        break;
+      }
+      case 'concat': case 'add': {
+        out = node.branches.map((b) => this.flow(b, inReq)).some(Boolean);
+        trains = node.branches.some((b) => this.trains.get(b));
+        break;
+      }
+      case 'gate':
+        out = this.flow(node.body, inReq) || inReq;
+        trains = this.trains.get(node.body)!;
+        break;
+      default:
+        return assertNever(node);
+    }
+    this.trains.set(node, trains);
+    return out;
+  }
+
+  /** The forward value a node produced (a sequence: its last item's; an empty one: undefined). */
+  private outputOf(node: Node): string | undefined {
+    if (node.kind === 'seq') return node.items.length ? this.outputOf(node.items[node.items.length - 1]) : undefined;
+    const l = this.ctx.lowered.get(node.path);
+    if (!l) throw new Error(`backward: ${node.path} was not lowered`);
+    return l.output;
+  }
+
+  /**
+   * Propagates dy (the gradient of node's output) through node: parameter gradients go to
+   * `grads`; returns the input gradient when the node's input needs one. `skipLast` leaves out a
+   * sequence's last item (a final softmax folded into the loss).
+   */
+  run(node: Node, dy: string, skipLast = false): string | undefined {
+    const need = this.needIn.get(node)!;
+    if (!need && !this.trains.get(node)) return undefined;
+    const ctx = this.ctx;
+    switch (node.kind) {
+      case 'layer': {
+        const l = ctx.lowered.get(node.path)!;
+        const res = ctx.scoped(node, `${node.path}/grad`, () => node.layer.grad(ctx, {
+          x: l.input, y: l.output, dy, needInput: need, needParam: (p) => this.paramTrains(node, p),
+        }, node));
+        for (const [p, v] of Object.entries(res.params ?? {})) if (this.paramTrains(node, p)) this.grads.set(`${node.path}.${p}`, v);
+        if (need && !res.dx) throw new Error(`layer ${node.path} (${node.layer.name}) gave no input gradient`);
+        return need ? res.dx : undefined;
+      }
+      case 'seq': {
+        let g: string | undefined = dy;
+        const items = skipLast ? node.items.slice(0, -1) : node.items;
+        for (let i = items.length - 1; i >= 0 && g !== undefined; i--) g = this.run(items[i], g);
+        return need ? g : undefined;
+      }
+      case 'residual': {
+        const body = this.run(node.body, dy);
+        const shortcut = node.shortcut ? this.run(node.shortcut, dy) : need ? dy : undefined;
+        return ctx.scoped(node, `${node.path}/grad`, () => accumulate(ctx, [body, shortcut]));
+      }
+      case 'concat': {
+        const sizes = node.branches.map((b) => b.output![0]);
+        const parts = ctx.scoped(node, `${node.path}/grad`, () => ctx.ops('Split', [dy, ctx.ints(sizes, 'split')], { axis: 1 }, { outputs: sizes.length }));
+        const dxs = node.branches.map((b, i) => this.run(b, parts[i]));
+        return ctx.scoped(node, `${node.path}/grad`, () => accumulate(ctx, dxs));
+      }
+      case 'add': {
+        const dxs = node.branches.map((b) => this.run(b, dy));
+        return ctx.scoped(node, `${node.path}/grad`, () => accumulate(ctx, dxs));
+      }
+      case 'gate': {
+        // y = x · f(x), f broadcast over x: dx = dy·f + f's backward of Σ_broadcast(dy·x).
+        const x = ctx.lowered.get(node.path)!.input;
+        const f = this.outputOf(node.body) ?? x;
+        const xDims = ctx.dims(node.input!), fDims = ctx.dims(node.body.output!), yDims = ctx.dims(node.output!);
+        let viaBody: string | undefined;
+        if (this.needIn.get(node.body) || this.trains.get(node.body)) {
+          const df = ctx.scoped(node, `${node.path}/grad`, () => sumTo(ctx, ctx.op('Mul', [dy, x]), yDims, fDims));
+          viaBody = this.run(node.body, df);
+        }
+        const direct = need ? ctx.scoped(node, `${node.path}/grad`, () => sumTo(ctx, ctx.op('Mul', [dy, f]), yDims, xDims)) : undefined;
+        return ctx.scoped(node, `${node.path}/grad`, () => accumulate(ctx, [direct, viaBody]));
+      }
+      default:
+        return assertNever(node);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Losses
+
+interface LossValues {
+  loss: string;
+  correct: string;
+  /** Gradient of the loss with respect to the loss's input (absent in evaluation). */
+  dz?: string;
+}
+
+/**
+ * The final layer folded into the loss: a softmax before cross-entropy or a sigmoid before BCE
+ * (the loss takes the values before it, as PyTorch's CrossEntropyLoss and BCEWithLogitsLoss
+ * expect logits). Only a last step of the model's top-level chain is folded.
+ */
+function foldedTail(model: CheckedModel, config: TrainConfig): LayerNode | undefined {
+  const last = model.root.items[model.root.items.length - 1];
+  if (last?.kind !== 'layer') return undefined;
+  const want = config.loss.kind === 'cross_entropy' ? 'softmax' : config.loss.kind === 'bce' ? 'sigmoid' : undefined;
+  return last.layer.name === want ? last : undefined;
+}
+
+/**
+ * Loss, correct count and (with `withGrad`) the gradient, for z [N, ...out] and int64 labels [N]:
+ * - cross_entropy: softmax cross-entropy, mean over the batch, label smoothing as PyTorch
+ *   (targets (1 - ε)·onehot + ε/K); correct = argmax matches;
+ * - bce: binary cross-entropy with logits, mean over all outputs; one output: the label (0/1) is
+ *   the target and z > 0 predicts 1; K outputs: one-hot targets and argmax;
+ * - mse: mean squared error over all outputs against the label (one output) or one-hot targets.
+ */
+function emitLoss(ctx: LowerContext, node: Node, config: TrainConfig, zIn: string, labels: string, outShape: readonly number[], withGrad: boolean): LossValues {
+  return ctx.scoped(node, 'loss', () => {
+    const K = outShape.reduce((a, b) => a * b, 1);
+    const z = outShape.length === 1 ? zIn : ctx.op('Flatten', [zIn], { axis: 1 });
+    const n = ctx.op('Cast', [ctx.op('Gather', [ctx.op('Shape', [z]), ctx.constant(BigInt64Array.of(0n), [], 'zero_index')], { axis: 0 })], { to: 1 });
+    const onehot = () => ctx.op('OneHot', [labels, ctx.constant(BigInt64Array.of(BigInt(K)), [], 'depth'), ctx.constant(Float32Array.of(0, 1), [2], 'onehot_values')], { axis: -1 });
+    const count = (hit: string) => ctx.op('ReduceSum', [ctx.op('Cast', [hit], { to: 7 }), ctx.ints([0])], { keepdims: 0 });
+    const argmaxHits = () => count(ctx.op('Equal', [ctx.op('ArgMax', [z], { axis: 1, keepdims: 0 }), labels]));
+    const sumAll = (v: string) => ctx.op('ReduceSum', [v, ctx.ints([0, 1])], { keepdims: 0 });
+    let loss: string, correct: string, dz: string | undefined;
+    const kind = config.loss.kind;
+    if (kind === 'cross_entropy') {
+      const eps = config.loss.smoothing;
+      const logp = ctx.op('LogSoftmax', [z], { axis: 1 });
+      let target = onehot();
+      if (eps > 0) target = ctx.op('Add', [ctx.op('Mul', [target, ctx.scalar(1 - eps, 'confidence')]), ctx.scalar(eps / K, 'smooth')]);
+      loss = ctx.op('Div', [ctx.op('Neg', [sumAll(ctx.op('Mul', [target, logp]))]), n]);
+      correct = argmaxHits();
+      if (withGrad) dz = ctx.op('Div', [ctx.op('Sub', [ctx.op('Exp', [logp]), target]), n]);
+    } else {
+      const target = K === 1 ? ctx.op('Unsqueeze', [ctx.op('Cast', [labels], { to: 1 }), ctx.ints([1])]) : onehot();
+      const total = ctx.op('Mul', [n, ctx.scalar(K, 'outputs')]);
+      if (kind === 'bce') {
+        // max(z, 0) - z·t + log(1 + exp(-|z|)), stable for any z.
+        const terms = ctx.op('Add', [
+          ctx.op('Sub', [ctx.op('Relu', [z]), ctx.op('Mul', [z, target])]),
+          ctx.op('Softplus', [ctx.op('Neg', [ctx.op('Abs', [z])])]),
+        ]);
+        loss = ctx.op('Div', [sumAll(terms), total]);
+        correct = K === 1 ? count(ctx.op('Equal', [ctx.op('Cast', [ctx.op('Greater', [ctx.op('Squeeze', [z, ctx.ints([1])]), ctx.scalar(0, 'zero')])], { to: 7 }), labels])) : argmaxHits();
+        if (withGrad) dz = ctx.op('Div', [ctx.op('Sub', [ctx.op('Sigmoid', [z]), target]), total]);
+      } else if (kind === 'mse') {
+        const diff = ctx.op('Sub', [z, target]);
+        loss = ctx.op('Div', [sumAll(ctx.op('Mul', [diff, diff])), total]);
+        correct = K === 1 ? count(ctx.op('Equal', [ctx.op('Cast', [ctx.op('Round', [ctx.op('Squeeze', [z, ctx.ints([1])])])], { to: 7 }), labels])) : argmaxHits();
+        if (withGrad) dz = ctx.op('Div', [ctx.op('Mul', [diff, ctx.scalar(2, 'two')]), total]);
+      } else {
+        return assertNever(kind);
+      }
+    }
+    if (dz && outShape.length !== 1) dz = ctx.op('Reshape', [dz, ctx.op('Shape', [zIn])]);
+    return { loss, correct, dz };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Optimizers
+
+/**
+ * PyTorch's update rules, with lr a float scalar value and step the 0-based int64 step:
+ * - sgd: g += wd·p; with momentum, b = μ·b + g and g = b (or g + μ·b with Nesterov); p -= lr·g;
+ * - adam: g += wd·p; m = β1·m + (1-β1)·g; v = β2·v + (1-β2)·g²;
+ *   p -= lr/(1-β1^t) · m / (√v/√(1-β2^t) + eps), t = step + 1;
+ * - adamw: as adam without the wd in g, after p ← p·(1 - lr·wd).
+ */
+function emitOptimizer(ctx: LowerContext, plan: TrainPlan, root: Node, grads: Map<string, string>, value: (name: string) => string, lr: string, step: string): Map<string, string> {
+  const o = plan.config.optimizer;
+  const out = new Map<string, string>();
+  const shared = ctx.scoped(root, 'optim', () => {
+    if (o.kind === 'sgd') return undefined;
+    const t = ctx.op('Cast', [ctx.op('Add', [step, ctx.constant(BigInt64Array.of(1n), [], 'one')])], { to: 1 });
+    const correction = (beta: number, hint: string) => ctx.op('Sub', [ctx.scalar(1, 'one'), ctx.op('Pow', [ctx.scalar(beta, hint), t])]);
+    return {
+      stepSize: ctx.op('Div', [lr, correction(o.beta1, 'beta1')]),
+      sqrtBc2: ctx.op('Sqrt', [correction(o.beta2, 'beta2')]),
+      decay: o.kind === 'adamw' && o.weight_decay > 0 ? ctx.op('Sub', [ctx.scalar(1, 'one'), ctx.op('Mul', [lr, ctx.scalar(o.weight_decay, 'weight_decay')])]) : undefined,
+    };
+  });
+  for (const e of plan.state) {
+    if (e.kind !== 'param' || !e.updated) continue;
+    const grad = grads.get(e.name);
+    if (!grad) throw new Error(`no gradient for ${e.name}`);
+    const slots = plan.slots.get(e.name)!;
+    ctx.scoped(root, `optim/${e.name}`, () => {
+      const p = value(e.name);
+      let g = grad;
+      if (o.weight_decay > 0 && o.kind !== 'adamw') g = ctx.op('Add', [g, ctx.op('Mul', [p, ctx.scalar(o.weight_decay, 'weight_decay')])]);
+      if (o.kind === 'sgd') {
+        if (o.momentum > 0) {
+          const buf = ctx.op('Add', [ctx.op('Mul', [value(slots[0]), ctx.scalar(o.momentum, 'momentum')]), g]);
+          out.set(slots[0], buf);
+          g = o.nesterov ? ctx.op('Add', [g, ctx.op('Mul', [buf, ctx.scalar(o.momentum, 'momentum')])]) : buf;
+        }
+        out.set(e.name, ctx.op('Sub', [p, ctx.op('Mul', [g, lr])]));
+        return;
+      }
+      const s = shared!;
+      const m = ctx.op('Add', [ctx.op('Mul', [value(slots[0]), ctx.scalar(o.beta1, 'beta1')]), ctx.op('Mul', [g, ctx.scalar(1 - o.beta1, 'one_minus_beta1')])]);
+      const v = ctx.op('Add', [ctx.op('Mul', [value(slots[1]), ctx.scalar(o.beta2, 'beta2')]), ctx.op('Mul', [ctx.op('Mul', [g, g]), ctx.scalar(1 - o.beta2, 'one_minus_beta2')])]);
+      const denom = ctx.op('Add', [ctx.op('Div', [ctx.op('Sqrt', [v]), s.sqrtBc2]), ctx.scalar(o.eps, 'eps')]);
+      const base = s.decay ? ctx.op('Mul', [p, s.decay]) : p;
+      out.set(e.name, ctx.op('Sub', [base, ctx.op('Mul', [ctx.op('Div', [m, denom]), s.stepSize])]));
+      out.set(slots[0], m);
+      out.set(slots[1], v);
+    });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The step, shared by the single-step graph and the Loop body
+
+export interface GraphOptions {
+  /** Source file and text, for node names and metadata. */
+  file?: string;
+  source?: string;
+}
+
+interface StepValues {
+  input: string;
+  labels: string;
+  lr: string;
+  step: string;
+  /** State name -> value (graph input or loop-carried value). */
+  state: (name: string) => string;
+}
+
+function newContext(graph: GraphBuilder, plan: TrainPlan, mode: 'inference' | 'training', values: (name: string) => string, opts: GraphOptions, seed?: string): LowerContext {
+  return new LowerContext(graph, {
+    mode, file: opts.file, source: opts.source, frozen: plan.isFrozen, seed,
+    params: { bind: (name) => values(name) },
+  });
+}
+
+/** A seed for the step's random layers: step + 1,000,003·(train seed), as an int64 scalar. */
+function stepSeed(graph: GraphBuilder, plan: TrainPlan, step: string): string {
+  const offset = graph.constant(BigInt64Array.of(BigInt(plan.config.seed) * 1_000_003n), [], 'seed_offset');
+  return graph.op('Add', [step, offset]);
+}
+
+/** Forward, loss, backward and update on `ctx`; returns the loss, correct count and new state values. */
+function emitStep(ctx: LowerContext, plan: TrainPlan, v: StepValues): { loss: string; correct: string; updates: Map<string, string> } {
+  const { model, config } = plan;
+  const out = lowerNode(ctx, model.root, v.input);
+  const tail = foldedTail(model, config);
+  const z = tail ? ctx.lowered.get(tail.path)!.input : out;
+  const zShape = tail ? tail.input! : model.output;
+  const loss = emitLoss(ctx, model.root, config, z, v.labels, zShape, true);
+  const backward = new Backward(ctx, plan, model.root, false);
+  backward.run(model.root, loss.dz!, tail !== undefined);
+  const updates = emitOptimizer(ctx, plan, model.root, backward.grads, v.state, v.lr, v.step);
+  for (const [name, value] of ctx.stateUpdates) updates.set(name, value);
+  for (const e of plan.state) if (e.updated && !updates.has(e.name)) throw new Error(`the training step computes no new value for ${e.name}`);
+  return { loss: loss.loss, correct: loss.correct, updates };
+}
+
+const dimsOf = (plan: TrainPlan, name: string) => plan.state.find((e) => e.name === name)!.dims;
+
+function finish(graph: GraphBuilder, plan: TrainPlan, opts: GraphOptions, what: string): Uint8Array {
+  return buildModel(graph, {
+    opset: OPSET, irVersion: IR_VERSION, producerName: PRODUCER.name, producerVersion: PRODUCER.version,
+    docString: `${plan.model.name}: ${what}, compiled by cnnc from ${opts.file ?? 'a .cnn source'}`,
+    metadata: { ...modelMetadata(plan.model, opts.source, opts.file), 'cnnc.graph': what, 'cnnc.train_config': JSON.stringify(plan.config) },
+  });
+}
+
+/** The single training-step graph. */
+export function emitTrainStep(plan: TrainPlan, opts: GraphOptions = {}): Uint8Array {
+  const graph = new GraphBuilder(`${plan.model.name}_train_step`);
+  for (const e of plan.state) graph.input(e.name, e.dims);
+  const input = graph.input(TRAIN_INPUTS.input, ['N', ...plan.model.input]);
+  const labels = graph.input(TRAIN_INPUTS.labels, ['N'], 'int64');
+  const lr = graph.input(TRAIN_INPUTS.lr, [], 'float');
+  const step = graph.input(TRAIN_INPUTS.step, [], 'int64');
+  const ctx = newContext(graph, plan, 'training', (n) => n, opts, stepSeed(graph, plan, step));
+  reserveAll(ctx, graph);
+  const r = emitStep(ctx, plan, { input, labels, lr, step, state: (n) => n });
+  graph.node('Identity', [r.loss], {}, { outputs: [TRAIN_OUTPUTS.loss], name: 'loss (output)' });
+  graph.node('Identity', [r.correct], {}, { outputs: [TRAIN_OUTPUTS.correct], name: 'correct (output)' });
+  graph.output(TRAIN_OUTPUTS.loss, [], 'float');
+  graph.output(TRAIN_OUTPUTS.correct, [], 'int64');
+  for (const e of plan.state) {
+    if (!e.updated) continue;
+    const name = NEW_PREFIX + e.name;
+    graph.node('Identity', [r.updates.get(e.name)!], {}, { outputs: [name], name: `${name} (output)` });
+    graph.output(name, e.dims);
+  }
+  return finish(graph, plan, opts, 'train_step');
+}
+
+/** Reserves every name the builder has handed out so far, so the context never reuses one. */
+function reserveAll(ctx: LowerContext, graph: GraphBuilder): void {
+  for (const v of [...graph.inputs, ...graph.initializers]) if (v.name) ctx.reserve(v.name);
+  for (const n of graph.nodes) for (const o of n.output) ctx.reserve(o);
+}
+
+/** The evaluation graph: running statistics, no dropout; loss, correct count and logits. */
+export function emitEval(plan: TrainPlan, opts: GraphOptions = {}): Uint8Array {
+  const graph = new GraphBuilder(`${plan.model.name}_eval`);
+  for (const e of plan.state) if (e.kind !== 'optim') graph.input(e.name, e.dims);
+  const input = graph.input(TRAIN_INPUTS.input, ['N', ...plan.model.input]);
+  const labels = graph.input(TRAIN_INPUTS.labels, ['N'], 'int64');
+  const ctx = newContext(graph, plan, 'inference', (n) => n, opts);
+  reserveAll(ctx, graph);
+  for (const name of Object.values(TRAIN_OUTPUTS)) ctx.reserve(name);
+  const out = lowerNode(ctx, plan.model.root, input);
+  const tail = foldedTail(plan.model, plan.config);
+  const loss = emitLoss(ctx, plan.model.root, plan.config, tail ? ctx.lowered.get(tail.path)!.input : out, labels, tail ? tail.input! : plan.model.output, false);
+  graph.node('Identity', [loss.loss], {}, { outputs: [TRAIN_OUTPUTS.loss], name: 'loss (output)' });
+  graph.node('Identity', [loss.correct], {}, { outputs: [TRAIN_OUTPUTS.correct], name: 'correct (output)' });
+  graph.node('Identity', [out], {}, { outputs: [TRAIN_OUTPUTS.logits], name: 'logits (output)' });
+  graph.output(TRAIN_OUTPUTS.loss, [], 'float');
+  graph.output(TRAIN_OUTPUTS.correct, [], 'int64');
+  graph.output(TRAIN_OUTPUTS.logits, ['N', ...plan.model.output]);
+  return finish(graph, plan, opts, 'eval');
+}
+
+/**
+ * K training steps in one ONNX Loop (K = the first dimension of `input`): the updated state is
+ * loop-carried, so it stays inside the runtime between steps. Frozen parameters are read from the
+ * outer graph. Gives the same state as K single steps with the same batches, lrs and steps.
+ */
+export function emitTrainLoop(plan: TrainPlan, opts: GraphOptions = {}): Uint8Array {
+  const graph = new GraphBuilder(`${plan.model.name}_train_loop`);
+  for (const e of plan.state) graph.input(e.name, e.dims);
+  const input = graph.input(TRAIN_INPUTS.input, ['K', 'N', ...plan.model.input]);
+  const labels = graph.input(TRAIN_INPUTS.labels, ['K', 'N'], 'int64');
+  const lr = graph.input(TRAIN_INPUTS.lr, ['K'], 'float');
+  const step = graph.input(TRAIN_INPUTS.step, [], 'int64');
+  const zero = graph.constant(BigInt64Array.of(0n), [], 'zero');
+  const trips = graph.op('Gather', [graph.op('Shape', [input]), zero], { axis: 0 });
+
+  const carried = plan.state.filter((e) => e.updated);
+  const body = graph.subgraph('step');
+  const iter = body.input('iteration', [], 'int64');
+  const condIn = body.input('cond_in', [], 'bool');
+  const inside = new Map<string, string>();
+  for (const e of carried) inside.set(e.name, body.input(`loop:${e.name}`, e.dims));
+  const state = (name: string) => inside.get(name) ?? name; // frozen values: the outer graph's inputs
+  const stepI = body.op('Add', [step, iter]);
+  const x = body.op('Gather', [input, iter], { axis: 0 });
+  const y = body.op('Gather', [labels, iter], { axis: 0 });
+  const lrI = body.op('Gather', [lr, iter], { axis: 0 });
+  const ctx = newContext(body, plan, 'training', state, opts, stepSeed(body, plan, stepI));
+  reserveAll(ctx, graph);
+  reserveAll(ctx, body);
+  const r = emitStep(ctx, plan, { input: x, labels: y, lr: lrI, step: stepI, state });
+  const condOut = body.op('Identity', [condIn]);
+  body.output(condOut, [], 'bool');
+  const bodyOuts: string[] = [];
+  for (const e of carried) {
+    const o = body.op('Identity', [r.updates.get(e.name)!], {}, { output: `loop:new:${e.name}` });
+    body.output(o, e.dims);
+    bodyOuts.push(o);
+  }
+  body.output(body.op('Identity', [r.loss], {}, { output: 'loop:loss' }), [], 'float');
+  body.output(body.op('Identity', [r.correct], {}, { output: 'loop:correct' }), [], 'int64');
+
+  const outputs = [...carried.map((e) => NEW_PREFIX + e.name), TRAIN_OUTPUTS.loss, TRAIN_OUTPUTS.correct];
+  graph.node('Loop', [trips, '', ...carried.map((e) => e.name)], { body: body.toGraph() }, { outputs, name: `train_loop (${opts.file ?? 'model'})` });
+  for (const e of carried) graph.output(NEW_PREFIX + e.name, dimsOf(plan, e.name));
+  graph.output(TRAIN_OUTPUTS.loss, ['K'], 'float');
+  graph.output(TRAIN_OUTPUTS.correct, ['K'], 'int64');
+  return finish(graph, plan, opts, 'train_loop');
+}
+
+/**
+ * For tests and tools: forward in training mode and the backward pass from a given output
+ * gradient. Inputs: parameters and buffers, `input`, `dy` (shaped like the output), `step`
+ * (seeds dropout); outputs: `output`, `grad:input` (when `inputGrad`), `grad:NAME` for each
+ * trained parameter, and `new:NAME` for updated buffers.
+ */
+export function emitGradient(plan: TrainPlan, opts: GraphOptions & { inputGrad?: boolean } = {}): Uint8Array {
+  const graph = new GraphBuilder(`${plan.model.name}_grad`);
+  for (const e of plan.state) if (e.kind !== 'optim') graph.input(e.name, e.dims);
+  const input = graph.input(TRAIN_INPUTS.input, ['N', ...plan.model.input]);
+  const dy = graph.input('dy', ['N', ...plan.model.output]);
+  const step = graph.input(TRAIN_INPUTS.step, [], 'int64');
+  const ctx = newContext(graph, plan, 'training', (n) => n, opts, stepSeed(graph, plan, step));
+  reserveAll(ctx, graph);
+  const out = lowerNode(ctx, plan.model.root, input);
+  const inputGrad = opts.inputGrad ?? true;
+  const backward = new Backward(ctx, plan, plan.model.root, inputGrad);
+  const dx = backward.run(plan.model.root, dy);
+  const emit = (name: string, value: string, dims: Dim[]) => {
+    graph.node('Identity', [value], {}, { outputs: [name], name: `${name} (output)` });
+    graph.output(name, dims);
+  };
+  emit('output', out, ['N', ...plan.model.output]);
+  if (inputGrad) emit(`${GRAD_PREFIX}input`, dx ?? dy, ['N', ...plan.model.input]);
+  for (const e of plan.state) {
+    if (e.kind === 'param' && e.updated) emit(GRAD_PREFIX + e.name, backward.grads.get(e.name)!, e.dims);
+    if (e.kind === 'buffer' && e.updated) emit(NEW_PREFIX + e.name, ctx.stateUpdates.get(e.name)!, e.dims);
+  }
+  return finish(graph, plan, opts, 'gradient');
+}
+
+/** All three graphs and the plan, for `cnnc compile --train` and the runner. */
+export interface TrainGraphs {
+  plan: TrainPlan;
+  trainStep: Uint8Array;
+  eval: Uint8Array;
+  trainLoop?: Uint8Array;
+}
+
+export function compileTraining(model: CheckedModel, config: TrainConfig, opts: GraphOptions & { loop?: boolean } = {}): TrainGraphs {
+  const plan = trainPlan(model, config);
+  if (plan.state.every((e) => !(e.kind === 'param' && e.updated))) {
+    throw new UserError(`model ${model.name} has no trainable parameters (all frozen or none); there is nothing to train`);
+  }
+  return {
+    plan,
+    trainStep: emitTrainStep(plan, opts),
+    eval: emitEval(plan, opts),
+    trainLoop: opts.loop ? emitTrainLoop(plan, opts) : undefined,
+  };
+}
+
+/** Names of a serialized model's graph inputs and outputs (for tools and tests). */
+export function graphSignature(bytes: Uint8Array): { inputs: string[]; outputs: string[] } {
+  const m = onnxProto.onnx.ModelProto.decode(bytes);
+  return { inputs: (m.graph?.input ?? []).map((i) => i.name ?? ''), outputs: (m.graph?.output ?? []).map((o) => o.name ?? '') };
+}
+
