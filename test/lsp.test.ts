@@ -58,7 +58,9 @@ class Client {
       this.published.push(p);
       this.waiters = this.waiters.filter((w) => (w.test(p) ? (w.resolve(p), false) : true));
     });
-    this.conn.onNotification('window/logMessage', (p: { message: string }) => this.logs.push(p.message));
+    this.conn.onNotification('window/logMessage', (p: { message: string }) => {
+      this.logs.push(p.message);
+    });
     this.conn.listen();
   }
 
