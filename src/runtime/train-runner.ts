@@ -1,0 +1,222 @@
+/**
+ * The real TrainStepRunner: runs the emitted training-step and evaluation graphs (plain ONNX, see
+ * src/compiler/emit/train.ts) on onnxruntime-node sessions. Parameters, buffers and optimizer state
+ * stay ORT tensors between steps: each step's `new:NAME` outputs are fed back as the next step's
+ * inputs, without copies on the JavaScript side.
+ */
+import * as ort from 'onnxruntime-node';
+import { formatShape } from '../compiler/layers/types.ts';
+import type { CheckedModel } from '../compiler/model.ts';
+import type { TrainConfig } from '../compiler/train-config.ts';
+import {
+  emitEval, emitTrainLoop, emitTrainStep, initialState, NEW_PREFIX, trainPlan, TRAIN_INPUTS, TRAIN_OUTPUTS, type TrainPlan,
+} from '../compiler/emit/train.ts';
+import { UserError } from '../errors.ts';
+import { loadWeights } from './checkpoint.ts';
+import { createSession } from './session.ts';
+import type { CreateTrainRunner, StepBatch, StepResult, TensorData, TrainRunnerOptions, TrainState, TrainStepRunner } from './train-step.ts';
+
+const scalarFloat = (v: number) => new ort.Tensor('float32', Float32Array.of(v), []);
+const scalarInt = (v: number) => new ort.Tensor('int64', BigInt64Array.of(BigInt(v)), []);
+const toNumber = (v: number | bigint) => Number(v);
+
+function labelsTensor(y: StepBatch['y'], dims: number[]): ort.Tensor {
+  return new ort.Tensor('int64', y instanceof BigInt64Array ? y : BigInt64Array.from(y, (v) => BigInt(v)), dims);
+}
+
+export interface OrtRunnerOptions extends TrainRunnerOptions {
+  /** Initial values by name (a pretrained file); the rest initialised as `cnnc compile` does. */
+  init?: ReadonlyMap<string, TensorData>;
+  /** Also build the K-step Loop graph (for runBlock). */
+  loop?: boolean;
+  /** Source file and text, for node names in the graphs. */
+  file?: string;
+  source?: string;
+}
+
+export class OrtTrainRunner implements TrainStepRunner {
+  readonly fixedBatch = false;
+  readonly labelType = 'int64' as const;
+  private readonly values = new Map<string, ort.Tensor>();
+  /** Names fed back after each step (`new:NAME` -> NAME). */
+  private readonly updated: string[];
+
+  private constructor(
+    readonly plan: TrainPlan,
+    private readonly step: ort.InferenceSession,
+    private readonly evalSession: ort.InferenceSession,
+    private readonly loop: ort.InferenceSession | undefined,
+    readonly device: 'cpu' | 'cuda',
+    readonly notice: string | undefined,
+  ) {
+    this.updated = plan.state.filter((e) => e.updated).map((e) => e.name);
+  }
+
+  static async create(model: CheckedModel, config: TrainConfig, opts: OrtRunnerOptions): Promise<OrtTrainRunner> {
+    const plan = trainPlan(model, config);
+    if (!plan.state.some((e) => e.kind === 'param' && e.updated)) {
+      throw new UserError(`model ${model.name} has no trainable parameters (all frozen or none); there is nothing to train`);
+    }
+    const graphOpts = { file: opts.file, source: opts.source };
+    const sessionOpts = { device: opts.device, threads: opts.threads };
+    const step = await createSession(emitTrainStep(plan, graphOpts), sessionOpts);
+    // The evaluation and loop sessions run where the step session runs (auto resolved once).
+    const resolved = { ...sessionOpts, device: step.device };
+    const evalSession = await createSession(emitEval(plan, graphOpts), resolved);
+    const loop = opts.loop ? await createSession(emitTrainLoop(plan, graphOpts), resolved) : undefined;
+    const runner = new OrtTrainRunner(plan, step.session, evalSession.session, loop?.session, step.device, step.notice);
+    const state = initialState(plan);
+    if (opts.init) for (const [name, t] of opts.init) if (state.has(name)) state.set(name, t);
+    runner.load(state);
+    return runner;
+  }
+
+  private feeds(kinds: ReadonlySet<string>): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const e of this.plan.state) if (kinds.has(e.kind)) feeds[e.name] = this.values.get(e.name)!;
+    return feeds;
+  }
+
+  private inputTensor(x: Float32Array, lead: number[]): ort.Tensor {
+    return new ort.Tensor('float32', x, [...lead, ...this.plan.model.input]);
+  }
+
+  async run(batch: StepBatch, lr: number, step: number): Promise<StepResult> {
+    const feeds = this.feeds(ALL);
+    feeds[TRAIN_INPUTS.input] = this.inputTensor(batch.x, [batch.count]);
+    feeds[TRAIN_INPUTS.labels] = labelsTensor(batch.y, [batch.count]);
+    feeds[TRAIN_INPUTS.lr] = scalarFloat(lr);
+    feeds[TRAIN_INPUTS.step] = scalarInt(step);
+    const out = await this.step.run(feeds);
+    for (const name of this.updated) this.values.set(name, out[NEW_PREFIX + name]);
+    return { loss: (out[TRAIN_OUTPUTS.loss].data as Float32Array)[0], correct: toNumber((out[TRAIN_OUTPUTS.correct].data as BigInt64Array)[0]) };
+  }
+
+  /**
+   * K steps in one call of the Loop graph: batches of equal size, lrs[k] and step numbers
+   * step, step + 1, ...; the same result as K calls of run.
+   */
+  async runBlock(batches: readonly StepBatch[], lrs: readonly number[], step: number): Promise<StepResult[]> {
+    if (!this.loop) throw new Error('runBlock: the runner was created without the loop graph');
+    const k = batches.length, count = batches[0].count;
+    if (batches.some((b) => b.count !== count) || lrs.length !== k) throw new Error('runBlock: batches of equal size and one lr per batch');
+    const per = batches[0].x.length;
+    const x = new Float32Array(k * per);
+    const y = new BigInt64Array(k * count);
+    batches.forEach((b, i) => {
+      x.set(b.x, i * per);
+      y.set(b.y instanceof BigInt64Array ? b.y : BigInt64Array.from(b.y, (v) => BigInt(v)), i * count);
+    });
+    const feeds = this.feeds(ALL);
+    feeds[TRAIN_INPUTS.input] = this.inputTensor(x, [k, count]);
+    feeds[TRAIN_INPUTS.labels] = new ort.Tensor('int64', y, [k, count]);
+    feeds[TRAIN_INPUTS.lr] = new ort.Tensor('float32', Float32Array.from(lrs), [k]);
+    feeds[TRAIN_INPUTS.step] = scalarInt(step);
+    const out = await this.loop.run(feeds);
+    for (const name of this.updated) this.values.set(name, out[NEW_PREFIX + name]);
+    const loss = out[TRAIN_OUTPUTS.loss].data as Float32Array, correct = out[TRAIN_OUTPUTS.correct].data as BigInt64Array;
+    return Array.from({ length: k }, (_, i) => ({ loss: loss[i], correct: toNumber(correct[i]) }));
+  }
+
+  async evaluate(batch: StepBatch): Promise<StepResult> {
+    const r = await this.evaluateWithLogits(batch);
+    return { loss: r.loss, correct: r.correct };
+  }
+
+  /** evaluate, with the model's outputs. */
+  async evaluateWithLogits(batch: StepBatch): Promise<StepResult & { logits: Float32Array }> {
+    const feeds = this.feeds(MODEL);
+    feeds[TRAIN_INPUTS.input] = this.inputTensor(batch.x, [batch.count]);
+    feeds[TRAIN_INPUTS.labels] = labelsTensor(batch.y, [batch.count]);
+    const out = await this.evalSession.run(feeds);
+    return {
+      loss: (out[TRAIN_OUTPUTS.loss].data as Float32Array)[0],
+      correct: toNumber((out[TRAIN_OUTPUTS.correct].data as BigInt64Array)[0]),
+      logits: out[TRAIN_OUTPUTS.logits].data as Float32Array,
+    };
+  }
+
+  state(): TrainState {
+    const out: TrainState = new Map();
+    for (const e of this.plan.state) out.set(e.name, { dims: [...e.dims], data: (this.values.get(e.name)!.data as Float32Array).slice() });
+    return out;
+  }
+
+  load(state: TrainState): void {
+    const next = new Map<string, ort.Tensor>();
+    for (const e of this.plan.state) {
+      const t = state.get(e.name);
+      if (!t) throw new UserError(`the state has no tensor ${e.name} (${formatShape(e.dims)})`);
+      if (t.dims.length !== e.dims.length || t.dims.some((d, i) => d !== e.dims[i])) {
+        throw new UserError(`tensor ${e.name} has shape ${formatShape(t.dims)}, but the model needs ${formatShape(e.dims)}`);
+      }
+      next.set(e.name, new ort.Tensor('float32', t.data.slice(), e.dims));
+    }
+    for (const [k, v] of next) this.values.set(k, v);
+  }
+
+  async dispose(): Promise<void> {
+    await this.step.release();
+    await this.evalSession.release();
+    await this.loop?.release();
+  }
+}
+
+const ALL: ReadonlySet<string> = new Set(['param', 'buffer', 'optim']);
+const MODEL: ReadonlySet<string> = new Set(['param', 'buffer']);
+
+/** The factory the trainer and `cnnc train` use (see train-step.ts). */
+export const createTrainRunner: CreateTrainRunner = (model, config, opts) => OrtTrainRunner.create(model, config, opts);
+
+// ---------------------------------------------------------------------------------------------
+// Pretrained weights
+
+export interface PretrainedReport {
+  file: string;
+  /** Model parameters and buffers taken from the file. */
+  matched: string[];
+  /** Model parameters and buffers the file lacks (initialised as usual). */
+  missing: string[];
+  /** Same name, different shape (initialised as usual). */
+  mismatched: { name: string; file: number[]; model: number[] }[];
+  /** Tensors in the file the model has no use for (optimizer state excluded). */
+  unused: string[];
+}
+
+/**
+ * Parameters and buffers for `model` from a cnnc checkpoint or an ONNX model's initializers,
+ * matched by name (`conv1.weight`); tensors with another shape are left out and reported.
+ */
+export function loadPretrained(model: CheckedModel, file: string): { tensors: Map<string, TensorData>; report: PretrainedReport } {
+  const weights = loadWeights(file);
+  const tensors = new Map<string, TensorData>();
+  const report: PretrainedReport = { file, matched: [], missing: [], mismatched: [], unused: [] };
+  const wanted = new Set<string>();
+  const plan = trainPlan(model, model.train);
+  for (const e of plan.state) {
+    if (e.kind === 'optim') continue;
+    wanted.add(e.name);
+    const t = weights.get(e.name);
+    if (!t) report.missing.push(e.name);
+    else if (t.dims.length !== e.dims.length || t.dims.some((d, i) => d !== e.dims[i])) report.mismatched.push({ name: e.name, file: [...t.dims], model: e.dims });
+    else {
+      tensors.set(e.name, { dims: e.dims, data: t.data });
+      report.matched.push(e.name);
+    }
+  }
+  for (const name of weights.keys()) if (!wanted.has(name) && !name.startsWith('optim.')) report.unused.push(name);
+  return { tensors, report };
+}
+
+/** The report as lines for the user. */
+export function formatPretrainedReport(r: PretrainedReport): string {
+  const list = (names: string[]) => (names.length > 8 ? `${names.slice(0, 8).join(', ')}, … (${names.length - 8} more)` : names.join(', '));
+  const lines = [`init from ${r.file}: ${r.matched.length} tensors matched`];
+  if (r.mismatched.length) {
+    lines.push(`  ${r.mismatched.length} with another shape, initialised as usual:`);
+    for (const m of r.mismatched) lines.push(`    ${m.name}: ${formatShape(m.file)} in the file, the model needs ${formatShape(m.model)}`);
+  }
+  if (r.missing.length) lines.push(`  ${r.missing.length} not in the file, initialised as usual: ${list(r.missing)}`);
+  if (r.unused.length) lines.push(`  ${r.unused.length} in the file but not in the model, ignored: ${list(r.unused)}`);
+  return lines.join('\n');
+}
