@@ -81,27 +81,28 @@ function fnv32(text: string): number {
 }
 
 /**
- * Mixes int64 values in [0, 2^33) to [0, 2^32): two rounds of multiply by an odd constant (mod 2^32)
- * and add the high half to the low, a variant of a well-known integer hash (opset 17 has no XOR).
+ * Mixes int64 values in [0, 2^31) (opset 17 has no XOR or shifts on int64): three rounds of a
+ * linear congruential step mod 2^31 followed by a middle-square step (the square's bits 16..46).
  * Every intermediate stays below 2^63.
  */
-function mix32(ctx: LowerContext, h: string): string {
+function mix31(ctx: LowerContext, h: string): string {
   const i64 = (v: number, hint: string) => ctx.constant(BigInt64Array.of(BigInt(v)), [], hint);
-  const mod = i64(2 ** 32, 'two32'), mul = i64(0x45d9f3b, 'mul'), half = i64(2 ** 16, 'two16');
+  const mod = i64(2 ** 31, 'two31'), mul = i64(1103515245, 'lcg_mul'), inc = i64(12345, 'lcg_inc'), shift = i64(2 ** 16, 'two16');
   for (let round = 0; round < 3; round++) {
-    h = ctx.op('Mod', [ctx.op('Mul', [h, mul]), mod]);
-    h = ctx.op('Add', [h, ctx.op('Div', [h, half])]);
+    h = ctx.op('Mod', [ctx.op('Add', [ctx.op('Mul', [h, mul]), inc]), mod]);
+    h = ctx.op('Mod', [ctx.op('Div', [ctx.op('Mul', [h, h]), shift]), mod]);
   }
-  return ctx.op('Mod', [h, mod]);
+  return h;
 }
 
 /** The dropout mask for `x`: 1/(1-p) where kept, 0 where dropped, a float tensor shaped like x. */
 export function dropoutMask(ctx: LowerContext, x: string, node: LayerNode): string {
   const p = node.args.p as number;
   const i64 = (v: number, hint: string) => ctx.constant(BigInt64Array.of(BigInt(v)), [], hint);
-  const key = mix32(ctx, ctx.op('Add', [ctx.op('Mod', [ctx.seed, i64(2 ** 32, 'two32')]), i64(fnv32(node.path), 'salt')]));
+  const two31 = i64(2 ** 31, 'two31');
+  const key = mix31(ctx, ctx.op('Mod', [ctx.op('Add', [ctx.op('Mod', [ctx.seed, two31]), i64(fnv32(node.path) % 2 ** 31, 'salt')]), two31]));
   const index = ctx.op('Reshape', [ctx.op('Range', [i64(0, 'zero'), ctx.op('Size', [x]), i64(1, 'one')]), ctx.op('Shape', [x])]);
-  const bits = ctx.op('Div', [mix32(ctx, ctx.op('Add', [index, key])), i64(256, 'two8')]); // the high 24 bits
+  const bits = ctx.op('Div', [mix31(ctx, ctx.op('Mod', [ctx.op('Add', [index, key]), two31])), i64(128, 'two7')]); // the high 24 bits
   const keep = ctx.op('Not', [ctx.op('Less', [bits, i64(Math.round(p * 2 ** 24), 'threshold')])]);
   return ctx.op('Where', [keep, ctx.scalar(1 / (1 - p), 'scale'), ctx.scalar(0, 'zero')]);
 }

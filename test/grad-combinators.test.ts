@@ -1,0 +1,128 @@
+/**
+ * The backward pass through combinators (residual with and without projection, concat, add, gate),
+ * frozen layers and freeze patterns, whole small networks; batch-norm running statistics and
+ * dropout masks in training vs evaluation.
+ */
+import { describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import { batchNormTrain, checkModel, expectGradients, runGradient } from './helpers/grad-check.ts';
+import { defaultTrainConfig } from '../src/compiler/train-config.ts';
+import { emitEval, emitGradient, frozenMatcher, GRAD_PREFIX, graphSignature, NEW_PREFIX, trainPlan } from '../src/compiler/emit/train.ts';
+import { uniform } from './helpers/random.ts';
+
+const model = (input: string, body: string) => checkModel(`model G {\n  input ${input}\n  ${body}\n}\n`);
+
+describe('combinator gradients', () => {
+  const cases: [string, string, string][] = [
+    ['residual, identity shortcut', '3x5x5', 'residual { conv 3 3x3 pad=1 -> relu -> conv 3 3x3 pad=1 } -> relu'],
+    ['residual with projection (stride 2, bn)', '3x6x6', 'residual project { conv 4 3x3 stride=2 pad=1 -> bn -> relu -> conv 4 3x3 pad=1 }'],
+    ['concat of conv, conv and maxpool branches', '3x5x6', 'concat { conv 2 1x1 | conv 3 3x3 pad=same | maxpool 3 stride=1 pad=1 }'],
+    ['add of three branches', '3x5x5', 'add { conv 3 3x3 pad=same | conv 3 1x1 | conv 3 1x1 -> tanh }'],
+    ['gate (squeeze-and-excitation)', '4x5x5', 'gate { globalavgpool -> conv 2 1x1 -> silu -> conv 4 1x1 -> sigmoid }'],
+    ['gate broadcasting a per-position map', '3x4x5', 'gate { conv 1 3x3 pad=same -> sigmoid }'],
+    ['a small network', '2x9x9', 'conv 4 3x3 pad=1 -> bn -> relu -> maxpool 2 -> conv 5 3x3 -> gelu -> flatten -> dense 6 -> softmax'],
+    ['nested blocks', '4x6x6', 'residual { concat { conv 2 3x3 pad=1 | dwconv 3x3 pad=1 multiplier=1 -> conv 2 1x1 } -> bn -> relu } -> avgpool 2 -> gate { gap -> conv 4 1x1 -> sigmoid }'],
+  ];
+  for (const [name, input, body] of cases) {
+    it(name, async () => expectGradients(await runGradient(model(input, body), { batch: 3 })));
+  }
+});
+
+describe('frozen layers', () => {
+  it('frozen { } gives no gradient output; the input gradient still flows through', async () => {
+    const m = model('2x6x6', 'conv 3 3x3 -> frozen { conv 3 3x3 pad=1 -> bn } -> relu -> conv 2 1x1');
+    const run = await runGradient(m, { batch: 3 });
+    const outs = Object.keys(run.outputs);
+    expect(outs).not.toContain(`${GRAD_PREFIX}conv2.weight`);
+    expect(outs).not.toContain(`${NEW_PREFIX}bn1.running_mean`);
+    expect(outs).toContain(`${GRAD_PREFIX}conv1.weight`);
+    expect(outs).toContain(`${GRAD_PREFIX}conv3.weight`);
+    // The frozen bn runs on its running statistics, and the reference knows it.
+    expectGradients(run);
+  });
+
+  it('freeze patterns match paths and their prefixes, * any run of characters', () => {
+    const m = model('2x6x6', 'stem: conv 3 3x3 -> b1: residual { conv 3 3x3 pad=1 -> bn } -> head: conv 2 1x1');
+    const names = (patterns: string[]) => trainPlan(m, { ...defaultTrainConfig(), freeze: patterns }).state.filter((e) => e.updated && e.kind === 'param').map((e) => e.name);
+    expect(names([])).toEqual(['stem.weight', 'stem.bias', 'b1.conv1.weight', 'b1.conv1.bias', 'b1.bn1.weight', 'b1.bn1.bias', 'head.weight', 'head.bias']);
+    expect(names(['b1'])).toEqual(['stem.weight', 'stem.bias', 'head.weight', 'head.bias']);
+    expect(names(['b1.*', 'st*'])).toEqual(['head.weight', 'head.bias']);
+    expect(names(['*bn*'])).toEqual(['stem.weight', 'stem.bias', 'b1.conv1.weight', 'b1.conv1.bias', 'head.weight', 'head.bias']);
+    const match = frozenMatcher(['b1']);
+    expect(match({ path: 'b10.conv1' } as never)).toBe(false);
+  });
+
+  it('a frozen first layer needs no input gradient through it', async () => {
+    const m = model('2x6x6', 'frozen { conv 3 3x3 } -> conv 2 3x3');
+    const run = await runGradient(m, { batch: 2 });
+    expectGradients(run, { skipInput: true });
+  });
+});
+
+describe('batch norm running statistics', () => {
+  it('updates as PyTorch: momentum-weighted batch mean and unbiased batch variance', async () => {
+    const m = model('3x4x5', 'bn momentum=0.2');
+    const run = await runGradient(m, { batch: 3 });
+    const gamma = run.params.get('bn1.weight')!, beta = run.params.get('bn1.bias')!;
+    const rm = run.params.get('bn1.running_mean')!, rv = run.params.get('bn1.running_var')!;
+    const ref = batchNormTrain(Float64Array.from(run.x), run.xDims, gamma, beta, 1e-5);
+    const newMean = run.outputs[`${NEW_PREFIX}bn1.running_mean`].data, newVar = run.outputs[`${NEW_PREFIX}bn1.running_var`].data;
+    for (let c = 0; c < 3; c++) {
+      expect(newMean[c]).toBeCloseTo(0.8 * rm[c] + 0.2 * ref.mean[c], 5);
+      expect(newVar[c]).toBeCloseTo(0.8 * rv[c] + 0.2 * ref.variance[c] * ref.count / (ref.count - 1), 5);
+    }
+  });
+
+  it('evaluation uses the running statistics', async () => {
+    const m = model('3x2x2', 'bn');
+    const plan = trainPlan(m, defaultTrainConfig());
+    expect(graphSignature(emitEval(plan)).inputs).toEqual(['bn1.weight', 'bn1.bias', 'bn1.running_mean', 'bn1.running_var', 'input', 'labels']);
+  });
+});
+
+describe('dropout', () => {
+  const m = model('4000', 'dropout 0.3');
+  const plan = trainPlan(m, defaultTrainConfig());
+  const x = uniform(5, 2 * 4000, 0.5, 1.5);
+  async function masks(steps: number[]) {
+    const session = await ort.InferenceSession.create(emitGradient(plan), { intraOpNumThreads: 1 });
+    const out = [];
+    for (const step of steps) {
+      const r = await session.run({
+        input: new ort.Tensor('float32', x, [2, 4000]),
+        dy: new ort.Tensor('float32', new Float32Array(8000).fill(1), [2, 4000]),
+        step: new ort.Tensor('int64', BigInt64Array.of(BigInt(step)), []),
+      });
+      out.push({ y: r.output.data as Float32Array, dx: r[`${GRAD_PREFIX}input`].data as Float32Array });
+    }
+    await session.release();
+    return out;
+  }
+
+  it('drops about p of the inputs, scales the rest by 1/(1-p), and the gradient uses the same mask', async () => {
+    const [{ y, dx }] = await masks([0]);
+    let kept = 0;
+    for (let i = 0; i < y.length; i++) {
+      const mask = y[i] / x[i];
+      if (mask !== 0) {
+        kept++;
+        expect(mask).toBeCloseTo(1 / 0.7, 5);
+      }
+      expect(dx[i]).toBeCloseTo(mask, 5);
+    }
+    expect(kept / y.length).toBeGreaterThan(0.67);
+    expect(kept / y.length).toBeLessThan(0.73);
+    // Neighbouring elements are not correlated.
+    let both = 0;
+    for (let i = 0; i + 1 < y.length; i++) if (y[i] !== 0 && y[i + 1] !== 0) both++;
+    expect(both / (y.length - 1)).toBeCloseTo(0.49, 1);
+  });
+
+  it('the mask depends only on the step: reproducible, and different between steps', async () => {
+    const [a, b, a2] = await masks([3, 4, 3]);
+    expect([...a2.y]).toEqual([...a.y]);
+    let same = 0;
+    for (let i = 0; i < a.y.length; i++) if ((a.y[i] === 0) === (b.y[i] === 0)) same++;
+    expect(same / a.y.length).toBeLessThan(0.65); // independent masks agree on 0.7² + 0.3² = 58%
+  });
+});

@@ -1,0 +1,271 @@
+/**
+ * Gradient checks: the emitted backward pass (run on onnxruntime in float32) against directional
+ * central differences of a float64 forward built from the plain-loop reference ops, composed over
+ * the checked model tree (layers and combinators), so a check needs no hand-written reference.
+ */
+import { expect } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import { check } from '../../src/index.ts';
+import type { CheckedModel, LayerNode, Node } from '../../src/compiler/model.ts';
+import { defaultTrainConfig, type TrainConfig } from '../../src/compiler/train-config.ts';
+import { convGeometry } from '../../src/compiler/layers/conv.ts';
+import { emitGradient, GRAD_PREFIX, NEW_PREFIX, trainPlan, type TrainPlan } from '../../src/compiler/emit/train.ts';
+import * as ref from '../reference/ops.ts';
+import { uniform } from './random.ts';
+
+export interface T64 { data: Float64Array; dims: number[] }
+export type Params = Map<string, Float64Array>;
+
+const size = (d: readonly number[]) => d.reduce((a, b) => a * b, 1);
+
+/** Checks `source` (no errors allowed) and returns its first model. */
+export function checkModel(source: string): CheckedModel {
+  const r = check(source, 'grad.cnn');
+  const errors = r.diagnostics.filter((d) => d.severity === 'error');
+  if (errors.length) throw new Error(errors.map((d) => d.message).join('; '));
+  return r.models[0];
+}
+
+/** Channel softmax (axis 1) of [N, C, ...]. */
+function softmaxAxis1(x: Float64Array, dims: number[]): Float64Array {
+  const [N, C] = dims;
+  const inner = size(dims.slice(2));
+  const out = new Float64Array(x.length);
+  for (let n = 0; n < N; n++)
+    for (let k = 0; k < inner; k++) {
+      let max = -Infinity;
+      for (let c = 0; c < C; c++) max = Math.max(max, x[(n * C + c) * inner + k]);
+      let total = 0;
+      for (let c = 0; c < C; c++) total += out[(n * C + c) * inner + k] = Math.exp(x[(n * C + c) * inner + k] - max);
+      for (let c = 0; c < C; c++) out[(n * C + c) * inner + k] /= total;
+    }
+  return out;
+}
+
+/** Batch norm with batch statistics (training mode). */
+export function batchNormTrain(x: Float64Array, dims: number[], gamma: ArrayLike<number>, beta: ArrayLike<number>, eps: number): { y: Float64Array; mean: Float64Array; variance: Float64Array; count: number } {
+  const [N, C] = dims;
+  const inner = size(dims.slice(2));
+  const count = N * inner;
+  const mean = new Float64Array(C), variance = new Float64Array(C);
+  for (let c = 0; c < C; c++) {
+    let s = 0;
+    for (let n = 0; n < N; n++) for (let k = 0; k < inner; k++) s += x[(n * C + c) * inner + k];
+    mean[c] = s / count;
+    let v = 0;
+    for (let n = 0; n < N; n++) for (let k = 0; k < inner; k++) v += (x[(n * C + c) * inner + k] - mean[c]) ** 2;
+    variance[c] = v / count;
+  }
+  const y = new Float64Array(x.length);
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++)
+      for (let k = 0; k < inner; k++) {
+        const i = (n * C + c) * inner + k;
+        y[i] = ((x[i] - mean[c]) / Math.sqrt(variance[c] + eps)) * gamma[c] + beta[c];
+      }
+  return { y, mean, variance, count };
+}
+
+/** x · f with f broadcast (numpy rules) to x's dims. */
+function broadcastMul(x: T64, f: T64): T64 {
+  const rank = x.dims.length;
+  const fd = [...Array(rank - f.dims.length).fill(1), ...f.dims];
+  const out = new Float64Array(x.data.length);
+  const idx = new Array(rank).fill(0);
+  for (let i = 0; i < out.length; i++) {
+    let rem = i;
+    for (let a = rank - 1; a >= 0; a--) { idx[a] = rem % x.dims[a]; rem = Math.floor(rem / x.dims[a]); }
+    let j = 0;
+    for (let a = 0; a < rank; a++) j = j * fd[a] + (fd[a] === 1 ? 0 : idx[a]);
+    out[i] = x.data[i] * f.data[j];
+  }
+  return { data: out, dims: x.dims };
+}
+
+function concatChannels(parts: T64[]): T64 {
+  const [N] = parts[0].dims;
+  const inner = size(parts[0].dims.slice(2));
+  const C = parts.reduce((s, p) => s + p.dims[1], 0);
+  const out = new Float64Array(N * C * inner);
+  for (let n = 0; n < N; n++) {
+    let offset = 0;
+    for (const p of parts) {
+      const pc = p.dims[1];
+      out.set(p.data.subarray(n * pc * inner, (n + 1) * pc * inner), (n * C + offset) * inner);
+      offset += pc;
+    }
+  }
+  return { data: out, dims: [N, C, ...parts[0].dims.slice(2)] };
+}
+
+/** The float64 forward of one layer in training mode (batch statistics; dropout must have p = 0). */
+function refLayer(node: LayerNode, x: T64, p: Params, frozen: (n: LayerNode) => boolean): T64 {
+  const P = (name: string) => {
+    const v = p.get(`${node.path}.${name}`);
+    if (!v) throw new Error(`no parameter ${node.path}.${name}`);
+    return v;
+  };
+  const a = node.args;
+  const w = node.window;
+  const r = (res: ref.Result): T64 => ({ data: res.data, dims: res.shape });
+  switch (node.layer.name) {
+    case 'conv': case 'dwconv': {
+      const g = convGeometry(node.input!, a, node.layer.name);
+      const wShape = node.params.find((s) => s.name === 'weight')!.shape as number[];
+      return r(ref.conv2d(x.data, x.dims, P('weight'), wShape, a.bias ? P('bias') : null, {
+        stride: [...g.window.stride] as [number, number], pads: [...g.window.pads] as [number, number, number, number],
+        dilation: [...g.window.dilation] as [number, number], groups: g.groups,
+      }));
+    }
+    case 'bn':
+      if (frozen(node)) return r(ref.batchNormInference(x.data, x.dims, P('weight'), P('bias'), P('running_mean'), P('running_var'), a.eps as number));
+      return { data: batchNormTrain(x.data, x.dims, P('weight'), P('bias'), a.eps as number).y, dims: x.dims };
+    case 'relu': return r(ref.relu(x.data, x.dims));
+    case 'leakyrelu': return r(ref.leakyRelu(x.data, x.dims, a.slope as number));
+    case 'elu': return r(ref.elu(x.data, x.dims, a.alpha as number));
+    case 'gelu': return r(ref.gelu(x.data, x.dims));
+    case 'silu': return r(ref.silu(x.data, x.dims));
+    case 'sigmoid': return r(ref.sigmoid(x.data, x.dims));
+    case 'tanh': return r(ref.tanh(x.data, x.dims));
+    case 'hardswish': return r(ref.hardswish(x.data, x.dims));
+    case 'softmax': return { data: softmaxAxis1(x.data, x.dims), dims: x.dims };
+    case 'prelu': {
+      const s = P('weight');
+      return r(ref.prelu(x.data, x.dims, s.length === 1 ? new Float64Array(x.dims[1]).fill(s[0]) : s));
+    }
+    case 'maxpool': case 'avgpool': case 'sumpool': {
+      const o = { kernel: [...w!.kernel] as [number, number], stride: [...w!.stride] as [number, number], pads: [...w!.pads] as [number, number, number, number] };
+      if (node.layer.name === 'maxpool') return r(ref.maxPool2d(x.data, x.dims, o));
+      if (node.layer.name === 'sumpool') return r(ref.sumPool2d(x.data, x.dims, o));
+      return r(ref.avgPool2d(x.data, x.dims, { ...o, countIncludePad: a.count_pad as boolean }));
+    }
+    case 'globalavgpool': return r(ref.globalAvgPool(x.data, x.dims));
+    case 'globalmaxpool': return r(ref.globalMaxPool(x.data, x.dims));
+    case 'flatten': return { data: x.data, dims: [x.dims[0], size(x.dims.slice(1))] };
+    case 'dense': {
+      const wShape = node.params.find((s) => s.name === 'weight')!.shape as number[];
+      return r(ref.dense(x.data, x.dims, P('weight'), wShape, a.bias ? P('bias') : null));
+    }
+    case 'dropout':
+      if (a.p !== 0) throw new Error('the reference forward has no dropout masks');
+      return x;
+    default:
+      throw new Error(`no reference for ${node.layer.name}`);
+  }
+}
+
+export function refForward(node: Node, x: T64, p: Params, frozen: (n: LayerNode) => boolean = (n) => n.frozen): T64 {
+  switch (node.kind) {
+    case 'layer': return refLayer(node, x, p, frozen);
+    case 'seq': return node.items.reduce((v, item) => refForward(item, v, p, frozen), x);
+    case 'residual': {
+      const b = refForward(node.body, x, p, frozen);
+      const s = node.shortcut ? refForward(node.shortcut, x, p, frozen) : x;
+      return { data: b.data.map((v, i) => v + s.data[i]), dims: b.dims };
+    }
+    case 'concat': return concatChannels(node.branches.map((b) => refForward(b, x, p, frozen)));
+    case 'add': {
+      const outs = node.branches.map((b) => refForward(b, x, p, frozen));
+      return { data: outs[0].data.map((_, i) => outs.reduce((s, o) => s + o.data[i], 0)), dims: outs[0].dims };
+    }
+    case 'gate': return broadcastMul(x, refForward(node.body, x, p, frozen));
+  }
+}
+
+/** Random parameters (running variances positive), float32-representable. */
+export function randomParams(plan: TrainPlan, seed: number): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  plan.state.forEach((e, i) => {
+    if (e.kind === 'optim') return;
+    const n = size(e.dims);
+    out.set(e.name, e.name.endsWith('running_var') ? uniform(seed + i, n, 0.5, 2) : uniform(seed + i, n, -1, 1));
+  });
+  return out;
+}
+
+export interface GradRun {
+  plan: TrainPlan;
+  x: Float32Array;
+  xDims: number[];
+  dy: Float32Array;
+  params: Map<string, Float32Array>;
+  outputs: Record<string, { data: Float32Array; dims: number[] }>;
+}
+
+/** Emits and runs the gradient graph on random input, parameters and output gradient. */
+export async function runGradient(model: CheckedModel, opts: { batch?: number; seed?: number; config?: Partial<TrainConfig>; xRange?: [number, number]; step?: number } = {}): Promise<GradRun> {
+  const config = { ...defaultTrainConfig(), ...opts.config };
+  const plan = trainPlan(model, config);
+  const seed = opts.seed ?? 1;
+  const xDims = [opts.batch ?? 2, ...model.input!];
+  const x = uniform(seed * 31 + 7, size(xDims), ...(opts.xRange ?? [-2, 2]));
+  const dy = uniform(seed * 17 + 3, size([xDims[0], ...model.output!]), -1, 1);
+  const params = randomParams(plan, seed * 101);
+  const session = await ort.InferenceSession.create(emitGradient(plan), { intraOpNumThreads: 1 });
+  try {
+    const feeds: Record<string, ort.Tensor> = {
+      input: new ort.Tensor('float32', x, xDims),
+      dy: new ort.Tensor('float32', dy, [xDims[0], ...model.output!]),
+      step: new ort.Tensor('int64', BigInt64Array.of(BigInt(opts.step ?? 0)), []),
+    };
+    for (const [name, v] of params) feeds[name] = new ort.Tensor('float32', v, plan.state.find((e) => e.name === name)!.dims);
+    const res = await session.run(feeds);
+    const outputs: GradRun['outputs'] = {};
+    for (const [k, t] of Object.entries(res)) outputs[k] = { data: t.data as Float32Array, dims: [...t.dims] };
+    return { plan, x, xDims, dy, params, outputs };
+  } finally {
+    await session.release();
+  }
+}
+
+const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+};
+
+/**
+ * Checks the gradient run against the float64 reference: the forward output, then for the input
+ * and every trained parameter, `directions` random directions u: <grad, u> vs
+ * (L(v + εu) - L(v - εu)) / 2ε with L = <forward, dy>.
+ */
+export function expectGradients(run: GradRun, opts: { directions?: number; eps?: number; tol?: number; skipInput?: boolean } = {}): void {
+  const { plan, x, xDims, dy, params } = run;
+  const frozen = plan.isFrozen;
+  const p64 = new Map([...params].map(([k, v]) => [k, Float64Array.from(v)]));
+  const loss = (xv: Float64Array, pv: Params) => dot(refForward(plan.model.root, { data: xv, dims: xDims }, pv, frozen).data, dy);
+  const out = refForward(plan.model.root, { data: Float64Array.from(x), dims: xDims }, p64, frozen);
+  const got = run.outputs.output;
+  expect(got.dims).toEqual(out.dims);
+  for (let i = 0; i < out.data.length; i++) {
+    if (Math.abs(got.data[i] - out.data[i]) > 1e-4 * (1 + Math.abs(out.data[i]))) expect.fail(`forward output ${i}: ${got.data[i]} vs reference ${out.data[i]}`);
+  }
+  const eps = opts.eps ?? 1e-5;
+  const tol = opts.tol ?? 2e-3;
+  const targets: { name: string; value: Float64Array; grad: Float32Array }[] = [];
+  if (!opts.skipInput) targets.push({ name: 'input', value: Float64Array.from(x), grad: run.outputs[`${GRAD_PREFIX}input`].data });
+  for (const e of plan.state) {
+    if (e.kind !== 'param' || !e.updated) continue;
+    const g = run.outputs[GRAD_PREFIX + e.name];
+    if (!g) expect.fail(`no gradient output for ${e.name}`);
+    targets.push({ name: e.name, value: p64.get(e.name)!, grad: g.data });
+  }
+  expect(targets.length).toBeGreaterThan(0);
+  for (const t of targets) {
+    for (let d = 0; d < (opts.directions ?? 2); d++) {
+      const u = uniform(1000 + d * 7 + t.name.length, t.value.length, -1, 1);
+      const shifted = (sign: number) => {
+        const v = t.value.map((val, i) => val + sign * eps * u[i]);
+        return t.name === 'input' ? loss(v, p64) : loss(Float64Array.from(x), new Map([...p64, [t.name, v]]));
+      };
+      const numeric = (shifted(1) - shifted(-1)) / (2 * eps);
+      const analytic = dot(t.grad, u);
+      const scale = Math.sqrt(dot(t.grad, t.grad)) * Math.sqrt(dot(u, u));
+      if (Math.abs(numeric - analytic) > tol * (Math.abs(numeric) + 1e-3 * scale) + 1e-5) {
+        expect.fail(`${t.name}, direction ${d}: analytic ${analytic}, numeric ${numeric}`);
+      }
+    }
+  }
+}
+
+export { NEW_PREFIX, size };
