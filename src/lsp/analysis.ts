@@ -180,14 +180,14 @@ export type Target =
 export function locate(ast: A.SourceFile, offset: number): Target | undefined {
   for (const block of ast.blocks) {
     if (!contains(block.span, offset)) continue;
-    if (contains(block.nameSpan, offset)) return { kind: 'block', decl: block };
+    if (offset <= block.nameSpan.end) return { kind: 'block', decl: block }; // the keyword or the name
     const param = block.params.find((p) => contains(p.span, offset));
     if (param) return { kind: 'param', block, name: param.name, span: param.span };
     return locateInChain(ast, block.body, block, offset);
   }
   for (const model of ast.models) {
     if (!contains(model.span, offset)) continue;
-    if (contains(model.nameSpan, offset)) return { kind: 'model', decl: model };
+    if (offset <= model.nameSpan.end) return { kind: 'model', decl: model };
     if (model.input && contains(model.input.span, offset)) {
       return { kind: 'input', decl: model, arg: model.input.args.find((a) => contains(a.span, offset)) };
     }

@@ -175,16 +175,21 @@ function layerHover(kind: LayerKind, uses: Use<LayerNode>[]): string {
 }
 
 function expansionRows(seq: SeqNode, base: string): string[] {
-  const rows: string[] = [];
+  const rows: [string, string, string][] = [];
+  let more = false;
   for (const l of layers(seq)) {
     if (rows.length >= MAX_EXPANSION_ROWS) {
-      rows.push('…');
+      more = true;
       break;
     }
     const name = l.path.startsWith(base + '.') ? l.path.slice(base.length + 1) : l.path;
-    rows.push(`${name.padEnd(18)} ${l.text.padEnd(32)} ${shape(l.output)}`);
+    rows.push([name, l.text, shape(l.output)]);
   }
-  return rows;
+  const w0 = Math.min(40, Math.max(0, ...rows.map((r) => r[0].length)));
+  const w1 = Math.min(40, Math.max(0, ...rows.map((r) => r[1].length)));
+  const lines = rows.map(([n, t, s]) => `${n.padEnd(w0)}  ${t.padEnd(w1)}  ${s}`);
+  if (more) lines.push('…');
+  return lines;
 }
 
 function seqTotals(seq: SeqNode): { params: number; macs: number } {
