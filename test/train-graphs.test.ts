@@ -1,0 +1,246 @@
+/**
+ * The training graphs as a whole: optimizer updates vs a plain-TS implementation (PyTorch
+ * semantics) over 3 steps, the losses and their gradients vs float64 TS, the K-step Loop vs K
+ * single steps, freezing, and the ONNX checker on all three graphs.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { defaultTrainConfig, type TrainConfig } from '../src/compiler/train-config.ts';
+import { compileTraining, graphSignature, initialState, trainPlan } from '../src/compiler/emit/train.ts';
+import { OrtTrainRunner } from '../src/runtime/train-runner.ts';
+import { compileInference } from '../src/compiler/emit/inference.ts';
+import { readInitializers } from '../src/compiler/onnx/builder.ts';
+import type { StepBatch, TrainState } from '../src/runtime/train-step.ts';
+import { checkModel } from './helpers/grad-check.ts';
+import { onnxCheck, onnxPython } from './helpers/onnx-check.ts';
+import { uniform } from './helpers/random.ts';
+import { SoftmaxRunner } from './helpers/softmax-runner.ts';
+
+const dirs: string[] = [];
+afterAll(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+
+const model = (input: string, body: string) => checkModel(`model G {\n  input ${input}\n  ${body}\n}\n`);
+const config = (over: { [K in keyof TrainConfig]?: Partial<TrainConfig[K]> | TrainConfig[K] } = {}): TrainConfig => {
+  const base = defaultTrainConfig();
+  const out = { ...base } as Record<string, unknown>;
+  for (const [k, v] of Object.entries(over)) {
+    const b = (base as unknown as Record<string, unknown>)[k];
+    out[k] = typeof b === 'object' && !Array.isArray(b) ? { ...(b as object), ...(v as object) } : v;
+  }
+  return out as unknown as TrainConfig;
+};
+
+function batch(seed: number, count: number, per: number, classes: number): StepBatch {
+  return {
+    x: uniform(seed, count * per, -1, 1),
+    y: BigInt64Array.from({ length: count }, (_, i) => BigInt((i * 7 + seed) % classes)),
+    count,
+  };
+}
+
+function expectStateClose(a: TrainState, b: TrainState, names: string[], tol = 1e-5): void {
+  for (const name of names) {
+    const x = a.get(name)!.data, y = b.get(name)!.data;
+    expect(x.length, name).toBe(y.length);
+    for (let i = 0; i < x.length; i++) {
+      if (!(Math.abs(x[i] - y[i]) <= tol * (1 + Math.abs(y[i])))) expect.fail(`${name}[${i}]: ${x[i]} vs ${y[i]}`);
+    }
+  }
+}
+
+describe('optimizers: 3 steps vs a plain-TS implementation with PyTorch semantics', () => {
+  const optimizers: [string, Partial<TrainConfig['optimizer']>][] = [
+    ['sgd', { kind: 'sgd', lr: 0.1 }],
+    ['sgd momentum + weight decay', { kind: 'sgd', momentum: 0.9, weight_decay: 0.01 }],
+    ['sgd nesterov', { kind: 'sgd', momentum: 0.8, nesterov: true, weight_decay: 1e-3 }],
+    ['adam', { kind: 'adam' }],
+    ['adam with weight decay (L2 in the gradient)', { kind: 'adam', weight_decay: 0.05, beta1: 0.8, beta2: 0.95 }],
+    ['adamw (decoupled weight decay)', { kind: 'adamw', weight_decay: 0.1, eps: 1e-6 }],
+  ];
+  for (const [name, opt] of optimizers) {
+    it(name, async () => {
+      const m = model('1x3x4', 'flatten -> fc: dense 5');
+      const cfg = config({ optimizer: opt });
+      const runner = await OrtTrainRunner.create(m, cfg, { device: 'cpu', threads: 1, batch: 6 });
+      const reference = new SoftmaxRunner(12, 5, cfg);
+      const start = runner.state();
+      const refState: TrainState = new Map();
+      for (const n of ['fc.weight', 'fc.bias']) {
+        refState.set(n, start.get(n)!);
+        for (const s of cfg.optimizer.kind === 'sgd' ? ['v'] : ['m', 'v']) refState.set(`optim.${n}.${s}`, { dims: start.get(n)!.dims, data: new Float32Array(start.get(n)!.data.length) });
+      }
+      reference.load(refState);
+      const lrs = [0.1, 0.05, 0.02];
+      for (let step = 0; step < 3; step++) {
+        const b = batch(step + 1, 6, 12, 5);
+        const got = await runner.run(b, lrs[step], step);
+        const want = await reference.run(b, lrs[step], step);
+        expect(got.loss).toBeCloseTo(want.loss, 5);
+        expect(got.correct).toBe(want.correct);
+      }
+      expectStateClose(runner.state(), reference.state(), ['fc.weight', 'fc.bias']);
+      if (cfg.optimizer.kind !== 'sgd') expectStateClose(runner.state(), reference.state(), ['optim.fc.weight.m', 'optim.fc.weight.v', 'optim.fc.bias.v']);
+      if (cfg.optimizer.momentum > 0) {
+        const mine = runner.state().get('optim.fc.weight.momentum')!, theirs = reference.state().get('optim.fc.weight.v')!;
+        expectStateClose(new Map([['b', mine]]), new Map([['b', theirs]]), ['b']);
+      }
+      await runner.dispose();
+    });
+  }
+});
+
+/** Float64 losses from logits [N, K] and labels, as PyTorch computes them. */
+function refLoss(kind: TrainConfig['loss']['kind'], smoothing: number, z: Float64Array, labels: number[], K: number): number {
+  const N = labels.length;
+  let total = 0;
+  for (let n = 0; n < N; n++) {
+    const row = Array.from(z.subarray(n * K, (n + 1) * K));
+    const target = K === 1 ? [labels[n]] : row.map((_, k) => (k === labels[n] ? 1 : 0));
+    if (kind === 'cross_entropy') {
+      const max = Math.max(...row);
+      const lse = Math.log(row.reduce((s, v) => s + Math.exp(v - max), 0)) + max;
+      const nll = lse - row[labels[n]];
+      const uniformTerm = row.reduce((s, v) => s + (lse - v), 0) / K;
+      total += (1 - smoothing) * nll + smoothing * uniformTerm;
+    } else if (kind === 'bce') {
+      row.forEach((v, k) => { total += Math.max(v, 0) - v * target[k] + Math.log1p(Math.exp(-Math.abs(v))); });
+    } else {
+      row.forEach((v, k) => { total += (v - target[k]) ** 2; });
+    }
+  }
+  return kind === 'cross_entropy' ? total / N : total / (N * K);
+}
+
+describe('losses and their gradients', () => {
+  const cases: [string, TrainConfig['loss'], number][] = [
+    ['cross-entropy', { kind: 'cross_entropy', smoothing: 0 }, 4],
+    ['cross-entropy with label smoothing', { kind: 'cross_entropy', smoothing: 0.2 }, 4],
+    ['bce, one output', { kind: 'bce', smoothing: 0 }, 1],
+    ['bce, one-hot over 3 outputs', { kind: 'bce', smoothing: 0 }, 3],
+    ['mse, one output', { kind: 'mse', smoothing: 0 }, 1],
+    ['mse, one-hot over 3 outputs', { kind: 'mse', smoothing: 0 }, 3],
+  ];
+  for (const [name, loss, K] of cases) {
+    it(name, async () => {
+      const m = model('5', `fc: dense ${K}`);
+      const cfg = config({ loss, optimizer: { kind: 'sgd', lr: 1 } });
+      const runner = await OrtTrainRunner.create(m, cfg, { device: 'cpu', threads: 1, batch: 7 });
+      const classes = Math.max(K, 2);
+      const b = batch(3, 7, 5, classes);
+      const labels = Array.from(b.y as BigInt64Array, Number);
+      const start = runner.state();
+      const w = Float64Array.from(start.get('fc.weight')!.data), bias = Float64Array.from(start.get('fc.bias')!.data);
+      const logits = (wv: Float64Array, bv: Float64Array) => {
+        const z = new Float64Array(7 * K);
+        for (let n = 0; n < 7; n++) for (let k = 0; k < K; k++) {
+          let s = bv[k];
+          for (let i = 0; i < 5; i++) s += wv[k * 5 + i] * b.x[n * 5 + i];
+          z[n * K + k] = s;
+        }
+        return z;
+      };
+      const ev = await runner.evaluateWithLogits(b);
+      const want = refLoss(loss.kind, loss.smoothing, logits(w, bias), labels, K);
+      expect(ev.loss).toBeCloseTo(want, 5);
+      const r = await runner.run(b, 1, 0);
+      expect(r.loss).toBeCloseTo(want, 5);
+      expect(r.correct).toBe(ev.correct);
+      // Plain SGD with lr 1: the gradient is the change; check it by central differences.
+      const grad = start.get('fc.weight')!.data.map((v, i) => v - runner.state().get('fc.weight')!.data[i]);
+      const u = uniform(9, w.length, -1, 1);
+      const eps = 1e-6;
+      const numeric = (refLoss(loss.kind, loss.smoothing, logits(w.map((v, i) => v + eps * u[i]), bias), labels, K) -
+        refLoss(loss.kind, loss.smoothing, logits(w.map((v, i) => v - eps * u[i]), bias), labels, K)) / (2 * eps);
+      const analytic = grad.reduce((s, g, i) => s + g * u[i], 0);
+      expect(Math.abs(analytic - numeric)).toBeLessThan(1e-4 * (1 + Math.abs(numeric)));
+      await runner.dispose();
+    });
+  }
+
+  it('a final softmax is folded into cross-entropy (the loss sees the logits before it)', async () => {
+    const plain = await OrtTrainRunner.create(model('5', 'fc: dense 4'), config(), { device: 'cpu', threads: 1, batch: 4 });
+    const soft = await OrtTrainRunner.create(model('5', 'fc: dense 4 -> softmax'), config(), { device: 'cpu', threads: 1, batch: 4 });
+    const b = batch(5, 4, 5, 4);
+    const [a, c] = [await plain.evaluateWithLogits(b), await soft.evaluateWithLogits(b)];
+    expect(c.loss).toBeCloseTo(a.loss, 6);
+    expect(c.logits.slice(0, 4).reduce((s, v) => s + v, 0)).toBeCloseTo(1, 5); // the model still outputs probabilities
+    await plain.run(b, 0.01, 0);
+    await soft.run(b, 0.01, 0);
+    expectStateClose(plain.state(), soft.state(), ['fc.weight', 'fc.bias']);
+  });
+});
+
+const SMALL_NET = 'conv 4 3x3 pad=1 -> bn -> relu -> maxpool 2 -> residual { conv 4 3x3 pad=1 -> bn } -> relu -> flatten -> dropout 0.3 -> dense 5';
+
+describe('the K-step Loop graph', () => {
+  for (const opt of ['sgd', 'adam'] as const) {
+    it(`K steps in one Loop equal K single steps (${opt}, bn, dropout)`, async () => {
+      const m = model('2x6x6', SMALL_NET);
+      const cfg = config({ optimizer: { kind: opt, lr: 0.05, momentum: opt === 'sgd' ? 0.9 : 0 } });
+      const single = await OrtTrainRunner.create(m, cfg, { device: 'cpu', threads: 1, batch: 4 });
+      const looped = await OrtTrainRunner.create(m, cfg, { device: 'cpu', threads: 1, batch: 4, loop: true });
+      const batches = [1, 2, 3].map((s) => batch(s, 4, 72, 5));
+      const lrs = [0.05, 0.03, 0.01];
+      const singles = [];
+      for (let k = 0; k < 3; k++) singles.push(await single.run(batches[k], lrs[k], 10 + k));
+      const block = await looped.runBlock(batches, lrs, 10);
+      block.forEach((r, k) => {
+        expect(r.loss).toBeCloseTo(singles[k].loss, 5);
+        expect(r.correct).toBe(singles[k].correct);
+      });
+      const names = [...single.state().keys()];
+      expectStateClose(looped.state(), single.state(), names, 1e-5);
+      await single.dispose();
+      await looped.dispose();
+    });
+  }
+});
+
+describe('freezing', () => {
+  it('frozen layers and pattern-frozen layers keep their values; frozen bn keeps its statistics', async () => {
+    const m = model('2x6x6', 'stem: conv 4 3x3 pad=1 -> frozen { bn } -> relu -> head: conv 3 3x3 -> flatten -> fc: dense 5');
+    const cfg = config({ optimizer: { kind: 'adam', lr: 0.05 }, freeze: ['head'] });
+    const runner = await OrtTrainRunner.create(m, cfg, { device: 'cpu', threads: 1, batch: 4 });
+    const before = runner.state();
+    for (let s = 0; s < 3; s++) await runner.run(batch(s, 4, 72, 5), 0.05, s);
+    const after = runner.state();
+    for (const name of ['bn1.weight', 'bn1.bias', 'bn1.running_mean', 'bn1.running_var', 'head.weight', 'head.bias']) {
+      expect([...after.get(name)!.data], name).toEqual([...before.get(name)!.data]);
+    }
+    for (const name of ['stem.weight', 'fc.weight']) expect([...after.get(name)!.data], name).not.toEqual([...before.get(name)!.data]);
+    expect([...after.keys()].filter((k) => k.startsWith('optim.'))).toEqual(['optim.stem.weight.m', 'optim.stem.weight.v', 'optim.stem.bias.m', 'optim.stem.bias.v', 'optim.fc.weight.m', 'optim.fc.weight.v', 'optim.fc.bias.m', 'optim.fc.bias.v']);
+    await runner.dispose();
+  });
+});
+
+describe('the graphs as files', () => {
+  it('train_step, eval and train_loop pass the ONNX checker and shape inference (opset 17)', () => {
+    if (!onnxPython()) return; // no python3-onnx on this machine
+    const m = model('3x9x9', 'conv 4 3x3 stride=2 pad=same -> bn -> silu -> concat { conv 2 1x1 | maxpool 3 stride=1 pad=1 } -> gate { gap -> conv 6 1x1 -> sigmoid } -> avgpool 2 count_pad=off -> flatten -> dropout 0.2 -> dense 5');
+    const g = compileTraining(m, config({ optimizer: { kind: 'adamw', weight_decay: 0.01 }, loss: { kind: 'cross_entropy', smoothing: 0.1 } }), { loop: true });
+    const dir = mkdtempSync(join(tmpdir(), 'cnnc-train-graphs-'));
+    dirs.push(dir);
+    for (const [name, bytes] of [['train_step', g.trainStep], ['eval', g.eval], ['train_loop', g.trainLoop!]] as const) {
+      const file = join(dir, `${name}.onnx`);
+      writeFileSync(file, bytes);
+      const r = onnxCheck(file);
+      expect(r.error, name).toBeUndefined();
+      expect(r.ok, name).toBe(true);
+    }
+    const sig = graphSignature(g.trainStep);
+    expect(sig.inputs.slice(-4)).toEqual(['input', 'labels', 'lr', 'step']);
+    expect(sig.outputs.slice(0, 3)).toEqual(['loss', 'correct', 'new:conv1.weight']);
+    expect(sig.outputs).toContain('new:optim.dense1.bias.v');
+    expect(sig.outputs).toContain('new:bn1.running_var');
+  });
+
+  it('initial parameters are those of cnnc compile for the same seed', () => {
+    const m = model('2x6x6', SMALL_NET);
+    const state = initialState(trainPlan(m, config({ seed: 5 })));
+    const weights = readInitializers(compileInference(m, { seed: 5 }).bytes);
+    for (const [name, t] of weights) expect([...state.get(name)!.data], name).toEqual([...t.data]);
+    expect(weights.size).toBe(14);
+  });
+});
