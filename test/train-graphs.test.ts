@@ -183,7 +183,7 @@ describe('the K-step Loop graph', () => {
       const looped = await OrtTrainRunner.create(m, cfg, { device: 'cpu', threads: 1, batch: 4, loop: true });
       const batches = [1, 2, 3].map((s) => batch(s, 4, 72, 5));
       const lrs = [0.05, 0.03, 0.01];
-      const singles = [];
+      const singles: { loss: number; correct: number }[] = [];
       for (let k = 0; k < 3; k++) singles.push(await single.run(batches[k], lrs[k], 10 + k));
       const block = await looped.runBlock(batches, lrs, 10);
       block.forEach((r, k) => {
