@@ -271,6 +271,18 @@ describe('cnnc lsp --stdio', () => {
     expect(padEdit.range.start).toEqual(at(residualValid, ' -> relu }'));
   });
 
+  it('offers one combined pad=same fix when no single layer fixes a concat, even if errors further down appear', async () => {
+    const uri = 'file:///t/concat.cnn';
+    const text = 'block br(c) { conv c 3x3 -> relu }\nmodel M {\n  input 3x32x32\n  concat { conv 8 1x1 | br(8) | conv 8 5x5 pad=valid }\n  -> add { conv 8 3x3 pad=same | conv 8 3x3 stride=2 }\n}\n';
+    c.open(uri, text);
+    const d = (await c.diagnostics(uri)).diagnostics.find((x) => x.code === 'CNN3004')!;
+    const actions = await c.conn.sendRequest(CodeActionRequest.type, { textDocument: { uri }, range: d.range, context: { diagnostics: [d] } });
+    const fix = actions!.find((a) => a.title.startsWith('set pad=same on the 2 layers'))!;
+    expect(fix).toBeDefined();
+    const edits = ('edit' in fix ? fix.edit!.changes![uri] : []) as TextEdit[];
+    expect(edits.map((e) => e.newText).sort()).toEqual([' pad=same', 'same']);
+  });
+
   it('formats the document', async () => {
     const uri = 'file:///t/fmt.cnn';
     c.open(uri, 'model   M{input 3x8x8 conv 8 3x3->relu # keep me\n->flatten->dense 2}');

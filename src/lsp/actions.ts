@@ -2,7 +2,7 @@
  * Code actions: the fixes that diagnostics carry (insert flatten before dense, did-you-mean
  * renames, `residual project`), and padding fixes for shape mismatches in residual, concat and
  * add: set pad=same on a layer with valid padding inside, offered only when checking the edited
- * text shows that the mismatch is gone and no new error appears.
+ * text shows that the mismatch is gone and no new error appears before it.
  */
 import { CodeActionKind, type CodeAction, type Range, type TextEdit } from 'vscode-languageserver';
 import type { Diagnostic } from '../compiler/diagnostics.ts';
@@ -78,10 +78,6 @@ function apply(text: string, edits: Candidate['edit'][]): string {
   return out;
 }
 
-function errorCount(diags: readonly Diagnostic[], codes?: Set<string>): number {
-  return diags.filter((d) => d.severity === 'error' && (!codes || codes.has(d.code))).length;
-}
-
 function paddingFixes(analysis: Analysis, d: Diagnostic): { title: string; edits: TextEdit[] }[] {
   const node = nodeOf(analysis, d);
   if (!node) return [];
@@ -93,10 +89,16 @@ function paddingFixes(analysis: Analysis, d: Diagnostic): { title: string; edits
   }
   const candidates = steps.slice(0, MAX_CANDIDATES).map((step) => ({ step, edit: padEdit(analysis, step) }));
   const before = analysis.result.diagnostics;
+  // Fixing a mismatch lets inference go on past it, which may show errors further down that were
+  // hidden until now: those are allowed. Up to the mismatch itself, the edited text must have no
+  // error that the original did not have, and the mismatch must be gone.
   const works = (edits: Candidate['edit'][]) => {
-    const after = check(apply(analysis.text, edits)).diagnostics;
-    return errorCount(after) < errorCount(before) && errorCount(after, MISMATCH) < errorCount(before, MISMATCH) &&
-      after.every((x) => x.severity !== 'error' || before.some((y) => y.code === x.code));
+    const shift = (offset: number) => offset + edits.reduce((sum, e) => sum + (e.span.end <= offset ? e.text.length - (e.span.end - e.span.start) : 0), 0);
+    const old = new Set(before.filter((x) => x.severity === 'error').map((x) => `${x.code}@${shift(x.span.start)}`));
+    const limit = shift(Math.max(d.span.end, node.span.end));
+    const after = check(apply(analysis.text, edits)).diagnostics.filter((x) => x.severity === 'error' && x.span.start <= limit);
+    const at = shift(d.span.start);
+    return !after.some((x) => MISMATCH.has(x.code) && x.span.start === at) && after.every((x) => old.has(`${x.code}@${x.span.start}`));
   };
   const fixes: { title: string; edits: TextEdit[] }[] = [];
   const where = (step: A.LayerStep) => `\`${analysis.text.slice(step.nameSpan.start, step.span.end).replace(/\s+/g, ' ')}\` (line ${analysis.lines.position(step.span.start).line + 1})`;
