@@ -1,0 +1,178 @@
+"""The PyTorch side of the benchmarks: a long-lived process that takes one JSON command per line on
+stdin and answers one JSON line on stdout, so that the TypeScript harness can interleave its own
+runs with PyTorch's (A B A B ...) under the same machine conditions.
+
+Commands ({"cmd": ..., ...}):
+  info                                 versions, threads, BLAS library in use, torch.__config__.show()
+  load   id model batch [train] [seed] build the model from bench/model-json.ts's JSON, check parameter
+                                       counts and every shape (fails loudly), make a fixed random batch;
+                                       train = {"optimizer": "adam"|"sgd", "lr", "momentum"} for training
+  infer  id iters                      `iters` timed forward passes (eval, inference_mode); seconds each
+  train  id iters                      `iters` timed training steps (forward, cross-entropy, backward, step)
+  export id path seed                  random weights and bn statistics, written with an input and
+                                       PyTorch's eval output to `path` (float32) + `path`.json (index)
+  rss                                  peak and current resident memory of this process (bytes)
+  drop   id                            forget a model
+  quit
+
+Run by bench/bench.ts and bench/bench-train.ts with /usr/bin/python3 (Debian's python3-torch).
+"""
+import json
+import os
+import resource
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_model import CnncModel, CheckError, randomise, verify  # noqa: E402
+
+THREADS = int(os.environ.get('BENCH_THREADS', '2'))
+torch.set_num_threads(THREADS)
+try:
+    torch.set_num_interop_threads(1)
+except RuntimeError:
+    pass
+
+models = {}
+
+
+def blas_libraries():
+    """Shared libraries mapped into this process that look like BLAS/LAPACK/oneDNN."""
+    torch.mm(torch.randn(64, 64), torch.randn(64, 64))  # make sure BLAS is loaded
+    found = set()
+    with open('/proc/self/maps') as f:
+        for line in f:
+            path = line.split()[-1] if len(line.split()) >= 6 else ''
+            base = os.path.basename(path)
+            if any(k in base for k in ('blas', 'lapack', 'mkl', 'dnnl', 'gomp', 'omp')):
+                found.add(os.path.realpath(path))
+    return sorted(found)
+
+
+def info():
+    libs = blas_libraries()
+    return {
+        'python': sys.version.split()[0],
+        'torch': torch.__version__,
+        'threads': torch.get_num_threads(),
+        'interop_threads': torch.get_num_interop_threads(),
+        'openblas': any('openblas' in p for p in libs),
+        'blas_libraries': libs,
+        'mkldnn': torch.backends.mkldnn.is_available(),
+        'config': torch.__config__.show(),
+    }
+
+
+def rss():
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    current = 0
+    with open('/proc/self/statm') as f:
+        current = int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+    return {'peak': peak, 'current': current}
+
+
+def load(msg):
+    torch.manual_seed(msg.get('seed', 0))
+    model = CnncModel(msg['model'])
+    params = verify(model)
+    batch = msg['batch']
+    x = torch.randn([batch] + list(msg['model']['input']))
+    entry = {'model': model, 'x': x, 'batch': batch}
+    train = msg.get('train')
+    if train:
+        classes = msg['model']['output'][0]
+        entry['y'] = torch.randint(0, classes, (batch,))
+        if train['optimizer'] == 'sgd':
+            entry['opt'] = torch.optim.SGD(model.parameters(), lr=train['lr'], momentum=train.get('momentum', 0))
+        elif train['optimizer'] == 'adam':
+            entry['opt'] = torch.optim.Adam(model.parameters(), lr=train['lr'])
+        else:
+            raise CheckError(f"optimizer {train['optimizer']!r} not supported here")
+        model.train()
+    else:
+        model.eval()
+    models[msg['id']] = entry
+    return {'params': params}
+
+
+def infer(msg):
+    e = models[msg['id']]
+    model, x = e['model'], e['x']
+    model.eval()
+    times = []
+    with torch.inference_mode():
+        for _ in range(msg['iters']):
+            t = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t)
+    return {'times': times}
+
+
+def train(msg):
+    e = models[msg['id']]
+    model, x, y, opt = e['model'], e['x'], e['y'], e['opt']
+    model.train()
+    times = []
+    loss_value = None
+    for _ in range(msg['iters']):
+        t = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        loss_value = loss.item()  # synchronises, as the cnnc runner returns the loss too
+        times.append(time.perf_counter() - t)
+    return {'times': times, 'loss': loss_value}
+
+
+def export(msg):
+    e = models[msg['id']]
+    model = e['model']
+    randomise(model, msg.get('seed', 0))
+    model.eval()
+    x = e['x']
+    with torch.no_grad():
+        y = model(x)
+    index, chunks, offset = [], [], 0
+    tensors = [('__input__', x), ('__output__', y)] + list(model.named_tensors().items())
+    for name, t in tensors:
+        data = t.detach().contiguous().float().numpy().tobytes()
+        index.append({'name': name, 'dims': list(t.shape), 'offset': offset, 'length': t.numel()})
+        chunks.append(data)
+        offset += len(data)
+    with open(msg['path'], 'wb') as f:
+        for c in chunks:
+            f.write(c)
+    with open(msg['path'] + '.json', 'w') as f:
+        json.dump(index, f)
+    return {'tensors': len(index)}
+
+
+def main():
+    handlers = {
+        'info': lambda m: info(), 'rss': lambda m: rss(), 'load': load, 'infer': infer, 'train': train,
+        'export': export, 'drop': lambda m: models.pop(m['id'], None) and {},
+    }
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        msg = json.loads(line)
+        if msg['cmd'] == 'quit':
+            break
+        try:
+            result = handlers[msg['cmd']](msg) or {}
+            out = {'ok': True, **result}
+        except CheckError as e:
+            out = {'ok': False, 'error': str(e), 'check': True}
+        except Exception as e:  # noqa: BLE001 - reported to the harness, which fails loudly
+            out = {'ok': False, 'error': f'{type(e).__name__}: {e}'}
+        sys.stdout.write(json.dumps(out) + '\n')
+        sys.stdout.flush()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,115 @@
+/** Shared helpers of the benchmarks: statistics, formatting, machine description, BENCHMARKS.md sections. */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import { execSync } from 'node:child_process';
+import type { TorchInfo } from './torch-client.ts';
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+export interface Stats {
+  median: number;
+  min: number;
+  max: number;
+}
+
+export const stats = (xs: readonly number[]): Stats => ({ median: median(xs), min: Math.min(...xs), max: Math.max(...xs) });
+
+export const fmt = (x: number, digits = 1) =>
+  Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '—';
+export const fmtRatio = (x: number) => (Number.isFinite(x) ? `${x.toFixed(2)}x` : '—');
+export const range = (s: Stats, digits = 1) => `${fmt(s.min, digits)} – ${fmt(s.max, digits)}`;
+export const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+
+function cpuModel(): string {
+  try {
+    const m = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) return m[1].trim();
+  } catch { /* not Linux */ }
+  return cpus()[0]?.model ?? 'unknown';
+}
+
+function nproc(): string {
+  try {
+    return execSync('nproc', { encoding: 'utf8' }).trim();
+  } catch {
+    return String(cpus().length);
+  }
+}
+
+function ortVersion(): string {
+  try {
+    return (JSON.parse(readFileSync('node_modules/onnxruntime-node/package.json', 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** One Markdown paragraph describing the machine and the versions. */
+export function machineInfo(torch: TorchInfo | null, threads: number): string {
+  const lines = [
+    `Machine: ${cpuModel()}, nproc ${nproc()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Linux ${release()}; ` +
+      `shared with other work, so throughput can swing (runs are interleaved for that reason).`,
+    `Versions: Node ${process.version}, onnxruntime-node ${ortVersion()}` +
+      (torch ? `, Python ${torch.python}, PyTorch ${torch.torch} (Debian python3-torch; ${threads} threads, ` +
+        `BLAS: ${torch.openblas ? 'OpenBLAS' : 'not OpenBLAS'}${torch.blas_libraries.length ? ` — ${torch.blas_libraries.map((p) => p.split('/').pop()).join(', ')}` : ''}; ` +
+        `oneDNN (mkldnn) ${torch.mkldnn ? 'available' : 'not available'})` : ', PyTorch not available') + '.',
+  ];
+  return lines.join('\n');
+}
+
+/** Replaces the text between `<!-- NAME:start -->` and `<!-- NAME:end -->` (appending the markers if absent). */
+export function updateSection(file: string, name: string, body: string): void {
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  const block = `${start}\n${body.trim()}\n${end}`;
+  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
+  const i = text.indexOf(start);
+  const j = text.indexOf(end);
+  if (i >= 0 && j > i) text = text.slice(0, i) + block + text.slice(j + end.length);
+  else text = `${text.trimEnd()}\n\n${block}\n`;
+  writeFileSync(file, text);
+}
+
+/** Busy CPU time of the whole machine (all cores), in seconds, from /proc/stat; NaN off Linux. */
+function machineBusy(): number {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal
+    return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU seconds (user + system) of a process and its threads, from /proc/PID/stat. */
+function processCpu(pid: number | 'self'): number {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * Measures how much CPU everything else on the machine used while `fn` ran, in cores (0 = the
+ * machine was ours, 1 = another process kept one core busy), so noisy rounds can be told apart.
+ */
+export async function withLoad<T>(pids: (number | undefined)[], fn: () => Promise<T>): Promise<{ value: T; others: number }> {
+  const ids = [...pids.filter((p): p is number => p !== undefined), 'self' as const];
+  const b0 = machineBusy();
+  const c0 = ids.map(processCpu);
+  const t0 = performance.now();
+  const value = await fn();
+  const wall = (performance.now() - t0) / 1000;
+  const ours = ids.map(processCpu).reduce((a, c, i) => a + (c - c0[i]), 0);
+  const others = Math.max(0, (machineBusy() - b0 - ours) / wall);
+  return { value, others };
+}
