@@ -39,6 +39,7 @@ export interface TrainCliOptions {
   resume?: boolean;
   limitTrain?: string;
   limitTest?: string;
+  init?: string;
 }
 
 export function registerTrain(program: Command): void {
@@ -60,6 +61,7 @@ export function registerTrain(program: Command): void {
     .option('--resume', 'continue the run in --out from its last.ckpt, exactly where it stopped')
     .option('--limit-train <n>', 'use only the first N training samples')
     .option('--limit-test <n>', 'use only the first N test samples')
+    .option('--init <file>', 'start from pretrained weights (a cnnc checkpoint or an .onnx model), matched by name; the rest initialised as usual')
     .addHelpText('after', '\nCtrl-C stops after the current step and saves a checkpoint (--resume continues); a second Ctrl-C aborts.')
     .action(async (file: string, opts: TrainCliOptions) => {
       const result = await trainCommand(file, opts);
@@ -258,6 +260,16 @@ export async function trainCommand(file: string, opts: TrainCliOptions, deps: Tr
 
   const create = deps.createTrainRunner ?? (await loadRunnerFactory());
   const runner = await create(model, config, { device, threads, batch: config.batch });
+  if (opts.init && !opts.resume) {
+    // Pretrained values replace the initial ones by name; what did not match is reported.
+    const { loadPretrained, formatPretrainedReport } = await import('../runtime/train-runner.ts');
+    const { tensors, report } = loadPretrained(model, opts.init);
+    if (report.matched.length === 0) throw new UserError(`no tensor matches a parameter of model ${model.name}`, opts.init);
+    log.write(formatPretrainedReport(report) + '\n');
+    const state = runner.state();
+    for (const [name, t] of tensors) state.set(name, t);
+    runner.load(state);
+  }
   const outDir = opts.out ?? join('runs', model.name);
   try {
     const res = await train({

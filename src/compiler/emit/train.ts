@@ -516,15 +516,18 @@ export function emitEval(plan: TrainPlan, opts: GraphOptions = {}): Uint8Array {
  * loop-carried, so it stays inside the runtime between steps. Frozen parameters are read from the
  * outer graph. Gives the same state as K single steps with the same batches, lrs and steps.
  */
-export function emitTrainLoop(plan: TrainPlan, opts: GraphOptions = {}): Uint8Array {
+export function emitTrainLoop(plan: TrainPlan, opts: GraphOptions & { steps?: number } = {}): Uint8Array {
   const graph = new GraphBuilder(`${plan.model.name}_train_loop`);
   for (const e of plan.state) graph.input(e.name, e.dims);
-  const input = graph.input(TRAIN_INPUTS.input, ['K', 'N', ...plan.model.input]);
-  const labels = graph.input(TRAIN_INPUTS.labels, ['K', 'N'], 'int64');
-  const lr = graph.input(TRAIN_INPUTS.lr, ['K'], 'float');
+  const K: Dim = opts.steps ?? 'K';
+  const input = graph.input(TRAIN_INPUTS.input, [K, 'N', ...plan.model.input]);
+  const labels = graph.input(TRAIN_INPUTS.labels, [K, 'N'], 'int64');
+  const lr = graph.input(TRAIN_INPUTS.lr, [K], 'float');
   const step = graph.input(TRAIN_INPUTS.step, [], 'int64');
   const zero = graph.constant(BigInt64Array.of(0n), [], 'zero');
-  const trips = graph.op('Gather', [graph.op('Shape', [input]), zero], { axis: 0 });
+  const trips = opts.steps !== undefined
+    ? graph.constant(BigInt64Array.of(BigInt(opts.steps)), [], 'trips')
+    : graph.op('Gather', [graph.op('Shape', [input]), zero], { axis: 0 });
 
   const carried = plan.state.filter((e) => e.updated);
   const body = graph.subgraph('step');
@@ -555,8 +558,8 @@ export function emitTrainLoop(plan: TrainPlan, opts: GraphOptions = {}): Uint8Ar
   const outputs = [...carried.map((e) => NEW_PREFIX + e.name), TRAIN_OUTPUTS.loss, TRAIN_OUTPUTS.correct];
   graph.node('Loop', [trips, '', ...carried.map((e) => e.name)], { body: body.toGraph() }, { outputs, name: `train_loop (${opts.file ?? 'model'})` });
   for (const e of carried) graph.output(NEW_PREFIX + e.name, dimsOf(plan, e.name));
-  graph.output(TRAIN_OUTPUTS.loss, ['K'], 'float');
-  graph.output(TRAIN_OUTPUTS.correct, ['K'], 'int64');
+  graph.output(TRAIN_OUTPUTS.loss, [K], 'float');
+  graph.output(TRAIN_OUTPUTS.correct, [K], 'int64');
   return finish(graph, plan, opts, 'train_loop');
 }
 
@@ -599,7 +602,7 @@ export interface TrainGraphs {
   trainLoop?: Uint8Array;
 }
 
-export function compileTraining(model: CheckedModel, config: TrainConfig, opts: GraphOptions & { loop?: boolean } = {}): TrainGraphs {
+export function compileTraining(model: CheckedModel, config: TrainConfig, opts: GraphOptions & { loop?: boolean; loopSteps?: number } = {}): TrainGraphs {
   const plan = trainPlan(model, config);
   if (plan.state.every((e) => !(e.kind === 'param' && e.updated))) {
     throw new UserError(`model ${model.name} has no trainable parameters (all frozen or none); there is nothing to train`);
@@ -608,7 +611,7 @@ export function compileTraining(model: CheckedModel, config: TrainConfig, opts: 
     plan,
     trainStep: emitTrainStep(plan, opts),
     eval: emitEval(plan, opts),
-    trainLoop: opts.loop ? emitTrainLoop(plan, opts) : undefined,
+    trainLoop: opts.loop ? emitTrainLoop(plan, { ...opts, steps: opts.loopSteps }) : undefined,
   };
 }
 
