@@ -278,6 +278,9 @@ const tokenWords: Record<string, string> = {
 };
 const tokenDescription = (name: string) => tokenWords[name] ?? name;
 
+const NONE: readonly CstElement[] = [];
+const isRealToken = (t: IToken) => !t.isInsertedInRecovery && !Number.isNaN(t.startOffset);
+
 /** CST to AST. Recovered nodes may miss children, so every access is defensive. */
 class AstBuilder {
   constructor(private readonly text: string) {}
@@ -416,7 +419,9 @@ class AstBuilder {
 
   /** Left-associative `a op b op c`, reassembled from operands and operators in source order. */
   private binaryChain(node: CstNode, operand: string, ops: string[], build: (n: CstNode) => A.Expr): A.Expr {
-    const operands = this.nodes(node, operand).map(build);
+    const children = this.nodes(node, operand);
+    if (children.length === 1) return build(children[0]); // the common case: no operator at all
+    const operands = children.map(build);
     const operators = ops.flatMap((o) => this.tokens(node, o)).sort((a, b) => a.startOffset - b.startOffset);
     if (operands.length === 0) return { kind: 'name', name: '', span: this.span(node) };
     let result = operands[0];
@@ -449,16 +454,22 @@ class AstBuilder {
     return exprs[0] ?? { kind: 'name', name: '', span };
   }
 
+  /** Children under a rule name are always CST nodes (chevrotain keys them by rule). */
   private nodes(node: CstNode | undefined, name: string): CstNode[] {
-    return ((node?.children[name] ?? []) as CstElement[]).filter((e): e is CstNode => 'children' in e);
+    return (node?.children[name] ?? NONE) as CstNode[];
   }
 
+  /** Tokens the user wrote: recovery may insert virtual ones, which have no place in the text. */
   private tokens(node: CstNode, name: string): IToken[] {
-    return ((node.children[name] ?? []) as CstElement[]).filter((e): e is IToken => 'image' in e && !e.isInsertedInRecovery && !Number.isNaN(e.startOffset));
+    const all = (node.children[name] ?? NONE) as IToken[];
+    return all.every(isRealToken) ? all : all.filter(isRealToken);
   }
 
   private token(node: CstNode, name: string): IToken | undefined {
-    return this.tokens(node, name)[0];
+    const all = node.children[name] as IToken[] | undefined;
+    if (!all) return undefined;
+    for (const t of all) if (isRealToken(t)) return t;
+    return undefined;
   }
 
   private spanOfToken(token: IToken | undefined, fallback: CstNode): Span {
