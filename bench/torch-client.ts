@@ -30,18 +30,15 @@ export interface TorchInfo {
 
 type Reply = { ok: true; [k: string]: unknown } | { ok: false; error: string; check?: boolean };
 
-export class TorchProcess {
+/** A child process that answers one JSON line per JSON command line ({ok: true, ...} or {ok: false, error}). */
+export class JsonProcess {
   private proc: ChildProcessWithoutNullStreams;
   private pending: ((r: Reply) => void)[] = [];
   private stderr = '';
   private exited: string | null = null;
 
-  constructor(threads = 2) {
-    const script = fileURLToPath(new URL('./torch_bench.py', import.meta.url));
-    this.proc = spawn(PYTHON, [script], {
-      env: { ...process.env, BENCH_THREADS: String(threads), OMP_NUM_THREADS: String(threads) },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+  constructor(readonly label: string, command: string, args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.proc = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     createInterface({ input: this.proc.stdout }).on('line', (line) => {
       const resolve = this.pending.shift();
       if (resolve) resolve(JSON.parse(line) as Reply);
@@ -49,7 +46,7 @@ export class TorchProcess {
     this.proc.stderr.on('data', (d: Buffer) => { this.stderr += d.toString(); });
     this.proc.on('exit', (code, signal) => {
       this.exited = `exited with ${signal ?? code}`;
-      for (const r of this.pending.splice(0)) r({ ok: false, error: `torch_bench.py ${this.exited}: ${this.stderr.slice(-2000)}` });
+      for (const r of this.pending.splice(0)) r({ ok: false, error: `${this.label} ${this.exited}: ${this.stderr.slice(-2000)}` });
     });
   }
 
@@ -59,16 +56,12 @@ export class TorchProcess {
 
   /** Sends a command; throws (loudly) on any error the Python side reports. */
   async send<T = Record<string, unknown>>(msg: Record<string, unknown>): Promise<T> {
-    if (this.exited) throw new Error(`torch_bench.py ${this.exited}: ${this.stderr.slice(-2000)}`);
+    if (this.exited) throw new Error(`${this.label} ${this.exited}: ${this.stderr.slice(-2000)}`);
     const reply = new Promise<Reply>((resolve) => this.pending.push(resolve));
     this.proc.stdin.write(JSON.stringify(msg) + '\n');
     const r = await reply;
-    if (!r.ok) throw new Error(`PyTorch ${String(msg.cmd)}${msg.id ? ` ${String(msg.id)}` : ''}: ${r.error}`);
+    if (!r.ok) throw new Error(`${this.label} ${String(msg.cmd)}${msg.id ? ` ${String(msg.id)}` : ''}: ${r.error}`);
     return r as unknown as T;
-  }
-
-  info(): Promise<TorchInfo> {
-    return this.send<TorchInfo>({ cmd: 'info' });
   }
 
   async close(): Promise<void> {
@@ -77,5 +70,17 @@ export class TorchProcess {
     this.proc.stdin.write(JSON.stringify({ cmd: 'quit' }) + '\n');
     this.proc.stdin.end();
     await done;
+  }
+}
+
+/** bench/torch_bench.py under /usr/bin/python3 with `threads` intra-op threads. */
+export class TorchProcess extends JsonProcess {
+  constructor(threads = 2) {
+    const script = fileURLToPath(new URL('./torch_bench.py', import.meta.url));
+    super('PyTorch', PYTHON, [script], { BENCH_THREADS: String(threads), OMP_NUM_THREADS: String(threads) });
+  }
+
+  info(): Promise<TorchInfo> {
+    return this.send<TorchInfo>({ cmd: 'info' });
   }
 }

@@ -6,7 +6,7 @@ Commands ({"cmd": ..., ...}):
   info                                 versions, threads, BLAS library in use, torch.__config__.show()
   load   id model batch [train] [seed] build the model from bench/model-json.ts's JSON, check parameter
                                        counts and every shape (fails loudly), make a fixed random batch;
-                                       train = {"optimizer": "adam"|"sgd", "lr", "momentum"} for training
+                                       train = {"optimizer", "loss"} from cnnc's TrainConfig
   infer  id iters                      `iters` timed forward passes (eval, inference_mode); seconds each
   train  id iters                      `iters` timed training steps (forward, cross-entropy, backward, step)
   export id path seed                  random weights and bn statistics, written with an input and
@@ -85,12 +85,20 @@ def load(msg):
     if train:
         classes = msg['model']['output'][0]
         entry['y'] = torch.randint(0, classes, (batch,))
-        if train['optimizer'] == 'sgd':
-            entry['opt'] = torch.optim.SGD(model.parameters(), lr=train['lr'], momentum=train.get('momentum', 0))
-        elif train['optimizer'] == 'adam':
-            entry['opt'] = torch.optim.Adam(model.parameters(), lr=train['lr'])
+        o = train['optimizer']  # cnnc's TrainConfig.optimizer
+        if o['kind'] == 'sgd':
+            entry['opt'] = torch.optim.SGD(model.parameters(), lr=o['lr'], momentum=o['momentum'],
+                                           nesterov=o['nesterov'], weight_decay=o['weight_decay'])
+        elif o['kind'] in ('adam', 'adamw'):
+            cls = torch.optim.Adam if o['kind'] == 'adam' else torch.optim.AdamW
+            entry['opt'] = cls(model.parameters(), lr=o['lr'], betas=(o['beta1'], o['beta2']), eps=o['eps'],
+                               weight_decay=o['weight_decay'])
         else:
-            raise CheckError(f"optimizer {train['optimizer']!r} not supported here")
+            raise CheckError(f"optimizer {o['kind']!r} not supported here")
+        loss = train.get('loss', {'kind': 'cross_entropy', 'smoothing': 0})
+        if loss['kind'] != 'cross_entropy':
+            raise CheckError('only cross_entropy is benchmarked')
+        entry['smoothing'] = loss['smoothing']
         model.train()
     else:
         model.eval()
@@ -120,7 +128,7 @@ def train(msg):
     for _ in range(msg['iters']):
         t = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
+        loss = F.cross_entropy(model(x), y, label_smoothing=e['smoothing'])
         loss.backward()
         opt.step()
         loss_value = loss.item()  # synchronises, as the cnnc runner returns the loss too
