@@ -23,8 +23,9 @@ function activation(name: string, doc: string, lower: LayerKind['lower'], grad: 
 const unary = (op: string, attrs: (args: LayerNode['args']) => Record<string, AttrValue> = () => ({})): LayerKind['lower'] =>
   (ctx, x, node) => ctx.op(op, [x], attrs(node.args));
 
+// dy · (x > 0): a multiply by the cast mask runs faster on onnxruntime than Where.
 export const relu = activation('relu', 'max(x, 0)', unary('Relu'),
-  (ctx, g) => (g.needInput ? { dx: piecewise(ctx, g, ctx.scalar(0, 'zero')) } : {}));
+  elementwise((ctx, { x }) => ctx.op('Cast', [ctx.op('Greater', [x, ctx.scalar(0, 'zero')])], { to: 1 })));
 export const leakyrelu = activation('leakyrelu', 'x if x > 0 else slope·x: leakyrelu [SLOPE]', unary('LeakyRelu', (a) => ({ alpha: { float: a.slope as number } })),
   (ctx, g, node) => (g.needInput ? { dx: piecewise(ctx, g, ctx.op('Mul', [g.dy, ctx.scalar(node.args.slope as number, 'slope')])) } : {}), [
     { name: 'slope', type: 'number', positional: true, default: 0.01, doc: 'slope for negative inputs' },

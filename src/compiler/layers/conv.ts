@@ -71,7 +71,15 @@ function convGrad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutput 
       pads: [...w.pads], output_padding: rest.some((r) => r > 0) ? rest : undefined,
     });
   }
-  if (g.needParam('weight')) {
+  const needW = g.needParam('weight'), needB = node.args.bias && g.needParam('bias');
+  // Ungrouped: explicit im2col and one GEMM (onnxruntime runs it about twice as fast as the Conv
+  // formulation), when the patches stay small; otherwise (and for groups) a Conv over x and dy.
+  const im2col = groups === 1 && C * w.kernel[0] * w.kernel[1] * output[1] * output[2] <= IM2COL_LIMIT;
+  let dyRows: string | undefined; // dy as [M, N·oH·oW]
+  if (needW && im2col) {
+    dyRows = ctx.op('Reshape', [ctx.op('Transpose', [g.dy], { perm: [1, 0, 2, 3] }), ctx.ints([M, -1], 'shape')]);
+    out.params!.weight = ctx.op('Reshape', [ctx.op('Gemm', [dyRows, patches(ctx, g.x, node, w)], { transB: 1 }), ctx.ints([M, C, ...w.kernel], 'shape')]);
+  } else if (needW) {
     let xt: string, dyt: string;
     if (groups === 1) {
       xt = ctx.op('Transpose', [g.x], { perm: [1, 0, 2, 3] });
@@ -96,8 +104,37 @@ function convGrad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutput 
     if (extra.some((e) => e > 0)) dw = ctx.op('Slice', [dw, ctx.ints([0, 0], 'starts'), ctx.ints([...w.kernel], 'ends'), ctx.ints([2, 3])]);
     out.params!.weight = ctx.op('Transpose', [dw], { perm: [1, 0, 2, 3] });
   }
-  if (node.args.bias && g.needParam('bias')) out.params!.bias = ctx.op('ReduceSum', [g.dy, ctx.ints([0, 2, 3])], { keepdims: 0 });
+  if (needB) {
+    out.params!.bias = dyRows
+      ? ctx.op('ReduceSum', [dyRows, ctx.ints([1])], { keepdims: 0 })
+      : ctx.op('ReduceSum', [g.dy, ctx.ints([0, 2, 3])], { keepdims: 0 });
+  }
   return out;
+}
+
+/** Most values per sample in im2col patches (C·kH·kW·oH·oW); larger layers use the Conv formulation. */
+const IM2COL_LIMIT = 1 << 19;
+
+/**
+ * im2col: x's patches as [C·kH·kW, N·oH·oW], rows in the weight's (c, i, j) order: x transposed to
+ * [C, N, H, W] (a small copy), padded, then one strided Slice per kernel tap, stacked.
+ */
+function patches(ctx: LowerContext, x: string, node: LayerNode, w: Window): string {
+  const [oh, ow] = [node.output![1], node.output![2]];
+  let xt = ctx.op('Transpose', [x], { perm: [1, 0, 2, 3] });
+  const [pt, pl, pb, pr] = w.pads;
+  if (pt || pl || pb || pr) xt = ctx.op('Pad', [xt, ctx.ints([0, 0, pt, pl, 0, 0, pb, pr], 'pads')]);
+  const taps: string[] = [];
+  const axis1 = ctx.ints([1]);
+  for (let i = 0; i < w.kernel[0]; i++) {
+    for (let j = 0; j < w.kernel[1]; j++) {
+      const start = [i * w.dilation[0], j * w.dilation[1]];
+      const end = [start[0] + (oh - 1) * w.stride[0] + 1, start[1] + (ow - 1) * w.stride[1] + 1];
+      taps.push(ctx.op('Unsqueeze', [ctx.op('Slice', [xt, ctx.ints(start, 'starts'), ctx.ints(end, 'ends'), ctx.ints([2, 3]), ctx.ints([...w.stride], 'steps')]), axis1]));
+    }
+  }
+  const stacked = taps.length === 1 ? taps[0] : ctx.op('Concat', taps, { axis: 1 });
+  return ctx.op('Reshape', [stacked, ctx.ints([node.input![0] * w.kernel[0] * w.kernel[1], -1], 'shape')]);
 }
 
 const convMacs = (input: Shape, output: Shape, args: Args, groups: number) =>
