@@ -450,6 +450,23 @@ function emitStep(ctx: LowerContext, plan: TrainPlan, v: StepValues): { loss: st
   return { loss: loss.loss, correct: loss.correct, updates };
 }
 
+/**
+ * Declares `value` as the graph output `name`. Its producer's output is renamed rather than copied
+ * through an Identity (onnxruntime copies Identity's data; the step outputs every parameter);
+ * values without a producer in this graph, or already given out, go through an Identity.
+ */
+class Outputs {
+  private readonly renamed = new Map<string, string>();
+  constructor(private readonly ctx: LowerContext, private readonly graph: GraphBuilder) {}
+
+  add(value: string, name: string, dims: Dim[], elemType: 'float' | 'int64' = 'float'): void {
+    const given = this.renamed.get(value);
+    if (given === undefined && this.ctx.renameValue(value, name)) this.renamed.set(value, name);
+    else this.graph.node('Identity', [given ?? value], {}, { outputs: [name], name: `${name} (output)` });
+    this.graph.output(name, dims, elemType);
+  }
+}
+
 const dimsOf = (plan: TrainPlan, name: string) => plan.state.find((e) => e.name === name)!.dims;
 
 function finish(graph: GraphBuilder, plan: TrainPlan, opts: GraphOptions, what: string): Uint8Array {
@@ -471,16 +488,10 @@ export function emitTrainStep(plan: TrainPlan, opts: GraphOptions = {}): Uint8Ar
   const ctx = newContext(graph, plan, 'training', (n) => n, opts, stepSeed(graph, plan, step));
   reserveAll(ctx, graph);
   const r = emitStep(ctx, plan, { input, labels, lr, step, state: (n) => n });
-  graph.node('Identity', [r.loss], {}, { outputs: [TRAIN_OUTPUTS.loss], name: 'loss (output)' });
-  graph.node('Identity', [r.correct], {}, { outputs: [TRAIN_OUTPUTS.correct], name: 'correct (output)' });
-  graph.output(TRAIN_OUTPUTS.loss, [], 'float');
-  graph.output(TRAIN_OUTPUTS.correct, [], 'int64');
-  for (const e of plan.state) {
-    if (!e.updated) continue;
-    const name = NEW_PREFIX + e.name;
-    graph.node('Identity', [r.updates.get(e.name)!], {}, { outputs: [name], name: `${name} (output)` });
-    graph.output(name, e.dims);
-  }
+  const outputs = new Outputs(ctx, graph);
+  outputs.add(r.loss, TRAIN_OUTPUTS.loss, [], 'float');
+  outputs.add(r.correct, TRAIN_OUTPUTS.correct, [], 'int64');
+  for (const e of plan.state) if (e.updated) outputs.add(r.updates.get(e.name)!, NEW_PREFIX + e.name, e.dims);
   return finish(graph, plan, opts, 'train_step');
 }
 
@@ -502,12 +513,10 @@ export function emitEval(plan: TrainPlan, opts: GraphOptions = {}): Uint8Array {
   const out = lowerNode(ctx, plan.model.root, input);
   const tail = foldedTail(plan.model, plan.config);
   const loss = emitLoss(ctx, plan.model.root, plan.config, tail ? ctx.lowered.get(tail.path)!.input : out, labels, tail ? tail.input! : plan.model.output, false);
-  graph.node('Identity', [loss.loss], {}, { outputs: [TRAIN_OUTPUTS.loss], name: 'loss (output)' });
-  graph.node('Identity', [loss.correct], {}, { outputs: [TRAIN_OUTPUTS.correct], name: 'correct (output)' });
-  graph.node('Identity', [out], {}, { outputs: [TRAIN_OUTPUTS.logits], name: 'logits (output)' });
-  graph.output(TRAIN_OUTPUTS.loss, [], 'float');
-  graph.output(TRAIN_OUTPUTS.correct, [], 'int64');
-  graph.output(TRAIN_OUTPUTS.logits, ['N', ...plan.model.output]);
+  const outputs = new Outputs(ctx, graph);
+  outputs.add(loss.loss, TRAIN_OUTPUTS.loss, [], 'float');
+  outputs.add(loss.correct, TRAIN_OUTPUTS.correct, [], 'int64');
+  outputs.add(out, TRAIN_OUTPUTS.logits, ['N', ...plan.model.output]);
   return finish(graph, plan, opts, 'eval');
 }
 
@@ -546,14 +555,10 @@ export function emitTrainLoop(plan: TrainPlan, opts: GraphOptions & { steps?: nu
   const r = emitStep(ctx, plan, { input: x, labels: y, lr: lrI, step: stepI, state });
   const condOut = body.op('Identity', [condIn]);
   body.output(condOut, [], 'bool');
-  const bodyOuts: string[] = [];
-  for (const e of carried) {
-    const o = body.op('Identity', [r.updates.get(e.name)!], {}, { output: `loop:new:${e.name}` });
-    body.output(o, e.dims);
-    bodyOuts.push(o);
-  }
-  body.output(body.op('Identity', [r.loss], {}, { output: 'loop:loss' }), [], 'float');
-  body.output(body.op('Identity', [r.correct], {}, { output: 'loop:correct' }), [], 'int64');
+  const bodyOutputs = new Outputs(ctx, body);
+  for (const e of carried) bodyOutputs.add(r.updates.get(e.name)!, `loop:new:${e.name}`, e.dims);
+  bodyOutputs.add(r.loss, 'loop:loss', [], 'float');
+  bodyOutputs.add(r.correct, 'loop:correct', [], 'int64');
 
   const outputs = [...carried.map((e) => NEW_PREFIX + e.name), TRAIN_OUTPUTS.loss, TRAIN_OUTPUTS.correct];
   graph.node('Loop', [trips, '', ...carried.map((e) => e.name)], { body: body.toGraph() }, { outputs, name: `train_loop (${opts.file ?? 'model'})` });
