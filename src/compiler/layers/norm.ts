@@ -53,7 +53,9 @@ export const bn: LayerKind = {
       ctx.op('Mul', [ctx.op('Reshape', [batch, channels]), ctx.scalar(m, 'momentum')]),
     ]);
     const count = ctx.op('Cast', [ctx.op('Div', [ctx.op('Size', [x]), ctx.constant(BigInt64Array.of(BigInt(node.input![0])), [], 'channels')])], { to: 1 });
-    const unbiased = ctx.op('Mul', [variance, ctx.op('Div', [count, ctx.op('Sub', [count, ctx.scalar(1, 'one')])])]);
+    // count / (count - 1), kept finite for a single value per channel (PyTorch refuses that batch).
+    const one = ctx.scalar(1, 'one');
+    const unbiased = ctx.op('Mul', [variance, ctx.op('Div', [count, ctx.op('Max', [ctx.op('Sub', [count, one]), one])])]);
     ctx.updateState(node, 'running_mean', update(inputs[2], mean));
     ctx.updateState(node, 'running_var', update(inputs[3], unbiased));
     return ctx.op('Add', [ctx.op('Mul', [xhat, perChannel(ctx, node, inputs[0])]), perChannel(ctx, node, inputs[1])]);
