@@ -16,6 +16,11 @@ export interface SessionOptions {
   /** intraOpNumThreads; ORT picks a default when omitted. */
   threads?: number;
   optimization?: Optimization;
+  /**
+   * Whether idle intra-op threads spin waiting for work (onnxruntime's default, true). Training
+   * turns it off: between steps the JavaScript thread prepares the next batch on the same cores.
+   */
+  spinning?: boolean;
 }
 
 export interface CreatedSession {
@@ -68,6 +73,7 @@ async function create(model: Uint8Array | string, device: 'cpu' | 'cuda', opts: 
     executionProviders: [device],
     graphOptimizationLevel: opts.optimization ?? 'all',
     ...(opts.threads !== undefined && { intraOpNumThreads: opts.threads }),
+    ...(opts.spinning === false && { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
   };
   return typeof model === 'string'
     ? ort.InferenceSession.create(model, options)

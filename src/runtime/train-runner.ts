@@ -29,6 +29,8 @@ export interface OrtRunnerOptions extends TrainRunnerOptions {
   init?: ReadonlyMap<string, TensorData>;
   /** Also build the K-step Loop graph (for runBlock). */
   loop?: boolean;
+  /** Let idle onnxruntime threads spin (default false: the trainer prepares batches meanwhile). */
+  spinning?: boolean;
   /** Source file and text, for node names in the graphs. */
   file?: string;
   source?: string;
@@ -58,7 +60,7 @@ export class OrtTrainRunner implements TrainStepRunner {
       throw new UserError(`model ${model.name} has no trainable parameters (all frozen or none); there is nothing to train`);
     }
     const graphOpts = { file: opts.file, source: opts.source };
-    const sessionOpts = { device: opts.device, threads: opts.threads };
+    const sessionOpts = { device: opts.device, threads: opts.threads, spinning: opts.spinning ?? false };
     const step = await createSession(emitTrainStep(plan, graphOpts), sessionOpts);
     // The evaluation and loop sessions run where the step session runs (auto resolved once).
     const resolved = { ...sessionOpts, device: step.device };
