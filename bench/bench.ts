@@ -16,6 +16,7 @@ import { compileInference } from '../src/compiler/emit/inference.ts';
 import { parseBench } from './parse.ts';
 import { ortOptions, THREADS } from './bench-options.ts';
 import { loadModel, modelToJson } from './model-json.ts';
+import { checkEquivalence } from './equivalence.ts';
 import { TorchProcess, torchAvailable, TORCH_INSTALL_HINT, type TorchInfo } from './torch-client.ts';
 import { machineInfo, median, range, sleep, stats, updateSection, fmt, fmtRatio, withLoad } from './util.ts';
 
@@ -102,7 +103,8 @@ async function timeOrt(p: Prepared, iters: number): Promise<number[]> {
   return times;
 }
 
-async function inferenceBench(torch: TorchProcess | null): Promise<{ table: string; rounds: string; ratios: number[] }> {
+async function inferenceBench(torch: TorchProcess | null): Promise<{ table: string; rounds: string; ratios: number[]; equivalence: string[] }> {
+  const equivalence: string[] = [];
   const keys = process.env.BENCH_ROWS?.split(',');
   const rows = ALL_ROWS.filter((r) => !keys || keys.includes(r.key));
   const prepared: Prepared[] = [];
@@ -118,6 +120,9 @@ async function inferenceBench(torch: TorchProcess | null): Promise<{ table: stri
     if (y.dims.join() !== [row.batch, ...model.output!].join()) throw new Error(`${row.file}: cnnc output ${y.dims.join('x')}`);
     const p: Prepared = { row, name: model.name, session, feeds, iters: 1 };
     if (torch) {
+      // Same weights in both, same outputs (throws otherwise); then the benchmark copy.
+      const eq = await checkEquivalence(torch, model, 2);
+      equivalence.push(`${model.name}: max |diff| ${eq.maxAbsDiff.toExponential(1)} (relative ${eq.relative.toExponential(1)})`);
       p.torchId = row.key;
       const json = modelToJson(model);
       const { params } = await torch.send<{ params: number }>({ cmd: 'load', id: row.key, model: json, batch: row.batch });
@@ -126,7 +131,7 @@ async function inferenceBench(torch: TorchProcess | null): Promise<{ table: stri
     // Warm-up (not counted), and an iteration count aiming at SECONDS per measurement.
     const warm = await timeOrt(p, 3);
     if (torch) await torch.send({ cmd: 'infer', id: p.torchId, iters: 3 });
-    p.iters = Math.max(3, Math.round(SECONDS / Math.min(...warm)));
+    p.iters = Math.max(5, Math.round(SECONDS / Math.min(...warm)));
     prepared.push(p);
   }
 
@@ -190,7 +195,7 @@ async function inferenceBench(torch: TorchProcess | null): Promise<{ table: stri
   const header = `| round | ${prepared.map((p) => `${p.name} b${p.row.batch}: cnnc / PyTorch = ratio (others' load)`).join(' | ')} |`;
   const rounds = [header, `|---|${prepared.map(() => '---:').join('|')}|`, ...roundLines].join('\n');
   for (const p of prepared) await p.session.release();
-  return { table: lines.join('\n'), rounds, ratios: allRatios };
+  return { table: lines.join('\n'), rounds, ratios: allRatios, equivalence };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -243,6 +248,10 @@ async function main() {
     const r = await inferenceBench(torch);
     emit(r.table);
     emit();
+    if (r.equivalence.length) {
+      emit(`Equivalence with shared random weights and batch-norm statistics, batch 2, checked before timing: ${r.equivalence.join('; ')}.`);
+      emit();
+    }
     emit('Per round (images/s):');
     emit();
     emit(r.rounds);

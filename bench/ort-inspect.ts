@@ -11,6 +11,7 @@ import onnxProto from 'onnx-proto';
 import { compileInference } from '../src/compiler/emit/inference.ts';
 import { loadModel } from './model-json.ts';
 import { ortOptions } from './bench-options.ts';
+import { summariseProfile } from './util.ts';
 
 const count = (bytes: Uint8Array) => {
   const model = onnxProto.onnx.ModelProto.decode(bytes);
@@ -45,19 +46,8 @@ try {
   await session.release();
   const profile = readdirSync(dir).find((f) => f.startsWith('profile'));
   if (profile) {
-    const events = JSON.parse(readFileSync(path.join(dir, profile), 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string } }[];
-    const byOp = new Map<string, number>();
-    let total = 0;
-    for (const e of events) {
-      if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
-      const op = e.args?.op_name ?? '?';
-      byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
-      total += e.dur;
-    }
-    console.log(`kernel time by op type (all ${runs + 2} profiled runs, ms per run):`);
-    for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1])) {
-      console.log(`  ${op.padEnd(24)} ${(us / 1000 / (runs + 2)).toFixed(2).padStart(9)}  ${((100 * us) / total).toFixed(1)}%`);
-    }
+    console.log(`kernel time by op type (all ${runs + 2} profiled runs, per run):`);
+    for (const line of summariseProfile(path.join(dir, profile), runs + 2)) console.log(line);
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -50,6 +50,13 @@ function ortVersion(): string {
   }
 }
 
+/** The BLAS/LAPACK/MKL-DNN/OpenMP settings from torch.__config__.show(). */
+function configFlags(config: string): string {
+  const flags = [...config.matchAll(/\b(BLAS_INFO|LAPACK_INFO|USE_MKLDNN|USE_OPENMP|USE_MKL)=([^,\s]+)/g)].map((m) => `${m[1]}=${m[2]}`);
+  const cpu = /CPU capability usage: (\S+)/.exec(config);
+  return [...flags, ...(cpu ? [`CPU capability ${cpu[1]}`] : [])].join(', ');
+}
+
 /** One Markdown paragraph describing the machine and the versions. */
 export function machineInfo(torch: TorchInfo | null, threads: number): string {
   const lines = [
@@ -58,7 +65,7 @@ export function machineInfo(torch: TorchInfo | null, threads: number): string {
     `Versions: Node ${process.version}, onnxruntime-node ${ortVersion()}` +
       (torch ? `, Python ${torch.python}, PyTorch ${torch.torch} (Debian python3-torch; ${threads} threads, ` +
         `BLAS: ${torch.openblas ? 'OpenBLAS' : 'not OpenBLAS'}${torch.blas_libraries.length ? ` — ${torch.blas_libraries.map((p) => p.split('/').pop()).join(', ')}` : ''}; ` +
-        `oneDNN (mkldnn) ${torch.mkldnn ? 'available' : 'not available'})` : ', PyTorch not available') + '.',
+        `oneDNN (mkldnn) ${torch.mkldnn ? 'available' : 'not available'}; torch.__config__.show(): ${configFlags(torch.config)})` : ', PyTorch not available') + '.',
   ];
   return lines.join('\n');
 }
@@ -112,4 +119,20 @@ export async function withLoad<T>(pids: (number | undefined)[], fn: () => Promis
   const ours = ids.map(processCpu).reduce((a, c, i) => a + (c - c0[i]), 0);
   const others = Math.max(0, (machineBusy() - b0 - ours) / wall);
   return { value, others };
+}
+
+/** ORT's profile JSON summed by op type: lines "Op  ms-per-run  share". */
+export function summariseProfile(file: string, runs: number): string[] {
+  const events = JSON.parse(readFileSync(file, 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string } }[];
+  const byOp = new Map<string, number>();
+  let total = 0;
+  for (const e of events) {
+    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
+    const op = e.args?.op_name ?? '?';
+    byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
+    total += e.dur;
+  }
+  return [...byOp].sort((a, b) => b[1] - a[1])
+    .map(([op, us]) => `  ${op.padEnd(24)} ${(us / 1000 / runs).toFixed(2).padStart(9)} ms  ${((100 * us) / total).toFixed(1).padStart(5)}%`)
+    .concat(`  ${'all kernels'.padEnd(24)} ${(total / 1000 / runs).toFixed(2).padStart(9)} ms`);
 }
