@@ -74,6 +74,11 @@ describe('required diagnostics', () => {
     expect(r.diagnostics).toEqual([]);
     expect(r.models[0].output).toEqual([4, 6, 6]);
   });
+  it('the projection finds the stride for odd sizes', () => {
+    const r = check('model m { input 3x6x5 residual project { conv 4 3x3 stride=2 pad=1 -> bn } }');
+    expect(r.diagnostics).toEqual([]);
+    expect(r.models[0].output).toEqual([4, 3, 3]);
+  });
   it('groups must divide channels', () => {
     expect(codesOf('model m { input 30x8x8 conv 64 3x3 groups=4 }')).toEqual(['CNN3006']);
     expect(codesOf('model m { input 32x8x8 conv 64 3x3 groups=4 }')).toEqual([]);

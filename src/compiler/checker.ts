@@ -370,11 +370,16 @@ class ModelChecker {
   private projection(start: Flow, out: Shape, scope: Scope, step: A.ResidualStep): SeqNode | null {
     const input = start.shape!;
     if (input.length !== 3 || out.length !== 3) return null;
-    const stride = input[1] / out[1];
-    if (!Number.isInteger(stride) || stride < 1 || input[2] / out[2] !== stride) return null;
+    // The stride per side whose 1x1 window gives the body's size: floor((in - 1) / s) + 1 = out.
+    const strideFor = (size: number, target: number) => {
+      for (let s = 1; s <= size; s++) if (Math.floor((size - 1) / s) + 1 === target) return s;
+      return 0;
+    };
+    const stride: [number, number] = [strideFor(input[1], out[1]), strideFor(input[2], out[2])];
+    if (!stride[0] || !stride[1]) return null;
     const flow = { ...start };
     const sub = { ...scope, path: `${scope.path}.shortcut` };
-    const convArgs: Args = { filters: out[0], kernel: [1, 1], stride: [stride, stride], pad: 'valid', dilation: [1, 1], groups: 1, bias: false };
+    const convArgs: Args = { filters: out[0], kernel: [1, 1], stride, pad: 'valid', dilation: [1, 1], groups: 1, bias: false };
     const items = [
       this.layer(conv, convArgs, flow, sub, `${sub.path}.conv`, step.keywordSpan),
       this.layer(bn, { eps: 1e-5, momentum: 0.1 }, flow, sub, `${sub.path}.bn`, step.keywordSpan),
