@@ -1,6 +1,7 @@
 /** The CLI as users run it: exit codes, output formats, the summary table. */
 import { spawnSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { expectGolden } from './helpers/golden.ts';
@@ -77,6 +78,15 @@ describe('cnnc summary', () => {
     const r = cnnc('summary', 'test/fixtures/diagnostics/overflow.cnn', '--model', 'nope');
     expect(r.code).toBe(1);
     expect(r.err).toContain('has no model "nope" (models: huge_tensor, huge_params)');
+  });
+});
+
+describe('cnnc compile', () => {
+  it('creates the output folder when it does not exist yet', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'cnnc-cli-')), 'new', 'dir', 'model.onnx');
+    const r = cnnc('compile', 'test/fixtures/summary/branches.cnn', '-o', out);
+    expect(r.code).toBe(0);
+    expect(existsSync(out)).toBe(true);
   });
 });
 

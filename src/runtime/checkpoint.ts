@@ -31,7 +31,7 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync } from 'node:fs';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
 import { readInitializers } from '../compiler/onnx/builder.ts';
@@ -151,6 +151,7 @@ export async function saveCheckpoint(file: string, input: CheckpointInput): Prom
 export async function writeAtomic(file: string, chunks: readonly Uint8Array[]): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
   try {
+    await mkdir(path.dirname(file), { recursive: true });
     const handle = await open(tmp, 'w');
     try {
       for (const c of chunks) await handle.write(c);
