@@ -1,14 +1,34 @@
 /** Batch normalisation. */
-import type { LayerKind } from './types.ts';
+import type { GradOutput, LayerKind } from './types.ts';
 import type { LowerContext } from '../emit/context.ts';
 import type { LayerNode } from '../model.ts';
-
-/** The axes statistics run over: all but the channel's. */
-const statAxes = (node: LayerNode) => (node.input!.length === 3 ? [0, 2, 3] : [0]);
 
 /** A per-channel [C] value shaped to broadcast over [N, C, H, W] (or [N, C]). */
 const perChannel = (ctx: LowerContext, node: LayerNode, v: string) =>
   (node.input!.length === 3 ? ctx.op('Unsqueeze', [v, ctx.ints([1, 2])]) : v);
+
+/**
+ * Per-channel sum or mean ([C]) over all axes but the channel's. For [N, C, H, W], in two steps:
+ * over H, W (contiguous), then over N; onnxruntime reduces [0, 2, 3] in one go several times slower.
+ */
+function channelReduce(ctx: LowerContext, node: LayerNode, op: 'ReduceSum' | 'ReduceMean', v: string): string {
+  const reduce = (input: string, axes: number[]) => (op === 'ReduceSum'
+    ? ctx.op(op, [input, ctx.ints(axes)], { keepdims: 0 })
+    : ctx.op(op, [input], { axes, keepdims: 0 }));
+  return node.input!.length === 3 ? reduce(reduce(v, [2, 3]), [0]) : reduce(v, [0]);
+}
+
+/** The batch's values per channel (N·H·W), as a float scalar. */
+const perChannelCount = (ctx: LowerContext, node: LayerNode, x: string) =>
+  ctx.op('Cast', [ctx.op('Div', [ctx.op('Size', [x]), ctx.constant(BigInt64Array.of(BigInt(node.input![0])), [], 'channels')])], { to: 1 });
+
+/**
+ * scale·x̂ + bias per channel in one pass: ONNX's inference-mode BatchNormalization of the centred
+ * values with mean 0 and the batch variance. (Not of x with the batch mean: onnxruntime folds the
+ * mean into the bias, x·s + (bias - mean·s), which cancels badly where |mean| ≫ std.)
+ */
+const affine = (ctx: LowerContext, node: LayerNode, centred: string, scale: string, bias: string, variance: string) =>
+  ctx.op('BatchNormalization', [centred, scale, bias, ctx.constant(new Float32Array(node.input![0]), [node.input![0]], 'zeros'), variance], { epsilon: { float: node.args.eps as number } });
 
 export const bn: LayerKind = {
   name: 'bn',
@@ -29,60 +49,61 @@ export const bn: LayerKind = {
     ];
   },
   /**
-   * Inference (and frozen layers in training): the running statistics. Training: batch statistics
-   * written out (ONNX's training-mode BatchNormalization updates running_var with the biased
-   * variance and weighs momentum the other way); the running statistics are updated as PyTorch does:
-   * r ← (1 - momentum)·r + momentum·s, with the unbiased batch variance for running_var.
+   * Inference (and frozen layers in training): the running statistics. Training: the batch's mean
+   * and (biased) variance, two-pass (the variance from the centred values), then y = γ·x̂ + β by an
+   * inference-mode BatchNormalization fed the batch statistics: one pass over x where the written-out
+   * form takes two. (ONNX's training-mode BatchNormalization updates running_var with the biased
+   * variance and weighs momentum the other way.) The running statistics are updated as PyTorch does: r ← (1 - momentum)·r + momentum·s, with the
+   * unbiased batch variance for running_var.
    */
   lower(ctx, x, node) {
     const inputs = ['weight', 'bias', 'running_mean', 'running_var'].map((p) => ctx.param(node, p));
     const eps = node.args.eps as number;
     if (ctx.mode === 'inference' || ctx.isFrozen(node)) return ctx.op('BatchNormalization', [x, ...inputs], { epsilon: { float: eps } });
-    const axes = statAxes(node);
-    const mean = ctx.op('ReduceMean', [x], { axes, keepdims: 1 });
-    const centred = ctx.op('Sub', [x, mean]);
-    const variance = ctx.op('ReduceMean', [ctx.op('Mul', [centred, centred])], { axes, keepdims: 1 });
-    const invstd = ctx.op('Reciprocal', [ctx.op('Sqrt', [ctx.op('Add', [variance, ctx.scalar(eps, 'eps')])])]);
-    const xhat = ctx.op('Mul', [centred, invstd]);
-    ctx.save(node, 'xhat', xhat);
-    ctx.save(node, 'invstd', invstd);
+    const mean = channelReduce(ctx, node, 'ReduceMean', x);
+    const centred = ctx.op('Sub', [x, perChannel(ctx, node, mean)]);
+    const variance = channelReduce(ctx, node, 'ReduceMean', ctx.op('Mul', [centred, centred]));
+    ctx.save(node, 'centred', centred);
+    ctx.save(node, 'var', variance);
     const m = node.args.momentum as number;
-    const channels = ctx.ints([node.input![0]], 'shape');
     const update = (running: string, batch: string) => ctx.op('Add', [
       ctx.op('Mul', [running, ctx.scalar(1 - m, 'keep')]),
-      ctx.op('Mul', [ctx.op('Reshape', [batch, channels]), ctx.scalar(m, 'momentum')]),
+      ctx.op('Mul', [batch, ctx.scalar(m, 'momentum')]),
     ]);
-    const count = ctx.op('Cast', [ctx.op('Div', [ctx.op('Size', [x]), ctx.constant(BigInt64Array.of(BigInt(node.input![0])), [], 'channels')])], { to: 1 });
+    const count = perChannelCount(ctx, node, x);
     // count / (count - 1), kept finite for a single value per channel (PyTorch refuses that batch).
     const one = ctx.scalar(1, 'one');
     const unbiased = ctx.op('Mul', [variance, ctx.op('Div', [count, ctx.op('Max', [ctx.op('Sub', [count, one]), one])])]);
     ctx.updateState(node, 'running_mean', update(inputs[2], mean));
     ctx.updateState(node, 'running_var', update(inputs[3], unbiased));
-    return ctx.op('Add', [ctx.op('Mul', [xhat, perChannel(ctx, node, inputs[0])]), perChannel(ctx, node, inputs[1])]);
+    return affine(ctx, node, centred, inputs[0], inputs[1], variance);
   },
   /**
-   * Batch statistics: dx = γ·invstd·(dy - mean(dy) - x̂·mean(dy·x̂)), dγ = Σ dy·x̂, dβ = Σ dy.
+   * Batch statistics: dγ = Σ dy·x̂ = invstd·Σ dy·(x - mean), dβ = Σ dy, and
+   * dx = γ·invstd·(dy - dβ/N - x̂·dγ/N) = a·dy + (-a·dγ/N)·x̂ - a·dβ/N with a = γ·invstd,
+   * the last two terms as one affine BatchNormalization of the saved centred values.
    * Frozen (running statistics, an affine map): dx = dy·γ/√(running_var + eps).
    */
   grad(ctx, g, node) {
-    const gamma = perChannel(ctx, node, ctx.param(node, 'weight'));
+    const gamma = ctx.param(node, 'weight');
+    const eps = ctx.scalar(node.args.eps as number, 'eps');
     if (ctx.isFrozen(node)) {
       if (!g.needInput) return {};
-      const eps = ctx.scalar(node.args.eps as number, 'eps');
       const invstd = ctx.op('Reciprocal', [ctx.op('Sqrt', [ctx.op('Add', [ctx.param(node, 'running_var'), eps])])]);
-      return { dx: ctx.op('Mul', [g.dy, ctx.op('Mul', [gamma, perChannel(ctx, node, invstd)])]) };
+      return { dx: ctx.op('Mul', [g.dy, perChannel(ctx, node, ctx.op('Mul', [gamma, invstd]))]) };
     }
-    const axes = statAxes(node);
-    const xhat = ctx.saved(node, 'xhat');
-    const dyXhat = ctx.op('Mul', [g.dy, xhat]);
-    const out: ReturnType<LayerKind['grad']> = { params: {} };
-    if (g.needParam('weight')) out.params!.weight = ctx.op('ReduceSum', [dyXhat, ctx.ints(axes)], { keepdims: 0 });
-    if (g.needParam('bias')) out.params!.bias = ctx.op('ReduceSum', [g.dy, ctx.ints(axes)], { keepdims: 0 });
+    const centred = ctx.saved(node, 'centred'), variance = ctx.saved(node, 'var');
+    const invstd = ctx.op('Reciprocal', [ctx.op('Sqrt', [ctx.op('Add', [variance, eps])])]);
+    const dgamma = ctx.op('Mul', [channelReduce(ctx, node, 'ReduceSum', ctx.op('Mul', [g.dy, centred])), invstd]);
+    const dbeta = channelReduce(ctx, node, 'ReduceSum', g.dy);
+    const out: GradOutput = { params: {} };
+    if (g.needParam('weight')) out.params!.weight = dgamma;
+    if (g.needParam('bias')) out.params!.bias = dbeta;
     if (g.needInput) {
-      const meanDy = ctx.op('ReduceMean', [g.dy], { axes, keepdims: 1 });
-      const meanDyXhat = ctx.op('ReduceMean', [dyXhat], { axes, keepdims: 1 });
-      const inner = ctx.op('Sub', [ctx.op('Sub', [g.dy, meanDy]), ctx.op('Mul', [xhat, meanDyXhat])]);
-      out.dx = ctx.op('Mul', [inner, ctx.op('Mul', [gamma, ctx.saved(node, 'invstd')])]);
+      const a = ctx.op('Mul', [gamma, invstd]);
+      const aN = ctx.op('Div', [a, perChannelCount(ctx, node, g.x)]);
+      const rest = affine(ctx, node, centred, ctx.op('Neg', [ctx.op('Mul', [aN, dgamma])]), ctx.op('Neg', [ctx.op('Mul', [aN, dbeta])]), variance);
+      out.dx = ctx.op('Add', [ctx.op('Mul', [g.dy, perChannel(ctx, node, a)]), rest]);
     }
     return out;
   },
