@@ -73,7 +73,8 @@ describe('checkpoint format', () => {
     const bad = new Map([['x', { dims: [2], data: new Float32Array(3) }]]);
     await expect(saveCheckpoint(file, { model: 'B', tensors: bad })).rejects.toThrow(/3 values for dims \[2\]/);
     expect((await loadCheckpoint(file)).model).toBe('A');
-    await expectUserError(saveCheckpoint(at('no/such/dir/x.ckpt'), { model: 'A', tensors: tensors() }), /no\/such\/dir\/x\.ckpt: cannot write/);
+    // A file where a folder should be: the write fails, and nothing is left behind.
+    await expectUserError(saveCheckpoint(at('atomic.ckpt/x.ckpt'), { model: 'A', tensors: tensors() }), /atomic\.ckpt\/x\.ckpt: cannot write/);
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });
 

@@ -35,7 +35,7 @@ describe('examples compile to valid ONNX', () => {
 
   for (const file of files) {
     const rel = path.relative(path.dirname(root), file);
-    it(rel, { timeout: 180_000 }, async () => {
+    it(rel, { timeout: 600_000 }, async () => {
       const text = readFileSync(file, 'utf8');
       const result = check(text, rel);
       expect(result.diagnostics.filter((d) => d.severity === 'error').map((d) => d.message)).toEqual([]);
