@@ -9,7 +9,8 @@
  * sees) and with debounce 0 (the cost of checking and publishing alone). Then 1,000 edits on the
  * 1,000-line file, with the server's resident set size before and after. Prints Markdown.
  *
- * Environment: LSP_BENCH_EDITS (default 200), LSP_BENCH_RSS_EDITS (default 1000).
+ * Environment: LSP_BENCH_EDITS (default 200), LSP_BENCH_RSS_EDITS (default 1000), LSP_BENCH_PAUSE_MS
+ * (default 150: the pause before each timed edit, as between keystrokes).
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -34,6 +35,8 @@ import { check } from '../src/index.ts';
 
 const EDITS = Number(process.env.LSP_BENCH_EDITS ?? 200);
 const RSS_EDITS = Number(process.env.LSP_BENCH_RSS_EDITS ?? 1000);
+/** Pause before each timed edit (ms); 0 sends edits back to back, a burst that the debounce holds back. */
+const PAUSE_MS = Number(process.env.LSP_BENCH_PAUSE_MS ?? 150);
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** A 1,000-line model: blocks, residual stages, a concat head; about 2,500 layers. */
@@ -117,6 +120,8 @@ async function run(server: Server, uri: string, text: string, edits: number): Pr
   await opened;
   const times: number[] = [];
   for (let v = 2; v < edits + 2; v++) {
+    // A person's edits come apart in time: pause as between keystrokes before the next one.
+    if (PAUSE_MS > 0) await new Promise((r) => setTimeout(r, PAUSE_MS));
     const published = server.waitFor(uri, v);
     const t0 = performance.now();
     await server.conn.sendNotification(DidChangeTextDocumentNotification.type, {
@@ -150,7 +155,7 @@ async function main(): Promise<void> {
     { name: 'examples/zoo/resnet50.cnn', uri: 'file:///bench/resnet50.cnn', text: readFileSync(new URL('../examples/zoo/resnet50.cnn', import.meta.url), 'utf8') },
   ];
   const out: string[] = [];
-  out.push(`Machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} threads, Node ${process.version}. ${EDITS} edits per row (\`relu\` <-> \`gelu\` in the middle of the file, each a new version and a full check).`, '');
+  out.push(`Machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} threads, Node ${process.version}. ${EDITS} edits per row (\`relu\` <-> \`gelu\` in the middle of the file, each a new version and a full check), ${PAUSE_MS} ms apart.`, '');
   out.push('| file | lines | layers | debounce | didChange → publishDiagnostics p50 | p95 | max | check() p50 in-process |');
   out.push('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const f of files) {

@@ -39,6 +39,7 @@ export function startServer(connection: Connection): void {
   const analyses = new Map<string, Analysis>();
   const timers = new Map<string, ReturnType<typeof setTimeout>>();
   const published = new Map<string, number>();
+  const lastPublish = new Map<string, number>();
   let debounceMs = DEFAULT_DEBOUNCE_MS;
 
   const logError = (what: string, e: unknown) => {
@@ -63,6 +64,7 @@ export function startServer(connection: Connection): void {
       const analysis = analysisOf(uri);
       if (!analysis || published.get(uri) === analysis.version) return;
       published.set(uri, analysis.version);
+      lastPublish.set(uri, performance.now());
       void connection.sendDiagnostics({ uri, version: analysis.version, diagnostics: documentDiagnostics(analysis, uri) });
     } catch (e) {
       logError(`checking ${uri}`, e);
@@ -73,8 +75,11 @@ export function startServer(connection: Connection): void {
   documents.onDidChangeContent((e) => {
     const uri = e.document.uri;
     if (published.get(uri) === e.document.version) return; // the open itself, already published
+    // Leading edge: a change after a quiet spell is checked at once (setImmediate still merges the
+    // changes of one message batch); changes during a burst wait until it pauses for debounceMs.
+    const quiet = !timers.has(uri) && performance.now() - (lastPublish.get(uri) ?? -Infinity) >= debounceMs;
     clearTimeout(timers.get(uri));
-    timers.set(uri, setTimeout(() => publish(uri), debounceMs));
+    timers.set(uri, setTimeout(() => publish(uri), quiet ? 0 : debounceMs));
   });
   documents.onDidClose((e) => {
     const uri = e.document.uri;
@@ -82,6 +87,7 @@ export function startServer(connection: Connection): void {
     timers.delete(uri);
     analyses.delete(uri);
     published.delete(uri);
+    lastPublish.delete(uri);
     void connection.sendDiagnostics({ uri, diagnostics: [] });
   });
 
