@@ -10,6 +10,7 @@ import {
 } from '../src/runtime/dataset.ts';
 import { readIdx, writeIdx } from '../src/runtime/idx.ts';
 import { loadImage, normalize } from '../src/runtime/images.ts';
+import { expectUserError } from './helpers/errors.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cnnc-data-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -24,16 +25,6 @@ function synthetic(size: number, shape: [number, number, number] = [1, 4, 5], cl
   return { source: '/data/synthetic', size, shape, classes: ['a', 'b', 'c'].slice(0, classes), images, labels };
 }
 
-async function expectUserError(p: Promise<unknown> | (() => unknown), ...parts: string[]): Promise<void> {
-  let err: unknown;
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(UserError);
-  for (const s of parts) expect((err as Error).message).toContain(s);
-}
 
 describe('IDX files', () => {
   const data = Uint8Array.from({ length: 2 * 3 * 4 }, (_, i) => i * 10);

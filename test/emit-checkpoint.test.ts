@@ -8,6 +8,7 @@ import { METADATA_KEYS, readModelMetadata, sourceHash } from '../src/compiler/em
 import { UserError } from '../src/errors.ts';
 import { compile, expectClose, modelSource, run, weight } from './helpers/emit.ts';
 import { uniform } from './helpers/random.ts';
+import { expectUserError } from './helpers/errors.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'cnnc-ckpt-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -22,16 +23,6 @@ const tensors = (): Map<string, CheckpointTensor> => new Map([
   ['empty', { dims: [0, 3], data: new Float32Array(0) }],
 ]);
 
-async function expectUserError(p: Promise<unknown> | (() => unknown), pattern: RegExp) {
-  let err: unknown;
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(UserError);
-  expect((err as Error).message).toMatch(pattern);
-}
 
 describe('checkpoint format', () => {
   it('round-trips names, dims, values, model, source hash and metadata', async () => {
