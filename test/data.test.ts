@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
-import { UserError } from '../src/errors.ts';
 import {
   batches, checkAgainstModel, epochOrder, FASHION_MNIST_CLASSES, loadDataset, loadIdxDataset, loadImageFolder,
   prefetch, type Dataset,

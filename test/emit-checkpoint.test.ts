@@ -5,7 +5,6 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CHECKPOINT_MAGIC, decodeCheckpoint, encodeCheckpoint, loadCheckpoint, loadWeights, saveCheckpoint, type CheckpointTensor } from '../src/runtime/checkpoint.ts';
 import { METADATA_KEYS, readModelMetadata, sourceHash } from '../src/compiler/emit/inference.ts';
-import { UserError } from '../src/errors.ts';
 import { compile, expectClose, modelSource, run, weight } from './helpers/emit.ts';
 import { uniform } from './helpers/random.ts';
 import { expectUserError } from './helpers/errors.ts';
