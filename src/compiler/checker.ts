@@ -7,7 +7,7 @@ import { bindArgs, evaluate, showValue, type Env, type Value } from './args.ts';
 import { closestName, diagnostic, type Diagnostic, type DiagnosticExtras, type CatalogKey } from './diagnostics.ts';
 import { layerNames, lookupLayer } from './layers/index.ts';
 import { formatShape, product, ShapeFailure, type ArgSpec, type ArgValue, type Args, type LayerKind, type Shape, type ShapeContext } from './layers/types.ts';
-import type { BranchNode, CheckedModel, GateNode, LayerNode, Node, Receptive, ResidualNode, SeqNode } from './model.ts';
+import { layers, type BranchNode, type CheckedModel, type GateNode, type LayerNode, type Node, type Receptive, type ResidualNode, type SeqNode } from './model.ts';
 import type { Span } from './source.ts';
 import { checkTrainSection } from './train-config.ts';
 import { findRecursiveBlocks } from './recursion.ts';
@@ -446,7 +446,7 @@ class ModelChecker {
     let nonTrainable = 0;
     let macs = 0;
     let activations = 0;
-    for (const l of layersOf(root)) {
+    for (const l of layers(root)) {
       for (const p of l.params) {
         const n = product(p.shape);
         if (p.trainable && !l.frozen) trainable += n;
@@ -459,16 +459,6 @@ class ModelChecker {
       this.diags.push(diagnostic('paramsOverflow', m.nameSpan, { count: (trainable + nonTrainable).toExponential(3) }));
     }
     return { trainable, nonTrainable, macs, paramBytes: 4 * (trainable + nonTrainable), activationBytes: 4 * activations };
-  }
-}
-
-function* layersOf(node: Node): Generator<LayerNode> {
-  switch (node.kind) {
-    case 'layer': yield node; break;
-    case 'seq': for (const i of node.items) yield* layersOf(i); break;
-    case 'residual': yield* layersOf(node.body); if (node.shortcut) yield* layersOf(node.shortcut); break;
-    case 'concat': case 'add': for (const b of node.branches) yield* layersOf(b); break;
-    case 'gate': yield* layersOf(node.body); break;
   }
 }
 
