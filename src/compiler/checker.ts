@@ -13,6 +13,7 @@ import { checkTrainSection } from './train-config.ts';
 import { findRecursiveBlocks } from './recursion.ts';
 import { conv } from './layers/conv.ts';
 import { bn } from './layers/norm.ts';
+import { ownSpans, sameFlow, type StepCache } from './step-cache.ts';
 
 const MAX_LAYERS = 200_000;
 const MAX_CALL_DEPTH = 64;
@@ -45,7 +46,8 @@ interface Scope {
   depth: number;
 }
 
-export function checkFile(file: A.SourceFile, diagnostics: Diagnostic[]): CheckedModel[] {
+/** `cache` (the language server's) reuses the checks of unchanged top-level steps; see step-cache.ts. */
+export function checkFile(file: A.SourceFile, diagnostics: Diagnostic[], cache?: StepCache): CheckedModel[] {
   const blocks = new Map<string, A.BlockDecl>();
   for (const b of file.blocks) {
     if (!b.name) continue;
@@ -59,10 +61,11 @@ export function checkFile(file: A.SourceFile, diagnostics: Diagnostic[]): Checke
     if (seen.has(m.name)) diagnostics.push(diagnostic('duplicateName', m.nameSpan, { what: 'model', name: m.name }));
     seen.add(m.name);
     const own: Diagnostic[] = [];
-    const model = new ModelChecker(blocks, recursive, own).check(m);
+    const model = new ModelChecker(blocks, recursive, own, cache).check(m);
     diagnostics.push(...own);
     return model;
   });
+  cache?.finish();
   if (file.models.length === 0 && diagnostics.length === 0) diagnostics.push(diagnostic('noModels', { start: 0, end: 0 }, {}));
   return models;
 }
@@ -76,6 +79,7 @@ class ModelChecker {
     private readonly blocks: ReadonlyMap<string, A.BlockDecl>,
     private readonly recursive: ReadonlySet<string>,
     private readonly diags: Diagnostic[],
+    private readonly cache?: StepCache,
   ) {}
 
   check(m: A.ModelDecl): CheckedModel {
@@ -148,7 +152,60 @@ class ModelChecker {
     return { kind: 'seq', path: scope.path, span, input: start.shape, output: flow.shape, rf: flow.rf, frozen: scope.frozen, items, origin };
   }
 
+  /** A step of the model's own chain comes from the cache when nothing it depends on changed. */
   private step(step: A.Step, flow: Flow, scope: Scope): Node | undefined {
+    const named = this.cache && scope.depth === 0 ? this.nextName(step, scope) : undefined;
+    if (!named) return this.checkStep(step, flow, scope);
+    const path = scope.path ? `${scope.path}.${named.name}` : named.name;
+    const hit = this.cache!.get(step);
+    if (hit && hit.path === path && hit.frozen === scope.frozen && sameList(hit.inputExtent, this.inputExtent) && sameFlow(hit.input, flow) && this.layerCount + hit.layers <= MAX_LAYERS) {
+      this.childPath(scope, named.base, step.label); // takes the predicted name, as the check would
+      this.layerCount += hit.layers;
+      this.diags.push(...hit.diagnostics);
+      Object.assign(flow, hit.output);
+      this.cache!.keep(step, hit);
+      return hit.node;
+    }
+    const input = { ...flow };
+    const firstDiag = this.diags.length;
+    const layersBefore = this.layerCount;
+    const node = this.checkStep(step, flow, scope);
+    if (node && node.path === path && !this.overflowReported) {
+      const diagnostics = this.diags.slice(firstDiag);
+      diagnostics.forEach(ownSpans);
+      this.cache!.keep(step, {
+        path, frozen: scope.frozen, inputExtent: this.inputExtent, input, output: { ...flow }, node,
+        layers: this.layerCount - layersBefore, diagnostics,
+      });
+    }
+    return node;
+  }
+
+  /**
+   * The name childPath would give the step, without taking it; undefined for steps that are not
+   * cached: `frozen { }` (its body's steps are, one by one), unknown layers, repeated labels.
+   */
+  private nextName(step: A.Step, scope: Scope): { base: string; name: string } | undefined {
+    let base: string;
+    switch (step.kind) {
+      case 'frozen': return undefined;
+      case 'layer': {
+        const known = this.blocks.get(step.name)?.name ?? lookupLayer(step.name)?.name;
+        if (!known) return undefined;
+        base = known;
+        break;
+      }
+      default: base = step.kind;
+    }
+    if (step.label) return scope.labels.has(step.label.name) ? undefined : { base, name: step.label.name };
+    let n = scope.counters.get(base) ?? 0;
+    let name: string;
+    do name = `${base}${++n}`;
+    while (scope.labels.has(name));
+    return { base, name };
+  }
+
+  private checkStep(step: A.Step, flow: Flow, scope: Scope): Node | undefined {
     switch (step.kind) {
       case 'layer': return this.layerOrCall(step, flow, scope);
       case 'repeat': return this.repeat(step, flow, scope);
@@ -462,6 +519,7 @@ class ModelChecker {
   }
 }
 
+const sameList = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 const sameShape = (a: Shape, b: Shape) => a.length === b.length && a.every((x, i) => x === b[i]);
 const concatCompatible = (a: Shape, b: Shape) => a.length === b.length && a.every((x, i) => i === 0 || x === b[i]);
 const broadcasts = (gate: Shape, x: Shape) => gate.length === x.length && gate.every((g, i) => g === 1 || g === x[i]);

@@ -28,6 +28,11 @@ class CnnParser extends CstParser {
     this.performSelfAnalysis();
   }
 
+  /** Whether the last rule run consumed every token of the input. */
+  atEnd(): boolean {
+    return this.LA(1).tokenType === EOF;
+  }
+
   file = this.RULE('file', () => {
     this.MANY(() => this.OR(this.once(1, () => [{ ALT: () => this.SUBRULE(this.model) }, { ALT: () => this.SUBRULE(this.block) }])));
   });
@@ -216,7 +221,6 @@ export const parserInstance = new CnnParser();
 
 export interface ParseResult {
   ast: A.SourceFile;
-  tokens: IToken[];
   diagnostics: Diagnostic[];
 }
 
@@ -240,12 +244,25 @@ export function parse(text: string): ParseResult {
   if (errors.length > MAX_SYNTAX_ERRORS) {
     diagnostics.push(diagnostic('tooManyErrors', { start: 0, end: 0 }, { shown: MAX_SYNTAX_ERRORS, total: errors.length }));
   }
-  return { ast: new AstBuilder(text).file(cst), tokens, diagnostics };
+  return { ast: new AstBuilder(text).file(cst), diagnostics };
+}
+
+/**
+ * Parses tokens that must make exactly one chain step directly inside a model or block (the
+ * language server's incremental path). Undefined when they do not, or not cleanly: the caller
+ * then parses the whole file, so recovery and its diagnostics come from one place.
+ */
+export function parseStep(tokens: IToken[], text: string): A.Step | undefined {
+  if (tokens.length === 0 || limitNesting(tokens, [], 1).length !== tokens.length) return undefined;
+  parserInstance.input = tokens;
+  const cst = parserInstance.step();
+  if (parserInstance.errors.length > 0 || !parserInstance.atEnd()) return undefined;
+  return new AstBuilder(text).step(cst);
 }
 
 /** Cuts the token stream where brackets nest too deep, so no input can exhaust the stack. */
-function limitNesting(tokens: IToken[], diagnostics: Diagnostic[]): IToken[] {
-  let depth = 0;
+function limitNesting(tokens: IToken[], diagnostics: Diagnostic[], depthAtStart = 0): IToken[] {
+  let depth = depthAtStart;
   let minusRun = 0;
   for (let i = 0; i < tokens.length; i++) {
     const type = tokens[i].tokenType;
@@ -335,7 +352,7 @@ class AstBuilder {
     return { steps, span: this.span(node) };
   }
 
-  private step(node: CstNode): A.Step | undefined {
+  step(node: CstNode): A.Step | undefined {
     const inner = Object.values(node.children).flat().find((e): e is CstNode => 'children' in e);
     if (!inner) return undefined;
     const step = this.stepBody(inner);

@@ -22,9 +22,10 @@ export class Analysis {
   readonly result: CheckResult;
   private indexCache: NodeIndex | undefined;
 
-  constructor(readonly text: string, readonly version = 0) {
+  /** `result`: the text's check when the caller has it (the server's incremental one). */
+  constructor(readonly text: string, readonly version = 0, result?: CheckResult) {
     this.lines = new LineMap(text);
-    this.result = check(text);
+    this.result = result ?? check(text);
   }
 
   get ast(): A.SourceFile {

@@ -15,6 +15,7 @@ import {
   type InitializeResult,
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
+import { DocumentChecker } from '../compiler/incremental.ts';
 import { codeActions } from './actions.ts';
 import { Analysis } from './analysis.ts';
 import { completion } from './completion.ts';
@@ -37,6 +38,8 @@ export interface CnncInitOptions {
 export function startServer(connection: Connection): void {
   const documents = new TextDocuments(TextDocument);
   const analyses = new Map<string, Analysis>();
+  /** Per document: checks each version incrementally from the last (which it then no longer keeps valid). */
+  const checkers = new Map<string, DocumentChecker>();
   const timers = new Map<string, ReturnType<typeof setTimeout>>();
   const published = new Map<string, number>();
   const lastPublish = new Map<string, number>();
@@ -52,7 +55,10 @@ export function startServer(connection: Connection): void {
     if (!doc) return undefined;
     const cached = analyses.get(uri);
     if (cached && cached.version === doc.version) return cached;
-    const fresh = new Analysis(doc.getText(), doc.version);
+    let checker = checkers.get(uri);
+    if (!checker) checkers.set(uri, (checker = new DocumentChecker(uri)));
+    const text = doc.getText();
+    const fresh = new Analysis(text, doc.version, checker.update(text));
     analyses.set(uri, fresh);
     return fresh;
   };
@@ -86,6 +92,7 @@ export function startServer(connection: Connection): void {
     clearTimeout(timers.get(uri));
     timers.delete(uri);
     analyses.delete(uri);
+    checkers.delete(uri);
     published.delete(uri);
     lastPublish.delete(uri);
     void connection.sendDiagnostics({ uri, diagnostics: [] });

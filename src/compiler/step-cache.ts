@@ -1,0 +1,106 @@
+/**
+ * Checked results of a model's top-level steps, kept between checks of the same (incrementally
+ * re-parsed) syntax tree, so that an edit re-checks only what it changed. An entry is keyed by the
+ * step's AST object and is reused only when everything the step's check reads is unchanged: the
+ * flow into it, its path and frozen state, and the file's block declarations (the language
+ * server drops the cache when a block changes). Only entries used by the latest check survive.
+ */
+import type * as A from './ast.ts';
+import type { Diagnostic } from './diagnostics.ts';
+import type { Node, Receptive } from './model.ts';
+import type { Shape } from './layers/types.ts';
+import type { Span } from './source.ts';
+
+export interface FlowState {
+  shape: Shape | null;
+  rf: Receptive | null;
+}
+
+export interface CachedStep {
+  /** The full path the step's node got (`residual12`), which the scope's counters must give again. */
+  path: string;
+  frozen: boolean;
+  inputExtent: readonly [number, number];
+  input: FlowState;
+  output: FlowState;
+  node: Node;
+  /** Layers the step expanded to (for the model's layer limit). */
+  layers: number;
+  /** Diagnostics the step reported, with spans of their own (never shared with the AST). */
+  diagnostics: Diagnostic[];
+}
+
+export class StepCache {
+  private entries = new Map<A.Step, CachedStep>();
+  private next = new Map<A.Step, CachedStep>();
+
+  get(step: A.Step): CachedStep | undefined {
+    return this.entries.get(step);
+  }
+
+  /** Records an entry used by the check in progress. */
+  keep(step: A.Step, entry: CachedStep): void {
+    this.next.set(step, entry);
+  }
+
+  /** Ends a check: what it did not use is dropped. */
+  finish(): void {
+    this.entries = this.next;
+    this.next = new Map();
+  }
+
+  clear(): void {
+    this.entries.clear();
+    this.next.clear();
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Moves the cached diagnostics' spans as the AST's moved (see moveSpan). */
+  shift(from: number, delta: number): void {
+    if (delta === 0) return;
+    const move = (s: Span) => moveSpan(s, from, delta);
+    for (const entry of this.entries.values()) {
+      for (const d of entry.diagnostics) {
+        move(d.span);
+        for (const r of d.related ?? []) move(r.span);
+        for (const f of d.fixes ?? []) move(f.span);
+      }
+    }
+  }
+}
+
+/**
+ * Moves a span for an edit that shifted the text from `from` on by `delta`: a span from there on
+ * moves whole; one around `from` grows or shrinks at its end; one that ends at `from` does not
+ * hold the edit, which was typed after it.
+ */
+export function moveSpan(s: Span, from: number, delta: number): void {
+  if (s.start >= from) {
+    s.start += delta;
+    s.end += delta;
+  } else if (s.end > from) s.end += delta;
+}
+
+/** Gives a recorded diagnostic span objects of its own, so that moving the AST cannot move it twice. */
+export function ownSpans(d: Diagnostic): void {
+  d.span = { ...d.span };
+  if (d.related) d.related = d.related.map((r) => ({ ...r, span: { ...r.span } }));
+  if (d.fixes) d.fixes = d.fixes.map((f) => ({ ...f, span: { ...f.span } }));
+}
+
+export function sameFlow(a: FlowState, b: FlowState): boolean {
+  return sameList(a.shape, b.shape) && sameReceptive(a.rf, b.rf);
+}
+
+function sameReceptive(a: Receptive | null, b: Receptive | null): boolean {
+  if (a === null || b === null) return a === b;
+  return sameList(a.size, b.size) && sameList(a.jump, b.jump) && !!a.global === !!b.global;
+}
+
+function sameList(a: readonly number[] | null, b: readonly number[] | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}

@@ -1,0 +1,102 @@
+/**
+ * The language server's incremental checking gives exactly what a fresh check of the same text
+ * gives (syntax tree, checked models, diagnostics), over long runs of seeded random edits, some
+ * clean and some that break the syntax, on examples with blocks, residuals, branches and labels.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { DocumentChecker } from '../src/compiler/incremental.ts';
+import { check } from '../src/index.ts';
+import { rng } from './helpers/random.ts';
+
+const example = (path: string) => readFileSync(new URL(`../examples/${path}`, import.meta.url), 'utf8');
+
+/** Words that keep the syntax but change the model: kinds, widths, kernels, options (shapes may break). */
+const SWAPS = [['relu', 'gelu', 'sigmoid', 'bn'], ['16', '32', '64', '3', '1'], ['3x3', '5x5', '1x1', '2x2'], ['pad=same', 'pad=1', 'stride=2', 'bias=off']];
+/** Anything else a person types: junk words, brackets, arrows, comments, nothing. */
+const WORDS = ['conv 16 3x3', 'maxpool 2', 'dense 10', 'flatten', 'bottleneck(64, 1)', 'x:', 'rleu', '', '->', '{', '}', '# note'];
+const CHARS = [' ', '\n', 'x', '2', '-', '>', '{', '}', '(', ')', '#', '=', '"', 'a', ':', '|', '/*', '*/'];
+
+function randomEdit(text: string, next: () => number): string {
+  const pick = <T>(list: readonly T[]) => list[Math.floor(next() * list.length)];
+  const at = Math.floor(next() * (text.length + 1));
+  const r = next();
+  const inCode = (i: number) => !text.slice(text.lastIndexOf('\n', i) + 1, i).includes('#');
+  const words = [...text.matchAll(/[A-Za-z_][A-Za-z0-9_]*(?:=[A-Za-z0-9_]+)?|\d+(?:x\d+)*/g)].filter((w) => inCode(w.index));
+  const replace = (w: RegExpExecArray | RegExpMatchArray, by: string) => text.slice(0, w.index) + by + text.slice(w.index! + w[0].length);
+  if (r < 0.5) {
+    const swappable = words.filter((w) => SWAPS.some((s) => s.includes(w[0])));
+    if (swappable.length > 0) {
+      const w = pick(swappable);
+      return replace(w, pick(SWAPS.find((s) => s.includes(w[0]))!));
+    }
+  }
+  if (r < 0.65 && words.length > 0) return replace(pick(words), pick(WORDS));
+  if (r < 0.8) return text.slice(0, at) + pick(CHARS) + text.slice(at);
+  if (r < 0.9) return text.slice(0, at) + text.slice(at + 1 + Math.floor(next() * 4));
+  return text.slice(0, at) + pick([' ', '  # comment\n', '\n\n']) + text.slice(at);
+}
+
+function expectSameAsFresh(result: ReturnType<DocumentChecker['update']>, text: string): void {
+  const fresh = check(text);
+  expect(result.diagnostics).toEqual(fresh.diagnostics);
+  expect(result.ast).toEqual(fresh.ast);
+  expect(result.models).toEqual(fresh.models);
+}
+
+describe('incremental checking equals a fresh check', () => {
+  for (const [name, seed] of [['zoo/resnet50.cnn', 1], ['zoo/googlenet.cnn', 2], ['zoo/efficientnet_b0.cnn', 3], ['tutorials/001_cifar10.cnn', 4], ['fashion/bn.cnn', 5]] as const) {
+    it(`${name}: 150 random edits, the breaking ones undone`, () => {
+      const original = example(name);
+      const next = rng(seed);
+      const doc = new DocumentChecker();
+      const parses = { full: 0, step: 0, trivia: 0 };
+      let text = original;
+      expectSameAsFresh(doc.update(text), text);
+      for (let i = 0; i < 150; i++) {
+        const before = text;
+        text = randomEdit(text, next);
+        expectSameAsFresh(doc.update(text), text);
+        parses[doc.lastParse]++;
+        const syntaxBroken = doc.lastParse === 'full' && check(text).diagnostics.some((d) => d.code.startsWith('CNN1'));
+        if (syntaxBroken || next() < 0.3) {
+          text = before; // undo, so most versions stay close to a valid model
+          expectSameAsFresh(doc.update(text), text);
+          parses[doc.lastParse]++;
+        }
+      }
+      // The test is about the incremental paths: they must have been taken, not only the full one.
+      expect(parses.step).toBeGreaterThan(20);
+      expect(parses.trivia).toBeGreaterThan(0);
+    });
+  }
+
+  it('fashion/bn.cnn: a space or a letter typed at every offset, and every character deleted', () => {
+    const original = example('fashion/bn.cnn').replace(/^#.*\n/gm, '');
+    const doc = new DocumentChecker();
+    doc.update(original);
+    for (let at = 0; at <= original.length; at++) {
+      for (const typed of [' ', 'x', '']) {
+        const text = typed ? original.slice(0, at) + typed + original.slice(at) : original.slice(0, at) + original.slice(at + 1);
+        expectSameAsFresh(doc.update(text), text);
+        doc.update(original);
+      }
+    }
+  });
+
+  it('reuses the checks of unchanged steps and re-checks the ones whose input changed', () => {
+    const doc = new DocumentChecker();
+    const text = 'model M {\n  input 3x32x32\n  conv 8 3x3 pad=same -> relu\n  -> residual { conv 8 3x3 pad=same -> bn -> relu }\n  -> maxpool 2 -> flatten -> dense 10\n}\n';
+    const first = doc.update(text);
+    const residual = first.models[0].root.items[2];
+    // Renaming relu to gelu keeps the residual's input: the same checked node comes back.
+    const second = doc.update(text.replace('-> relu\n', '-> gelu\n'));
+    expect(doc.lastParse).toBe('step');
+    expect(second.models[0].root.items[2]).toBe(residual);
+    // Changing the first conv's width changes the residual's input: checked again, with its error.
+    const third = doc.update(text.replace('conv 8 3x3 pad=same -> relu', 'conv 4 3x3 pad=same -> relu'));
+    expect(third.models[0].root.items[2]).not.toBe(residual);
+    expect(third.diagnostics.map((d) => d.code)).toEqual(check(text.replace('conv 8 3x3 pad=same -> relu', 'conv 4 3x3 pad=same -> relu')).diagnostics.map((d) => d.code));
+    expect(third.diagnostics.length).toBeGreaterThan(0);
+  });
+});
