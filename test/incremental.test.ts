@@ -99,4 +99,17 @@ describe('incremental checking equals a fresh check', () => {
     expect(third.diagnostics.map((d) => d.code)).toEqual(check(text.replace('conv 8 3x3 pad=same -> relu', 'conv 4 3x3 pad=same -> relu')).diagnostics.map((d) => d.code));
     expect(third.diagnostics.length).toBeGreaterThan(0);
   });
+
+  it('keeps the checks of the steps after a name being typed, for when the name is complete', () => {
+    const doc = new DocumentChecker();
+    const text = (name: string) => `model M {\n  input 3x32x32\n  conv 8 3x3 pad=same -> ${name}\n  -> residual { conv 8 3x3 pad=same -> bn -> relu }\n  -> flatten -> dense 10\n}\n`;
+    const residual = doc.update(text('relu')).models[0].root.items[2];
+    for (const typed of ['', 'g', 'ge', 'gel']) {
+      const half = doc.update(text(typed));
+      expect(half.diagnostics).toEqual(check(text(typed)).diagnostics);
+    }
+    const done = doc.update(text('gelu'));
+    expect(done.models[0].root.items[2]).toBe(residual);
+    expect(done.diagnostics).toEqual([]);
+  });
 });

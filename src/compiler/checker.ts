@@ -13,7 +13,7 @@ import { checkTrainSection } from './train-config.ts';
 import { findRecursiveBlocks } from './recursion.ts';
 import { conv } from './layers/conv.ts';
 import { bn } from './layers/norm.ts';
-import { ownSpans, sameFlow, type StepCache } from './step-cache.ts';
+import { ownSpans, sameFlow, type LayerSums, type StepCache } from './step-cache.ts';
 
 const MAX_LAYERS = 200_000;
 const MAX_CALL_DEPTH = 64;
@@ -157,9 +157,11 @@ class ModelChecker {
     const named = this.cache && scope.depth === 0 ? this.nextName(step, scope) : undefined;
     if (!named) return this.checkStep(step, flow, scope);
     const path = scope.path ? `${scope.path}.${named.name}` : named.name;
-    const hit = this.cache!.get(step);
-    if (hit && hit.path === path && hit.frozen === scope.frozen && sameList(hit.inputExtent, this.inputExtent) && sameFlow(hit.input, flow) && this.layerCount + hit.layers <= MAX_LAYERS) {
-      this.childPath(scope, named.base, step.label); // takes the predicted name, as the check would
+    const hit = this.cache!.get(step).find((e) => e.path === path && e.frozen === scope.frozen && sameList(e.inputExtent, this.inputExtent) && sameFlow(e.input, flow));
+    if (hit && this.layerCount + hit.layers <= MAX_LAYERS) {
+      // Take the name as childPath would have.
+      scope.labels.add(named.name);
+      if (!step.label) scope.counters.set(named.base, named.count);
       this.layerCount += hit.layers;
       this.diags.push(...hit.diagnostics);
       Object.assign(flow, hit.output);
@@ -185,7 +187,7 @@ class ModelChecker {
    * The name childPath would give the step, without taking it; undefined for steps that are not
    * cached: `frozen { }` (its body's steps are, one by one), unknown layers, repeated labels.
    */
-  private nextName(step: A.Step, scope: Scope): { base: string; name: string } | undefined {
+  private nextName(step: A.Step, scope: Scope): { base: string; name: string; count: number } | undefined {
     let base: string;
     switch (step.kind) {
       case 'frozen': return undefined;
@@ -197,12 +199,12 @@ class ModelChecker {
       }
       default: base = step.kind;
     }
-    if (step.label) return scope.labels.has(step.label.name) ? undefined : { base, name: step.label.name };
+    if (step.label) return scope.labels.has(step.label.name) ? undefined : { base, name: step.label.name, count: 0 };
     let n = scope.counters.get(base) ?? 0;
     let name: string;
     do name = `${base}${++n}`;
     while (scope.labels.has(name));
-    return { base, name };
+    return { base, name, count: n };
   }
 
   private checkStep(step: A.Step, flow: Flow, scope: Scope): Node | undefined {
@@ -499,24 +501,39 @@ class ModelChecker {
   }
 
   private totals(root: SeqNode, m: A.ModelDecl): CheckedModel['totals'] {
-    let trainable = 0;
-    let nonTrainable = 0;
-    let macs = 0;
-    let activations = 0;
-    for (const l of layers(root)) {
-      for (const p of l.params) {
-        const n = product(p.shape);
-        if (p.trainable && !l.frozen) trainable += n;
-        else nonTrainable += n;
+    const sum: LayerSums = { trainable: 0, nonTrainable: 0, macs: 0, activations: 0 };
+    for (const item of root.items) {
+      // A step that came from the cache brings the same node, whose sums need no second walk.
+      let part = this.cache?.sums.get(item);
+      if (!part) {
+        part = layerSums(item);
+        this.cache?.sums.set(item, part);
       }
-      macs += l.macs;
-      if (l.output) activations += product(l.output);
+      sum.trainable += part.trainable;
+      sum.nonTrainable += part.nonTrainable;
+      sum.macs += part.macs;
+      sum.activations += part.activations;
     }
+    const { trainable, nonTrainable, macs, activations } = sum;
     if (trainable + nonTrainable > MAX_EXACT) {
       this.diags.push(diagnostic('paramsOverflow', m.nameSpan, { count: (trainable + nonTrainable).toExponential(3) }));
     }
     return { trainable, nonTrainable, macs, paramBytes: 4 * (trainable + nonTrainable), activationBytes: 4 * activations };
   }
+}
+
+function layerSums(node: Node): LayerSums {
+  const sum: LayerSums = { trainable: 0, nonTrainable: 0, macs: 0, activations: 0 };
+  for (const l of layers(node)) {
+    for (const p of l.params) {
+      const n = product(p.shape);
+      if (p.trainable && !l.frozen) sum.trainable += n;
+      else sum.nonTrainable += n;
+    }
+    sum.macs += l.macs;
+    if (l.output) sum.activations += product(l.output);
+  }
+  return sum;
 }
 
 const sameList = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);

@@ -30,17 +30,30 @@ export interface CachedStep {
   diagnostics: Diagnostic[];
 }
 
-export class StepCache {
-  private entries = new Map<A.Step, CachedStep>();
-  private next = new Map<A.Step, CachedStep>();
+/** A node's totals over its layers. */
+export interface LayerSums {
+  trainable: number;
+  nonTrainable: number;
+  macs: number;
+  activations: number;
+}
 
-  get(step: A.Step): CachedStep | undefined {
-    return this.entries.get(step);
+const KEPT_PER_STEP = 2;
+
+export class StepCache {
+  /** Totals per checked node, for the nodes that come back from the cache. */
+  readonly sums = new WeakMap<Node, LayerSums>();
+  /** Per step, its latest checks, newest first (two: while a name is half typed, the steps after it see no shape). */
+  private entries = new Map<A.Step, CachedStep[]>();
+  private next = new Map<A.Step, CachedStep[]>();
+
+  get(step: A.Step): readonly CachedStep[] {
+    return this.entries.get(step) ?? [];
   }
 
   /** Records an entry used by the check in progress. */
   keep(step: A.Step, entry: CachedStep): void {
-    this.next.set(step, entry);
+    this.next.set(step, [entry, ...this.get(step).filter((e) => e !== entry)].slice(0, KEPT_PER_STEP));
   }
 
   /** Ends a check: what it did not use is dropped. */
@@ -54,15 +67,11 @@ export class StepCache {
     this.next.clear();
   }
 
-  get size(): number {
-    return this.entries.size;
-  }
-
   /** Moves the cached diagnostics' spans as the AST's moved (see moveSpan). */
   shift(from: number, delta: number): void {
     if (delta === 0) return;
     const move = (s: Span) => moveSpan(s, from, delta);
-    for (const entry of this.entries.values()) {
+    for (const entry of [...this.entries.values()].flat()) {
       for (const d of entry.diagnostics) {
         move(d.span);
         for (const r of d.related ?? []) move(r.span);
