@@ -2,12 +2,14 @@
  * Language-server latency and memory: `node --import tsx bench/lsp-bench.ts`.
  *
  * Starts the real server (`node bin/cnnc.js lsp --stdio`), opens a document, and sends edits one
- * at a time (a one-word replacement in the middle of the file, `relu` <-> `gelu`, so every edit
- * changes the text and forces a full check); for each edit it measures the time from sending
- * didChange to receiving the publishDiagnostics for that version. Files: a generated 1,000-line
- * model and examples/zoo/resnet50.cnn. Each is run with the default debounce (75 ms, what an editor
- * sees) and with debounce 0 (the cost of checking and publishing alone). Then 1,000 edits on the
- * 1,000-line file, with the server's resident set size before and after. Prints Markdown.
+ * at a time in the middle of the file, alternating between two texts; for each edit it measures
+ * the time from sending didChange to receiving the publishDiagnostics for that version. Kinds of
+ * edit: a renamed layer (`relu` <-> `gelu`: shapes unchanged), a name being typed (`relu` <->
+ * `relux`: an unknown layer, the steps after it lose their shapes), a width that breaks the model
+ * after it (`conv 32 1x1` <-> `conv 48 1x1`), and a syntax error (`-> relu` <-> `-> -> relu`: the
+ * server parses the whole file). Files: a generated 1,000-line model and examples/zoo/resnet50.cnn,
+ * with the default debounce. Then many edits on the 1,000-line file, with the server's resident
+ * set size before and after. Prints Markdown.
  *
  * Environment: LSP_BENCH_EDITS (default 200), LSP_BENCH_RSS_EDITS (default 1000), LSP_BENCH_PAUSE_MS
  * (default 150: the pause before each timed edit, as between keystrokes).
@@ -109,24 +111,40 @@ function positionOf(text: string, offset: number): Position {
   return { line: before.length - 1, character: before[before.length - 1].length };
 }
 
-/** Opens `text`, then makes `edits` edits; returns the latency of each in milliseconds. */
-async function run(server: Server, uri: string, text: string, edits: number): Promise<number[]> {
-  const middle = text.indexOf('relu', Math.floor(text.length / 2));
-  if (middle < 0) throw new Error(`${uri}: no relu to edit`);
-  const start = positionOf(text, middle);
-  const range = { start, end: { line: start.line, character: start.character + 4 } };
+interface EditKind {
+  name: string;
+  /** Where the edit goes (first match after the middle of the file) and the two texts it alternates between. */
+  find: string;
+  texts: [string, string];
+}
+
+const EDIT_KINDS: EditKind[] = [
+  { name: 'rename a layer (relu <-> gelu)', find: 'relu', texts: ['gelu', 'relu'] },
+  { name: 'type into a name (relu <-> relux)', find: 'relu', texts: ['relux', 'relu'] },
+  { name: 'change a width (32 <-> 48 channels)', find: 'conv 32 1x1', texts: ['conv 48 1x1', 'conv 32 1x1'] },
+  { name: 'syntax error (-> relu <-> -> -> relu)', find: '-> relu', texts: ['-> -> relu', '-> relu'] },
+];
+
+/** Opens `text`, then makes `edits` edits of one kind; returns the latency of each in milliseconds. */
+async function run(server: Server, uri: string, text: string, edits: number, kind: EditKind): Promise<number[]> {
+  const at = text.indexOf(kind.find, Math.floor(text.length / 2));
+  if (at < 0) throw new Error(`${uri}: no ${kind.find} to edit`);
+  const start = positionOf(text, at);
   const opened = server.waitFor(uri, 1);
   await server.conn.sendNotification(DidOpenTextDocumentNotification.type, { textDocument: { uri, languageId: 'cnn', version: 1, text } });
   await opened;
   const times: number[] = [];
+  let current = kind.find;
   for (let v = 2; v < edits + 2; v++) {
     // A person's edits come apart in time: pause as between keystrokes before the next one.
     if (PAUSE_MS > 0) await new Promise((r) => setTimeout(r, PAUSE_MS));
     const published = server.waitFor(uri, v);
+    const range = { start, end: { line: start.line, character: start.character + current.length } };
+    current = kind.texts[v % 2];
     const t0 = performance.now();
     await server.conn.sendNotification(DidChangeTextDocumentNotification.type, {
       textDocument: { uri, version: v },
-      contentChanges: [{ range, text: v % 2 === 0 ? 'gelu' : 'relu' }],
+      contentChanges: [{ range, text: current }],
     });
     await published;
     times.push(performance.now() - t0);
@@ -155,27 +173,28 @@ async function main(): Promise<void> {
     { name: 'examples/zoo/resnet50.cnn', uri: 'file:///bench/resnet50.cnn', text: readFileSync(new URL('../examples/zoo/resnet50.cnn', import.meta.url), 'utf8') },
   ];
   const out: string[] = [];
-  out.push(`Machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} threads, Node ${process.version}. ${EDITS} edits per row (\`relu\` <-> \`gelu\` in the middle of the file, each a new version and a full check), ${PAUSE_MS} ms apart.`, '');
-  out.push('| file | lines | layers | debounce | didChange → publishDiagnostics p50 | p95 | max | check() p50 in-process |');
-  out.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+  out.push(`Machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} threads, Node ${process.version}. ${EDITS} edits per row, ${PAUSE_MS} ms apart, default debounce (75 ms after a burst; an edit after a pause is checked at once).`, '');
+  out.push('| file | lines | layers | edit | didChange → publishDiagnostics p50 | p95 | max | full check() p50 in-process |');
+  out.push('|---|---:|---:|---|---:|---:|---:|---:|');
   for (const f of files) {
     const result = check(f.text);
     const layerCount = result.models.reduce((n, m) => n + [...layers(m.root)].length, 0);
     const inProcess = checkTime(f.text);
-    for (const debounce of [undefined, 0]) {
-      const server = await startServer(debounce);
-      const times = await run(server, f.uri, f.text, EDITS);
+    const lines = f.text.split('\n').length - (f.text.endsWith('\n') ? 1 : 0);
+    for (const kind of EDIT_KINDS) {
+      if (!f.text.includes(kind.find, Math.floor(f.text.length / 2))) continue;
+      const server = await startServer(undefined);
+      const times = await run(server, f.uri, f.text, EDITS, kind);
       await server.close();
-      const lines = f.text.split('\n').length - (f.text.endsWith('\n') ? 1 : 0);
-      out.push(`| ${f.name} | ${lines} | ${layerCount} | ${debounce === undefined ? '75 ms (default)' : '0'} | ${percentile(times, 50).toFixed(1)} ms | ${percentile(times, 95).toFixed(1)} ms | ${Math.max(...times).toFixed(1)} ms | ${inProcess.toFixed(1)} ms |`);
+      out.push(`| ${f.name} | ${lines} | ${layerCount} | ${kind.name} | ${percentile(times, 50).toFixed(1)} ms | ${percentile(times, 95).toFixed(1)} ms | ${Math.max(...times).toFixed(1)} ms | ${inProcess.toFixed(1)} ms |`);
     }
   }
   // memory: many edits on the big file, debounce 0 so that every version is checked
   const server = await startServer(0);
   const big = files[0];
-  await run(server, big.uri, big.text, 1);
+  await run(server, big.uri, big.text, 1, EDIT_KINDS[0]);
   const before = rssMiB(server.pid);
-  await run(server, big.uri + '.rss', big.text, RSS_EDITS);
+  await run(server, big.uri + '.rss', big.text, RSS_EDITS, EDIT_KINDS[1]);
   const after = rssMiB(server.pid);
   await server.close();
   out.push('', '| server RSS | MiB |', '|---|---:|', `| after opening the 1,000-line file | ${before.toFixed(1)} |`, `| after ${RSS_EDITS.toLocaleString('en-US')} more edits (a second document) | ${after.toFixed(1)} |`);

@@ -163,8 +163,9 @@ class ModelChecker {
       scope.labels.add(named.name);
       if (!step.label) scope.counters.set(named.base, named.count);
       this.layerCount += hit.layers;
-      this.diags.push(...hit.diagnostics);
-      Object.assign(flow, hit.output);
+      if (hit.diagnostics.length > 0) this.diags.push(...hit.diagnostics);
+      flow.shape = hit.output.shape;
+      flow.rf = hit.output.rf;
       this.cache!.keep(step, hit);
       return hit.node;
     }

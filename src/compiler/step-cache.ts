@@ -44,8 +44,11 @@ export class StepCache {
   /** Totals per checked node, for the nodes that come back from the cache. */
   readonly sums = new WeakMap<Node, LayerSums>();
   /** Per step, its latest checks, newest first (two: while a name is half typed, the steps after it see no shape). */
-  private entries = new Map<A.Step, CachedStep[]>();
-  private next = new Map<A.Step, CachedStep[]>();
+  private entries = new Map<A.Step, readonly CachedStep[]>();
+  private next = new Map<A.Step, readonly CachedStep[]>();
+  /** The entries (current and next) that hold diagnostics: the only ones an edit has to move. */
+  private withDiagnostics = new Set<CachedStep>();
+  private nextWithDiagnostics = new Set<CachedStep>();
 
   get(step: A.Step): readonly CachedStep[] {
     return this.entries.get(step) ?? [];
@@ -53,25 +56,32 @@ export class StepCache {
 
   /** Records an entry used by the check in progress. */
   keep(step: A.Step, entry: CachedStep): void {
-    this.next.set(step, [entry, ...this.get(step).filter((e) => e !== entry)].slice(0, KEPT_PER_STEP));
+    const old = this.get(step);
+    const list = old[0] === entry ? old : [entry, ...old.filter((e) => e !== entry)].slice(0, KEPT_PER_STEP);
+    this.next.set(step, list);
+    for (const e of list) if (e.diagnostics.length > 0) this.nextWithDiagnostics.add(e);
   }
 
   /** Ends a check: what it did not use is dropped. */
   finish(): void {
     this.entries = this.next;
     this.next = new Map();
+    this.withDiagnostics = this.nextWithDiagnostics;
+    this.nextWithDiagnostics = new Set();
   }
 
   clear(): void {
     this.entries.clear();
     this.next.clear();
+    this.withDiagnostics.clear();
+    this.nextWithDiagnostics.clear();
   }
 
   /** Moves the cached diagnostics' spans as the AST's moved (see moveSpan). */
   shift(from: number, delta: number): void {
     if (delta === 0) return;
     const move = (s: Span) => moveSpan(s, from, delta);
-    for (const entry of [...this.entries.values()].flat()) {
+    for (const entry of this.withDiagnostics) {
       for (const d of entry.diagnostics) {
         move(d.span);
         for (const r of d.related ?? []) move(r.span);
@@ -105,11 +115,13 @@ export function sameFlow(a: FlowState, b: FlowState): boolean {
 }
 
 function sameReceptive(a: Receptive | null, b: Receptive | null): boolean {
-  if (a === null || b === null) return a === b;
+  if (a === b) return true;
+  if (a === null || b === null) return false;
   return sameList(a.size, b.size) && sameList(a.jump, b.jump) && !!a.global === !!b.global;
 }
 
 function sameList(a: readonly number[] | null, b: readonly number[] | null): boolean {
-  if (a === null || b === null) return a === b;
+  if (a === b) return true;
+  if (a === null || b === null) return false;
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
