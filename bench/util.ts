@@ -132,7 +132,13 @@ export function summariseProfile(file: string, runs: number): string[] {
     byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
     total += e.dur;
   }
-  return [...byOp].sort((a, b) => b[1] - a[1])
+  const lines = [...byOp].sort((a, b) => b[1] - a[1])
     .map(([op, us]) => `  ${op.padEnd(24)} ${(us / 1000 / runs).toFixed(2).padStart(9)} ms  ${((100 * us) / total).toFixed(1).padStart(5)}%`)
     .concat(`  ${'all kernels'.padEnd(24)} ${(total / 1000 / runs).toFixed(2).padStart(9)} ms`);
+  if (!process.env.PROFILE_NODES) return lines;
+  // PROFILE_NODES=N: also the N slowest nodes, by name.
+  const byNode = new Map<string, number>();
+  for (const e of events) if (e.cat === 'Node' && e.name.endsWith('_kernel_time')) byNode.set(e.name, (byNode.get(e.name) ?? 0) + e.dur);
+  const top = [...byNode].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.PROFILE_NODES));
+  return lines.concat('slowest nodes:', ...top.map(([n, us]) => `  ${(us / 1000 / runs).toFixed(2).padStart(7)} ms  ${n.replace(/_kernel_time$/, '')}`));
 }

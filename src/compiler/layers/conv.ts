@@ -49,8 +49,7 @@ function leftover(input: Shape, output: Shape, w: Window, i: 0 | 1): number {
 
 /**
  * The gradients of a convolution y = conv(x, w) + b:
- * - dx: the transposed convolution of dy with the same weights, strides, dilations, groups and
- *   pads, with output_padding for the rows and columns past the last window;
+ * - dx: see inputGradient;
  * - dw: a convolution of x (channels as the batch, the batch as channels) with dy (as the kernel),
  *   the forward's stride as the kernel's dilation and its dilation as the stride: for each group,
  *   dw[m, c, i, j] = Σ_n,p,q dy[n, m, p, q] · xpad[n, c, p·s + i·d, q·s + j·d];
@@ -65,12 +64,7 @@ function convGrad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutput 
   const groups = geo.groups;
   const rest = [leftover(input, output, w, 0), leftover(input, output, w, 1)];
   const out: GradOutput = { params: {} };
-  if (g.needInput) {
-    out.dx = ctx.op('ConvTranspose', [g.dy, ctx.param(node, 'weight')], {
-      kernel_shape: [...w.kernel], strides: [...w.stride], dilations: [...w.dilation], group: groups,
-      pads: [...w.pads], output_padding: rest.some((r) => r > 0) ? rest : undefined,
-    });
-  }
+  if (g.needInput) out.dx = inputGradient(ctx, g.dy, ctx.param(node, 'weight'), w, groups, rest);
   const needW = g.needParam('weight'), needB = node.args.bias && g.needParam('bias');
   // Ungrouped: explicit im2col and one GEMM (onnxruntime runs it about twice as fast as the Conv
   // formulation), when the patches stay small; otherwise (and for groups) a Conv over x and dy.
@@ -110,6 +104,26 @@ function convGrad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutput 
       : ctx.op('ReduceSum', [g.dy, ctx.ints([0, 2, 3])], { keepdims: 0 });
   }
   return out;
+}
+
+/**
+ * dx for y = conv(x, w). With stride 1 and no groups it is a plain convolution of dy with w's
+ * channels swapped and taps flipped, padded by the kernel's extent less the forward's padding
+ * (onnxruntime's Conv runs about 1.4x faster than its ConvTranspose); otherwise the transposed
+ * convolution with the forward's attributes, and output_padding for the rows past the last window.
+ */
+function inputGradient(ctx: LowerContext, dy: string, weight: string, w: Window, groups: number, rest: number[]): string {
+  const reach = [0, 1].map((i) => w.dilation[i] * (w.kernel[i] - 1));
+  const pads = w.pads.map((p, i) => reach[i % 2] - p);
+  if (groups === 1 && w.stride.every((s) => s === 1) && pads.every((p) => p >= 0)) {
+    const swapped = ctx.op('Transpose', [weight], { perm: [1, 0, 2, 3] });
+    const flipped = ctx.op('Slice', [swapped, ctx.ints([-1, -1], 'starts'), ctx.ints([-w.kernel[0] - 1, -w.kernel[1] - 1], 'ends'), ctx.ints([2, 3]), ctx.ints([-1, -1], 'steps')]);
+    return ctx.op('Conv', [dy, flipped], { kernel_shape: [...w.kernel], strides: [1, 1], dilations: [...w.dilation], pads, group: 1 });
+  }
+  return ctx.op('ConvTranspose', [dy, weight], {
+    kernel_shape: [...w.kernel], strides: [...w.stride], dilations: [...w.dilation], group: groups,
+    pads: [...w.pads], output_padding: rest.some((r) => r > 0) ? rest : undefined,
+  });
 }
 
 /** Most values per sample in im2col patches (C·kH·kW·oH·oW); larger layers use the Conv formulation. */
