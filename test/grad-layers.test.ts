@@ -25,7 +25,7 @@ describe('conv gradients', () => {
     ['dilated, stride 3 with leftover rows past the dilation', '2x11x10', 'conv 2 2x2 stride=3 dilation=2'],
     ['dilated stride 2 with one leftover row', '2x12x9', 'conv 2 3x3 stride=2 dilation=2'],
     ['1x1 stride 2', '3x7x7', 'conv 4 1x1 stride=2'],
-    ['stride 1 dilated with asymmetric pads (dx as a Conv)', '2x9x8', 'conv 3 3x2 dilation=2x1 pad=[2,0,1,1]'],
+    ['stride 1 dilated with asymmetric pads keeping the size (dx as a Conv)', '2x9x8', 'conv 3 3x2 dilation=2x1 pad=[2,0,2,1]'],
     ['padding wider than the kernel (dx as a ConvTranspose)', '2x5x5', 'conv 3 2x2 pad=2'],
     ['a layer too large for im2col (dW as a Conv over x and dy)', '16x64x64', 'conv 2 3x3 pad=[1,0,2,1]'],
     ['dwconv dilated, multiplier 2', '3x6x5', 'dwconv 3x3 dilation=2 pad=2 multiplier=2'],

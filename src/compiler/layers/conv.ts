@@ -64,7 +64,8 @@ function convGrad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutput 
   const groups = geo.groups;
   const rest = [leftover(input, output, w, 0), leftover(input, output, w, 1)];
   const out: GradOutput = { params: {} };
-  if (g.needInput) out.dx = inputGradient(ctx, g.dy, ctx.param(node, 'weight'), w, groups, rest);
+  const sameSize = input[1] === output[1] && input[2] === output[2];
+  if (g.needInput) out.dx = inputGradient(ctx, g.dy, ctx.param(node, 'weight'), w, groups, rest, sameSize);
   const needW = g.needParam('weight'), needB = node.args.bias && g.needParam('bias');
   // Ungrouped: explicit im2col and one GEMM (onnxruntime runs it about twice as fast as the Conv
   // formulation), when the patches stay small; otherwise (and for groups) a Conv over x and dy.
@@ -107,15 +108,18 @@ function convGrad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutput 
 }
 
 /**
- * dx for y = conv(x, w). With stride 1 and no groups it is a plain convolution of dy with w's
- * channels swapped and taps flipped, padded by the kernel's extent less the forward's padding
- * (onnxruntime's Conv runs about 1.4x faster than its ConvTranspose); otherwise the transposed
- * convolution with the forward's attributes, and output_padding for the rows past the last window.
+ * dx for y = conv(x, w). For a size-keeping convolution (stride 1, pad=same) without groups it is
+ * a plain convolution of dy with w's channels swapped and taps flipped, padded by the kernel's
+ * extent less the forward's padding: onnxruntime's Conv runs it faster than its ConvTranspose
+ * (bench/ort-inspect-train.ts). Where the output is smaller (pad=valid) that convolution would
+ * also run over the padded border, more work than ConvTranspose's. Otherwise, and with groups,
+ * the transposed convolution with the forward's attributes, and output_padding for the rows past
+ * the last window.
  */
-function inputGradient(ctx: LowerContext, dy: string, weight: string, w: Window, groups: number, rest: number[]): string {
+function inputGradient(ctx: LowerContext, dy: string, weight: string, w: Window, groups: number, rest: number[], sameSize: boolean): string {
   const reach = [0, 1].map((i) => w.dilation[i] * (w.kernel[i] - 1));
   const pads = w.pads.map((p, i) => reach[i % 2] - p);
-  if (groups === 1 && w.stride.every((s) => s === 1) && pads.every((p) => p >= 0)) {
+  if (sameSize && groups === 1 && w.stride.every((s) => s === 1) && pads.every((p) => p >= 0)) {
     const swapped = ctx.op('Transpose', [weight], { perm: [1, 0, 2, 3] });
     const flipped = ctx.op('Slice', [swapped, ctx.ints([-1, -1], 'starts'), ctx.ints([-w.kernel[0] - 1, -w.kernel[1] - 1], 'ends'), ctx.ints([2, 3]), ctx.ints([-1, -1], 'steps')]);
     return ctx.op('Conv', [dy, flipped], { kernel_shape: [...w.kernel], strides: [1, 1], dilations: [...w.dilation], pads, group: 1 });
