@@ -73,6 +73,8 @@ export const catalog = {
   badInput: entry<{ detail: string }>('CNN2017', 'error', (p) => p.detail),
   noModels: entry('CNN2018', 'warning', () => 'the file declares no model'),
   divisionByZero: entry('CNN2019', 'error', () => 'division by zero'),
+  optionWithoutEffect: entry<{ field: string; option: string; kind: string }>(
+    'CNN2020', 'warning', (p) => `${p.field} option "${p.option}" has no effect with ${p.kind}`),
 
   // 3xxx: shapes and sizes
   kernelTooLarge: entry<{ layer: string; what: string; kernel: string; input: string }>(

@@ -51,6 +51,13 @@ export const trainFields: Record<keyof TrainConfig, ArgSpec[]> = {
   freeze: [{ name: 'patterns', type: 'enum', positional: true, doc: 'layer name patterns (strings, * matches any run of characters)' }],
 };
 
+/** Options that only some kinds of a field read; given with another kind they would be ignored silently. */
+const optionKinds: Partial<Record<keyof TrainConfig, Record<string, string[]>>> = {
+  loss: { smoothing: ['cross_entropy'] },
+  optimizer: { momentum: ['sgd'], nesterov: ['sgd'], beta1: ['adam', 'adamw'], beta2: ['adam', 'adamw'], eps: ['adam', 'adamw'] },
+  schedule: { step_size: ['step'], gamma: ['step'] },
+};
+
 export function defaultTrainConfig(): TrainConfig {
   const config = {} as Record<string, unknown>;
   for (const [field, specs] of Object.entries(trainFields)) {
@@ -82,8 +89,19 @@ export function checkTrainSection(section: TrainSection | undefined, diags: Diag
     const bound = bindArgs(specs, entry.values, entry.key, entry.keySpan, new Map(), diags);
     if (!bound.ok) continue;
     config[entry.key] = specs.length === 1 && specs[0].positional ? bound.values[specs[0].name] : bound.values;
+    warnIneffective(entry, bound.values.kind, diags);
   }
   return config as unknown as TrainConfig;
+}
+
+function warnIneffective(entry: TrainSection['entries'][number], kind: unknown, diags: Diagnostic[]): void {
+  const kinds = optionKinds[entry.key as keyof TrainConfig];
+  if (!kinds || typeof kind !== 'string') return;
+  for (const arg of entry.values) {
+    const readers = arg.name && kinds[arg.name];
+    if (!readers || readers.includes(kind)) continue;
+    diags.push(diagnostic('optionWithoutEffect', arg.span, { field: entry.key, option: arg.name!, kind }, { hint: `only ${readers.join(' and ')} use${readers.length === 1 ? 's' : ''} it` }));
+  }
 }
 
 /** `freeze: "features.*" conv1`: strings or bare names, or a list of them. */
