@@ -120,6 +120,11 @@ describe('activation lowering', () => {
     ['hardswish', (x) => ref.hardswish(x, s)],
     ['softmax', (x) => softmaxChannels(x, s)],
   ];
+  it('relu6 (inputs past 0 and 6)', async () => {
+    const c = compile(modelSource('3x4x5', 'relu6'), { seed: 7, partial: true });
+    const x = uniform(102, 2 * 60, -9, 9);
+    expectClose((await run(c.bytes, x, [2, 3, 4, 5])).data, ref.relu6(x, s).data);
+  });
   for (const [body, f] of cases) {
     it(body, async () => {
       const { x, out } = await lowerAndRun(s.slice(1), body);

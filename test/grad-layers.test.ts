@@ -71,4 +71,5 @@ describe('normalisation, activation and head gradients', () => {
     ['dropout p=0', '9', 'dropout 0'],
   ];
   for (const [name, input, body] of cases) it(name, () => gradCase(input, body, { batch: 3, xRange: [-4, 4] }));
+  it('relu6, inputs on both sides of 0 and 6', () => gradCase('3x4x5', 'relu6', { batch: 3, xRange: [-9, 9] }));
 });

@@ -161,6 +161,7 @@ export function erf(x: number): number {
 export const sigmoidScalar = (v: number) => 1 / (1 + Math.exp(-v));
 
 export const relu = (x: Data, s: number[]) => map(x, s, (v) => Math.max(0, v));
+export const relu6 = (x: Data, s: number[]) => map(x, s, (v) => Math.min(Math.max(0, v), 6));
 export const leakyRelu = (x: Data, s: number[], slope = 0.01) => map(x, s, (v) => (v >= 0 ? v : slope * v));
 export const elu = (x: Data, s: number[], alpha = 1) => map(x, s, (v) => (v >= 0 ? v : alpha * (Math.exp(v) - 1)));
 export const gelu = (x: Data, s: number[]) => map(x, s, (v) => 0.5 * v * (1 + erf(v / Math.SQRT2)));
