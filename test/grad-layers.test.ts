@@ -39,6 +39,8 @@ describe('pooling gradients', () => {
     ['maxpool 2', '2x6x6', 'maxpool 2'],
     ['maxpool 3 stride 2 pad 1 odd size (overlapping windows)', '2x7x5', 'maxpool 3 stride=2 pad=1'],
     ['maxpool 2 on odd size (dropped row)', '2x5x7', 'maxpool 2'],
+    ['maxpool 2 with end padding (non-overlapping: MaxUnpool)', '2x7x7', 'maxpool 2 pad=[0,0,1,1]'],
+    ['maxpool 2x2 stride 3 (gaps between windows)', '2x8x7', 'maxpool 2 stride=3'],
     ['avgpool 3 stride 2 pad 1 count_pad on', '2x7x6', 'avgpool 3 stride=2 pad=1'],
     ['avgpool count_pad off, asymmetric pads', '2x7x6', 'avgpool 3 stride=2 pad=[1,0,1,2] count_pad=off'],
     ['avgpool 2 on odd size', '3x5x5', 'avgpool 2'],

@@ -23,13 +23,23 @@ function lowerMax(ctx: LowerContext, x: string, node: LayerNode, attrs: ReturnTy
   return y;
 }
 
-/** Max pooling's gradient: dy added at the saved argmax positions (ScatterElements, reduction add). */
+/**
+ * Max pooling's gradient: dy placed at the saved argmax positions. Windows that do not overlap
+ * have distinct argmaxes, and MaxUnpool (zeros, then one write per value) places them faster than
+ * the general form, ScatterElements with reduction add, which overlapping windows need (one
+ * input can be the maximum of several windows).
+ */
 function maxGrad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutput {
   if (!g.needInput) return {};
+  const w = node.window; // none for global max pooling: one window over the whole map
+  const indices = ctx.saved(node, 'indices');
+  if (!w || w.stride.every((s, i) => s >= w.kernel[i])) {
+    const attrs = w ? poolAttrs(w) : { kernel_shape: [node.input![1], node.input![2]], strides: [1, 1], pads: [0, 0, 0, 0] };
+    return { dx: ctx.op('MaxUnpool', [g.dy, indices, ctx.op('Shape', [g.x])], attrs) };
+  }
   const flat = ctx.ints([-1], 'flat');
   const zeros = ctx.op('ConstantOfShape', [ctx.op('Reshape', [ctx.op('Size', [g.x]), flat])]);
-  const indices = ctx.op('Reshape', [ctx.saved(node, 'indices'), flat]);
-  const scattered = ctx.op('ScatterElements', [zeros, indices, ctx.op('Reshape', [g.dy, flat])], { axis: 0, reduction: 'add' });
+  const scattered = ctx.op('ScatterElements', [zeros, ctx.op('Reshape', [indices, flat]), ctx.op('Reshape', [g.dy, flat])], { axis: 0, reduction: 'add' });
   return { dx: ctx.op('Reshape', [scattered, ctx.op('Shape', [g.x])]) };
 }
 
