@@ -71,6 +71,41 @@ describe('incremental checking equals a fresh check', () => {
     });
   }
 
+  for (const [name, seed] of [['zoo/resnet50.cnn', 11], ['zoo/googlenet.cnn', 12], ['tutorials/001_cifar10.cnn', 13], ['fashion/bn.cnn', 14]] as const) {
+    it(`${name}: 200 random edits, syntax errors kept and built on`, () => {
+      const next = rng(seed);
+      const doc = new DocumentChecker();
+      let text = example(name);
+      doc.update(text);
+      for (let i = 0; i < 200; i++) {
+        const before = text;
+        text = randomEdit(text, next);
+        expectSameAsFresh(doc.update(text), text);
+        if (next() < 0.2) {
+          text = before;
+          expectSameAsFresh(doc.update(text), text);
+        }
+      }
+    });
+  }
+
+  it('typing a new step keystroke by keystroke, through the states with syntax errors, stays incremental', () => {
+    const original = example('fashion/bn.cnn');
+    const at = original.indexOf('-> bn -> relu -> maxpool 2') + '-> bn -> relu'.length;
+    const typed = ' -> conv 16 3x3 pad=same';
+    const doc = new DocumentChecker();
+    doc.update(original);
+    let broken = 0;
+    for (let i = 1; i <= typed.length; i++) {
+      const text = original.slice(0, at) + typed.slice(0, i) + original.slice(at);
+      const result = doc.update(text);
+      expectSameAsFresh(result, text);
+      expect(doc.lastParse).not.toBe('full');
+      if (result.diagnostics.some((d) => d.code.startsWith('CNN1'))) broken++;
+    }
+    expect(broken).toBe(4); // ' -', ' ->', ' -> ' and 'pad='
+  });
+
   it('fashion/bn.cnn: a space or a letter typed at every offset, and every character deleted', () => {
     const original = example('fashion/bn.cnn').replace(/^#.*\n/gm, '');
     const doc = new DocumentChecker();
@@ -86,30 +121,30 @@ describe('incremental checking equals a fresh check', () => {
 
   it('reuses the checks of unchanged steps and re-checks the ones whose input changed', () => {
     const doc = new DocumentChecker();
-    const text = 'model M {\n  input 3x32x32\n  conv 8 3x3 pad=same -> relu\n  -> residual { conv 8 3x3 pad=same -> bn -> relu }\n  -> maxpool 2 -> flatten -> dense 10\n}\n';
+    const text = 'model M {\n  input 3x32x32\n  conv 8 3x3 pad=same -> relu\n  -> bn -> residual { conv 8 3x3 pad=same -> bn -> relu }\n  -> maxpool 2 -> flatten -> dense 10\n}\n';
     const first = doc.update(text);
-    const residual = first.models[0].root.items[2];
+    const residual = first.models[0].root.items[3];
     // Renaming relu to gelu keeps the residual's input: the same checked node comes back.
     const second = doc.update(text.replace('-> relu\n', '-> gelu\n'));
     expect(doc.lastParse).toBe('step');
-    expect(second.models[0].root.items[2]).toBe(residual);
+    expect(second.models[0].root.items[3]).toBe(residual);
     // Changing the first conv's width changes the residual's input: checked again, with its error.
     const third = doc.update(text.replace('conv 8 3x3 pad=same -> relu', 'conv 4 3x3 pad=same -> relu'));
-    expect(third.models[0].root.items[2]).not.toBe(residual);
+    expect(third.models[0].root.items[3]).not.toBe(residual);
     expect(third.diagnostics.map((d) => d.code)).toEqual(check(text.replace('conv 8 3x3 pad=same -> relu', 'conv 4 3x3 pad=same -> relu')).diagnostics.map((d) => d.code));
     expect(third.diagnostics.length).toBeGreaterThan(0);
   });
 
   it('keeps the checks of the steps after a name being typed, for when the name is complete', () => {
     const doc = new DocumentChecker();
-    const text = (name: string) => `model M {\n  input 3x32x32\n  conv 8 3x3 pad=same -> ${name}\n  -> residual { conv 8 3x3 pad=same -> bn -> relu }\n  -> flatten -> dense 10\n}\n`;
-    const residual = doc.update(text('relu')).models[0].root.items[2];
+    const text = (name: string) => `model M {\n  input 3x32x32\n  conv 8 3x3 pad=same -> ${name}\n  -> bn -> residual { conv 8 3x3 pad=same -> bn -> relu }\n  -> flatten -> dense 10\n}\n`;
+    const residual = doc.update(text('relu')).models[0].root.items[3];
     for (const typed of ['', 'g', 'ge', 'gel']) {
       const half = doc.update(text(typed));
       expect(half.diagnostics).toEqual(check(text(typed)).diagnostics);
     }
     const done = doc.update(text('gelu'));
-    expect(done.models[0].root.items[2]).toBe(residual);
+    expect(done.models[0].root.items[3]).toBe(residual);
     expect(done.diagnostics).toEqual([]);
   });
 });

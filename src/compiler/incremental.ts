@@ -2,26 +2,36 @@
  * Checking the successive versions of one document (the language server's path). When an edit
  * stays inside one step of a model's or block's chain, only that step is parsed again and spliced
  * into the previous syntax tree, whose later offsets are moved in place; the checker then reuses
- * every top-level step whose input did not change (step-cache.ts). Any other edit, and any text
- * with syntax errors, takes the full path; the result always equals `check(text)` (tested).
+ * every top-level step whose input did not change (step-cache.ts). An edit that leaves a syntax
+ * error inside that step is parsed the same way, with recovery in the context the whole file's
+ * parse would give it (parser.ts, parseStepsRecovering). Any other edit takes the full path; the
+ * result always equals `check(text)` (tested on random edits, broken ones included).
  */
-import type { IToken } from 'chevrotain';
+import { tokenMatcher, type IToken } from 'chevrotain';
 import type * as A from './ast.ts';
 import { checkFile } from './checker.ts';
-import { cnnLexer } from './lexer.ts';
-import { parse, parseStep, type ParseResult } from './parser.ts';
+import { Arrow, cnnLexer } from './lexer.ts';
+import { parse, parseStepsRecovering, type ParseResult } from './parser.ts';
+import type { Diagnostic } from './diagnostics.ts';
 import { moveSpan, StepCache } from './step-cache.ts';
 import type { Span } from './source.ts';
 import type { CheckResult } from '../index.ts';
 
-/** A version that parsed without any diagnostic: the base that later versions are parsed from. */
-interface CleanVersion {
+/**
+ * The version later ones are parsed from: one whose syntax errors, if any, each lie inside one
+ * step of a chain (a full parse with errors elsewhere never becomes the base).
+ */
+interface BaseVersion {
   text: string;
   ast: A.SourceFile;
+  /** The syntax errors of each step that has any, with spans of their own. */
+  syntax: Map<A.Step, Diagnostic[]>;
+  /** Steps where recovery left nodes without tokens, whose spans sit at the end of the text. */
+  endAnchored: Set<A.Step>;
 }
 
 export class DocumentChecker {
-  private base: CleanVersion | undefined;
+  private base: BaseVersion | undefined;
   private readonly cache = new StepCache();
   /** How the latest update parsed: 'full', 'step' (one step re-parsed) or 'trivia' (no token changed). */
   lastParse: 'full' | 'step' | 'trivia' = 'full';
@@ -29,68 +39,162 @@ export class DocumentChecker {
   constructor(private readonly file = '<input>') {}
 
   /**
-   * The check of `text`. It is parsed from the last clean version when the edit since then allows
-   * (the versions between, with syntax errors, are checked on their own and leave the base and
-   * the cache alone), so typing through a broken state and out of it stays on the fast path.
-   * The base's tree is moved in place: a result must not be used after the next update.
+   * The check of `text`, parsed from the base version when the edit since then lies inside one
+   * step (or only in spaces and comments); otherwise parsed whole. The base's tree is moved in
+   * place: a result must not be used after the next update.
    */
   update(text: string): CheckResult {
     const reused = this.base && this.reparse(this.base, text);
     let parsed: ParseResult;
     let cache: StepCache | undefined = this.cache;
-    if (reused) parsed = { ast: reused, diagnostics: [] };
+    if (reused) parsed = reused;
     else {
       this.lastParse = 'full';
       parsed = parse(text);
-      if (parsed.diagnostics.length === 0) this.cache.clear();
-      else cache = undefined;
+      if (parsed.diagnostics.length === 0) {
+        this.cache.clear();
+        this.base = { text, ast: parsed.ast, syntax: new Map(), endAnchored: new Set() };
+      } else cache = undefined; // checked on its own: the base and the cache stay as they were
     }
-    if (parsed.diagnostics.length === 0) this.base = { text, ast: parsed.ast };
     const diagnostics = [...parsed.diagnostics];
     const models = checkFile(parsed.ast, diagnostics, cache);
     diagnostics.sort((a, b) => a.span.start - b.span.start);
     return { file: this.file, text, ast: parsed.ast, models, diagnostics };
   }
 
-  /** The base's tree brought up to `text`, or undefined when the edit needs a full parse. */
-  private reparse(last: CleanVersion, text: string): A.SourceFile | undefined {
-    const { ast } = last;
-    const edit = changedRange(last.text, text);
+  /** The base brought up to `text` (and made the new base), or undefined when the edit needs a full parse. */
+  private reparse(base: BaseVersion, text: string): ParseResult | undefined {
+    const edit = changedRange(base.text, text);
+    const site = editSite(base.ast, edit.start, edit.oldEnd);
+    if (!site) return this.retrivia(base, text, edit);
+    // The steps the edit touches; failing that, with a neighbour on each side, so that an error
+    // at the arrow next to the edit (`relu - -> bn`, `-> -> bn`) falls inside the re-parse.
+    const { first, last } = site;
+    const wider = { first: Math.max(0, first - 1), last: Math.min(site.chain.steps.length - 1, last + 1) };
+    return this.resplice(base, text, edit, site, first, last)
+      ?? (wider.first !== first || wider.last !== last ? this.resplice(base, text, edit, site, wider.first, wider.last) : undefined);
+  }
+
+  /** An edit outside every chain, in spaces or comments only: the same tokens, moved. */
+  private retrivia(base: BaseVersion, text: string, edit: Edit): ParseResult | undefined {
+    const relexed = relex(base.text, text, edit.start, edit.oldEnd, edit.delta);
+    if (!relexed || relexed.tokens.length > 0 || relexed.replaced > 0) return undefined;
+    this.lastParse = 'trivia';
+    this.move(base, edit.oldEnd, edit.delta, new Set(), text.length);
+    return this.rebase(base, text);
+  }
+
+  /** Steps first..last of the site's chain, with the edit, parsed again and spliced in. */
+  private resplice(base: BaseVersion, text: string, edit: Edit, site: Site, first: number, last: number): ParseResult | undefined {
+    const { syntax } = base;
+    const { chain, owner } = site;
     const { delta } = edit;
-    const found = enclosingStep(ast, edit.start, edit.oldEnd);
-    const from = found ? found.chain.steps[found.index].span.start : edit.start;
-    const oldTo = found ? found.chain.steps[found.index].span.end : edit.oldEnd;
-    const relexed = relex(last.text, text, from, oldTo, delta);
-    if (!relexed) return undefined;
-    const { tokens, replaced } = relexed;
-    if (!found) {
-      if (tokens.length > 0 || replaced > 0) return undefined;
-      // An edit in spaces or comments: the same tokens, moved.
-      this.lastParse = 'trivia';
-      moveSpans(ast, edit.oldEnd, delta);
-      this.cache.shift(edit.oldEnd, delta);
-      ast.span = { start: 0, end: text.length };
-      return ast;
-    }
-    const step = parseStep(tokens, text);
-    if (!step) return undefined;
+    const old = chain.steps.slice(first, last + 1);
+    const from = Math.min(edit.start, old[0].span.start);
+    const oldTo = Math.max(edit.oldEnd, old[old.length - 1].span.end);
+    // An old error at the arrows after the last of these steps would fall outside the re-parse.
+    if (old.some((step) => syntax.get(step)?.some((d) => d.span.start >= oldTo))) return undefined;
+    const relexed = relex(base.text, text, from, oldTo, delta);
+    const reparsed = relexed && reparseSteps(relexed.tokens, text, owner.kind, first === 0);
+    if (!reparsed) return undefined;
+    const errorsElsewhere = [...syntax].reduce((n, [step, d]) => n + (old.includes(step) ? 0 : d.length), 0);
+    if (errorsElsewhere + reparsed.diagnostics.length > MAX_INCREMENTAL_ERRORS) return undefined;
     this.lastParse = 'step';
-    const { chain, index, owner } = found;
-    chain.steps[index] = step;
-    moveSpans(ast, oldTo, delta, step);
-    this.cache.shift(oldTo, delta);
-    // The chain's edges are its first and last steps' (which the new step may have moved).
-    if (index === 0) chain.span.start = step.span.start;
-    if (index === chain.steps.length - 1) chain.span.end = step.span.end;
-    ast.span = { start: 0, end: text.length };
+    // A neighbour before the edit, re-parsed for context, comes back as it was (same text, same
+    // place): keep its old object, and with it its cached check.
+    const steps = [...reparsed.steps];
+    const kept = old[0];
+    if (steps.length > 1 && kept.span.end <= edit.start && !syntax.has(kept) && !base.endAnchored.has(kept) && !reparsed.byStep.has(steps[0])
+      && steps[0].span.start === kept.span.start && steps[0].span.end === kept.span.end
+      && text.slice(kept.span.start, kept.span.end) === base.text.slice(kept.span.start, kept.span.end)) {
+      steps[0] = kept;
+    }
+    chain.steps.splice(first, old.length, ...steps);
+    for (const step of old) {
+      syntax.delete(step);
+      base.endAnchored.delete(step);
+    }
+    this.move(base, oldTo, delta, new Set(steps.filter((step) => !old.includes(step))), text.length);
+    for (const [step, diagnostics] of reparsed.byStep) syntax.set(step, diagnostics);
+    for (const step of reparsed.endAnchored) base.endAnchored.add(step);
+    // The chain's edges are its first and last steps' (which the new steps may have moved).
+    if (first === 0) chain.span.start = steps[0].span.start;
+    if (first + steps.length === chain.steps.length) chain.span.end = steps[steps.length - 1].span.end;
     // A block's body feeds every use of the block: the cached checks of models are stale.
     if (owner.kind === 'block') this.cache.clear();
-    return ast;
+    return this.rebase(base, text);
+  }
+
+  /** Moves the base's tree, its syntax errors and the cached checks for an edit (moveSpan). */
+  private move(base: BaseVersion, from: number, delta: number, skip: ReadonlySet<A.Step>, length: number): void {
+    const oldLength = length - delta;
+    const atEnd = [...base.endAnchored].flatMap((step) => spansAt(step, oldLength)).map((span) => ({ span, whole: span.start === oldLength }));
+    moveSpans(base.ast, from, delta, skip);
+    for (const [step, diagnostics] of base.syntax) if (!skip.has(step)) for (const d of diagnostics) moveSpan(d.span, from, delta);
+    for (const { span, whole } of atEnd) {
+      span.end = length;
+      if (whole) span.start = length;
+    }
+    this.cache.shift(from, delta);
+  }
+
+  private rebase(base: BaseVersion, text: string): ParseResult {
+    base.text = text;
+    base.ast.span = { start: 0, end: text.length };
+    const diagnostics = [...base.syntax.values()].flat().sort((a, b) => a.span.start - b.span.start);
+    return { ast: base.ast, diagnostics };
   }
 }
 
+/** The spans in a step that end at `offset` (the end of the text). */
+function spansAt(value: unknown, offset: number, found: Span[] = []): Span[] {
+  if (typeof value !== 'object' || value === null) return found;
+  const record = value as Record<string, unknown>;
+  if (typeof record.start === 'number' && typeof record.end === 'number') {
+    if (record.end === offset) found.push(record as unknown as Span);
+  } else for (const v of Object.values(record)) spansAt(v, offset, found);
+  return found;
+}
+
+/** Past this many syntax errors the full parse reports them (and says how many it leaves out). */
+const MAX_INCREMENTAL_ERRORS = 50;
+
+/**
+ * The steps that `tokens` (the text of the old steps the edit touched) now make, parsed with
+ * recovery where they stand, when every token lies inside one of them (but the arrows between)
+ * and so does every syntax error (or at an arrow after one): the parse around them is then the
+ * whole file's, unchanged.
+ */
+function reparseSteps(tokens: IToken[], text: string, owner: 'model' | 'block', first: boolean) {
+  const recovered = parseStepsRecovering(tokens, text, owner, first);
+  if (!recovered || recovered.steps.length === 0) return undefined;
+  const { steps, diagnostics } = recovered;
+  // Recovery gives nodes with no tokens a span at the end of the text (and their parents a span
+  // that ends there), kept there as the text changes.
+  const endAnchored = steps.filter((s) => spansAt(s, text.length).length > 0);
+  const inside = (offset: number) => steps.find((s) => s.span.start <= offset && offset < s.span.end);
+  // Between the steps, arrows (more than one where recovery dropped an empty step); every other token inside a step.
+  const between = (t: IToken) => tokenMatcher(t, Arrow) && steps.some((s, k) => k + 1 < steps.length && s.span.end <= t.startOffset && t.startOffset < steps[k + 1].span.start);
+  if (!tokens.every((t) => inside(t.startOffset) || between(t))) return undefined;
+  // An error at an arrow (`relu - -> bn`: the expression ends at the arrow) belongs to the step before it.
+  const owning = (offset: number) => inside(offset) ?? [...steps].reverse().find((s) => s.span.end <= offset);
+  const byStep = new Map<A.Step, Diagnostic[]>();
+  for (const d of diagnostics) {
+    const step = owning(d.span.start);
+    if (!step) return undefined;
+    byStep.set(step, [...(byStep.get(step) ?? []), d]);
+  }
+  return { steps, diagnostics, byStep, endAnchored };
+}
+
 /** The smallest range that differs: old text [start, oldEnd) became new text [start, oldEnd + delta). */
-function changedRange(before: string, after: string): { start: number; oldEnd: number; delta: number } {
+interface Edit {
+  start: number;
+  oldEnd: number;
+  delta: number;
+}
+
+function changedRange(before: string, after: string): Edit {
   const limit = Math.min(before.length, after.length);
   // Binary searches over native slice comparisons: far faster than a loop over characters.
   const longest = (same: (n: number) => boolean, max: number) => {
@@ -108,13 +212,34 @@ function changedRange(before: string, after: string): { start: number; oldEnd: n
   return { start, oldEnd: before.length - suffix, delta: after.length - before.length };
 }
 
-/** The step directly in a model's or block's chain whose span holds the old range [start, end). */
-function enclosingStep(ast: A.SourceFile, start: number, end: number): { chain: A.Chain; index: number; owner: A.ModelDecl | A.BlockDecl } | undefined {
+interface Site {
+  owner: A.ModelDecl | A.BlockDecl;
+  chain: A.Chain;
+  /** The steps the edit touches, or sits between. */
+  first: number;
+  last: number;
+}
+
+/**
+ * Where an edit of the old range [start, end) falls in a chain: the steps it touches (from the
+ * last one starting at or before it to the first one ending at or after it; text typed beside
+ * them and the arrows between belong to them). Undefined when it is not between a model's input
+ * line (or the first step) and its train section (or closing brace).
+ */
+function editSite(ast: A.SourceFile, start: number, end: number): Site | undefined {
   for (const owner of [...ast.models, ...ast.blocks]) {
     if (start < owner.span.start || end > owner.span.end) continue;
-    const steps = owner.body.steps;
-    const index = steps.findIndex((s) => s.span.start <= start && end <= s.span.end);
-    return index >= 0 ? { chain: owner.body, index, owner } : undefined;
+    const chain = owner.body;
+    const steps = chain.steps;
+    // Edits must stay after the input line, or (no input line: a block's parameters and `{`) at or after the first step.
+    const opening = owner.kind === 'model' && owner.input ? owner.input.span.end : steps[0]?.span.start - 1;
+    const closing = owner.kind === 'model' && owner.train ? owner.train.span.start : owner.span.end - 1;
+    if (steps.length === 0 || start <= opening || end > closing) return undefined;
+    let first = 0;
+    while (first + 1 < steps.length && steps[first + 1].span.start <= start) first++;
+    let last = steps.length - 1;
+    while (last > first && steps[last - 1].span.end >= end) last--;
+    return { owner, chain, first, last };
   }
   return undefined;
 }
@@ -172,11 +297,11 @@ function countBefore(tokens: IToken[], offset: number): number {
 }
 
 /**
- * Moves the syntax tree's spans (moveSpan), in place, skipping the new step (already at its
+ * Moves the syntax tree's spans (moveSpan), in place, skipping the new steps (already at their
  * place) and every node that ends before `from`. Each span object is moved once: a clean tree
  * (the only kind this path takes) has one span object per node; only recovery shares them.
  */
-function moveSpans(ast: A.SourceFile, from: number, delta: number, skip?: A.Step): void {
+function moveSpans(ast: A.SourceFile, from: number, delta: number, skip: ReadonlySet<A.Step>): void {
   if (delta === 0) return;
   const move = (span: Span | undefined) => span && moveSpan(span, from, delta);
   const expr = (e: A.Expr): void => {
@@ -202,7 +327,7 @@ function moveSpans(ast: A.SourceFile, from: number, delta: number, skip?: A.Step
     for (const s of c.steps) step(s);
   };
   const step = (s: A.Step): void => {
-    if (s === skip || s.span.end < from) return;
+    if (skip.has(s) || s.span.end < from) return;
     move(s.span);
     move(s.label?.span);
     switch (s.kind) {

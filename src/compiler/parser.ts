@@ -2,7 +2,7 @@
  * The grammar (a chevrotain CST parser with error recovery, no semantic actions) and the
  * visitor that turns its concrete syntax tree into the AST of ast.ts.
  */
-import { CstParser, type CstNode, type IToken, type CstElement, tokenMatcher, EOF } from 'chevrotain';
+import { CstParser, createTokenInstance, type CstNode, type IToken, type CstElement, type TokenType, tokenMatcher, EOF } from 'chevrotain';
 import * as T from './lexer.ts';
 import type * as A from './ast.ts';
 import { diagnostic, type Diagnostic } from './diagnostics.ts';
@@ -26,11 +26,6 @@ class CnnParser extends CstParser {
   constructor() {
     super(T.allTokens, { recoveryEnabled: true, maxLookahead: 3, nodeLocationTracking: 'onlyOffset' });
     this.performSelfAnalysis();
-  }
-
-  /** Whether the last rule run consumed every token of the input. */
-  atEnd(): boolean {
-    return this.LA(1).tokenType === EOF;
   }
 
   file = this.RULE('file', () => {
@@ -248,16 +243,32 @@ export function parse(text: string): ParseResult {
 }
 
 /**
- * Parses tokens that must make exactly one chain step directly inside a model or block (the
- * language server's incremental path). Undefined when they do not, or not cleanly: the caller
- * then parses the whole file, so recovery and its diagnostics come from one place.
+ * Parses, with recovery, tokens that replace steps directly inside a model's or block's chain
+ * (the language server's incremental path; incremental.ts checks the result). The tokens are
+ * parsed where they stand: inside `model {` or `block {`, after a placeholder step and `->` unless
+ * they are the chain's first step, so the rules, the follow sets recovery resynchronises on and
+ * every lookahead decision are those of the whole file's parse; the placeholders have no place in
+ * the text and leave nothing in the tree. Undefined when an error falls outside the tokens (the
+ * parse looked past them) or there are too many: the caller then parses the whole file.
  */
-export function parseStep(tokens: IToken[], text: string): A.Step | undefined {
+export function parseStepsRecovering(tokens: IToken[], text: string, owner: 'model' | 'block', first: boolean): { steps: A.Step[]; diagnostics: Diagnostic[] } | undefined {
   if (tokens.length === 0 || limitNesting(tokens, [], 1).length !== tokens.length) return undefined;
-  parserInstance.input = tokens;
-  const cst = parserInstance.step();
-  if (parserInstance.errors.length > 0 || !parserInstance.atEnd()) return undefined;
-  return new AstBuilder(text).step(cst);
+  // A model's first step follows its input line, which would take a leading `name = value` (or a
+  // second `input`, or the optional `->`) that the placeholder context has no input line to take.
+  if (first && owner === 'model' && (tokenMatcher(tokens[0], T.Input) || tokenMatcher(tokens[0], T.Arrow) || (tokens.length > 1 && tokenMatcher(tokens[1], T.Equals)))) return undefined;
+  const placeholder = (type: TokenType, image: string) => createTokenInstance(type, image, NaN, NaN, NaN, NaN, NaN, NaN);
+  const head = [placeholder(owner === 'model' ? T.Model : T.Block, owner), placeholder(T.Identifier, 'x'), placeholder(T.LBrace, '{')];
+  if (!first) head.push(placeholder(T.Identifier, 'x'), placeholder(T.Arrow, '->'));
+  parserInstance.input = [...head, ...tokens, placeholder(T.RBrace, '}')];
+  const cst = parserInstance.file();
+  const errors = parserInstance.errors;
+  const own = new Set(tokens);
+  if (errors.length > MAX_SYNTAX_ERRORS || errors.some((e) => !own.has(e.token))) return undefined;
+  const file = new AstBuilder(text).file(cst);
+  const decl = owner === 'model' ? file.models[0] : file.blocks[0];
+  if (!decl) return undefined;
+  const diagnostics = errors.map((e) => diagnostic('syntaxError', tokenSpan(e.token, text.length), { detail: describeParseError(e.message, e.token) }));
+  return { steps: decl.body.steps, diagnostics };
 }
 
 /** Cuts the token stream where brackets nest too deep, so no input can exhaust the stack. */
@@ -422,7 +433,7 @@ class AstBuilder {
     const key = this.token(node, 'key');
     const expr = this.nodes(node, 'expression')[0];
     const span = this.span(node);
-    const value: A.Expr = expr ? this.expression(expr) : { kind: 'name', name: '', span };
+    const value: A.Expr = expr ? this.expression(expr) : { kind: 'name', name: '', span: { ...span } }; // spans are never shared (incremental.ts moves them in place)
     return key ? { name: key.image, nameSpan: this.spanOfToken(key, node), value, span } : { value, span };
   }
 
