@@ -6,8 +6,8 @@
  * the time from sending didChange to receiving the publishDiagnostics for that version. Kinds of
  * edit: a renamed layer (`relu` <-> `gelu`: shapes unchanged), a name being typed (`relu` <->
  * `relux`: an unknown layer, the steps after it lose their shapes), a width that breaks the model
- * after it (`conv 32 1x1` <-> `conv 48 1x1`), and a syntax error (`-> relu` <-> `-> -> relu`: the
- * server parses the whole file). Files: a generated 1,000-line model and examples/zoo/resnet50.cnn,
+ * after it (`conv 32 1x1` <-> `conv 48 1x1`), a syntax error that stays inside the edited steps
+ * (`-> relu` <-> `-> -> relu`), and one that does not (a stray `{`: the server parses the whole file). Files: a generated 1,000-line model and examples/zoo/resnet50.cnn,
  * with the default debounce. Then many edits on the 1,000-line file, with the server's resident
  * set size before and after. Prints Markdown.
  *
@@ -123,6 +123,7 @@ const EDIT_KINDS: EditKind[] = [
   { name: 'type into a name (relu <-> relux)', find: 'relu', texts: ['relux', 'relu'] },
   { name: 'change a width (32 <-> 48 channels)', find: 'conv 32 1x1', texts: ['conv 48 1x1', 'conv 32 1x1'] },
   { name: 'syntax error (-> relu <-> -> -> relu)', find: '-> relu', texts: ['-> -> relu', '-> relu'] },
+  { name: 'stray brace (-> relu <-> -> relu {)', find: '-> relu', texts: ['-> relu {', '-> relu'] },
 ];
 
 /** Opens `text`, then makes `edits` edits of one kind; returns the latency of each in milliseconds. */
