@@ -50,7 +50,7 @@ describe('incremental checking equals a fresh check', () => {
       const original = example(name);
       const next = rng(seed);
       const doc = new DocumentChecker();
-      const parses = { full: 0, step: 0, trivia: 0 };
+      const parses = { full: 0, step: 0, trivia: 0, rest: 0 };
       let text = original;
       expectSameAsFresh(doc.update(text), text);
       for (let i = 0; i < 150; i++) {
@@ -58,7 +58,7 @@ describe('incremental checking equals a fresh check', () => {
         text = randomEdit(text, next);
         expectSameAsFresh(doc.update(text), text);
         parses[doc.lastParse]++;
-        const syntaxBroken = doc.lastParse === 'full' && check(text).diagnostics.some((d) => d.code.startsWith('CNN1'));
+        const syntaxBroken = doc.lastParse !== 'step' && doc.lastParse !== 'trivia' && check(text).diagnostics.some((d) => d.code.startsWith('CNN1'));
         if (syntaxBroken || next() < 0.3) {
           text = before; // undo, so most versions stay close to a valid model
           expectSameAsFresh(doc.update(text), text);
@@ -146,5 +146,23 @@ describe('incremental checking equals a fresh check', () => {
     const done = doc.update(text('gelu'));
     expect(done.models[0].root.items[3]).toBe(residual);
     expect(done.diagnostics).toEqual([]);
+  });
+
+  it('a stray brace, whose error swallows the rest of the chain, parses the file again only from its step on', () => {
+    const doc = new DocumentChecker();
+    const text = 'block cbr(c) {\n  conv c 3x3 pad=same -> bn -> relu\n}\nmodel M {\n  input 3x32x32\n  conv 8 3x3 pad=same -> relu\n  -> cbr(8) -> residual { cbr(8) }\n  -> maxpool 2 -> bn -> flatten -> dense 10\n}\n';
+    const clean = doc.update(text);
+    const residual = clean.models[0].root.items[3];
+    for (const broken of [text.replace('-> maxpool 2', '-> maxpool 2 {'), text.replace('-> maxpool 2', '-> maxpool 2 }'), text.replace('-> maxpool 2', '-> residual { maxpool 2')]) {
+      const result = doc.update(broken);
+      expect(doc.lastParse).toBe('rest');
+      expectSameAsFresh(result, broken);
+      expect(result.diagnostics.some((d) => d.code === 'CNN1002')).toBe(true);
+      // The steps before the edit come from the cache, their checks as they were.
+      expect(result.models[0].root.items[3]).toBe(residual);
+    }
+    // The clean version is still the one edits start from: undoing the edit re-parses nothing.
+    expectSameAsFresh(doc.update(text), text);
+    expect(doc.lastParse).not.toBe('full');
   });
 });

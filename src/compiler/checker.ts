@@ -13,7 +13,7 @@ import { checkTrainSection } from './train-config.ts';
 import { findRecursiveBlocks } from './recursion.ts';
 import { conv } from './layers/conv.ts';
 import { bn } from './layers/norm.ts';
-import { ownSpans, sameFlow, type LayerSums, type StepCache } from './step-cache.ts';
+import { ownSpans, sameFlow, type LayerSums, type StepLookup } from './step-cache.ts';
 
 const MAX_LAYERS = 200_000;
 const MAX_CALL_DEPTH = 64;
@@ -47,7 +47,7 @@ interface Scope {
 }
 
 /** `cache` (the language server's) reuses the checks of unchanged top-level steps; see step-cache.ts. */
-export function checkFile(file: A.SourceFile, diagnostics: Diagnostic[], cache?: StepCache): CheckedModel[] {
+export function checkFile(file: A.SourceFile, diagnostics: Diagnostic[], cache?: StepLookup): CheckedModel[] {
   const blocks = new Map<string, A.BlockDecl>();
   for (const b of file.blocks) {
     if (!b.name) continue;
@@ -79,7 +79,7 @@ class ModelChecker {
     private readonly blocks: ReadonlyMap<string, A.BlockDecl>,
     private readonly recursive: ReadonlySet<string>,
     private readonly diags: Diagnostic[],
-    private readonly cache?: StepCache,
+    private readonly cache?: StepLookup,
   ) {}
 
   check(m: A.ModelDecl): CheckedModel {

@@ -11,9 +11,9 @@ import { tokenMatcher, type IToken } from 'chevrotain';
 import type * as A from './ast.ts';
 import { checkFile } from './checker.ts';
 import { Arrow, cnnLexer } from './lexer.ts';
-import { parse, parseStepsRecovering, type ParseResult } from './parser.ts';
+import { parse, parseRestRecovering, parseStepsRecovering, type ParseResult } from './parser.ts';
 import type { Diagnostic } from './diagnostics.ts';
-import { moveSpan, StepCache } from './step-cache.ts';
+import { moveSpan, StepCache, type StepLookup } from './step-cache.ts';
 import type { Span } from './source.ts';
 import type { CheckResult } from '../index.ts';
 
@@ -33,8 +33,8 @@ interface BaseVersion {
 export class DocumentChecker {
   private base: BaseVersion | undefined;
   private readonly cache = new StepCache();
-  /** How the latest update parsed: 'full', 'step' (one step re-parsed) or 'trivia' (no token changed). */
-  lastParse: 'full' | 'step' | 'trivia' = 'full';
+  /** How the latest update parsed: 'full', 'step' (steps re-parsed), 'rest' (the file from a step on) or 'trivia' (no token changed). */
+  lastParse: 'full' | 'step' | 'trivia' | 'rest' = 'full';
 
   constructor(private readonly file = '<input>') {}
 
@@ -46,8 +46,8 @@ export class DocumentChecker {
   update(text: string): CheckResult {
     const reused = this.base && this.reparse(this.base, text);
     let parsed: ParseResult;
-    let cache: StepCache | undefined = this.cache;
-    if (reused) parsed = reused;
+    let cache: StepLookup | undefined = this.cache;
+    if (reused) ({ parsed, cache } = reused);
     else {
       this.lastParse = 'full';
       parsed = parse(text);
@@ -62,17 +62,67 @@ export class DocumentChecker {
     return { file: this.file, text, ast: parsed.ast, models, diagnostics };
   }
 
-  /** The base brought up to `text` (and made the new base), or undefined when the edit needs a full parse. */
-  private reparse(base: BaseVersion, text: string): ParseResult | undefined {
+  /** `text` parsed from the base version, with the cache its check may use; undefined when the edit needs a full parse. */
+  private reparse(base: BaseVersion, text: string): { parsed: ParseResult; cache: StepLookup | undefined } | undefined {
     const edit = changedRange(base.text, text);
     const site = editSite(base.ast, edit.start, edit.oldEnd);
-    if (!site) return this.retrivia(base, text, edit);
+    if (!site) {
+      const parsed = this.retrivia(base, text, edit);
+      return parsed && { parsed, cache: this.cache };
+    }
     // The steps the edit touches; failing that, with a neighbour on each side, so that an error
     // at the arrow next to the edit (`relu - -> bn`, `-> -> bn`) falls inside the re-parse.
     const { first, last } = site;
     const wider = { first: Math.max(0, first - 1), last: Math.min(site.chain.steps.length - 1, last + 1) };
-    return this.resplice(base, text, edit, site, first, last)
+    const parsed = this.resplice(base, text, edit, site, first, last)
       ?? (wider.first !== first || wider.last !== last ? this.resplice(base, text, edit, site, wider.first, wider.last) : undefined);
+    return parsed ? { parsed, cache: this.cache } : this.reparseRest(base, text, edit, site);
+  }
+
+  /**
+   * An edit whose syntax error carries the parse past the steps it touches (a stray `{` takes the
+   * rest of the chain with it): the file is parsed again from the first of those steps on, and the
+   * steps and declarations before it are the base's. The result is no base (its errors are not
+   * inside steps), so the base is left as it was and the check only reads the cache, which holds
+   * for the kept steps while no block can have changed.
+   */
+  private reparseRest(base: BaseVersion, text: string, edit: Edit, site: Site): { parsed: ParseResult; cache: StepLookup | undefined } | undefined {
+    const { owner, chain, first } = site;
+    const from = chain.steps[first].span.start;
+    // Lexing from `from` gives the full lex's tokens when the text before it is the base's and its
+    // last token cannot grow into the edit (`1xx28` after `input 1`: a number runs into it).
+    if (edit.start < from || !/[\s{>|([,]/.test(text[from - 1] ?? ' ')) return undefined;
+    // The base's syntax errors before `from` stay; steps before it whose recovered nodes sit at the end of the text would move.
+    const keptErrors = [...base.syntax.values()].flat().filter((d) => d.span.start < from).sort((a, b) => a.span.start - b.span.start);
+    if (keptErrors.some((d) => d.span.end > from) || [...base.endAnchored].some((step) => step.span.start < from)) return undefined;
+    const lexed = cnnLexer.tokenize(text.slice(from));
+    if (lexed.errors.length > 0) return undefined;
+    for (const t of lexed.tokens) {
+      t.startOffset += from;
+      t.endOffset! += from;
+    }
+    const rest = parseRestRecovering(lexed.tokens, text, owner.kind, first === 0);
+    const restOwner = rest && (owner.kind === 'model' ? rest.ast.models[0] : rest.ast.blocks[0]);
+    if (!rest || !restOwner || restOwner.body.steps.length === 0) return undefined;
+    if (keptErrors.length + rest.diagnostics.length > MAX_INCREMENTAL_ERRORS) return undefined;
+    this.lastParse = 'rest';
+    const body: A.Chain = {
+      steps: [...chain.steps.slice(0, first), ...restOwner.body.steps],
+      span: { start: first > 0 ? chain.span.start : restOwner.body.span.start, end: restOwner.body.span.end },
+    };
+    const span = { start: owner.span.start, end: restOwner.span.end };
+    const joined: A.ModelDecl | A.BlockDecl = owner.kind === 'model'
+      ? { ...owner, body, span, train: (restOwner as A.ModelDecl).train }
+      : { ...owner, body, span };
+    const before = <D extends A.ModelDecl | A.BlockDecl>(list: D[]) => list.filter((d) => d.span.end <= owner.span.start);
+    const ast: A.SourceFile = {
+      models: [...before(base.ast.models), ...(joined.kind === 'model' ? [joined] : []), ...rest.ast.models.slice(owner.kind === 'model' ? 1 : 0)],
+      blocks: [...before(base.ast.blocks), ...(joined.kind === 'block' ? [joined] : []), ...rest.ast.blocks.slice(owner.kind === 'block' ? 1 : 0)],
+      span: { start: 0, end: text.length },
+    };
+    // Cached checks read the file's blocks: they hold while every block lies before the edit.
+    const blocksKept = owner.kind === 'model' && rest.ast.blocks.length === 0 && base.ast.blocks.every((b) => b.span.end <= from);
+    return { parsed: { ast, diagnostics: [...keptErrors, ...rest.diagnostics] }, cache: blocksKept ? this.cache.readOnly() : undefined };
   }
 
   /** An edit outside every chain, in spaces or comments only: the same tokens, moved. */

@@ -252,6 +252,23 @@ export function parse(text: string): ParseResult {
  * parse looked past them) or there are too many: the caller then parses the whole file.
  */
 export function parseStepsRecovering(tokens: IToken[], text: string, owner: 'model' | 'block', first: boolean): { steps: A.Step[]; diagnostics: Diagnostic[] } | undefined {
+  const parsed = parseInPlace(tokens, text, owner, first, true);
+  const decl = parsed && (owner === 'model' ? parsed.ast.models[0] : parsed.ast.blocks[0]);
+  return decl && { steps: decl.body.steps, diagnostics: parsed.diagnostics };
+}
+
+/**
+ * Parses, with recovery, the rest of the file from a step of a model's or block's chain on: the
+ * incremental path for an edit whose syntax error recovery carries past the steps it touched.
+ * Placed as in parseStepsRecovering, but the tokens run to the end of the file (the owner's own
+ * `}` among them). The owner comes back as the result's first model or block, holding only the
+ * steps from the tokens on, with spans that start at them; undefined as for parseStepsRecovering.
+ */
+export function parseRestRecovering(tokens: IToken[], text: string, owner: 'model' | 'block', first: boolean): ParseResult | undefined {
+  return parseInPlace(tokens, text, owner, first, false);
+}
+
+function parseInPlace(tokens: IToken[], text: string, owner: 'model' | 'block', first: boolean, closed: boolean): ParseResult | undefined {
   if (tokens.length === 0 || limitNesting(tokens, [], 1).length !== tokens.length) return undefined;
   // A model's first step follows its input line, which would take a leading `name = value` (or a
   // second `input`, or the optional `->`) that the placeholder context has no input line to take.
@@ -259,16 +276,17 @@ export function parseStepsRecovering(tokens: IToken[], text: string, owner: 'mod
   const placeholder = (type: TokenType, image: string) => createTokenInstance(type, image, NaN, NaN, NaN, NaN, NaN, NaN);
   const head = [placeholder(owner === 'model' ? T.Model : T.Block, owner), placeholder(T.Identifier, 'x'), placeholder(T.LBrace, '{')];
   if (!first) head.push(placeholder(T.Identifier, 'x'), placeholder(T.Arrow, '->'));
-  parserInstance.input = [...head, ...tokens, placeholder(T.RBrace, '}')];
+  parserInstance.input = closed ? [...head, ...tokens, placeholder(T.RBrace, '}')] : [...head, ...tokens];
   const cst = parserInstance.file();
   const errors = parserInstance.errors;
+  // Closed, the parse must not have looked past the tokens; open, it may reach the end of the file.
   const own = new Set(tokens);
-  if (errors.length > MAX_SYNTAX_ERRORS || errors.some((e) => !own.has(e.token))) return undefined;
-  const file = new AstBuilder(text).file(cst);
-  const decl = owner === 'model' ? file.models[0] : file.blocks[0];
-  if (!decl) return undefined;
+  const placed = (t: IToken) => own.has(t) || (!closed && t.tokenType === EOF);
+  if (errors.length > MAX_SYNTAX_ERRORS || !errors.every((e) => placed(e.token))) return undefined;
+  const ast = new AstBuilder(text).file(cst);
+  if ((owner === 'model' ? ast.models : ast.blocks).length === 0) return undefined;
   const diagnostics = errors.map((e) => diagnostic('syntaxError', tokenSpan(e.token, text.length), { detail: describeParseError(e.message, e.token) }));
-  return { steps: decl.body.steps, diagnostics };
+  return { ast, diagnostics };
 }
 
 /** Cuts the token stream where brackets nest too deep, so no input can exhaust the stack. */

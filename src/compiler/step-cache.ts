@@ -40,7 +40,15 @@ export interface LayerSums {
 
 const KEPT_PER_STEP = 2;
 
-export class StepCache {
+/** What a check reads and records (a StepCache, or a read-only view of one). */
+export interface StepLookup {
+  readonly sums: WeakMap<Node, LayerSums>;
+  get(step: A.Step): readonly CachedStep[];
+  keep(step: A.Step, entry: CachedStep): void;
+  finish(): void;
+}
+
+export class StepCache implements StepLookup {
   /** Totals per checked node, for the nodes that come back from the cache. */
   readonly sums = new WeakMap<Node, LayerSums>();
   /** Per step, its latest checks, newest first (two: while a name is half typed, the steps after it see no shape). */
@@ -68,6 +76,14 @@ export class StepCache {
     this.next = new Map();
     this.withDiagnostics = this.nextWithDiagnostics;
     this.nextWithDiagnostics = new Set();
+  }
+
+  /**
+   * The entries for a check whose syntax tree is thrown away after it (a version broken past one
+   * step): it reuses them but records nothing, so the entries of the version edits start from survive.
+   */
+  readOnly(): StepLookup {
+    return { sums: this.sums, get: (step) => this.get(step), keep: () => {}, finish: () => {} };
   }
 
   clear(): void {
