@@ -6,7 +6,7 @@ import type * as A from './ast.ts';
 import { bindArgs, evaluate, showValue, type Env, type Value } from './args.ts';
 import { closestName, diagnostic, type Diagnostic, type DiagnosticExtras, type CatalogKey } from './diagnostics.ts';
 import { layerNames, lookupLayer } from './layers/index.ts';
-import { formatShape, product, ShapeFailure, type ArgSpec, type ArgValue, type Args, type LayerKind, type Shape, type ShapeContext } from './layers/types.ts';
+import { formatShape, product, ShapeFailure, type ArgSpec, type ArgValue, type Args, type LayerKind, type Shape, type ShapeContext, type ShapeExtras } from './layers/types.ts';
 import { layers, type BranchNode, type CheckedModel, type GateNode, type LayerNode, type Node, type Receptive, type ResidualNode, type SeqNode } from './model.ts';
 import type { Span } from './source.ts';
 import { checkTrainSection } from './train-config.ts';
@@ -273,7 +273,7 @@ class ModelChecker {
     if (!args || !flow.shape || !flow.rf) return this.invalidate(flow), node;
     const input = flow.shape;
     try {
-      const output = kind.shape(input, args, this.shapeContext(kind.name, span, argSpans));
+      const output = kind.shape(input, args, new LayerShapeContext(kind.name, span, argSpans, this.diags));
       if (!this.sizeCheck(output, span)) throw new ShapeFailure({ code: '', severity: 'error', message: '' });
       node.output = output;
       node.params = kind.params?.(input, args) ?? [];
@@ -292,24 +292,6 @@ class ModelChecker {
     flow.shape = node.output;
     flow.rf = node.rf;
     return node;
-  }
-
-  private shapeContext(layer: string, span: Span, argSpans: Record<string, Span>): ShapeContext {
-    const make = <K extends CatalogKey>(key: K, params: Parameters<typeof diagnostic<K>>[2], extras: DiagnosticExtras & { arg?: string; insertBefore?: string } = {}) => {
-      const { arg, insertBefore, ...rest } = extras;
-      if (insertBefore) rest.fixes = [{ title: `insert ${insertBefore.replace(/ -> $/, '')}`, span: { start: span.start, end: span.start }, text: insertBefore }];
-      return { ...diagnostic(key, (arg && argSpans[arg]) || span, params, rest), arg };
-    };
-    return {
-      layer,
-      fail: (key, params, extras) => {
-        throw new ShapeFailure(make(key, params, extras));
-      },
-      warn: (key, params, extras) => {
-        const { arg: _arg, ...d } = make(key, params, extras);
-        this.diags.push(d);
-      },
-    };
   }
 
   private receptive(rf: Receptive, kind: LayerKind, w: LayerNode['window']): Receptive {
@@ -541,6 +523,27 @@ const sameList = (a: readonly number[], b: readonly number[]) => a.length === b.
 const sameShape = (a: Shape, b: Shape) => a.length === b.length && a.every((x, i) => x === b[i]);
 const concatCompatible = (a: Shape, b: Shape) => a.length === b.length && a.every((x, i) => i === 0 || x === b[i]);
 const broadcasts = (gate: Shape, x: Shape) => gate.length === x.length && gate.every((g, i) => g === 1 || g === x[i]);
+
+/** What a layer's shape rule reports through: diagnostics at the layer, or at the argument named. A class, not closures: one is made per layer checked. */
+class LayerShapeContext implements ShapeContext {
+  constructor(readonly layer: string, private readonly span: Span, private readonly argSpans: Record<string, Span>, private readonly diags: Diagnostic[]) {}
+
+  fail<K extends CatalogKey>(key: K, params: Parameters<typeof diagnostic<K>>[2], extras?: ShapeExtras): never {
+    throw new ShapeFailure(this.make(key, params, extras));
+  }
+
+  warn<K extends CatalogKey>(key: K, params: Parameters<typeof diagnostic<K>>[2], extras?: ShapeExtras): void {
+    const { arg: _arg, ...d } = this.make(key, params, extras);
+    this.diags.push(d);
+  }
+
+  private make<K extends CatalogKey>(key: K, params: Parameters<typeof diagnostic<K>>[2], extras: ShapeExtras = {}) {
+    const { arg, insertBefore, ...rest } = extras;
+    const { span } = this;
+    if (insertBefore) rest.fixes = [{ title: `insert ${insertBefore.replace(/ -> $/, '')}`, span: { start: span.start, end: span.start }, text: insertBefore }];
+    return { ...diagnostic(key, (arg && this.argSpans[arg]) || span, params, rest), arg };
+  }
+}
 
 function maxReceptive(rfs: (Receptive | null)[]): Receptive | null {
   if (rfs.some((r) => r === null)) return null;

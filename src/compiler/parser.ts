@@ -325,6 +325,12 @@ const tokenWords: Record<string, string> = {
 const tokenDescription = (name: string) => tokenWords[name] ?? name;
 
 const NONE: readonly CstElement[] = [];
+
+/** The first child of `node`, by its children's order of names, that passes `test` (without `flat()`, slow in V8). */
+function firstChild<E extends CstElement>(node: CstNode, test: (e: CstElement) => e is E): E | undefined {
+  for (const key in node.children) for (const e of node.children[key]) if (test(e)) return e;
+  return undefined;
+}
 const isRealToken = (t: IToken) => !t.isInsertedInRecovery && !Number.isNaN(t.startOffset);
 
 /** CST to AST. Recovered nodes may miss children, so every access is defensive. */
@@ -382,7 +388,7 @@ class AstBuilder {
   }
 
   step(node: CstNode): A.Step | undefined {
-    const inner = Object.values(node.children).flat().find((e): e is CstNode => 'children' in e);
+    const inner = firstChild(node, (e): e is CstNode => 'children' in e);
     if (!inner) return undefined;
     const step = this.stepBody(inner);
     const label = this.token(node, 'label');
@@ -433,7 +439,7 @@ class AstBuilder {
   }
 
   private keywordSpan(node: CstNode): Span {
-    const first = Object.values(node.children).flat().find((e): e is IToken => 'image' in e);
+    const first = firstChild(node, (e): e is IToken => 'image' in e);
     return this.spanOfToken(first, node);
   }
 
