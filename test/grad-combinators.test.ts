@@ -28,6 +28,46 @@ describe('combinator gradients', () => {
   }
 });
 
+describe('relu before max pooling', () => {
+  // The training graphs run `relu -> maxpool` as `maxpool -> relu` (train.ts): it must route the
+  // gradient exactly as the layers in order do, to each window's first maximum of the relus and
+  // only when that is positive, with the ties that small integers give everywhere.
+  const N = 2, C = 2, H = 6, W = 6;
+  for (const [pool, k, stride, pad] of [['maxpool 2', 2, 2, 0], ['maxpool 3 stride=2 pad=1', 3, 2, 1], ['globalmaxpool', 6, 1, 0]] as const) {
+    it(`relu -> ${pool}`, async () => {
+      const x = Float32Array.from(uniform(5, N * C * H * W, -2.5, 2.5), Math.round);
+      const run = await runGradient(model(`${C}x${H}x${W}`, `relu -> ${pool}`), { batch: N, x });
+      const expected = reluMaxPoolGrad(x, [N, C, H, W], k, stride, pad, run.dy);
+      const got = run.outputs[`${GRAD_PREFIX}input`].data;
+      expect(got.length).toBe(expected.length);
+      for (let i = 0; i < got.length; i++) if (Math.abs(got[i] - expected[i]) > 1e-6) expect.fail(`dx[${i}]: ${got[i]} vs ${expected[i]}`);
+    });
+  }
+});
+
+/** dx of relu then a k×k max pool, by the definition: each window's first largest relu, if positive, gets dy. */
+function reluMaxPoolGrad(x: Float32Array, [N, C, H, W]: number[], k: number, stride: number, pad: number, dy: Float32Array): Float64Array {
+  const OH = Math.floor((H + 2 * pad - k) / stride) + 1, OW = Math.floor((W + 2 * pad - k) / stride) + 1;
+  const dx = new Float64Array(x.length);
+  for (let nc = 0; nc < N * C; nc++) {
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        let best = -Infinity, at = -1;
+        for (let i = 0; i < k; i++) {
+          for (let j = 0; j < k; j++) {
+            const h = oh * stride - pad + i, w = ow * stride - pad + j;
+            if (h < 0 || h >= H || w < 0 || w >= W) continue;
+            const idx = (nc * H + h) * W + w;
+            if (Math.max(x[idx], 0) > best) [best, at] = [Math.max(x[idx], 0), idx];
+          }
+        }
+        if (x[at] > 0) dx[at] += dy[(nc * OH + oh) * OW + ow];
+      }
+    }
+  }
+  return dx;
+}
+
 describe('frozen layers', () => {
   it('frozen { } gives no gradient output; the input gradient still flows through', async () => {
     const m = model('2x6x6', 'conv 3 3x3 -> frozen { conv 3 3x3 pad=1 -> bn } -> relu -> conv 2 1x1');

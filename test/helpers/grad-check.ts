@@ -194,12 +194,12 @@ export interface GradRun {
 }
 
 /** Emits and runs the gradient graph on random input, parameters and output gradient. */
-export async function runGradient(model: CheckedModel, opts: { batch?: number; seed?: number; config?: Partial<TrainConfig>; xRange?: [number, number]; step?: number } = {}): Promise<GradRun> {
+export async function runGradient(model: CheckedModel, opts: { batch?: number; seed?: number; config?: Partial<TrainConfig>; xRange?: [number, number]; x?: Float32Array; step?: number } = {}): Promise<GradRun> {
   const config = { ...defaultTrainConfig(), ...opts.config };
   const plan = trainPlan(model, config);
   const seed = opts.seed ?? 1;
   const xDims = [opts.batch ?? 2, ...model.input!];
-  const x = uniform(seed * 31 + 7, size(xDims), ...(opts.xRange ?? [-2, 2]));
+  const x = opts.x ?? uniform(seed * 31 + 7, size(xDims), ...(opts.xRange ?? [-2, 2]));
   const dy = uniform(seed * 17 + 3, size([xDims[0], ...model.output!]), -1, 1);
   const params = randomParams(plan, seed * 101);
   const session = await ort.InferenceSession.create(emitGradient(plan), { intraOpNumThreads: 1 });

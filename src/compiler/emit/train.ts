@@ -285,6 +285,34 @@ interface LossValues {
 }
 
 /**
+ * The tree the training graphs run: `relu -> maxpool` (or `globalmaxpool`) as `maxpool -> relu`,
+ * which gives the same values and gradients (relu does not change the order of values, so the
+ * max of the relus is the relu of the max, and a window's gradient goes to its first maximum, or
+ * nowhere when that is not positive) with relu's forward and backward on the pooled tensor.
+ */
+function poolsBeforeRelus<N extends Node>(node: N): N;
+function poolsBeforeRelus(node: Node): Node {
+  switch (node.kind) {
+    case 'layer': return node;
+    case 'seq': {
+      const items = node.items.map((item) => poolsBeforeRelus(item));
+      for (let i = 0; i + 1 < items.length; i++) {
+        const [relu, pool] = [items[i], items[i + 1]];
+        if (relu.kind !== 'layer' || pool.kind !== 'layer' || relu.layer.name !== 'relu' || !MAX_POOLS.has(pool.layer.name)) continue;
+        items.splice(i, 2, { ...pool, input: relu.input }, { ...relu, input: pool.output, output: pool.output });
+        i++;
+      }
+      return { ...node, items };
+    }
+    case 'residual': return { ...node, body: poolsBeforeRelus(node.body), shortcut: node.shortcut && poolsBeforeRelus(node.shortcut) };
+    case 'concat': case 'add': return { ...node, branches: node.branches.map((b) => poolsBeforeRelus(b)) };
+    case 'gate': return { ...node, body: poolsBeforeRelus(node.body) };
+    default: return assertNever(node);
+  }
+}
+const MAX_POOLS = new Set(['maxpool', 'globalmaxpool']);
+
+/**
  * The final layer folded into the loss: a softmax before cross-entropy or a sigmoid before BCE
  * (the loss takes the values before it, as PyTorch's CrossEntropyLoss and BCEWithLogitsLoss
  * expect logits). Only a last step of the model's top-level chain is folded.
@@ -437,14 +465,15 @@ function stepSeed(graph: GraphBuilder, plan: TrainPlan, step: string): string {
 /** Forward, loss, backward and update on `ctx`; returns the loss, correct count and new state values. */
 function emitStep(ctx: LowerContext, plan: TrainPlan, v: StepValues): { loss: string; correct: string; updates: Map<string, string> } {
   const { model, config } = plan;
-  const out = lowerNode(ctx, model.root, v.input);
+  const root = poolsBeforeRelus(model.root);
+  const out = lowerNode(ctx, root, v.input);
   const tail = foldedTail(model, config);
   const z = tail ? ctx.lowered.get(tail.path)!.input : out;
   const zShape = tail ? tail.input! : model.output;
-  const loss = emitLoss(ctx, model.root, config, z, v.labels, zShape, true);
-  const backward = new Backward(ctx, plan, model.root, false);
-  backward.run(model.root, loss.dz!, tail !== undefined);
-  const updates = emitOptimizer(ctx, plan, model.root, backward.grads, v.state, v.lr, v.step);
+  const loss = emitLoss(ctx, root, config, z, v.labels, zShape, true);
+  const backward = new Backward(ctx, plan, root, false);
+  backward.run(root, loss.dz!, tail !== undefined);
+  const updates = emitOptimizer(ctx, plan, root, backward.grads, v.state, v.lr, v.step);
   for (const [name, value] of ctx.stateUpdates) updates.set(name, value);
   for (const e of plan.state) if (e.updated && !updates.has(e.name)) throw new Error(`the training step computes no new value for ${e.name}`);
   return { loss: loss.loss, correct: loss.correct, updates };
@@ -582,10 +611,11 @@ export function emitGradient(plan: TrainPlan, opts: GraphOptions & { inputGrad?:
   const step = graph.input(TRAIN_INPUTS.step, [], 'int64');
   const ctx = newContext(graph, plan, 'training', (n) => n, opts, stepSeed(graph, plan, step));
   reserveAll(ctx, graph);
-  const out = lowerNode(ctx, plan.model.root, input);
+  const root = poolsBeforeRelus(plan.model.root);
+  const out = lowerNode(ctx, root, input);
   const inputGrad = opts.inputGrad ?? true;
-  const backward = new Backward(ctx, plan, plan.model.root, inputGrad);
-  const dx = backward.run(plan.model.root, dy);
+  const backward = new Backward(ctx, plan, root, inputGrad);
+  const dx = backward.run(root, dy);
   const emit = (name: string, value: string, dims: Dim[]) => {
     graph.node('Identity', [value], {}, { outputs: [name], name: `${name} (output)` });
     graph.output(name, dims);
