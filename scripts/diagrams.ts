@@ -105,7 +105,9 @@ export function renderEbnf(productions: ISerializedGast[] = parserInstance.getSe
     '   a step starts with `label ":"` only when the token after the name is ":";',
     '   an arg starts with `key "="` only when the token after the name is "=";',
     '   a trainEntry stops taking args at the next `name ":"`, which starts the next entry;',
-    '   inputDecl takes args only in the form `key = value`. */',
+    '   inputDecl takes args only in the form `key = value`.',
+    '   In an expression, "*" and "/" bind tighter than "+" and "-", all left-associative',
+    '   (the syntax tree applies the precedence; the grammar lists operands and operators). */',
     '',
   ];
   for (const rule of rules) lines.push(`${rule.name!.padEnd(width)} ::= ${renderProduction(rule, false)}`);

@@ -164,3 +164,14 @@ describe('the tutorials\' worked numbers', () => {
     expect(one('input 1x28x28\nconv 32 3x3 -> maxpool 2 -> conv 64 3x3 -> maxpool 2').output).toEqual([64, 5, 5]);
   });
 });
+
+describe('arithmetic in values', () => {
+  it('* and / bind tighter than + and -, all left-associative; unary minus and parentheses', () => {
+    expect(one('input 2+3*4').output).toEqual([14]);
+    expect(one('input 20-6-4').output).toEqual([10]);
+    expect(one('input 24/4/2').output).toEqual([3]);
+    expect(one('input 2*3+4*5-6/2').output).toEqual([23]);
+    expect(one('input (2+3)*4').output).toEqual([20]);
+    expect(one('input 10 - -2*3').output).toEqual([16]);
+  });
+});

@@ -159,18 +159,16 @@ class CnnParser extends CstParser {
     this.SUBRULE(this.expression);
   });
 
+  /** Operands and operators of both precedence levels in one rule (the AST builder applies precedence): fewer rule calls per argument. */
   expression = this.RULE('expression', () => {
-    this.SUBRULE(this.product);
-    this.MANY(() => {
-      this.OR(this.once(11, () => [{ ALT: () => this.CONSUME(T.Plus) }, { ALT: () => this.CONSUME(T.Minus) }]));
-      this.SUBRULE2(this.product);
-    });
-  });
-
-  product = this.RULE('product', () => {
     this.SUBRULE(this.unary);
     this.MANY(() => {
-      this.OR(this.once(12, () => [{ ALT: () => this.CONSUME(T.Star) }, { ALT: () => this.CONSUME(T.Slash) }]));
+      this.OR(this.once(11, () => [
+        { ALT: () => this.CONSUME(T.Plus) },
+        { ALT: () => this.CONSUME(T.Minus) },
+        { ALT: () => this.CONSUME(T.Star) },
+        { ALT: () => this.CONSUME(T.Slash) },
+      ]));
       this.SUBRULE2(this.unary);
     });
   });
@@ -183,12 +181,6 @@ class CnnParser extends CstParser {
           this.SUBRULE(this.unary);
         },
       },
-      { ALT: () => this.SUBRULE(this.atom) },
-    ]));
-  });
-
-  atom = this.RULE('atom', () => {
-    this.OR(this.once(14, () => [
       { ALT: () => this.CONSUME(T.NumberLiteral) },
       { ALT: () => this.CONSUME(T.Dims) },
       { ALT: () => this.CONSUME(T.Identifier) },
@@ -325,6 +317,7 @@ const tokenWords: Record<string, string> = {
 const tokenDescription = (name: string) => tokenWords[name] ?? name;
 
 const NONE: readonly CstElement[] = [];
+const OPERATORS = ['Plus', 'Minus', 'Star', 'Slash'];
 
 /** The first child of `node`, by its children's order of names, that passes `test` (without `flat()`, slow in V8). */
 function firstChild<E extends CstElement>(node: CstNode, test: (e: CstElement) => e is E): E | undefined {
@@ -461,38 +454,33 @@ class AstBuilder {
     return key ? { name: key.image, nameSpan: this.spanOfToken(key, node), value, span } : { value, span };
   }
 
+  /** `a op b op c` with * and / binding tighter than + and -, all left-associative. */
   private expression(node: CstNode): A.Expr {
-    return this.binaryChain(node, 'product', ['Plus', 'Minus'], (n) => this.product(n));
-  }
-
-  private product(node: CstNode): A.Expr {
-    return this.binaryChain(node, 'unary', ['Star', 'Slash'], (n) => this.unary(n));
-  }
-
-  /** Left-associative `a op b op c`, reassembled from operands and operators in source order. */
-  private binaryChain(node: CstNode, operand: string, ops: string[], build: (n: CstNode) => A.Expr): A.Expr {
-    const children = this.nodes(node, operand);
-    if (children.length === 1) return build(children[0]); // the common case: no operator at all
-    const operands = children.map(build);
-    const operators = ops.flatMap((o) => this.tokens(node, o)).sort((a, b) => a.startOffset - b.startOffset);
+    const operands = this.nodes(node, 'unary');
+    if (operands.length === 1) return this.unary(operands[0]); // the common case: no operator at all
     if (operands.length === 0) return { kind: 'name', name: '', span: this.span(node) };
-    let result = operands[0];
+    const operators = OPERATORS.flatMap((o) => this.tokens(node, o)).sort((a, b) => a.startOffset - b.startOffset);
+    const binary = (op: string, left: A.Expr, right: A.Expr): A.Expr =>
+      ({ kind: 'binary', op: op as '+' | '-' | '*' | '/', left, right, span: { start: left.span.start, end: right.span.end } });
+    // Recovery may leave fewer operators than gaps: a missing one reads as +.
+    const terms: A.Expr[] = [this.unary(operands[0])];
+    const plusMinus: string[] = [];
     for (let i = 1; i < operands.length; i++) {
-      const op = (operators[i - 1]?.image ?? '+') as '+' | '-' | '*' | '/';
-      result = { kind: 'binary', op, left: result, right: operands[i], span: { start: result.span.start, end: operands[i].span.end } };
+      const op = operators[i - 1]?.image ?? '+';
+      const right = this.unary(operands[i]);
+      if (op === '*' || op === '/') terms[terms.length - 1] = binary(op, terms[terms.length - 1], right);
+      else {
+        plusMinus.push(op);
+        terms.push(right);
+      }
     }
-    return result;
+    return terms.reduce((left, right, i) => binary(plusMinus[i - 1], left, right));
   }
 
   private unary(node: CstNode): A.Expr {
-    const inner = this.nodes(node, 'unary')[0];
-    if (inner) return { kind: 'negate', operand: this.unary(inner), span: this.span(node) };
-    const atom = this.nodes(node, 'atom')[0];
-    return atom ? this.atom(atom) : { kind: 'name', name: '', span: this.span(node) };
-  }
-
-  private atom(node: CstNode): A.Expr {
     const span = this.span(node);
+    const inner = this.nodes(node, 'unary')[0];
+    if (inner) return { kind: 'negate', operand: this.unary(inner), span };
     const num = this.token(node, 'NumberLiteral');
     if (num) return { kind: 'number', value: Number(num.image.replaceAll('_', '')), span };
     const dims = this.token(node, 'Dims');
