@@ -4,8 +4,10 @@
  * into the previous syntax tree, whose later offsets are moved in place; the checker then reuses
  * every top-level step whose input did not change (step-cache.ts). An edit that leaves a syntax
  * error inside that step is parsed the same way, with recovery in the context the whole file's
- * parse would give it (parser.ts, parseStepsRecovering). Any other edit takes the full path; the
- * result always equals `check(text)` (tested on random edits, broken ones included).
+ * parse would give it (parser.ts, parseStepsRecovering); one whose error reaches past that step
+ * (a stray `{`) parses the file again from that step on (parseRestRecovering), keeping what comes
+ * before. Any other edit takes the full path; the result always equals `check(text)` (tested on
+ * random edits, broken ones included).
  */
 import { tokenMatcher, type IToken } from 'chevrotain';
 import type * as A from './ast.ts';
@@ -39,9 +41,9 @@ export class DocumentChecker {
   constructor(private readonly file = '<input>') {}
 
   /**
-   * The check of `text`, parsed from the base version when the edit since then lies inside one
-   * step (or only in spaces and comments); otherwise parsed whole. The base's tree is moved in
-   * place: a result must not be used after the next update.
+   * The check of `text`, parsed from the base version when the edit since then lies inside a
+   * chain (only its steps, or the file from them on) or only in spaces and comments; otherwise
+   * parsed whole. The base's tree is moved in place: a result must not be used after the next update.
    */
   update(text: string): CheckResult {
     const reused = this.base && this.reparse(this.base, text);
