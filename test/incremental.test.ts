@@ -153,7 +153,7 @@ describe('incremental checking equals a fresh check', () => {
     const text = 'block cbr(c) {\n  conv c 3x3 pad=same -> bn -> relu\n}\nmodel M {\n  input 3x32x32\n  conv 8 3x3 pad=same -> relu\n  -> cbr(8) -> residual { cbr(8) }\n  -> maxpool 2 -> bn -> flatten -> dense 10\n}\n';
     const clean = doc.update(text);
     const residual = clean.models[0].root.items[3];
-    for (const broken of [text.replace('-> maxpool 2', '-> maxpool 2 {'), text.replace('-> maxpool 2', '-> maxpool 2 }'), text.replace('-> maxpool 2', '-> residual { maxpool 2')]) {
+    for (const broken of [text.replace('-> maxpool 2', '-> maxpool 2 {'), text.replace('-> maxpool 2', '-> maxpool 2 }')]) {
       const result = doc.update(broken);
       expect(doc.lastParse).toBe('rest');
       expectSameAsFresh(result, broken);
@@ -164,5 +164,61 @@ describe('incremental checking equals a fresh check', () => {
     // The clean version is still the one edits start from: undoing the edit re-parses nothing.
     expectSameAsFresh(doc.update(text), text);
     expect(doc.lastParse).not.toBe('full');
+  });
+
+  it('a residual typed without its "}" ends at its line: only its step is parsed again, and the steps after keep their checks', () => {
+    const doc = new DocumentChecker();
+    const line = (i: number) => `  -> residual { conv 8 3x3 pad=same -> bn -> relu } -> relu # ${i}`;
+    const text = ['model M {', '  input 8x16x16', ...Array.from({ length: 20 }, (_, i) => line(i)), '  -> flatten -> dense 10', '}', ''].join('\n');
+    const clean = doc.update(text);
+    const last = clean.models[0].root.items.at(-2);
+    const at = text.indexOf('-> relu # 10');
+    for (const typed of ['-> residual {', '-> residual { r', '-> residual { relu', '-> residual { relu }']) {
+      const edited = text.slice(0, at) + typed + text.slice(at + '-> relu'.length);
+      const result = doc.update(edited);
+      expectSameAsFresh(result, edited);
+      expect(doc.lastParse).toBe('step');
+      if (!typed.endsWith('relu') && !typed.endsWith('}')) continue;
+      expect(result.diagnostics.map((d) => d.code)).toEqual(typed.endsWith('}') ? [] : ['CNN1006']);
+      // With a whole residual there, the steps after it see the same input: their checks come from the cache.
+      expect(result.models[0].root.items.at(-2)).toBe(last);
+    }
+  });
+
+  it('braces, line breaks and indentation typed and deleted around multi-line bodies: 600 edits, kept and built on', () => {
+    const original = [
+      'block unit(c) {', '  conv c 3x3 pad=same bias=off -> bn -> relu', '  -> residual {', '    conv c 3x3 pad=same -> bn', '    -> relu', '  }', '}',
+      'model M {', '  input 3x32x32', '  conv 16 3x3 pad=same -> unit(16)', '  -> residual {', '    conv 16 3x3 pad=same', '    -> bn -> relu', '  } -> relu',
+      '  -> concat { conv 8 1x1 | conv 8 3x3 pad=same -> relu }', '  -> gate {', '    gap -> conv 4 1x1 -> relu -> conv 16 1x1 -> sigmoid', '  }',
+      '  -> maxpool 2 -> flatten -> dense 10', '}', '',
+    ].join('\n');
+    const PIECES = ['{', '}', ' {', ' }', 'residual {', 'concat { relu |', 'gate {', '\n', '\n  ', '  ', ' ', '-> relu', 'relu', '}\n'];
+    const parses = { full: 0, step: 0, trivia: 0, rest: 0 };
+    for (const seed of [1, 2]) {
+      const next = rng(seed);
+      const doc = new DocumentChecker();
+      let text = original;
+      doc.update(text);
+      for (let i = 0; i < 300; i++) {
+        const before = text;
+        const r = next(), at = Math.floor(next() * (text.length + 1));
+        if (r < 0.45) text = text.slice(0, at) + PIECES[Math.floor(next() * PIECES.length)] + text.slice(at);
+        else if (r < 0.7) {
+          // Delete a brace, or some of a line's indentation.
+          const marks = [...text.matchAll(/[{}]|^ +/gm)];
+          const m = marks[Math.floor(next() * marks.length)];
+          if (m) text = text.slice(0, m.index) + text.slice(m.index! + (m[0].length > 1 ? 1 + Math.floor(next() * (m[0].length - 1)) : 1));
+        } else if (r < 0.85) text = text.slice(0, at) + text.slice(at + 1);
+        else text = original;
+        expectSameAsFresh(doc.update(text), text);
+        parses[doc.lastParse]++;
+        if (next() < 0.15) {
+          text = before;
+          expectSameAsFresh(doc.update(text), text);
+        }
+      }
+    }
+    // Every path was taken, and bodies were left open and closed by indentation along the way.
+    for (const path of ['full', 'step', 'trivia', 'rest'] as const) expect(parses[path]).toBeGreaterThan(10);
   });
 });

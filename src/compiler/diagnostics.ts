@@ -49,6 +49,7 @@ export const catalog = {
   nestingTooDeep: entry<{ limit: number }>('CNN1003', 'error', (p) => `brackets nest deeper than ${p.limit} levels; the rest of the file is not read`),
   tooManyErrors: entry<{ shown: number; total: number }>('CNN1004', 'error', (p) => `${p.total} syntax errors; only the first ${p.shown} are shown`),
   invalidNumber: entry<{ text: string }>('CNN1005', 'error', (p) => `${JSON.stringify(p.text)} is not a finite number`),
+  unclosedBody: entry('CNN1006', 'error', () => 'this "{" is never closed: its body is taken to end before the next line indented no deeper than this one'),
 
   // 2xxx: names and arguments
   unknownLayer: entry<{ name: string }>('CNN2001', 'error', (p) => `unknown layer or block "${p.name}"`),

@@ -12,9 +12,9 @@
 import { tokenMatcher, type IToken } from 'chevrotain';
 import type * as A from './ast.ts';
 import { checkFile } from './checker.ts';
-import { Arrow, cnnLexer } from './lexer.ts';
-import { parse, parseRestRecovering, parseStepsRecovering, type ParseResult } from './parser.ts';
-import type { Diagnostic } from './diagnostics.ts';
+import { Arrow, cnnLexer, LBrace, RBrace } from './lexer.ts';
+import { closeOpenBodies, parse, parseRestRecovering, parseStepsRecovering, virtualBraces, type ClosedBody, type ParseResult } from './parser.ts';
+import { catalog, type Diagnostic } from './diagnostics.ts';
 import { moveSpan, StepCache, type StepLookup } from './step-cache.ts';
 import type { Span } from './source.ts';
 import type { CheckResult } from '../index.ts';
@@ -91,22 +91,17 @@ export class DocumentChecker {
   private reparseRest(base: BaseVersion, text: string, edit: Edit, site: Site): { parsed: ParseResult; cache: StepLookup | undefined } | undefined {
     const { owner, chain, first } = site;
     const from = chain.steps[first].span.start;
-    // Lexing from `from` gives the full lex's tokens when the text before it is the base's and its
-    // last token cannot grow into the edit (`1xx28` after `input 1`: a number runs into it).
-    if (edit.start < from || !/[\s{>|([,]/.test(text[from - 1] ?? ' ')) return undefined;
+    if (edit.start < from) return undefined;
     // The base's syntax errors before `from` stay; steps before it whose recovered nodes sit at the end of the text would move.
     const keptErrors = [...base.syntax.values()].flat().filter((d) => d.span.start < from).sort((a, b) => a.span.start - b.span.start);
-    if (keptErrors.some((d) => d.span.end > from) || [...base.endAnchored].some((step) => step.span.start < from)) return undefined;
-    const lexed = cnnLexer.tokenize(text.slice(from));
-    if (lexed.errors.length > 0) return undefined;
-    for (const t of lexed.tokens) {
-      t.startOffset += from;
-      t.endOffset! += from;
-    }
-    const rest = parseRestRecovering(lexed.tokens, text, owner.kind, first === 0);
+    if (keptErrors.some((d) => d.span.end > from || d.fixes?.some((f) => f.span.end > from)) || [...base.endAnchored].some((step) => step.span.start < from)) return undefined;
+    const tail = tokensFrom(text, from, base.syntax.size > 0);
+    if (!tail || !sameClosings(tail.closedBefore, unclosed([keptErrors]))) return undefined;
+    const { tokens, opened } = tail;
+    const rest = parseRestRecovering(tokens, text, owner.kind, first === 0);
     const restOwner = rest && (owner.kind === 'model' ? rest.ast.models[0] : rest.ast.blocks[0]);
     if (!rest || !restOwner || restOwner.body.steps.length === 0) return undefined;
-    if (keptErrors.length + rest.diagnostics.length > MAX_INCREMENTAL_ERRORS) return undefined;
+    if (keptErrors.length + opened.length + rest.diagnostics.length > MAX_INCREMENTAL_ERRORS) return undefined;
     this.lastParse = 'rest';
     const body: A.Chain = {
       steps: [...chain.steps.slice(0, first), ...restOwner.body.steps],
@@ -124,13 +119,18 @@ export class DocumentChecker {
     };
     // Cached checks read the file's blocks: they hold while every block lies before the edit.
     const blocksKept = owner.kind === 'model' && rest.ast.blocks.length === 0 && base.ast.blocks.every((b) => b.span.end <= from);
-    return { parsed: { ast, diagnostics: [...keptErrors, ...rest.diagnostics] }, cache: blocksKept ? this.cache.readOnly() : undefined };
+    const diagnostics = [...keptErrors, ...opened.map((c) => c.diagnostic), ...rest.diagnostics];
+    return { parsed: { ast, diagnostics }, cache: blocksKept ? this.cache.readOnly() : undefined };
   }
 
   /** An edit outside every chain, in spaces or comments only: the same tokens, moved. */
   private retrivia(base: BaseVersion, text: string, edit: Edit): ParseResult | undefined {
     const relexed = relex(base.text, text, edit.start, edit.oldEnd, edit.delta);
     if (!relexed || relexed.tokens.length > 0 || relexed.replaced > 0) return undefined;
+    // Indentation decides where a body left open ends (parser.ts, closeOpenBodies): unless the base
+    // is clean (so its braces match), check that the bodies closed are still the base's.
+    const open = unclosed(base.syntax.values());
+    if (base.syntax.size > 0 && !sameClosings(closings(text)?.closed, open.map((d) => moved(d, edit.oldEnd, edit.delta)))) return undefined;
     this.lastParse = 'trivia';
     this.move(base, edit.oldEnd, edit.delta, new Set(), text.length);
     return this.rebase(base, text);
@@ -147,7 +147,23 @@ export class DocumentChecker {
     // An old error at the arrows after the last of these steps would fall outside the re-parse.
     if (old.some((step) => syntax.get(step)?.some((d) => d.span.start >= oldTo))) return undefined;
     const relexed = relex(base.text, text, from, oldTo, delta);
-    const reparsed = relexed && reparseSteps(relexed.tokens, text, owner.kind, first === 0);
+    if (!relexed) return undefined;
+    // Bodies left open (parser.ts, closeOpenBodies) are closed by looking at the whole file: unless
+    // the base is clean (its braces match) and the edit keeps its braces, the re-parsed steps must
+    // close the bodies that the whole file's parse closes there, and no others may move.
+    let tokens = relexed.tokens;
+    let opened: ClosedBody[] = [];
+    const open = unclosed([...syntax].filter(([step]) => !old.includes(step)).map(([, d]) => d));
+    if (syntax.size > 0 || relexed.oldBraces !== braces(tokens)) {
+      const all = closings(text)?.closed;
+      const newTo = oldTo + delta;
+      const inside = (c: ClosedBody) => c.brace.startOffset >= from && c.brace.startOffset < newTo;
+      if (!all || !sameClosings(all.filter((c) => !inside(c)), open.map((d) => moved(d, oldTo, delta)))) return undefined;
+      opened = all.filter(inside);
+      tokens = withClosings(tokens, opened)!;
+      if (!tokens) return undefined;
+    }
+    const reparsed = reparseSteps(tokens, text, owner.kind, first === 0, opened);
     if (!reparsed) return undefined;
     const errorsElsewhere = [...syntax].reduce((n, [step, d]) => n + (old.includes(step) ? 0 : d.length), 0);
     if (errorsElsewhere + reparsed.diagnostics.length > MAX_INCREMENTAL_ERRORS) return undefined;
@@ -182,7 +198,13 @@ export class DocumentChecker {
     const oldLength = length - delta;
     const atEnd = [...base.endAnchored].flatMap((step) => spansAt(step, oldLength)).map((span) => ({ span, whole: span.start === oldLength }));
     moveSpans(base.ast, from, delta, skip);
-    for (const [step, diagnostics] of base.syntax) if (!skip.has(step)) for (const d of diagnostics) moveSpan(d.span, from, delta);
+    for (const [step, diagnostics] of base.syntax) {
+      if (skip.has(step)) continue;
+      for (const d of diagnostics) {
+        moveSpan(d.span, from, delta);
+        for (const f of d.fixes ?? []) moveSpan(f.span, from, delta);
+      }
+    }
     for (const { span, whole } of atEnd) {
       span.end = length;
       if (whole) span.start = length;
@@ -208,6 +230,94 @@ function spansAt(value: unknown, offset: number, found: Span[] = []): Span[] {
   return found;
 }
 
+/** The braces among `tokens`, in order (`{}{`): the same sequence everywhere leaves the same braces matched. */
+function braces(tokens: readonly IToken[]): string {
+  let out = '';
+  for (const t of tokens) if (t.tokenType === LBrace || t.tokenType === RBrace) out += t.image;
+  return out;
+}
+
+/** The whole text's bodies left open, as the full parse closes them; undefined when the text does not lex. */
+function closings(text: string): { tokens: IToken[]; closed: ClosedBody[] } | undefined {
+  if (lastClosings?.text !== text) {
+    const lexed = cnnLexer.tokenize(text);
+    lastClosings = { text, result: lexed.errors.length > 0 ? undefined : closeOpenBodies(lexed.tokens, text) };
+  }
+  return lastClosings.result;
+}
+/** The latest closings: one update may ask for them up to three times (steps, wider steps, the rest of the file). */
+let lastClosings: { text: string; result: ReturnType<typeof closeOpenBodies> | undefined } | undefined;
+
+const isUnclosed = (d: Diagnostic) => d.code === catalog.unclosedBody.code;
+const unclosed = (lists: Iterable<Diagnostic[]>) => [...lists].flat().filter(isUnclosed);
+
+/** Where an unclosed body's `{` and its virtual `}` are: the diagnostic's span and its fix's. */
+interface Closing { brace: number; close: number }
+
+/** A base diagnostic's closing, as it stands after an edit that moved the text from `from` on by `delta`. */
+function moved(d: Diagnostic, from: number, delta: number): Closing {
+  const at = (offset: number) => (offset >= from ? offset + delta : offset);
+  return { brace: at(d.span.start), close: at(d.fixes![0].span.start) };
+}
+
+function sameClosings(found: readonly ClosedBody[] | undefined, expected: (Closing | Diagnostic)[]): boolean {
+  if (!found || found.length !== expected.length) return false;
+  const key = (c: Closing) => `${c.brace}:${c.close}`;
+  const want = new Set(expected.map((e) => key('code' in e ? moved(e, Infinity, 0) : e)));
+  return found.every((c) => want.has(key({ brace: c.brace.startOffset, close: c.close.startOffset })));
+}
+
+/** `tokens` (re-lexed steps) with the virtual `}` of each of `opened` after the token it follows; undefined when one has no such token. */
+function withClosings(tokens: IToken[], opened: ClosedBody[]): IToken[] | undefined {
+  const out = [...tokens];
+  for (const c of opened) {
+    const at = out.findIndex((t) => !virtualBraces.has(t) && t.endOffset! + 1 === c.close.startOffset);
+    if (at < 0) return undefined;
+    let after = at + 1;
+    while (after < out.length && virtualBraces.has(out[after])) after++;
+    out.splice(after, 0, c.close);
+  }
+  return out;
+}
+
+/**
+ * The whole file's tokens from `from` (where the base has a step start) on, as the full parse
+ * reads them: with the bodies it closes (closeOpenBodies), those that open from `from` on in
+ * `opened` and those before it in `closedBefore`. Only the rest is lexed when no body can be left
+ * open (the base is clean, so every brace before `from` is matched, and so are the rest's); the
+ * whole file otherwise.
+ * Undefined when the text does not lex, or its last token before `from` grows into the edit.
+ */
+function tokensFrom(text: string, from: number, baseBroken: boolean): { tokens: IToken[]; opened: ClosedBody[]; closedBefore: ClosedBody[] } | undefined {
+  // The last token before `from` must not grow into the edit (`1xx28` after `input 1`: a number runs into it).
+  if (!/[\s{>|([,]/.test(text[from - 1] ?? ' ')) return undefined;
+  const rest = lexAt(text.slice(from), from);
+  if (!rest) return undefined;
+  // Inside the owner's braces at `from`: a body is left open when the rest never gets back out.
+  let depth = 1;
+  for (const t of rest) depth = t.tokenType === LBrace ? depth + 1 : t.tokenType === RBrace ? Math.max(0, depth - 1) : depth;
+  if (!baseBroken && depth === 0) return { tokens: rest, opened: [], closedBefore: [] };
+  const all = closings(text);
+  if (!all) return undefined;
+  const start = all.tokens.findIndex((t) => t.startOffset >= from && !virtualBraces.has(t));
+  if (start < 0 || (start > 0 && all.tokens[start - 1].endOffset! >= from)) return undefined;
+  const opened = all.closed.filter((c) => c.brace.startOffset >= from);
+  return { tokens: all.tokens.slice(start), opened, closedBefore: all.closed.filter((c) => !opened.includes(c)) };
+}
+
+/** The tokens of `text`, a slice of the file starting at `offset`, at their places in the file; undefined when it does not lex. */
+function lexAt(text: string, offset: number): IToken[] | undefined {
+  const lexed = cnnLexer.tokenize(text);
+  if (lexed.errors.length > 0) return undefined;
+  if (offset > 0) {
+    for (const t of lexed.tokens) {
+      t.startOffset += offset;
+      t.endOffset! += offset;
+    }
+  }
+  return lexed.tokens;
+}
+
 /** Past this many syntax errors the full parse reports them (and says how many it leaves out). */
 const MAX_INCREMENTAL_ERRORS = 50;
 
@@ -217,17 +327,19 @@ const MAX_INCREMENTAL_ERRORS = 50;
  * and so does every syntax error (or at an arrow after one): the parse around them is then the
  * whole file's, unchanged.
  */
-function reparseSteps(tokens: IToken[], text: string, owner: 'model' | 'block', first: boolean) {
+function reparseSteps(tokens: IToken[], text: string, owner: 'model' | 'block', first: boolean, opened: ClosedBody[]) {
   const recovered = parseStepsRecovering(tokens, text, owner, first);
   if (!recovered || recovered.steps.length === 0) return undefined;
-  const { steps, diagnostics } = recovered;
+  const { steps } = recovered;
+  // As parse() lists them: the unclosed bodies' diagnostics, then the parser's.
+  const diagnostics = [...opened.map((c) => c.diagnostic), ...recovered.diagnostics];
   // Recovery gives nodes with no tokens a span at the end of the text (and their parents a span
   // that ends there), kept there as the text changes.
   const endAnchored = steps.filter((s) => spansAt(s, text.length).length > 0);
   const inside = (offset: number) => steps.find((s) => s.span.start <= offset && offset < s.span.end);
   // Between the steps, arrows (more than one where recovery dropped an empty step); every other token inside a step.
   const between = (t: IToken) => tokenMatcher(t, Arrow) && steps.some((s, k) => k + 1 < steps.length && s.span.end <= t.startOffset && t.startOffset < steps[k + 1].span.start);
-  if (!tokens.every((t) => inside(t.startOffset) || between(t))) return undefined;
+  if (!tokens.every((t) => virtualBraces.has(t) || inside(t.startOffset) || between(t))) return undefined;
   // An error at an arrow (`relu - -> bn`: the expression ends at the arrow) belongs to the step before it.
   const owning = (offset: number) => inside(offset) ?? [...steps].reverse().find((s) => s.span.end <= offset);
   const byStep = new Map<A.Step, Diagnostic[]>();
@@ -302,7 +414,7 @@ function editSite(ast: A.SourceFile, start: number, end: number): Site | undefin
  * whole lines around the range are lexed, in both texts: tokens never span lines, except block
  * comments, so a region holding any block-comment delimiter is left to the full parse.
  */
-function relex(before: string, after: string, from: number, oldTo: number, delta: number): { tokens: IToken[]; replaced: number } | undefined {
+function relex(before: string, after: string, from: number, oldTo: number, delta: number): { tokens: IToken[]; replaced: number; oldBraces: string } | undefined {
   const lineStart = before.lastIndexOf('\n', from - 1) + 1;
   const lineEnd = (text: string, at: number) => {
     const i = text.indexOf('\n', at);
@@ -338,7 +450,7 @@ function relex(before: string, after: string, from: number, oldTo: number, delta
     t.startOffset += lineStart;
     t.endOffset! += lineStart;
   }
-  return { tokens: window, replaced: oldTokens.length - oldHead - oldAfter };
+  return { tokens: window, replaced: oldTokens.length - oldHead - oldAfter, oldBraces: braces(oldTokens.slice(oldHead, oldTokens.length - oldAfter)) };
 }
 
 /** How many tokens start before `offset` (tokens are in order). */

@@ -221,7 +221,12 @@ export function parse(text: string): ParseResult {
   if (lexed.errors.length > MAX_SYNTAX_ERRORS) {
     diagnostics.push(diagnostic('tooManyErrors', { start: 0, end: 0 }, { shown: MAX_SYNTAX_ERRORS, total: lexed.errors.length }));
   }
-  const tokens = limitNesting(lexed.tokens, diagnostics);
+  const bodies = closeOpenBodies(lexed.tokens, text);
+  diagnostics.push(...bodies.closed.slice(0, MAX_SYNTAX_ERRORS).map((c) => c.diagnostic));
+  if (bodies.closed.length > MAX_SYNTAX_ERRORS) {
+    diagnostics.push(diagnostic('tooManyErrors', { start: 0, end: 0 }, { shown: MAX_SYNTAX_ERRORS, total: bodies.closed.length }));
+  }
+  const tokens = limitNesting(bodies.tokens, diagnostics);
   parserInstance.input = tokens;
   const cst = parserInstance.file();
   const errors = parserInstance.errors;
@@ -271,15 +276,89 @@ function parseInPlace(tokens: IToken[], text: string, owner: 'model' | 'block', 
   parserInstance.input = closed ? [...head, ...tokens, placeholder(T.RBrace, '}')] : [...head, ...tokens];
   const cst = parserInstance.file();
   const errors = parserInstance.errors;
-  // Closed, the parse must not have looked past the tokens; open, it may reach the end of the file.
+  // Closed, the parse must not have looked past the tokens, nor stumbled on a virtual `}` (which
+  // may sit at their edge too), but for one that closes an empty body (`residual {`): its error,
+  // a missing step, ends there. Open, the parse may reach the end of the file.
   const own = new Set(tokens);
-  const placed = (t: IToken) => own.has(t) || (!closed && t.tokenType === EOF);
+  const emptyBody = (t: IToken) => tokens[tokens.indexOf(t) - 1]?.tokenType === T.LBrace;
+  const placed = (t: IToken) => (own.has(t) && !(closed && virtualBraces.has(t) && !emptyBody(t))) || (!closed && t.tokenType === EOF);
   if (errors.length > MAX_SYNTAX_ERRORS || !errors.every((e) => placed(e.token))) return undefined;
   const ast = new AstBuilder(text).file(cst);
   if ((owner === 'model' ? ast.models : ast.blocks).length === 0) return undefined;
   const diagnostics = errors.map((e) => diagnostic('syntaxError', tokenSpan(e.token, text.length), { detail: describeParseError(e.message, e.token) }));
   return { ast, diagnostics };
 }
+
+/**
+ * Recovery for a step's `{` left open (`residual {` typed without its `}`), so that it does not take
+ * the rest of the model as its body: when the file's braces leave some `{` unmatched, a step's body
+ * still open at the first token of a later line indented no deeper than the line of its `{` (a
+ * line that does not start with `}` at that depth) is closed before that line, by a virtual `}`
+ * right after the body's last token, and reported there. Model, block and train braces are never
+ * closed this way, and no more bodies are closed than braces are missing. A file whose braces
+ * match is returned as it is.
+ */
+export interface ClosedBody {
+  brace: IToken;
+  /** The virtual `}`: zero-width, right after the body's last token. */
+  close: IToken;
+  diagnostic: Diagnostic;
+}
+
+export function closeOpenBodies(tokens: IToken[], text: string): { tokens: IToken[]; closed: ClosedBody[] } {
+  let missing = 0;
+  for (const t of tokens) {
+    if (t.tokenType === T.LBrace) missing++;
+    else if (t.tokenType === T.RBrace) missing = Math.max(0, missing - 1);
+  }
+  if (missing === 0) return { tokens, closed: [] };
+  const out: IToken[] = [];
+  const closed: ClosedBody[] = [];
+  const open: { brace: IToken; indent: number; step: boolean }[] = [];
+  let header = false; // after `model`, `block` or `train`: the next `{` opens a declaration or section
+  let body = false; // after `repeat`, `residual`, `concat`, `add`, `gate` or `frozen`: the next `{` opens a step's body
+  let lineIndent = 0; // the column of the first token on the current line
+  let newline = -1; // the first line break after the previous token (kept moving forward: linear in the text)
+  for (const t of tokens) {
+    const previous = out[out.length - 1];
+    const from = previous ? previous.endOffset! + 1 : 0;
+    if (newline < from) newline = text.indexOf('\n', from) >>> 0; // none: 2^32 - 1, past any token
+    if (!previous || newline < t.startOffset) {
+      lineIndent = t.startOffset - (text.lastIndexOf('\n', t.startOffset - 1) + 1);
+      // Close the innermost bodies this line is not inside: a `}` at their depth is their own.
+      for (let top = open[open.length - 1]; previous && missing > 0 && top?.step && (lineIndent < top.indent || (lineIndent === top.indent && t.tokenType !== T.RBrace)); top = open[open.length - 1]) {
+        const close = createTokenInstance(T.RBrace, '}', previous.endOffset! + 1, previous.endOffset!, NaN, NaN, NaN, NaN);
+        virtualBraces.add(close);
+        out.push(close);
+        closed.push({ brace: top.brace, close, diagnostic: diagnostic('unclosedBody', tokenSpan(top.brace, text.length), {}, {
+          hint: 'add the "}" where the body ends',
+          fixes: [{ title: 'close the body here', span: { start: close.startOffset, end: close.startOffset }, text: ' }' }],
+        }) });
+        open.pop();
+        missing--;
+      }
+    }
+    out.push(t);
+    if (t.tokenType === T.Model || t.tokenType === T.Block || t.tokenType === T.Train) [header, body] = [true, false];
+    else if (BODY_KEYWORDS.has(t.tokenType)) body = true;
+    else if (t.tokenType === T.LBrace) {
+      // A `{` that opens no body (`relu {`) is only an error, and left to the parser.
+      open.push({ brace: t, indent: lineIndent, step: body && !header });
+      [header, body] = [false, false];
+    } else if (t.tokenType === T.RBrace || t.tokenType === T.Arrow || t.tokenType === T.Pipe) {
+      if (t.tokenType === T.RBrace) open.pop();
+      body = false;
+    }
+  }
+  return { tokens: out, closed };
+}
+
+const BODY_KEYWORDS = new Set<TokenType>([T.Repeat, T.Residual, T.Concat, T.Add, T.Gate, T.Frozen]);
+
+/** The `}` tokens closeOpenBodies adds (zero-width, after the body's last token). */
+export const virtualBraces = new WeakSet<IToken>();
+
+
 
 /** Cuts the token stream where brackets nest too deep, so no input can exhaust the stack. */
 function limitNesting(tokens: IToken[], diagnostics: Diagnostic[], depthAtStart = 0): IToken[] {
