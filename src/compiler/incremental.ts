@@ -96,7 +96,7 @@ export class DocumentChecker {
     const keptErrors = [...base.syntax.values()].flat().filter((d) => d.span.start < from).sort((a, b) => a.span.start - b.span.start);
     if (keptErrors.some((d) => d.span.end > from || d.fixes?.some((f) => f.span.end > from)) || [...base.endAnchored].some((step) => step.span.start < from)) return undefined;
     const tail = tokensFrom(text, from, base.syntax.size > 0);
-    if (!tail || !sameClosings(tail.closedBefore, unclosed([keptErrors]))) return undefined;
+    if (!tail || !sameClosings(tail.closedBefore, unclosed([keptErrors]).map((d) => moved(d, from, 0)))) return undefined;
     const { tokens, opened } = tail;
     const rest = parseRestRecovering(tokens, text, owner.kind, first === 0);
     const restOwner = rest && (owner.kind === 'model' ? rest.ast.models[0] : rest.ast.blocks[0]);
@@ -260,10 +260,10 @@ function moved(d: Diagnostic, from: number, delta: number): Closing {
   return { brace: at(d.span.start), close: at(d.fixes![0].span.start) };
 }
 
-function sameClosings(found: readonly ClosedBody[] | undefined, expected: (Closing | Diagnostic)[]): boolean {
+function sameClosings(found: readonly ClosedBody[] | undefined, expected: Closing[]): boolean {
   if (!found || found.length !== expected.length) return false;
   const key = (c: Closing) => `${c.brace}:${c.close}`;
-  const want = new Set(expected.map((e) => key('code' in e ? moved(e, Infinity, 0) : e)));
+  const want = new Set(expected.map(key));
   return found.every((c) => want.has(key({ brace: c.brace.startOffset, close: c.close.startOffset })));
 }
 
