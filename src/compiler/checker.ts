@@ -7,13 +7,13 @@ import { bindArgs, evaluate, showValue, type Env, type Value } from './args.ts';
 import { closestName, diagnostic, type Diagnostic, type DiagnosticExtras, type CatalogKey } from './diagnostics.ts';
 import { layerNames, lookupLayer } from './layers/index.ts';
 import { formatShape, product, ShapeFailure, type ArgSpec, type ArgValue, type Args, type LayerKind, type Shape, type ShapeContext, type ShapeExtras } from './layers/types.ts';
-import { layers, type BranchNode, type CheckedModel, type GateNode, type LayerNode, type Node, type Receptive, type ResidualNode, type SeqNode } from './model.ts';
+import { assertNever, layers, type BranchNode, type CheckedModel, type GateNode, type LayerNode, type Node, type Receptive, type ResidualNode, type SeqNode } from './model.ts';
 import type { Span } from './source.ts';
 import { checkTrainSection } from './train-config.ts';
 import { findRecursiveBlocks } from './recursion.ts';
 import { conv } from './layers/conv.ts';
 import { bn } from './layers/norm.ts';
-import { ownSpans, sameFlow, type LayerSums, type StepLookup } from './step-cache.ts';
+import { ownSpans, sameFlow, type CachedStep, type LayerSums, type StepLookup } from './step-cache.ts';
 
 const MAX_LAYERS = 200_000;
 const MAX_CALL_DEPTH = 64;
@@ -157,7 +157,12 @@ class ModelChecker {
     const named = this.cache && scope.depth === 0 ? this.nextName(step, scope) : undefined;
     if (!named) return this.checkStep(step, flow, scope);
     const path = scope.path ? `${scope.path}.${named.name}` : named.name;
-    const hit = this.cache!.get(step).find((e) => e.path === path && e.frozen === scope.frozen && sameList(e.inputExtent, this.inputExtent) && sameFlow(e.input, flow));
+    const entries = this.cache!.get(step);
+    let hit = entries.find((e) => e.path === path && this.fits(e, flow, scope));
+    // A step renamed by one added or removed before it (`residual12` is now `residual13`): the same
+    // check under the new name, when it reported nothing (a message may quote a name).
+    const renamed = hit ? undefined : entries.find((e) => e.diagnostics.length === 0 && this.fits(e, flow, scope));
+    if (renamed) hit = { ...renamed, path, node: withPath(renamed.node, renamed.path, path) };
     if (hit && this.layerCount + hit.layers <= MAX_LAYERS) {
       // Take the name as childPath would have.
       scope.labels.add(named.name);
@@ -182,6 +187,11 @@ class ModelChecker {
       });
     }
     return node;
+  }
+
+  /** Whether a cached check of a step holds for this flow into it (its name aside). */
+  private fits(entry: CachedStep, flow: Flow, scope: Scope): boolean {
+    return entry.frozen === scope.frozen && sameList(entry.inputExtent, this.inputExtent) && sameFlow(entry.input, flow);
   }
 
   /**
@@ -523,6 +533,20 @@ const sameList = (a: readonly number[], b: readonly number[]) => a.length === b.
 const sameShape = (a: Shape, b: Shape) => a.length === b.length && a.every((x, i) => x === b[i]);
 const concatCompatible = (a: Shape, b: Shape) => a.length === b.length && a.every((x, i) => i === 0 || x === b[i]);
 const broadcasts = (gate: Shape, x: Shape) => gate.length === x.length && gate.every((g, i) => g === 1 || g === x[i]);
+
+/** A copy of a checked node whose path (and its descendants') starts with `from` instead of `to`. */
+function withPath<N extends Node>(node: N, from: string, to: string): N;
+function withPath(node: Node, from: string, to: string): Node {
+  const path = to + node.path.slice(from.length);
+  switch (node.kind) {
+    case 'layer': return { ...node, path };
+    case 'seq': return { ...node, path, items: node.items.map((item) => withPath(item, from, to)) };
+    case 'residual': return { ...node, path, body: withPath(node.body, from, to), shortcut: node.shortcut && withPath(node.shortcut, from, to) };
+    case 'concat': case 'add': return { ...node, path, branches: node.branches.map((b) => withPath(b, from, to)) };
+    case 'gate': return { ...node, path, body: withPath(node.body, from, to) };
+    default: return assertNever(node);
+  }
+}
 
 /** What a layer's shape rule reports through: diagnostics at the layer, or at the argument named. A class, not closures: one is made per layer checked. */
 class LayerShapeContext implements ShapeContext {
