@@ -240,13 +240,52 @@ function braces(tokens: readonly IToken[]): string {
 /** The whole text's bodies left open, as the full parse closes them; undefined when the text does not lex. */
 function closings(text: string): { tokens: IToken[]; closed: ClosedBody[] } | undefined {
   if (lastClosings?.text !== text) {
-    const lexed = cnnLexer.tokenize(text);
-    lastClosings = { text, result: lexed.errors.length > 0 ? undefined : closeOpenBodies(lexed.tokens, text) };
+    const tokens = lexWhole(text);
+    lastClosings = { text, result: tokens && closeOpenBodies(tokens, text) };
   }
   return lastClosings.result;
 }
 /** The latest closings: one update may ask for them up to three times (steps, wider steps, the rest of the file). */
 let lastClosings: { text: string; result: ReturnType<typeof closeOpenBodies> | undefined } | undefined;
+
+/**
+ * The tokens of the whole text, re-lexing only the lines around what changed since the text
+ * lexed last (relex), the other tokens kept (moved, after it); undefined when it does not lex.
+ */
+function lexWhole(text: string): IToken[] | undefined {
+  const previous = lastLexed;
+  let tokens: IToken[] | undefined;
+  const edit = previous && changedRange(previous.text, text);
+  // Whole lines: no token crosses their edges (block comments make relex give up).
+  const start = edit ? previous.text.lastIndexOf('\n', edit.start - 1) + 1 : 0;
+  const end = edit ? lineEnd(previous.text, edit.oldEnd) : 0;
+  // (Another document's text, or a large change: lexed whole.)
+  const relexed = previous && edit && end - start < text.length / 2 ? relex(previous.text, text, start, end, edit.delta) : undefined;
+  if (previous && edit && relexed) {
+    // Moved in place: nothing holds the previous text's tokens past the update that lexed them.
+    const old = previous.tokens;
+    let head = 0;
+    while (head < old.length && old[head].startOffset < start) head++;
+    let tail = head;
+    while (tail < old.length && old[tail].startOffset < end) tail++;
+    for (let i = tail; i < old.length; i++) {
+      old[i].startOffset += edit.delta;
+      old[i].endOffset! += edit.delta;
+    }
+    tokens = old.slice(0, head).concat(relexed.tokens, old.slice(tail));
+  } else {
+    const lexed = cnnLexer.tokenize(text);
+    if (lexed.errors.length === 0) tokens = lexed.tokens;
+  }
+  lastLexed = tokens && { text, tokens };
+  return tokens;
+}
+let lastLexed: { text: string; tokens: IToken[] } | undefined;
+
+function lineEnd(text: string, at: number): number {
+  const i = text.indexOf('\n', at);
+  return i < 0 ? text.length : i;
+}
 
 const isUnclosed = (d: Diagnostic) => d.code === catalog.unclosedBody.code;
 const unclosed = (lists: Iterable<Diagnostic[]>) => [...lists].flat().filter(isUnclosed);
