@@ -7,9 +7,9 @@
  * edit: a renamed layer (`relu` <-> `gelu`: shapes unchanged), a name being typed (`relu` <->
  * `relux`: an unknown layer, the steps after it lose their shapes), a width that breaks the model
  * after it (`conv 32 1x1` <-> `conv 48 1x1`), a syntax error that stays inside the edited steps
- * (`-> relu` <-> `-> -> relu`), and two that do not: a stray `{` (the rest of the file is parsed
- * again, the steps before the edit kept) and an unclosed `residual {` (the rest of the model becomes
- * its body, parsed and checked again). Files: a generated 1,000-line model and
+ * (`-> relu` <-> `-> -> relu`), a stray `{` that does not (the rest of the file is parsed again,
+ * the steps before the edit kept), and an unclosed `residual {` (its body ends with its line, CNN1006).
+ * Files: a generated 1,000-line model and
  * examples/zoo/resnet50.cnn, with the default debounce. Then many edits on the 1,000-line file, with the server's resident
  * set size before and after. Prints Markdown.
  *
@@ -126,7 +126,7 @@ const EDIT_KINDS: EditKind[] = [
   { name: 'change a width (32 <-> 48 channels)', find: 'conv 32 1x1', texts: ['conv 48 1x1', 'conv 32 1x1'] },
   { name: 'syntax error (-> relu <-> -> -> relu)', find: '-> relu', texts: ['-> -> relu', '-> relu'] },
   { name: 'stray brace (-> relu <-> -> relu {)', find: '-> relu', texts: ['-> relu {', '-> relu'] },
-  // Without an editor's auto-closing `}`, the rest of the model is the residual's body until one is typed.
+  // Without an editor's auto-closing `}`: the body ends with its line (parser.ts, closeOpenBodies).
   { name: 'unclosed residual (-> relu <-> -> residual { relu)', find: '-> relu', texts: ['-> residual { relu', '-> relu'] },
 ];
 
