@@ -289,15 +289,7 @@ function parseInPlace(tokens: IToken[], text: string, owner: 'model' | 'block', 
   return { ast, diagnostics };
 }
 
-/**
- * Recovery for a step's `{` left open (`residual {` typed without its `}`), so that it does not take
- * the rest of the model as its body: when the file's braces leave some `{` unmatched, a step's body
- * still open at the first token of a later line indented no deeper than the line of its `{` (a
- * line that does not start with `}` at that depth) is closed before that line, by a virtual `}`
- * right after the body's last token, and reported there. Model, block and train braces are never
- * closed this way, and no more bodies are closed than braces are missing. A file whose braces
- * match is returned as it is.
- */
+/** A body that closeOpenBodies closed: its `{`, the virtual `}` it added, and the report. */
 export interface ClosedBody {
   brace: IToken;
   /** The virtual `}`: zero-width, right after the body's last token. */
@@ -305,6 +297,16 @@ export interface ClosedBody {
   diagnostic: Diagnostic;
 }
 
+/**
+ * Recovery for a step's `{` left open (`residual {` typed without its `}`), so that it does not take
+ * the rest of the model as its body: when the file's braces leave some `{` unmatched, a step's body
+ * still open at the first token of a later line indented no deeper than the line of its `{` (a
+ * line that does not start with `}` at that depth) is closed before that line, by a virtual `}`
+ * right after the body's last token, and reported there. Only the `{` of a body (after `repeat`,
+ * `residual`, `concat`, `add`, `gate` or `frozen`) is closed this way, never a model's, block's,
+ * train section's or a stray one, and no more bodies than braces are missing. A file whose braces
+ * match is returned as it is.
+ */
 export function closeOpenBodies(tokens: IToken[], text: string): { tokens: IToken[]; closed: ClosedBody[] } {
   let missing = 0;
   for (const t of tokens) {
