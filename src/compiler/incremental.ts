@@ -160,8 +160,9 @@ export class DocumentChecker {
       const inside = (c: ClosedBody) => c.brace.startOffset >= from && c.brace.startOffset < newTo;
       if (!all || !sameClosings(all.filter((c) => !inside(c)), open.map((d) => moved(d, oldTo, delta)))) return undefined;
       opened = all.filter(inside);
-      tokens = withClosings(tokens, opened)!;
-      if (!tokens) return undefined;
+      const withVirtual = withClosings(tokens, opened);
+      if (!withVirtual) return undefined;
+      tokens = withVirtual;
     }
     const reparsed = reparseSteps(tokens, text, owner.kind, first === 0, opened);
     if (!reparsed) return undefined;
