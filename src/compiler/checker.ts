@@ -7,7 +7,7 @@ import { bindArgs, evaluate, showValue, type Env, type Value } from './args.ts';
 import { closestName, diagnostic, type Diagnostic, type DiagnosticExtras, type CatalogKey } from './diagnostics.ts';
 import { layerNames, lookupLayer } from './layers/index.ts';
 import { formatShape, product, ShapeFailure, type ArgSpec, type ArgValue, type Args, type LayerKind, type Shape, type ShapeContext, type ShapeExtras } from './layers/types.ts';
-import { assertNever, layers, type BranchNode, type CheckedModel, type GateNode, type LayerNode, type Node, type Receptive, type ResidualNode, type SeqNode } from './model.ts';
+import { layers, withChildren, type BranchNode, type CheckedModel, type GateNode, type LayerNode, type Node, type Receptive, type ResidualNode, type SeqNode } from './model.ts';
 import type { Span } from './source.ts';
 import { checkTrainSection } from './train-config.ts';
 import { findRecursiveBlocks } from './recursion.ts';
@@ -535,17 +535,8 @@ const concatCompatible = (a: Shape, b: Shape) => a.length === b.length && a.ever
 const broadcasts = (gate: Shape, x: Shape) => gate.length === x.length && gate.every((g, i) => g === 1 || g === x[i]);
 
 /** A copy of a checked node whose path (and its descendants') starts with `from` instead of `to`. */
-function withPath<N extends Node>(node: N, from: string, to: string): N;
-function withPath(node: Node, from: string, to: string): Node {
-  const path = to + node.path.slice(from.length);
-  switch (node.kind) {
-    case 'layer': return { ...node, path };
-    case 'seq': return { ...node, path, items: node.items.map((item) => withPath(item, from, to)) };
-    case 'residual': return { ...node, path, body: withPath(node.body, from, to), shortcut: node.shortcut && withPath(node.shortcut, from, to) };
-    case 'concat': case 'add': return { ...node, path, branches: node.branches.map((b) => withPath(b, from, to)) };
-    case 'gate': return { ...node, path, body: withPath(node.body, from, to) };
-    default: return assertNever(node);
-  }
+function withPath<N extends Node>(node: N, from: string, to: string): N {
+  return { ...withChildren(node, (child) => withPath(child, from, to)), path: to + node.path.slice(from.length) };
 }
 
 /** What a layer's shape rule reports through: diagnostics at the layer, or at the argument named. A class, not closures: one is made per layer checked. */

@@ -13,7 +13,7 @@ import { tokenMatcher, type IToken } from 'chevrotain';
 import type * as A from './ast.ts';
 import { checkFile } from './checker.ts';
 import { Arrow, cnnLexer, LBrace, RBrace } from './lexer.ts';
-import { closeOpenBodies, parse, parseRestRecovering, parseStepsRecovering, virtualBraces, type ClosedBody, type ParseResult } from './parser.ts';
+import { bracesLeftOpen, closeOpenBodies, parse, parseRestRecovering, parseStepsRecovering, virtualBraces, type ClosedBody, type ParseResult } from './parser.ts';
 import { catalog, type Diagnostic } from './diagnostics.ts';
 import { moveSpan, StepCache, type StepLookup } from './step-cache.ts';
 import type { Span } from './source.ts';
@@ -334,9 +334,7 @@ function tokensFrom(text: string, from: number, baseBroken: boolean): { tokens: 
   const rest = lexAt(text.slice(from), from);
   if (!rest) return undefined;
   // Inside the owner's braces at `from`: a body is left open when the rest never gets back out.
-  let depth = 1;
-  for (const t of rest) depth = t.tokenType === LBrace ? depth + 1 : t.tokenType === RBrace ? Math.max(0, depth - 1) : depth;
-  if (!baseBroken && depth === 0) return { tokens: rest, opened: [], closedBefore: [] };
+  if (!baseBroken && bracesLeftOpen(rest, 1) === 0) return { tokens: rest, opened: [], closedBefore: [] };
   const all = closings(text);
   if (!all) return undefined;
   const start = all.tokens.findIndex((t) => t.startOffset >= from && !virtualBraces.has(t));
@@ -456,10 +454,6 @@ function editSite(ast: A.SourceFile, start: number, end: number): Site | undefin
  */
 function relex(before: string, after: string, from: number, oldTo: number, delta: number): { tokens: IToken[]; replaced: number; oldBraces: string } | undefined {
   const lineStart = before.lastIndexOf('\n', from - 1) + 1;
-  const lineEnd = (text: string, at: number) => {
-    const i = text.indexOf('\n', at);
-    return i < 0 ? text.length : i;
-  };
   const oldRegion = before.slice(lineStart, lineEnd(before, oldTo));
   const newRegion = after.slice(lineStart, lineEnd(after, oldTo + delta));
   if (/\/\*|\*\//.test(oldRegion) || /\/\*|\*\//.test(newRegion)) return undefined;

@@ -106,3 +106,16 @@ export function layers(node: Node, out: LayerNode[] = []): LayerNode[] {
   }
   return out;
 }
+
+/** A shallow copy of `node` whose child nodes are `map` of the old ones (a layer has none). */
+export function withChildren<N extends Node>(node: N, map: <C extends Node>(child: C) => C): N;
+export function withChildren(node: Node, map: <C extends Node>(child: C) => C): Node {
+  switch (node.kind) {
+    case 'layer': return { ...node };
+    case 'seq': return { ...node, items: node.items.map(map) };
+    case 'residual': return { ...node, body: map(node.body), shortcut: node.shortcut && map(node.shortcut) };
+    case 'concat': case 'add': return { ...node, branches: node.branches.map(map) };
+    case 'gate': return { ...node, body: map(node.body) };
+    default: return assertNever(node);
+  }
+}

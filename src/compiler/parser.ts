@@ -289,6 +289,15 @@ function parseInPlace(tokens: IToken[], text: string, owner: 'model' | 'block', 
   return { ast, diagnostics };
 }
 
+/** How many `{` are still open after `tokens`, from `depth` open before them (a `}` with none open closes nothing). */
+export function bracesLeftOpen(tokens: readonly IToken[], depth = 0): number {
+  for (const t of tokens) {
+    if (t.tokenType === T.LBrace) depth++;
+    else if (t.tokenType === T.RBrace) depth = Math.max(0, depth - 1);
+  }
+  return depth;
+}
+
 /** A body that closeOpenBodies closed: its `{`, the virtual `}` it added, and the report. */
 export interface ClosedBody {
   brace: IToken;
@@ -308,11 +317,7 @@ export interface ClosedBody {
  * match is returned as it is.
  */
 export function closeOpenBodies(tokens: IToken[], text: string): { tokens: IToken[]; closed: ClosedBody[] } {
-  let missing = 0;
-  for (const t of tokens) {
-    if (t.tokenType === T.LBrace) missing++;
-    else if (t.tokenType === T.RBrace) missing = Math.max(0, missing - 1);
-  }
+  let missing = bracesLeftOpen(tokens);
   if (missing === 0) return { tokens, closed: [] };
   const out: IToken[] = [];
   const closed: ClosedBody[] = [];

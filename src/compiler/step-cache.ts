@@ -2,8 +2,9 @@
  * Checked results of a model's top-level steps, kept between checks of the same (incrementally
  * re-parsed) syntax tree, so that an edit re-checks only what it changed. An entry is keyed by the
  * step's AST object and is reused only when everything the step's check reads is unchanged: the
- * flow into it, its path and frozen state, and the file's block declarations (the language
- * server drops the cache when a block changes). Only entries used by the latest check survive.
+ * flow into it, its frozen state, and the file's block declarations (the language server drops the
+ * cache when a block changes); under another path (`residual12` now `residual13`) only when it
+ * reported nothing, as a copy renamed. Only entries used by the latest check survive.
  */
 import type * as A from './ast.ts';
 import type { Diagnostic } from './diagnostics.ts';

@@ -22,7 +22,7 @@
 import onnxProto from 'onnx-proto';
 import { UserError } from '../../errors.ts';
 import type { ParamSpec } from '../layers/types.ts';
-import { assertNever, layers, type CheckedModel, type LayerNode, type Node } from '../model.ts';
+import { assertNever, layers, withChildren, type CheckedModel, type LayerNode, type Node } from '../model.ts';
 import { buildModel, GraphBuilder, type Dim } from '../onnx/builder.ts';
 import type { TrainConfig } from '../train-config.ts';
 import { LowerContext } from './context.ts';
@@ -290,25 +290,17 @@ interface LossValues {
  * max of the relus is the relu of the max, and a window's gradient goes to its first maximum, or
  * nowhere when that is not positive) with relu's forward and backward on the pooled tensor.
  */
-function poolsBeforeRelus<N extends Node>(node: N): N;
-function poolsBeforeRelus(node: Node): Node {
-  switch (node.kind) {
-    case 'layer': return node;
-    case 'seq': {
-      const items = node.items.map((item) => poolsBeforeRelus(item));
-      for (let i = 0; i + 1 < items.length; i++) {
-        const [relu, pool] = [items[i], items[i + 1]];
-        if (relu.kind !== 'layer' || pool.kind !== 'layer' || relu.layer.name !== 'relu' || !MAX_POOLS.has(pool.layer.name)) continue;
-        items.splice(i, 2, { ...pool, input: relu.input }, { ...relu, input: pool.output, output: pool.output });
-        i++;
-      }
-      return { ...node, items };
-    }
-    case 'residual': return { ...node, body: poolsBeforeRelus(node.body), shortcut: node.shortcut && poolsBeforeRelus(node.shortcut) };
-    case 'concat': case 'add': return { ...node, branches: node.branches.map((b) => poolsBeforeRelus(b)) };
-    case 'gate': return { ...node, body: poolsBeforeRelus(node.body) };
-    default: return assertNever(node);
+function poolsBeforeRelus<N extends Node>(node: N): N {
+  const copy = withChildren(node, poolsBeforeRelus);
+  if (copy.kind !== 'seq') return copy;
+  const items = copy.items;
+  for (let i = 0; i + 1 < items.length; i++) {
+    const [relu, pool] = [items[i], items[i + 1]];
+    if (relu.kind !== 'layer' || pool.kind !== 'layer' || relu.layer.name !== 'relu' || !MAX_POOLS.has(pool.layer.name)) continue;
+    items.splice(i, 2, { ...pool, input: relu.input }, { ...relu, input: pool.output, output: pool.output });
+    i++;
   }
+  return copy;
 }
 const MAX_POOLS = new Set(['maxpool', 'globalmaxpool']);
 
