@@ -6,8 +6,9 @@
 import type * as A from '../compiler/ast.ts';
 import type { Node, CheckedModel, LayerNode, SeqNode } from '../compiler/model.ts';
 import type { Span } from '../compiler/source.ts';
-import { LineMap } from '../compiler/source.ts';
+import { format } from '../compiler/format.ts';
 import { check, type CheckResult } from '../index.ts';
+import { DocumentLines } from './convert.ts';
 
 export type Decl = A.ModelDecl | A.BlockDecl;
 
@@ -18,13 +19,14 @@ export interface Use<N extends Node = Node> {
 }
 
 export class Analysis {
-  readonly lines: LineMap;
+  readonly lines: DocumentLines;
   readonly result: CheckResult;
   private indexCache: NodeIndex | undefined;
+  private formattedCache: string | null | undefined;
 
   /** `result`: the text's check when the caller has it (the server's incremental one). */
   constructor(readonly text: string, readonly version = 0, result?: CheckResult) {
-    this.lines = new LineMap(text);
+    this.lines = new DocumentLines(text);
     this.result = result ?? check(text);
   }
 
@@ -34,6 +36,12 @@ export class Analysis {
 
   get index(): NodeIndex {
     return (this.indexCache ??= new NodeIndex(this.result.models));
+  }
+
+  /** The formatted text (null with syntax errors), computed once per version: repeated format requests cost nothing. */
+  get formatted(): string | null {
+    if (this.formattedCache === undefined) this.formattedCache = format(this.text);
+    return this.formattedCache;
   }
 
   offset(pos: { line: number; character: number }): number {

@@ -68,9 +68,42 @@ function snippetItem(s: Snippet, kind: CompletionItemKind, sort: string): Comple
   return { label: s.label, kind, detail: s.detail, insertText: s.body, insertTextFormat: InsertTextFormat.Snippet, sortText: sort + s.label };
 }
 
+/**
+ * A snippet as plain text, for clients without snippet support (which insert `$1` literally, or
+ * worse): placeholders become their default (`${1:64}` -> `64`, `${1|a,b|}` -> `a`), tab stops
+ * vanish, and tabs (a snippet's indentation unit) become the formatter's two spaces.
+ */
+export function snippetToText(body: string): string {
+  return body
+    .replace(/\$\{\d+:([^}]*)\}/g, '$1')
+    .replace(/\$\{\d+\|([^,|]*)[^}]*\|\}/g, '$1')
+    .replace(/\$\{?\d+\}?/g, '')
+    .replace(/\\([$}\\])/g, '$1')
+    .replace(/\t/g, '  ');
+}
+
+/** Rewrites snippet items as plain-text ones. */
+function withoutSnippets(items: CompletionItem[]): CompletionItem[] {
+  return items.map((item) =>
+    item.insertTextFormat === InsertTextFormat.Snippet
+      ? { ...item, insertText: snippetToText(item.insertText ?? item.label), insertTextFormat: InsertTextFormat.PlainText }
+      : item,
+  );
+}
+
+export interface CompletionOptions {
+  /** Whether the client declared `completionItem.snippetSupport`. */
+  snippets: boolean;
+}
+
 type Context = 'top' | 'model' | 'block' | 'body' | 'train';
 
-export function completion(analysis: Analysis, position: Position): CompletionItem[] {
+export function completion(analysis: Analysis, position: Position, options: CompletionOptions = { snippets: true }): CompletionItem[] {
+  const items = completionItems(analysis, position);
+  return options.snippets ? items : withoutSnippets(items);
+}
+
+function completionItems(analysis: Analysis, position: Position): CompletionItem[] {
   const offset = analysis.offset(position);
   const before = analysis.text.slice(0, offset);
   const lexed = T.cnnLexer.tokenize(before);

@@ -104,7 +104,12 @@ export function specLine(s: ArgSpec): string {
   const written = s.positional ? s.name.toUpperCase() : `${s.name}=`;
   const values = s.type === 'bool' ? 'on | off' : s.type === 'pad' ? 'same | valid | P | PHxPW | [t, l, b, r]' : s.values?.join(' | ');
   const def = s.default !== undefined ? ` (default ${showDefault(s.default)})` : s.required ? ' (required)' : '';
-  return `- \`${written}\` ${s.doc}${values ? `: ${values}` : ''}${def}`;
+  return `- \`${written}\` ${s.doc}${values && !listsValues(s.doc, values) ? `: ${values}` : ''}${def}`;
+}
+
+/** Whether a doc already is (or starts with) the value list, as `pad`'s does: then it is not shown twice. */
+function listsValues(doc: string, values: string): boolean {
+  return doc.includes(values.split(' | ').slice(0, 2).join(' | '));
 }
 
 function showDefault(v: unknown): string {

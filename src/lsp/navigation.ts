@@ -1,5 +1,5 @@
 /** Go to definition, find references and rename, for blocks, models and block parameters. */
-import { ResponseError, ErrorCodes, type Location, type Position, type Range, type TextEdit, type WorkspaceEdit } from 'vscode-languageserver';
+import { DocumentHighlightKind, ResponseError, ErrorCodes, type DocumentHighlight, type Location, type Position, type Range, type TextEdit, type WorkspaceEdit } from 'vscode-languageserver';
 import type * as A from '../compiler/ast.ts';
 import { lookupLayer } from '../compiler/layers/index.ts';
 import * as T from '../compiler/lexer.ts';
@@ -77,6 +77,17 @@ export function references(analysis: Analysis, uri: string, position: Position, 
   return occurrences(analysis, s)
     .filter((sp) => includeDeclaration || !decl || sp.start !== decl.start)
     .map((sp) => ({ uri, range: toRange(analysis.lines, sp) }));
+}
+
+/** Every occurrence of the symbol under the cursor, its declaration marked as written. */
+export function documentHighlights(analysis: Analysis, position: Position): DocumentHighlight[] {
+  const s = symbolAt(analysis, analysis.offset(position));
+  if (!s) return [];
+  const decl = declarationSpan(s);
+  return occurrences(analysis, s).map((sp) => ({
+    range: toRange(analysis.lines, sp),
+    kind: decl && sp.start === decl.start ? DocumentHighlightKind.Write : DocumentHighlightKind.Read,
+  }));
 }
 
 export function prepareRename(analysis: Analysis, position: Position): { range: Range; placeholder: string } | null {

@@ -72,10 +72,8 @@ export function semanticTokens(analysis: Analysis): SemanticTokens {
   }
   for (const c of lexed.groups.comments ?? []) {
     // one token per line: clients need not support tokens over several lines
-    let offset = c.startOffset;
-    for (const part of c.image.split('\n')) {
-      if (part.length) items.push({ offset, length: part.replace(/\r$/, '').length, type: 'comment', mods: 0 });
-      offset += part.length + 1;
+    for (const part of c.image.matchAll(/[^\r\n]+/g)) {
+      items.push({ offset: c.startOffset + part.index, length: part[0].length, type: 'comment', mods: 0 });
     }
   }
   items.sort((a, b) => a.offset - b.offset);

@@ -1,18 +1,27 @@
 /**
  * The language server: a thin layer that keeps the open documents, checks them (debounced per
  * document), and routes requests to the pure handlers beside this file. Every handler is wrapped:
- * an exception is logged to the client's console and answered with an empty result, so that no
- * request, document or text can stop the server.
+ * malformed params are answered with an InvalidParams error, an exception is logged to the
+ * client's console and answered with an empty result, so that no request, document or text can
+ * stop the server. Documents over a size limit are not analysed at all (see `maxDocumentSize`).
  */
 import {
   CodeActionKind,
   createConnection,
+  ErrorCodes,
+  LSPErrorCodes,
   ProposedFeatures,
   ResponseError,
+  StreamMessageReader,
+  StreamMessageWriter,
   TextDocuments,
   TextDocumentSyncKind,
+  DiagnosticSeverity,
   type Connection,
+  type DataCallback,
+  type Disposable,
   type InitializeResult,
+  type Message,
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { DocumentChecker } from '../compiler/incremental.ts';
@@ -20,20 +29,31 @@ import { codeActions } from './actions.ts';
 import { Analysis } from './analysis.ts';
 import { completion } from './completion.ts';
 import { documentDiagnostics } from './diagnostics.ts';
-import { formatDocument } from './formatting.ts';
+import { formatDocument, formatRange } from './formatting.ts';
 import { hover } from './hover.ts';
 import { inlayHints } from './inlay.ts';
-import { definition, prepareRename, references, rename } from './navigation.ts';
+import { definition, documentHighlights, prepareRename, references, rename } from './navigation.ts';
 import { documentSymbols, foldingRanges } from './outline.ts';
+import { badParams, type Needs } from './params.ts';
 import { semanticLegend, semanticTokens } from './semantic.ts';
 
 export const DEFAULT_DEBOUNCE_MS = 75;
+/**
+ * Larger documents are not analysed: checking and formatting cost about 2-3 s per MB (and some
+ * 400 MB of memory per MB), all of it on the one thread that answers every request. Real models
+ * are a few kB; a 1,000-layer file is about 40 kB.
+ */
+export const DEFAULT_MAX_DOCUMENT_SIZE = 1_000_000;
 
 /** Options a client may pass as `initializationOptions`. */
 export interface CnncInitOptions {
   /** Delay between the last change and the diagnostics (default 75 ms). */
   debounceMs?: number;
+  /** Documents longer than this (in UTF-16 code units, about bytes) get one warning and no analysis (default 1,000,000). */
+  maxDocumentSize?: number;
 }
+
+const nonNegative = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 
 export function startServer(connection: Connection): void {
   const documents = new TextDocuments(TextDocument);
@@ -44,15 +64,28 @@ export function startServer(connection: Connection): void {
   const published = new Map<string, number>();
   const lastPublish = new Map<string, number>();
   let debounceMs = DEFAULT_DEBOUNCE_MS;
+  let maxDocumentSize = DEFAULT_MAX_DOCUMENT_SIZE;
+  let snippets = false;
+  let shutDown = false;
 
   const logError = (what: string, e: unknown) => {
     connection.console.error(`cnnc lsp: ${what} failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
   };
 
-  /** The analysis of a document's current text, computed once per version. */
+  const tooLarge = (doc: TextDocument) => doc.getText().length > maxDocumentSize;
+  const tooLargeMessage = (doc: TextDocument) =>
+    `this document has ${doc.getText().length.toLocaleString('en-US')} characters: the language server analyses documents of up to ` +
+    `${maxDocumentSize.toLocaleString('en-US')} (initialization option maxDocumentSize); \`cnnc check\` and \`cnnc fmt\` still work on it`;
+
+  /** The analysis of a document's current text, computed once per version; none for documents over the size limit. */
   const analysisOf = (uri: string): Analysis | undefined => {
     const doc = documents.get(uri);
     if (!doc) return undefined;
+    if (tooLarge(doc)) {
+      analyses.delete(uri);
+      checkers.delete(uri); // its incremental state is of no use once the text is this large
+      return undefined;
+    }
     const cached = analyses.get(uri);
     if (cached && cached.version === doc.version) return cached;
     let checker = checkers.get(uri);
@@ -67,11 +100,15 @@ export function startServer(connection: Connection): void {
     clearTimeout(timers.get(uri));
     timers.delete(uri);
     try {
+      const doc = documents.get(uri);
+      if (!doc || published.get(uri) === doc.version) return;
       const analysis = analysisOf(uri);
-      if (!analysis || published.get(uri) === analysis.version) return;
-      published.set(uri, analysis.version);
+      published.set(uri, doc.version);
       lastPublish.set(uri, performance.now());
-      void connection.sendDiagnostics({ uri, version: analysis.version, diagnostics: documentDiagnostics(analysis, uri) });
+      const diagnostics = analysis
+        ? documentDiagnostics(analysis, uri)
+        : [{ range: { start: { line: 0, character: 0 }, end: { line: 0, character: 0 } }, severity: DiagnosticSeverity.Warning, source: 'cnnc', message: tooLargeMessage(doc) }];
+      void connection.sendDiagnostics({ uri, version: doc.version, diagnostics });
     } catch (e) {
       logError(`checking ${uri}`, e);
     }
@@ -98,10 +135,20 @@ export function startServer(connection: Connection): void {
     void connection.sendDiagnostics({ uri, diagnostics: [] });
   });
 
-  /** Wraps a request handler: closed documents and exceptions give the fallback (an empty result). */
-  function handle<P extends { textDocument: { uri: string } }, R>(name: string, fallback: R, fn: (analysis: Analysis, params: P) => R) {
+  /**
+   * Wraps a request handler. Params that do not have the shape the request needs are an
+   * InvalidParams error; closed, never-opened and too-large documents give the fallback (an
+   * empty result), except for formatting, which says why it did nothing; exceptions are logged
+   * and give the fallback.
+   */
+  function handle<P extends { textDocument: { uri: string } }, R>(name: string, fallback: R, needs: Needs, fn: (analysis: Analysis, params: P) => R) {
     return (params: P): R => {
+      if (shutDown) throw new ResponseError(ErrorCodes.InvalidRequest, `${name} after shutdown`);
+      const bad = badParams(params, needs);
+      if (bad) throw new ResponseError(ErrorCodes.InvalidParams, `${name}: ${bad}`);
       try {
+        const doc = documents.get(params.textDocument.uri);
+        if (doc && tooLarge(doc) && needs.refuseTooLarge) throw new ResponseError(LSPErrorCodes.RequestFailed, `${name}: ${tooLargeMessage(doc)}`);
         const analysis = analysisOf(params.textDocument.uri);
         return analysis ? fn(analysis, params) : fallback;
       } catch (e) {
@@ -114,7 +161,9 @@ export function startServer(connection: Connection): void {
 
   connection.onInitialize((params): InitializeResult => {
     const options = (params.initializationOptions ?? {}) as CnncInitOptions;
-    if (typeof options.debounceMs === 'number' && Number.isFinite(options.debounceMs) && options.debounceMs >= 0) debounceMs = options.debounceMs;
+    if (nonNegative(options.debounceMs)) debounceMs = options.debounceMs;
+    if (nonNegative(options.maxDocumentSize)) maxDocumentSize = options.maxDocumentSize;
+    snippets = params.capabilities?.textDocument?.completion?.completionItem?.snippetSupport === true;
     return {
       capabilities: {
         textDocumentSync: { openClose: true, change: TextDocumentSyncKind.Incremental },
@@ -122,38 +171,71 @@ export function startServer(connection: Connection): void {
         completionProvider: { triggerCharacters: ['=', '>', '|', '{'] },
         definitionProvider: true,
         referencesProvider: true,
+        documentHighlightProvider: true,
         renameProvider: { prepareProvider: true },
         documentSymbolProvider: true,
         foldingRangeProvider: true,
         codeActionProvider: { codeActionKinds: [CodeActionKind.QuickFix] },
         documentFormattingProvider: true,
+        documentRangeFormattingProvider: true,
         inlayHintProvider: true,
         semanticTokensProvider: { legend: semanticLegend, full: true },
       },
       serverInfo: { name: 'cnnc' },
     };
   });
+  connection.onShutdown(() => {
+    shutDown = true;
+  });
 
-  connection.onHover(handle('hover', null, (a, p) => hover(a, p.position)));
-  connection.onCompletion(handle('completion', [], (a, p) => completion(a, p.position)));
-  connection.onDefinition(handle('definition', null, (a, p) => definition(a, p.textDocument.uri, p.position)));
-  connection.onReferences(handle('references', [], (a, p) => references(a, p.textDocument.uri, p.position, p.context?.includeDeclaration ?? true)));
-  connection.onPrepareRename(handle('prepareRename', null, (a, p) => prepareRename(a, p.position)));
-  connection.onRenameRequest(handle('rename', null, (a, p) => rename(a, p.textDocument.uri, p.position, p.newName)));
-  connection.onDocumentSymbol(handle('documentSymbol', [], (a) => documentSymbols(a)));
-  connection.onFoldingRanges(handle('foldingRange', [], (a) => foldingRanges(a)));
-  connection.onCodeAction(handle('codeAction', [], (a, p) => codeActions(a, p.textDocument.uri, p.range)));
-  connection.onDocumentFormatting(handle('formatting', [], (a) => formatDocument(a)));
-  connection.languages.inlayHint.on(handle('inlayHint', [], (a, p) => inlayHints(a, p.range)));
-  connection.languages.semanticTokens.on(handle('semanticTokens', { data: [] }, (a) => semanticTokens(a)));
+  const at = { position: true } as const;
+  connection.onHover(handle('hover', null, at, (a, p) => hover(a, p.position)));
+  connection.onCompletion(handle('completion', [], at, (a, p) => completion(a, p.position, { snippets })));
+  connection.onDefinition(handle('definition', null, at, (a, p) => definition(a, p.textDocument.uri, p.position)));
+  connection.onReferences(handle('references', [], at, (a, p) => references(a, p.textDocument.uri, p.position, p.context?.includeDeclaration !== false)));
+  connection.onDocumentHighlight(handle('documentHighlight', [], at, (a, p) => documentHighlights(a, p.position)));
+  connection.onPrepareRename(handle('prepareRename', null, at, (a, p) => prepareRename(a, p.position)));
+  connection.onRenameRequest(handle('rename', null, { position: true, newName: true }, (a, p) => rename(a, p.textDocument.uri, p.position, p.newName)));
+  connection.onDocumentSymbol(handle('documentSymbol', [], {}, (a) => documentSymbols(a)));
+  connection.onFoldingRanges(handle('foldingRange', [], {}, (a) => foldingRanges(a)));
+  connection.onCodeAction(handle('codeAction', [], { range: true }, (a, p) => codeActions(a, p.textDocument.uri, p.range)));
+  connection.onDocumentFormatting(handle('formatting', [], { refuseTooLarge: true }, (a) => formatDocument(a)));
+  connection.onDocumentRangeFormatting(handle('rangeFormatting', [], { range: true, refuseTooLarge: true }, (a, p) => formatRange(a, p.range)));
+  connection.languages.inlayHint.on(handle('inlayHint', [], { range: true }, (a, p) => inlayHints(a, p.range)));
+  connection.languages.semanticTokens.on(handle('semanticTokens', { data: [] }, {}, (a) => semanticTokens(a)));
 
   documents.listen(connection);
   connection.listen();
 }
 
+/**
+ * Reads messages as they arrive and acts on `exit` there, ahead of any requests still queued:
+ * the client that sends `exit` waits for the process to end (VS Code kills it after a few
+ * seconds) and wants none of the queued answers. The exit code follows the LSP: 0 when a
+ * `shutdown` request came first, 1 otherwise.
+ */
+class ExitFirstReader extends StreamMessageReader {
+  shutdownSeen = false;
+
+  override listen(callback: DataCallback): Disposable {
+    return super.listen((message: Message) => {
+      const method = (message as { method?: unknown }).method;
+      if (method === 'shutdown') this.shutdownSeen = true;
+      if (method === 'exit') process.exit(this.shutdownSeen ? 0 : 1);
+      callback(message);
+    });
+  }
+}
+
 /** `cnnc lsp --stdio`: the server over stdin/stdout; stray console output goes to the client's log, not into the protocol stream. */
 export function runStdioServer(): void {
-  const connection = createConnection(ProposedFeatures.all, process.stdin, process.stdout);
+  const reader = new ExitFirstReader(process.stdin);
+  const connection = createConnection(ProposedFeatures.all, reader, new StreamMessageWriter(process.stdout));
+  // Given a reader rather than the stream, the library no longer ends the process when stdin
+  // closes (the client is gone): do it here, with the same exit code rule as `exit`.
+  const gone = () => process.exit(reader.shutdownSeen ? 0 : 1);
+  process.stdin.on('end', gone);
+  process.stdin.on('close', gone);
   console.log = (...args: unknown[]) => connection.console.log(args.map(String).join(' '));
   console.info = console.log;
   console.warn = (...args: unknown[]) => connection.console.warn(args.map(String).join(' '));
