@@ -82,7 +82,7 @@ const cases = (['adam', 'adamw'] as const).flatMap((kind) => [0.999, 0.9999, 0.9
 describe.skipIf(!python)('Adam and AdamW vs torch.optim over 50 steps', () => {
   const results: { graph: Awaited<ReturnType<typeof runGraph>>; torch: Reference; legacy: Reference }[] = [];
   beforeAll(async () => {
-    const graphs = [];
+    const graphs: Awaited<ReturnType<typeof runGraph>>[] = [];
     for (const opt of cases) graphs.push(await runGraph(opt));
     const refs = torchReferences(cases.flatMap((opt, i) => [job(opt, graphs[i].start, false), job(opt, graphs[i].start, true)]));
     graphs.forEach((graph, i) => results.push({ graph, torch: refs[2 * i], legacy: refs[2 * i + 1] }));

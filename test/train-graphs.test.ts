@@ -170,6 +170,36 @@ describe('losses and their gradients', () => {
     await soft.run(b, 0.01, 0);
     expectStateClose(plain.state(), soft.state(), ['fc.weight', 'fc.bias']);
   });
+
+  // The same network written flat and with its final layer inside blocks: the tail folds the same
+  // way wherever it is, so one SGD step gives the same loss and new weights.
+  const folds: [string, TrainConfig['loss'], string][] = [
+    ['softmax into cross-entropy', { kind: 'cross_entropy', smoothing: 0 }, 'softmax'],
+    ['sigmoid into bce', { kind: 'bce', smoothing: 0 }, 'sigmoid'],
+  ];
+  for (const [name, loss, tail] of folds) {
+    it(`a final ${name} folds inside blocks as at the top level`, async () => {
+      const flat = checkModel(`model G {\n  input 5\n  dense 4 -> relu -> dense 3 -> ${tail}\n}\n`);
+      const nested = checkModel(`block head(n) { dense n -> ${tail} }\nblock top(n) { dense 4 -> relu -> head(n) }\nmodel G {\n  input 5\n  top(3)\n}\n`);
+      const cfg = config({ loss, optimizer: { kind: 'sgd', lr: 0.5, momentum: 0 } });
+      const a = await OrtTrainRunner.create(flat, cfg, { device: 'cpu', threads: 1, batch: 6 });
+      const b = await OrtTrainRunner.create(nested, cfg, { device: 'cpu', threads: 1, batch: 6 });
+      // The same parameters under each model's names (both list them in layer order).
+      const [namesA, namesB] = [[...a.state().keys()], [...b.state().keys()]];
+      expect(namesB).toEqual(['top1.dense1.weight', 'top1.dense1.bias', 'top1.head1.dense1.weight', 'top1.head1.dense1.bias']);
+      const rename = (s: TrainState, from: string[], to: string[]): TrainState => new Map(from.map((n, i) => [to[i], s.get(n)!]));
+      b.load(rename(a.state(), namesA, namesB));
+      const data = batch(4, 6, 5, 3);
+      const [evalA, evalB] = [await a.evaluateWithLogits(data), await b.evaluateWithLogits(data)];
+      expect(evalB.loss).toBeCloseTo(evalA.loss, 6);
+      const [stepA, stepB] = [await a.run(data, 0.5, 0), await b.run(data, 0.5, 0)];
+      expect(stepB.loss).toBeCloseTo(stepA.loss, 6);
+      expect(stepB.loss).toBeCloseTo(evalA.loss, 6);
+      expectStateClose(rename(b.state(), namesB, namesA), a.state(), namesA, 1e-6);
+      await a.dispose();
+      await b.dispose();
+    });
+  }
 });
 
 const SMALL_NET = 'conv 4 3x3 pad=1 -> bn -> relu -> maxpool 2 -> residual { conv 4 3x3 pad=1 -> bn } -> relu -> flatten -> dropout 0.3 -> dense 5';

@@ -21,7 +21,7 @@
  */
 import onnxProto from 'onnx-proto';
 import { UserError } from '../../errors.ts';
-import type { ParamSpec } from '../layers/types.ts';
+import type { LayerKind, ParamSpec } from '../layers/types.ts';
 import { assertNever, layers, withChildren, type CheckedModel, type LayerNode, type Node } from '../model.ts';
 import { buildModel, GraphBuilder, type Dim } from '../onnx/builder.ts';
 import type { TrainConfig } from '../train-config.ts';
@@ -156,7 +156,11 @@ class Backward {
   private readonly needIn = new WeakMap<Node, boolean>();
   private readonly trains = new WeakMap<Node, boolean>();
 
-  constructor(private readonly ctx: LowerContext, private readonly plan: TrainPlan, root: Node, inputNeedsGrad: boolean) {
+  /**
+   * `folded`: the final layer folded into the loss; the gradient given to `run` is already with
+   * respect to its input, so it passes through unchanged.
+   */
+  constructor(private readonly ctx: LowerContext, private readonly plan: TrainPlan, root: Node, inputNeedsGrad: boolean, private readonly folded?: LayerNode) {
     this.flow(root, inputNeedsGrad);
   }
 
@@ -217,15 +221,15 @@ class Backward {
 
   /**
    * Propagates dy (the gradient of node's output) through node: parameter gradients go to
-   * `grads`; returns the input gradient when the node's input needs one. `skipLast` leaves out a
-   * sequence's last item (a final softmax folded into the loss).
+   * `grads`; returns the input gradient when the node's input needs one.
    */
-  run(node: Node, dy: string, skipLast = false): string | undefined {
+  run(node: Node, dy: string): string | undefined {
     const need = this.needIn.get(node)!;
     if (!need && !this.trains.get(node)) return undefined;
     const ctx = this.ctx;
     switch (node.kind) {
       case 'layer': {
+        if (node === this.folded) return need ? dy : undefined;
         const l = ctx.lowered.get(node.path)!;
         const res = ctx.scoped(node, `${node.path}/grad`, () => node.layer.grad(ctx, {
           x: l.input, y: l.output, dy, needInput: need, needParam: (p) => this.paramTrains(node, p),
@@ -236,8 +240,7 @@ class Backward {
       }
       case 'seq': {
         let g: string | undefined = dy;
-        const items = skipLast ? node.items.slice(0, -1) : node.items;
-        for (let i = items.length - 1; i >= 0 && g !== undefined; i--) g = this.run(items[i], g);
+        for (let i = node.items.length - 1; i >= 0 && g !== undefined; i--) g = this.run(node.items[i], g);
         return need ? g : undefined;
       }
       case 'residual': {
@@ -305,15 +308,31 @@ function poolsBeforeRelus<N extends Node>(node: N): N {
 const MAX_POOLS = new Set(['maxpool', 'globalmaxpool']);
 
 /**
- * The final layer folded into the loss: a softmax before cross-entropy or a sigmoid before BCE
- * (the loss takes the values before it, as PyTorch's CrossEntropyLoss and BCEWithLogitsLoss
- * expect logits). Only a last step of the model's top-level chain is folded.
+ * The layer whose output is `node`'s output, through sequences (blocks, repeats, frozen), skipping
+ * empty ones (they pass their input on); undefined when a combinator (residual, concat, add, gate)
+ * produces the output.
  */
-function foldedTail(model: CheckedModel, config: TrainConfig): LayerNode | undefined {
-  const last = model.root.items[model.root.items.length - 1];
-  if (last?.kind !== 'layer') return undefined;
-  const want = config.loss.kind === 'cross_entropy' ? 'softmax' : config.loss.kind === 'bce' ? 'sigmoid' : undefined;
-  return last.layer.name === want ? last : undefined;
+export function finalLayer(node: Node): LayerNode | undefined {
+  if (node.kind === 'layer') return node;
+  if (node.kind !== 'seq') return undefined;
+  for (let i = node.items.length - 1; i >= 0; i--) {
+    const item = node.items[i];
+    if (item.kind !== 'seq' || layers(item).length > 0) return finalLayer(item);
+  }
+  return undefined;
+}
+
+/** Which probabilities each loss takes as logits instead (PyTorch's CrossEntropyLoss, BCEWithLogitsLoss). */
+const FOLDED_BY_LOSS: Record<TrainConfig['loss']['kind'], LayerKind['probabilities']> = { cross_entropy: 'softmax', bce: 'sigmoid', mse: undefined };
+
+/**
+ * The final layer folded into the loss: a softmax before cross-entropy or a sigmoid before BCE,
+ * wherever the model's last layer is (inside blocks too); the loss takes the values before it.
+ */
+function foldedTail(root: Node, config: TrainConfig): LayerNode | undefined {
+  const last = finalLayer(root);
+  const want = FOLDED_BY_LOSS[config.loss.kind];
+  return want !== undefined && last?.layer.probabilities === want ? last : undefined;
 }
 
 /**
@@ -471,12 +490,12 @@ function emitStep(ctx: LowerContext, plan: TrainPlan, v: StepValues): { loss: st
   const { model, config } = plan;
   const root = poolsBeforeRelus(model.root);
   const out = lowerNode(ctx, root, v.input);
-  const tail = foldedTail(model, config);
+  const tail = foldedTail(root, config);
   const z = tail ? ctx.lowered.get(tail.path)!.input : out;
   const zShape = tail ? tail.input! : model.output;
   const loss = emitLoss(ctx, root, config, z, v.labels, zShape, true);
-  const backward = new Backward(ctx, plan, root, false);
-  backward.run(root, loss.dz!, tail !== undefined);
+  const backward = new Backward(ctx, plan, root, false, tail);
+  backward.run(root, loss.dz!);
   const updates = emitOptimizer(ctx, plan, root, backward.grads, v.state, v.lr, v.step);
   for (const [name, value] of ctx.stateUpdates) updates.set(name, value);
   for (const e of plan.state) if (e.updated && !updates.has(e.name)) throw new Error(`the training step computes no new value for ${e.name}`);
@@ -544,7 +563,7 @@ export function emitEval(plan: TrainPlan, opts: GraphOptions = {}): Uint8Array {
   reserveAll(ctx, graph);
   for (const name of Object.values(TRAIN_OUTPUTS)) ctx.reserve(name);
   const out = lowerNode(ctx, plan.model.root, input);
-  const tail = foldedTail(plan.model, plan.config);
+  const tail = foldedTail(plan.model.root, plan.config);
   const loss = emitLoss(ctx, plan.model.root, plan.config, tail ? ctx.lowered.get(tail.path)!.input : out, labels, tail ? tail.input! : plan.model.output, false);
   const outputs = new Outputs(ctx, graph);
   outputs.add(loss.loss, TRAIN_OUTPUTS.loss, [], 'float');

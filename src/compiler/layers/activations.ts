@@ -55,8 +55,11 @@ export const silu = activation('silu', 'x·sigmoid(x)', (ctx, x) => ctx.op('Mul'
   const s = ctx.op('Sigmoid', [x]);
   return ctx.op('Mul', [s, ctx.op('Add', [ctx.scalar(1, 'one'), ctx.op('Mul', [x, ctx.op('Sub', [ctx.scalar(1, 'one'), s])])])]);
 }), [], ['swish']);
-export const sigmoid = activation('sigmoid', '1 / (1 + exp(-x))', unary('Sigmoid'),
-  elementwise((ctx, { y }) => ctx.op('Mul', [y, ctx.op('Sub', [ctx.scalar(1, 'one'), y])])));
+export const sigmoid: LayerKind = {
+  ...activation('sigmoid', '1 / (1 + exp(-x))', unary('Sigmoid'),
+    elementwise((ctx, { y }) => ctx.op('Mul', [y, ctx.op('Sub', [ctx.scalar(1, 'one'), y])]))),
+  probabilities: 'sigmoid',
+};
 export const tanh = activation('tanh', 'hyperbolic tangent', unary('Tanh'),
   elementwise((ctx, { y }) => ctx.op('Sub', [ctx.scalar(1, 'one'), ctx.op('Mul', [y, y])])));
 // PyTorch's hardswish backward: 0 below -3, x/3 + 1/2 up to 3 (inclusive), 1 above.
@@ -66,11 +69,14 @@ export const hardswish = activation('hardswish', 'x·relu6(x + 3) / 6', unary('H
   return ctx.op('Where', [ctx.op('Less', [x, ctx.scalar(-3, 'minus_three')]), ctx.scalar(0, 'zero'), upper]);
 }));
 // dx = y · (dy - Σ_c dy·y) over the softmax axis.
-export const softmax = activation('softmax', 'softmax over the channel (or vector) axis', unary('Softmax', () => ({ axis: 1 })), (ctx, g) => {
-  if (!g.needInput) return {};
-  const dot = ctx.op('ReduceSum', [ctx.op('Mul', [g.dy, g.y]), ctx.ints([1])], { keepdims: 1 });
-  return { dx: ctx.op('Mul', [g.y, ctx.op('Sub', [g.dy, dot])]) };
-});
+export const softmax: LayerKind = {
+  ...activation('softmax', 'softmax over the channel (or vector) axis', unary('Softmax', () => ({ axis: 1 })), (ctx, g) => {
+    if (!g.needInput) return {};
+    const dot = ctx.op('ReduceSum', [ctx.op('Mul', [g.dy, g.y]), ctx.ints([1])], { keepdims: 1 });
+    return { dx: ctx.op('Mul', [g.y, ctx.op('Sub', [g.dy, dot])]) };
+  }),
+  probabilities: 'softmax',
+};
 
 export const prelu: LayerKind = {
   name: 'prelu',

@@ -89,6 +89,13 @@ export interface LayerKind {
   /** Whether the output sees the whole input (global pooling, flatten, dense). */
   global?: boolean;
   /**
+   * Set on layers that turn the values before them into probabilities: `softmax` (a distribution
+   * over the outputs) or `sigmoid` (each output on its own). When a model ends in one, training
+   * folds it into the matching loss (cross_entropy after softmax, bce after sigmoid), which then
+   * takes the values before it, and predict shows the outputs as they are.
+   */
+  probabilities?: 'softmax' | 'sigmoid';
+  /**
    * Adds the ONNX nodes (opset 17) computing this layer on `x` ([N, ...node.input]) and returns
    * the output value. Parameters come from `ctx.param(node, 'weight')`; nodes from `ctx.op`.
    * `ctx.mode` is 'inference' or 'training' (batch statistics, active dropout); in training,
