@@ -30,11 +30,11 @@
  * (e.g. `optim.conv1.weight.m`), which `--weights` ignores.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { UserError } from '../errors.ts';
 import { readInitializers } from '../compiler/onnx/builder.ts';
+import { writeFileAtomic, type WriteFs } from './files.ts';
 
 export const CHECKPOINT_MAGIC = 'CNNCKPT\0';
 export const CHECKPOINT_FORMAT = 'cnnc-checkpoint';
@@ -140,39 +140,20 @@ export function encodeCheckpoint(input: CheckpointInput): Uint8Array[] {
 }
 
 /**
- * Writes a checkpoint atomically: to `${path}.tmp-<pid>` first, fsync'd, then renamed over
- * `path`, so a crash leaves either the old file or the new one, never a partial file.
+ * Writes a checkpoint atomically: to `${path}.tmp-<pid>` first, every byte checked and fsync'd, then
+ * renamed over `path`, so a crash or a full disk leaves either the old file or the new one, never a
+ * partial file (see files.ts).
  */
-export async function saveCheckpoint(file: string, input: CheckpointInput): Promise<void> {
-  await writeAtomic(file, encodeCheckpoint(input));
+export async function saveCheckpoint(file: string, input: CheckpointInput, fs?: WriteFs): Promise<void> {
+  writeFileAtomic(file, encodeCheckpoint(input), fs);
 }
 
-/** Atomic write of chunks: temp file in the same directory, fsync, rename, fsync the directory. */
+/**
+ * Atomic write of chunks (files.ts's writeFileAtomic, which also writes text); kept here and async
+ * for the callers that import it from this module.
+ */
 export async function writeAtomic(file: string, chunks: readonly Uint8Array[]): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    await mkdir(path.dirname(file), { recursive: true });
-    const handle = await open(tmp, 'w');
-    try {
-      for (const c of chunks) await handle.write(c);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, file);
-  } catch (e) {
-    await unlink(tmp).catch(() => {});
-    throw new UserError(`cannot write the file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, file);
-  }
-  syncDirectory(path.dirname(file));
-}
-
-/** Makes the rename durable; not every platform allows opening a directory, so best effort. */
-function syncDirectory(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try { fsyncSync(fd); } finally { closeSync(fd); }
-  } catch { /* best effort */ }
+  writeFileAtomic(file, chunks);
 }
 
 export async function loadCheckpoint(file: string): Promise<Checkpoint> {

@@ -8,12 +8,13 @@
  * buffers, optimizer state) is saved whole. So a checkpoint holding (epoch, next batch, step) and the
  * state continues the run as if it had never stopped.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CheckedModel } from '../compiler/model.ts';
 import type { TrainConfig } from '../compiler/train-config.ts';
 import { UserError } from '../errors.ts';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { appendText, ensureWritableDir, removeStaleTemps, tempName, writeFileAtomic } from './files.ts';
 import { batchCount, batches, checkAgainstModel, prefetch, type Dataset } from './dataset.ts';
 import { configLearningRate, type StepCounts } from './schedule.ts';
 import type { StepResult, TrainState, TrainStepRunner } from './train-step.ts';
@@ -160,16 +161,8 @@ export const BEST_CHECKPOINT = 'best.ckpt';
 export const LOG_FILE = 'train.jsonl';
 export const CURVES_FILE = 'curves.svg';
 
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-}
+/** The files of a run folder; a killed write leaves NAME.tmp-PID beside them (removed on start). */
+export const RUN_FILES = [LAST_CHECKPOINT, BEST_CHECKPOINT, LOG_FILE, CURVES_FILE];
 
 /** Keeps the log lines a checkpoint covers, dropping any written after it (by a run that then crashed). */
 function trimLog(path: string, meta: TrainMeta): void {
@@ -183,7 +176,42 @@ function trimLog(path: string, meta: TrainMeta): void {
       return false;
     }
   });
-  writeAtomic(path, kept.map((l) => l + '\n').join(''));
+  writeFileAtomic(path, kept.map((l) => l + '\n').join(''));
+}
+
+/** Removes what killed writes left behind; says so, since it means the last run did not end cleanly. */
+function removeTemps(outDir: string, out: ProgressOutput): void {
+  const removed = removeStaleTemps(outDir, RUN_FILES);
+  if (removed.length) out.write(`notice: removed ${removed.join(', ')} in ${outDir}, left by a write that was interrupted\n`);
+}
+
+/** The epoch a checkpoint file records, or undefined when it is missing or unreadable. */
+async function checkpointEpoch(file: string): Promise<number | undefined> {
+  if (!existsSync(file)) return undefined;
+  try {
+    const epoch = ((await loadCheckpoint(file)).meta as Partial<TrainMeta>).epoch;
+    return typeof epoch === 'number' ? epoch : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * An epoch that sets a new best writes last.ckpt, then best.ckpt (the same state and record). A kill
+ * between the two leaves best.ckpt a best behind while last.ckpt's record names the new best, and
+ * last.ckpt then holds exactly that state: best.ckpt is restored from it, byte for byte.
+ */
+async function repairBest(lastPath: string, bestPath: string, meta: TrainMeta, out: ProgressOutput): Promise<void> {
+  if (!meta.best) return;
+  const held = await checkpointEpoch(bestPath);
+  if (held === meta.best.epoch) return;
+  const holds = held === undefined ? 'no valid checkpoint' : `epoch ${held}`;
+  if (meta.best.epoch === meta.epoch && meta.batch === 0) {
+    writeFileAtomic(bestPath, readFileSync(lastPath));
+    out.write(`notice: ${bestPath} held ${holds}, not the best epoch ${meta.best.epoch}; restored it from ${lastPath}\n`);
+  } else {
+    out.write(`warning: ${bestPath} holds ${holds}, but the run's best is epoch ${meta.best.epoch}, which no checkpoint holds any more\n`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -325,7 +353,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const counts: StepCounts = { stepsPerEpoch, totalSteps: stepsPerEpoch * config.epochs };
   const order = dataOrder(config, dropLast, trainSet, testSet);
 
-  mkdirSync(outDir, { recursive: true });
+  ensureWritableDir(outDir);
   const lastPath = join(outDir, LAST_CHECKPOINT);
   const bestPath = join(outDir, BEST_CHECKPOINT);
   const logPath = join(outDir, LOG_FILE);
@@ -336,6 +364,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let history: LogRecord[] = [];
   let best: { epoch: number; acc: number } | null = null;
 
+  removeTemps(outDir, out);
   if (opts.resume) {
     if (!existsSync(lastPath)) throw new UserError(`--resume: no ${LAST_CHECKPOINT} to resume from`, outDir);
     const ckpt = await loadCheckpoint(lastPath);
@@ -359,19 +388,20 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     ({ epoch, batch, step, elapsed: elapsedBase, history, best } = meta);
     sums = { ...meta.epochProgress };
     trimLog(logPath, meta);
+    await repairBest(lastPath, bestPath, meta, out);
     out.write(`resuming ${model.name} at epoch ${epoch + 1}, step ${step + 1} from ${lastPath}\n`);
   } else {
     if (existsSync(lastPath)) {
       throw new UserError(`already holds a training run (${LAST_CHECKPOINT}); pass --resume to continue it, or choose another --out`, outDir);
     }
-    writeFileSync(logPath, '');
+    writeFileAtomic(logPath, '');
   }
   if (runner.notice) out.write(`notice: ${runner.notice}\n`);
 
   const sessionStart = performance.now();
   const elapsed = () => elapsedBase + (performance.now() - sessionStart) / 1000;
   const progress = new Progress(out, config.epochs, stepsPerEpoch);
-  const logLine = (r: LogRecord) => appendFileSync(logPath, JSON.stringify(r) + '\n');
+  const logLine = (r: LogRecord) => appendText(logPath, JSON.stringify(r) + '\n');
   const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
 
   const meta = (): TrainMeta => ({
@@ -395,7 +425,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (sigints > 1) {
       progress.clear();
       // A write in progress is abandoned: its temporary file goes, the previous checkpoint stays.
-      for (const f of [lastPath, bestPath, curvesPath]) rmSync(`${f}.tmp-${process.pid}`, { force: true });
+      for (const f of [lastPath, bestPath, curvesPath, logPath]) rmSync(tempName(f), { force: true });
       out.write('aborted; the last checkpoint written is kept\n');
       process.exit(130);
     }
@@ -464,8 +494,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       epoch++;
       batch = 0;
       sums = emptySums();
+      // last before best: a kill between them is repaired from last.ckpt on --resume (repairBest).
       await save(isBest ? [lastPath, bestPath] : [lastPath]);
-      writeAtomic(curvesPath, curvesSvg(history, model.name));
+      writeFileAtomic(curvesPath, curvesSvg(history, model.name));
       if (stopRequested && epoch < config.epochs) {
         interrupted = true;
         break;
@@ -475,7 +506,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (batch > 0) await save([lastPath]);
       progress.line(`stopped at epoch ${epoch + 1}, step ${step}; checkpoint ${lastPath} (continue with --resume)`);
     } else if (history.length) {
-      writeAtomic(curvesPath, curvesSvg(history, model.name));
+      writeFileAtomic(curvesPath, curvesSvg(history, model.name));
     }
   } finally {
     progress.clear();
