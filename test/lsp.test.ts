@@ -19,6 +19,8 @@ import {
   DidCloseTextDocumentNotification,
   DidOpenTextDocumentNotification,
   DocumentFormattingRequest,
+  DocumentHighlightRequest,
+  DocumentRangeFormattingRequest,
   DocumentSymbolRequest,
   ExitNotification,
   FoldingRangeRequest,
@@ -37,6 +39,7 @@ import {
   type PublishDiagnosticsParams,
   type TextEdit,
 } from 'vscode-languageserver-protocol/node';
+import { TextDocument } from 'vscode-languageserver-textdocument';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -77,6 +80,14 @@ class Client {
   open(uri: string, text: string, version = 1): void {
     void this.conn.sendNotification(DidOpenTextDocumentNotification.type, { textDocument: { uri, languageId: 'cnn', version, text } });
   }
+}
+
+/** A started, initialized client. */
+async function startClient(capabilities: object, initializationOptions: object): Promise<Client> {
+  const c = new Client();
+  await c.conn.sendRequest(InitializeRequest.type, { processId: process.pid, rootUri: null, capabilities, initializationOptions });
+  void c.conn.sendNotification(InitializedNotification.type, {});
+  return c;
 }
 
 const good = `block cbr(c) {
@@ -337,10 +348,145 @@ describe('cnnc lsp --stdio', () => {
     expect(h).not.toBeNull();
   });
 
+  it('completes with plain text, without $1 placeholders, for a client without snippet support', async () => {
+    const uri = 'file:///t/plain.cnn';
+    const text = 'block cbr(c, k) { conv c k -> bn }\nmodel M {\n  input 3x8x8\n  -> \n}\n';
+    c.open(uri, text);
+    const items = (await c.conn.sendRequest(CompletionRequest.type, { textDocument: { uri }, position: at(text, '-> \n', 3) })) as CompletionItem[];
+    expect(items.length).toBeGreaterThan(20);
+    expect(items.filter((i) => i.insertTextFormat === 2)).toEqual([]);
+    expect(items.filter((i) => /\$|\t/.test(i.insertText ?? ''))).toEqual([]);
+    expect(items.find((i) => i.label === 'conv-bn-relu')!.insertText).toBe('conv 64 3x3 pad=same bias=off -> bn -> relu');
+    expect(items.find((i) => i.label === 'cbr')!.insertText).toBe('cbr(c, k)');
+    expect(items.find((i) => i.label === 'residual basic block')!.insertText).toBe(
+      'residual {\n  conv 64 3x3 pad=same bias=off -> bn -> relu\n  -> conv 64 3x3 pad=same bias=off -> bn\n} -> relu',
+    );
+    expect(items.find((i) => i.label === 'concat')!.insertText).toBe('concat {  |  }');
+  });
+
+  it('hovers pad= with its value list once', async () => {
+    const uri = 'file:///t/pad.cnn';
+    const text = 'model M {\n  input 3x8x8\n  conv 8 3x3 pad=same\n}\n';
+    c.open(uri, text);
+    const h = await c.conn.sendRequest(HoverRequest.type, { textDocument: { uri }, position: at(text, 'pad=', 1) });
+    const value = (h!.contents as MarkupContent).value;
+    expect(value).toContain('same | valid | P | PHxPW');
+    expect(value.match(/same \| valid/g)).toHaveLength(1);
+    expect(value).toContain('(default valid)');
+  });
+
+  it('formats a range: only the edits inside it, which applied give the formatted lines', async () => {
+    const uri = 'file:///t/range.cnn';
+    const text = 'model M {\n  input 3x8x8\n  conv 8 3x3->relu\n  ->   conv 8 3x3->relu\n  -> flatten -> dense 2\n}\n';
+    c.open(uri, text);
+    const line3 = { start: { line: 3, character: 0 }, end: { line: 3, character: 21 } };
+    const edits = (await c.conn.sendRequest(DocumentRangeFormattingRequest.type, { textDocument: { uri }, range: line3, options: { tabSize: 2, insertSpaces: true } }))!;
+    expect(edits.length).toBeGreaterThan(0);
+    expect(edits.every((e) => e.range.start.line === 3 && e.range.end.line === 3)).toBe(true);
+    const doc = TextDocument.create(uri, 'cnn', 1, text);
+    expect(TextDocument.applyEdits(doc, edits)).toBe(text.replace('->   conv 8 3x3->relu', '-> conv 8 3x3 -> relu'));
+    // the whole file as the range: the same as formatting the document
+    const all = (await c.conn.sendRequest(DocumentRangeFormattingRequest.type, { textDocument: { uri }, range: { start: { line: 0, character: 0 }, end: { line: 9, character: 0 } }, options: { tabSize: 2, insertSpaces: true } }))!;
+    const whole = (await c.conn.sendRequest(DocumentFormattingRequest.type, { textDocument: { uri }, options: { tabSize: 2, insertSpaces: true } }))!;
+    expect(TextDocument.applyEdits(doc, all)).toBe(whole[0].newText);
+  });
+
+  it('highlights a block name where it is declared and used', async () => {
+    const uri = 'file:///t/a.cnn';
+    const highlights = (await c.conn.sendRequest(DocumentHighlightRequest.type, { textDocument: { uri }, position: at(good, 'cbr(64)', 1) }))!;
+    // declaration (Write = 3) first, then the two uses on `  -> cbr(64) -> cbr(64)` (Read = 2)
+    expect(highlights.map((h) => [h.range.start, h.kind])).toEqual([[{ line: 0, character: 6 }, 3], [{ line: 7, character: 5 }, 2], [{ line: 7, character: 16 }, 2]]);
+  });
+
+  it('answers malformed params with InvalidParams errors, and stays up', async () => {
+    const uri = 'file:///t/a.cnn';
+    const invalid = { code: -32602 };
+    await expect(c.conn.sendRequest(ReferencesRequest.type.method, { position: { line: 0, character: 0 } })).rejects.toMatchObject(invalid);
+    await expect(c.conn.sendRequest(HoverRequest.type.method, null)).rejects.toMatchObject(invalid);
+    await expect(c.conn.sendRequest(HoverRequest.type.method, { textDocument: { uri }, position: { line: '1', character: 0 } })).rejects.toMatchObject(invalid);
+    await expect(c.conn.sendRequest(DefinitionRequest.type.method, { textDocument: { uri: 7 }, position: { line: 1, character: 0 } })).rejects.toMatchObject(invalid);
+    await expect(c.conn.sendRequest(InlayHintRequest.type.method, { textDocument: { uri } })).rejects.toMatchObject(invalid);
+    await expect(c.conn.sendRequest(RenameRequest.type.method, { textDocument: { uri }, position: { line: 0, character: 7 } })).rejects.toMatchObject(invalid);
+    // out-of-range positions are not malformed: they clamp to the text (a character past a line's end is its end)
+    const past = await c.conn.sendRequest(DefinitionRequest.type, { textDocument: { uri }, position: { line: 7, character: 10_000 } });
+    expect(past).toBeNull();
+    expect(await c.conn.sendRequest(HoverRequest.type, { textDocument: { uri }, position: { line: 1e9, character: 1e9 } })).toBeNull();
+    expect(c.logs.filter((l) => l.includes('TypeError'))).toEqual([]);
+  });
+
+  it('counts a lone \\r, \\n and \\r\\n each as one line end, as the LSP does', async () => {
+    const uri = 'file:///t/cr.cnn';
+    const text = 'model M {\r  input 3x8x8\r\n  conv 8 3x3\n  -> reluu\r}\r';
+    c.open(uri, text);
+    const p = await c.diagnostics(uri);
+    const d = p.diagnostics.find((x) => x.code === 'CNN2001')!;
+    expect(d.range).toEqual({ start: { line: 3, character: 5 }, end: { line: 3, character: 10 } });
+    // and back: a position on the line after the lone \r is read the same way
+    const h = await c.conn.sendRequest(HoverRequest.type, { textDocument: { uri }, position: { line: 2, character: 3 } });
+    expect((h!.contents as MarkupContent).value).toContain('3×8×8 → 8×6×6');
+    // incremental edits use the same rule: replace `reluu` on line 3
+    void c.conn.sendNotification(DidChangeTextDocumentNotification.type, {
+      textDocument: { uri, version: 2 },
+      contentChanges: [{ range: d.range, text: 'relu' }],
+    });
+    expect((await c.diagnostics(uri, (x) => x.version === 2)).diagnostics).toEqual([]);
+  });
+
   it('shuts down and exits with status 0', async () => {
     await c.conn.sendRequest(ShutdownRequest.type);
     const exited = new Promise<number | null>((resolve) => c.proc.once('exit', (code) => resolve(code)));
     void c.conn.sendNotification(ExitNotification.type);
     expect(await exited).toBe(0);
+  });
+});
+
+describe('cnnc lsp --stdio with snippet support, a small size limit, and exit without shutdown', () => {
+  let c: Client;
+
+  beforeAll(async () => {
+    c = await startClient({ textDocument: { completion: { completionItem: { snippetSupport: true } } } }, { debounceMs: 0, maxDocumentSize: 2000 });
+  }, 30_000);
+
+  afterAll(() => {
+    if (c.exitCode === null) c.proc.kill();
+    c.conn.dispose();
+  });
+
+  it('sends snippets to a client that supports them', async () => {
+    const uri = 'file:///s/snip.cnn';
+    const text = 'model M {\n  input 3x8x8\n  -> \n}\n';
+    c.open(uri, text);
+    const items = (await c.conn.sendRequest(CompletionRequest.type, { textDocument: { uri }, position: at(text, '-> \n', 3) })) as CompletionItem[];
+    const cbr = items.find((i) => i.label === 'conv-bn-relu')!;
+    expect(cbr.insertTextFormat).toBe(2);
+    expect(cbr.insertText).toBe('conv ${1:64} ${2:3x3} pad=same bias=off -> bn -> relu');
+  });
+
+  it('does not analyse a document over the size limit: one warning, empty answers, formatting refused', async () => {
+    const uri = 'file:///s/big.cnn';
+    const text = 'model M {\n  input 3x8x8\n' + '  -> conv 8 3x3 pad=same->relu\n'.repeat(100) + '}\n';
+    c.open(uri, text);
+    const p = await c.diagnostics(uri);
+    expect(p.diagnostics).toHaveLength(1);
+    expect(p.diagnostics[0]).toMatchObject({ severity: 2, range: { start: { line: 0, character: 0 } } });
+    expect(p.diagnostics[0].message).toContain(`${text.length.toLocaleString('en-US')} characters`);
+    expect(await c.conn.sendRequest(HoverRequest.type, { textDocument: { uri }, position: { line: 2, character: 6 } })).toBeNull();
+    expect(await c.conn.sendRequest(SemanticTokensRequest.type, { textDocument: { uri } })).toEqual({ data: [] });
+    await expect(c.conn.sendRequest(DocumentFormattingRequest.type, { textDocument: { uri }, options: { tabSize: 2, insertSpaces: true } })).rejects.toMatchObject({ code: -32803 });
+    // cut down under the limit, it is analysed again
+    const small = 'model M {\n  input 3x8x8\n  -> conv 8 3x3 pad=same -> reluu\n}\n';
+    void c.conn.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri, version: 2 }, contentChanges: [{ text: small }] });
+    const p2 = await c.diagnostics(uri, (x) => x.version === 2);
+    expect(p2.diagnostics.map((d) => d.code)).toEqual(['CNN2001']);
+  });
+
+  it('exits at once with status 1 on exit without shutdown, even with requests queued', async () => {
+    const exited = new Promise<number | null>((resolve) => c.proc.once('exit', (code) => resolve(code)));
+    const uri = 'file:///s/snip.cnn';
+    for (let i = 0; i < 200; i++) void c.conn.sendRequest(SemanticTokensRequest.type, { textDocument: { uri } }).catch(() => undefined);
+    const sent = performance.now();
+    void c.conn.sendNotification(ExitNotification.type);
+    expect(await exited).toBe(1);
+    expect(performance.now() - sent).toBeLessThan(5_000);
   });
 });
