@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { saveCheckpoint } from '../src/runtime/checkpoint.ts';
 import { writeIdx } from '../src/runtime/idx.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -63,5 +64,43 @@ describe('cnnc predict', () => {
     const r = cnnc('predict', model, join(dir, 'gray.png'));
     expect(r.code).toBe(1);
     expect(r.err).toContain('--weights');
+  });
+});
+
+const softmax = (z: number[]) => { const e = z.map(Math.exp); const sum = e.reduce((a, b) => a + b, 0); return e.map((v) => v / sum); };
+const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
+
+/**
+ * Models whose outputs are known exactly: zero weights, so the outputs are the dense layer's bias
+ * whatever the image. What predict shows depends on how the model ends.
+ */
+const heads: { name: string; body: string; dense: string; bias: number[]; want: number[] }[] = [
+  { name: 'logits get a softmax', body: 'fc: dense 3', dense: 'fc', bias: [5, 0, 0], want: softmax([5, 0, 0]) },
+  { name: 'a final softmax is not applied twice', body: 'fc: dense 3 -> softmax', dense: 'fc', bias: [5, 0, 0], want: softmax([5, 0, 0]) },
+  { name: 'a softmax ending a block is not applied twice', body: 'head(3)', dense: 'head1.dense1', bias: [5, 0, 0], want: softmax([5, 0, 0]) },
+  { name: 'a final sigmoid gives per-class probabilities, shown as they are', body: 'fc: dense 3 -> sigmoid', dense: 'fc', bias: [2, 0, -1], want: [2, 0, -1].map(sigmoid) },
+  { name: 'one logit is a binary classifier', body: 'fc: dense 1', dense: 'fc', bias: [1], want: [sigmoid(-1), sigmoid(1)] },
+  { name: 'one sigmoid output is the probability of class 1', body: 'fc: dense 1 -> sigmoid', dense: 'fc', bias: [1], want: [1 - sigmoid(1), sigmoid(1)] },
+];
+
+describe('cnnc predict: probabilities by how the model ends', () => {
+  heads.forEach(({ name, body, dense, bias, want }, i) => {
+    it(name, async () => {
+      const file = join(dir, `head${i}.cnn`), ckpt = join(dir, `head${i}.ckpt`);
+      writeFileSync(file, `block head(n) { dense n -> softmax }\nmodel H {\n  input 1x8x8\n  flatten -> ${body}\n}\n`);
+      const k = bias.length;
+      await saveCheckpoint(ckpt, { model: 'H', tensors: new Map([
+        [`${dense}.weight`, { dims: [k, 64], data: new Float32Array(k * 64) }],
+        [`${dense}.bias`, { dims: [k], data: Float32Array.from(bias) }],
+      ]) });
+      const json = cnnc('predict', file, '--weights', ckpt, join(dir, 'gray.png'), '--json', '--top', String(want.length));
+      expect(json.err).toBe('');
+      const top: { class: number; probability: number }[] = JSON.parse(json.out).predictions[0].top;
+      const order = [...want.keys()].sort((a, b) => want[b] - want[a]);
+      expect(top.map((t) => t.class)).toEqual(order);
+      top.forEach((t) => expect(t.probability, `class ${t.class}`).toBeCloseTo(want[t.class], 6));
+      const text = cnnc('predict', file, '--weights', ckpt, join(dir, 'gray.png'), '--top', '1');
+      expect(text.out.trim()).toBe(`${join(dir, 'gray.png')}: ${order[0]} ${(100 * want[order[0]]).toFixed(1)}%`);
+    });
   });
 });

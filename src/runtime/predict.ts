@@ -3,6 +3,8 @@
  * model's `input` line says (resize to its H×W, its channel count, mean and std).
  */
 import { extname } from 'node:path';
+import { finalLayer } from '../compiler/emit/train.ts';
+import type { LayerKind } from '../compiler/layers/types.ts';
 import type { CheckedModel } from '../compiler/model.ts';
 import { UserError } from '../errors.ts';
 import { readIdx } from './idx.ts';
@@ -60,6 +62,21 @@ function softmax(logits: Float32Array): Float64Array {
   return exp.map((v) => v / sum);
 }
 
+const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
+
+/**
+ * Class probabilities from one sample's outputs, by what the model's last layer is (`ends`): a
+ * softmax's or sigmoid's outputs already are probabilities (a sigmoid's, per class: they need not
+ * sum to 1); logits get a softmax. A single output is a binary classifier: the probability of
+ * class 1, through a sigmoid unless the model ends in one; class 0 gets the rest.
+ */
+export function classProbabilities(row: Float32Array, ends: LayerKind['probabilities']): Float64Array {
+  if (row.length === 1 && ends === 'sigmoid') return Float64Array.of(1 - row[0], row[0]);
+  // sigmoid(-z) rather than 1 - sigmoid(z): no cancellation for large z.
+  if (row.length === 1 && ends === undefined) return Float64Array.of(sigmoid(-row[0]), sigmoid(row[0]));
+  return ends ? Float64Array.from(row) : softmax(row);
+}
+
 /** Runs the model in batches and returns the top-k classes of each sample. */
 export async function predict(onnx: Uint8Array, model: CheckedModel, samples: Sample[], opts: { topK: number; device?: Device; batch?: number; threads?: number }): Promise<{ predictions: Prediction[]; device: string; notice?: string }> {
   const { session, device, notice } = await createSession(onnx, { device: opts.device ?? 'cpu', threads: opts.threads });
@@ -68,8 +85,7 @@ export async function predict(onnx: Uint8Array, model: CheckedModel, samples: Sa
   const size = samples[0]?.data.length ?? 0;
   const batch = opts.batch ?? 64;
   const predictions: Prediction[] = [];
-  // A single output unit is a binary classifier: sigmoid gives the probability of class 1.
-  const binary = classes === 1;
+  const ends = finalLayer(model.root)?.layer.probabilities;
   for (let start = 0; start < samples.length; start += batch) {
     const chunk = samples.slice(start, start + batch);
     const x = new Float32Array(chunk.length * size);
@@ -78,7 +94,7 @@ export async function predict(onnx: Uint8Array, model: CheckedModel, samples: Sa
     const logits = Object.values(out)[0].data;
     chunk.forEach((s, i) => {
       const row = logits.subarray(i * classes, (i + 1) * classes);
-      const probs = binary ? Float64Array.from([1 / (1 + Math.exp(row[0])), 1 / (1 + Math.exp(-row[0]))]) : softmax(row);
+      const probs = classProbabilities(row, ends);
       const order = [...probs.keys()].sort((a, b) => probs[b] - probs[a]).slice(0, opts.topK);
       predictions.push({ source: s.source, top: order.map((k) => ({ class: k, label: labels?.[k] ?? String(k), probability: probs[k] })) });
     });
