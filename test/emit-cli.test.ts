@@ -27,9 +27,22 @@ describe('cnnc compile', () => {
     const r = cnnc('compile', example!, '-o', out);
     expect(r.stderr).not.toMatch(/error/);
     expect(r.status).toBe(0);
-    expect(r.stdout).toMatch(/ops, [\d,]+ params, [\d.]+ [KM]?B \(opset 17/);
+    expect(r.stdout).toMatch(/ops, [\d,]+ trainable \+ [\d,]+ non-trainable params, [\d.]+ [KM]?B \(opset 17/);
     expect(readInitializers(readFileSync(out)).size).toBeGreaterThan(0);
     expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+
+  it('counts trainable parameters and batch-norm buffers apart, as summary does', () => {
+    const src = path.join(dir, 'bn.cnn');
+    writeFileSync(src, `model Bn {\n  input 1x8x8\n  conv 4 3x3 -> bn -> relu -> flatten -> dense 3\n}\n`);
+    const r = cnnc('compile', src, '-o', path.join(dir, 'bn.onnx'));
+    expect(r.status).toBe(0);
+    // conv 4·1·3·3 + 4, bn's weight and bias (4 + 4), dense (4·6·6)·3 + 3; bn's running mean and variance.
+    const [trainable, buffers] = [4 * 9 + 4 + 8 + 144 * 3 + 3, 8];
+    expect(r.stdout).toContain(`, ${trainable} trainable + ${buffers} non-trainable params, `);
+    const summary = cnnc('summary', src).stdout;
+    expect(summary).toMatch(new RegExp(`Trainable params: +${trainable}\\b`));
+    expect(summary).toMatch(new RegExp(`Non-trainable params: +${buffers}\\b`));
   });
 
   it('is deterministic for a seed and differs across seeds', () => {

@@ -73,7 +73,7 @@ export async function compileCommand(file: string, opts: CompileOptions): Promis
   });
   await writeAtomic(opts.output, [compiled.bytes]);
   const hash = sourceHash(result.text).slice(0, 12);
-  console.log(`${opts.output}: ${model.name}, ${compiled.ops} ops, ${compiled.params.toLocaleString('en-US')} params, ${formatBytes(compiled.bytes.byteLength)} (opset 17, source ${hash}${opts.weights ? `, weights from ${opts.weights}` : ''})`);
+  console.log(`${opts.output}: ${model.name}, ${compiled.ops} ops, ${model.totals.trainable.toLocaleString('en-US')} trainable + ${model.totals.nonTrainable.toLocaleString('en-US')} non-trainable params, ${formatBytes(compiled.bytes.byteLength)} (opset 17, source ${hash}${opts.weights ? `, weights from ${opts.weights}` : ''})`);
   return 0;
 }
 
