@@ -110,7 +110,7 @@ describe('images', () => {
 
   it('loads an image folder of PNG and JPEG files with sorted classes', async () => {
     await writeImages();
-    const ds = await loadImageFolder(dir, { channels: 3, height: 3, width: 5 });
+    const ds = await loadImageFolder(dir, { channels: 3, height: 3, width: 5, resize: true });
     expect(ds.classes).toEqual(['cat', 'dog']);
     expect(ds.size).toBe(4);
     expect([...ds.labels]).toEqual([0, 0, 1, 1]);
@@ -119,30 +119,33 @@ describe('images', () => {
     expect(px(1)[2]).toBeGreaterThan(250);
     expect(px(2)).toEqual([0, 255, 0]); // alpha dropped, not composited
     expect(px(3)).toEqual([100, 100, 100]); // grayscale replicated
-    const same = await loadDataset(dir, { channels: 3, height: 3, width: 5 });
+    const same = await loadDataset(dir, { channels: 3, height: 3, width: 5, resize: true });
     expect(same.images).toEqual(ds.images);
   });
 
-  it('converts colour to luminance for one-channel models', async () => {
-    const gray = await loadImage(join(dir, 'cat', 'a.png'), { channels: 1, height: 6, width: 10 });
+  it('converts colour to luminance for one-channel models when asked to', async () => {
+    const gray = await loadImage(join(dir, 'cat', 'a.png'), { channels: 1, height: 6, width: 10, resize: true });
     expect(gray.length).toBe(60);
     expect(gray[0]).toBeCloseTo(Math.round(0.299 * 255) / 255, 5);
     const g = await loadImage(join(dir, 'dog', 'gray.png'), { channels: 1, height: 6, width: 10 });
     expect(g[59]).toBeCloseTo(100 / 255, 5);
   });
 
-  it('rejects size mismatches without resizing, and wrong channels when strict', async () => {
+  it('refuses another size or channel count unless asked to resize, naming both shapes', async () => {
     const file = join(dir, 'cat', 'a.png');
-    await expectUserError(loadImage(file, { channels: 3, height: 28, width: 28, resize: false }), file, '6x10', '28x28');
+    await expectUserError(loadImage(file, { channels: 3, height: 28, width: 28, resize: false }), file, 'image is 3x6x10 (channels x height x width) but the model takes 3x28x28; pass --resize');
     const gray = join(dir, 'dog', 'gray.png');
-    await expectUserError(loadImage(gray, { channels: 3, height: 6, width: 10, strict: true }), gray, 'grayscale');
-    await expectUserError(loadImageFolder(dir, { channels: 1, height: 6, width: 10, strict: true }), 'cat', 'colour');
+    await expectUserError(loadImage(gray, { channels: 3, height: 6, width: 10, resize: false }), gray, 'image is 1x6x10', 'takes 3x6x10');
+    await expectUserError(loadImageFolder(dir, { channels: 1, height: 6, width: 10 }), join(dir, 'cat', 'a.png'), 'image is 3x6x10', 'takes 1x6x10');
+    const seen: string[] = [];
+    await loadImageFolder(dir, { channels: 1, height: 6, width: 10, resize: true, onConvert: (f, from, to) => seen.push(`${f} ${from} ${to}`) });
+    expect(seen.sort()).toEqual([`${join(dir, 'cat', 'a.png')} 3x6x10 1x6x10`, `${join(dir, 'cat', 'b.jpg')} 3x6x10 1x6x10`, `${join(dir, 'dog', 'c.png')} 3x6x10 1x6x10`]);
   });
 
   it('names a corrupt or unsupported file', async () => {
     const bad = join(dir, 'dog', 'broken.jpg');
     writeFileSync(bad, readFileSync(join(dir, 'cat', 'b.jpg')).subarray(0, 200));
-    await expectUserError(loadImageFolder(dir, { channels: 3, height: 6, width: 10 }), bad);
+    await expectUserError(loadImageFolder(dir, { channels: 3, height: 6, width: 10, resize: true }), bad);
     writeFileSync(bad, 'not an image at all');
     await expectUserError(loadImage(bad, { channels: 3, height: 6, width: 10 }), bad, 'PNG or JPEG');
     rmSync(bad);

@@ -1,38 +1,62 @@
-/** `cnnc check FILE...`: diagnostics for each file; exit status 1 when any has an error. */
-import type { Command } from 'commander';
-import { hasErrors } from '../compiler/diagnostics.ts';
+/** `cnnc check FILE...`: diagnostics for each file; exit status 1 when any has an error or cannot be read. */
+import { hasErrors, type Diagnostic } from '../compiler/diagnostics.ts';
 import { LineMap } from '../compiler/source.ts';
 import { layerKinds } from '../compiler/layers/index.ts';
+import { UserError } from '../errors.ts';
 import { checkFileAt } from './io.ts';
-import { diagnosticJson, formatDiagnostic, styleFor } from './report.ts';
+import { diagnosticJson, printDiagnostics } from './report.ts';
 
-export function registerCheck(program: Command): void {
-  program
-    .command('check')
-    .description('check .cnn files: syntax, names, arguments and every tensor shape')
-    .argument('[files...]', '.cnn files to check')
-    .option('--json', 'print diagnostics as JSON')
-    .option('--list-layers', 'list the layer kinds and their arguments')
-    .action((files: string[], opts: { json?: boolean; listLayers?: boolean }) => {
-      if (opts.listLayers) return listLayers();
-      if (files.length === 0) program.error('error: give at least one .cnn file');
-      let failed = false;
-      const json: unknown[] = [];
-      const style = styleFor(process.stdout);
-      for (const file of files) {
-        const result = checkFileAt(file);
-        const lines = new LineMap(result.text);
-        failed ||= hasErrors(result.diagnostics);
-        if (opts.json) json.push({ file, models: result.models.map((m) => m.name), diagnostics: result.diagnostics.map((d) => diagnosticJson(file, lines, d)) });
-        else for (const d of result.diagnostics) console.log(formatDiagnostic(file, lines, d, style) + '\n');
-      }
-      if (opts.json) console.log(JSON.stringify({ files: json }, null, 2));
-      else if (!failed) console.log(`${files.length} file${files.length > 1 ? 's' : ''} checked: no errors`);
-      process.exitCode = failed ? 1 : 0;
-    });
+export interface CheckOptions {
+  json?: boolean;
+  listLayers?: boolean;
 }
 
-function listLayers(): void {
+type FileResult = { file: string; text: string; models: string[]; diagnostics: Diagnostic[] } | { file: string; error: string };
+
+/** Every file is checked, even after one that cannot be read; returns the exit status. */
+export function checkCommand(files: string[], opts: CheckOptions): number {
+  if (opts.listLayers) return listLayers();
+  if (files.length === 0) throw new UserError('check: give at least one .cnn file (or --list-layers)');
+  const results = files.map(checkOne);
+  if (opts.json) console.log(JSON.stringify({ files: results.map(jsonOf) }, null, 2));
+  else {
+    for (const r of results) {
+      if ('error' in r) console.error(`cnnc: error: ${r.error}`);
+      else printDiagnostics(process.stdout, r.file, r.text, r.diagnostics);
+    }
+    console.log(countLine(results));
+  }
+  return results.some(failed) ? 1 : 0;
+}
+
+function checkOne(file: string): FileResult {
+  try {
+    const r = checkFileAt(file);
+    return { file, text: r.text, models: r.models.map((m) => m.name), diagnostics: r.diagnostics };
+  } catch (e) {
+    if (e instanceof UserError) return { file, error: e.message };
+    throw e;
+  }
+}
+
+const failed = (r: FileResult) => 'error' in r || hasErrors(r.diagnostics);
+
+function jsonOf(r: FileResult) {
+  if ('error' in r) return { file: r.file, error: r.error };
+  const lines = new LineMap(r.text);
+  return { file: r.file, models: r.models, diagnostics: r.diagnostics.map((d) => diagnosticJson(r.file, lines, d)) };
+}
+
+/** "3 files checked: 1 with errors, 1 could not be read" or "2 files checked: no errors". */
+function countLine(results: FileResult[]): string {
+  const unread = results.filter((r) => 'error' in r).length;
+  const withErrors = results.filter((r) => !('error' in r) && hasErrors(r.diagnostics)).length;
+  const parts = [withErrors ? `${withErrors} with errors` : '', unread ? `${unread} could not be read` : ''].filter(Boolean);
+  const n = results.length;
+  return `${n} file${n === 1 ? '' : 's'} checked: ${parts.length ? parts.join(', ') : 'no errors'}`;
+}
+
+function listLayers(): number {
   for (const kind of layerKinds) {
     const aliases = kind.aliases?.length ? ` (also ${kind.aliases.join(', ')})` : '';
     console.log(`${kind.name}${aliases}: ${kind.doc}`);
@@ -41,4 +65,5 @@ function listLayers(): void {
       console.log(`    ${a.positional ? a.name.toUpperCase() : a.name + '='}  ${a.doc}${def ? ` [${def}]` : ''}`);
     }
   }
+  return 0;
 }

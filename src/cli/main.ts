@@ -1,14 +1,11 @@
-/** The `cnnc` command line: a thin shell over the compiler and runtime; each verb lives in its own file. */
+/**
+ * The `cnnc` command line: a thin shell over the compiler and runtime. commands.ts declares the
+ * commands; each verb's work lives in its own file, loaded only when that verb runs.
+ */
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
-import { UserError } from '../errors.ts';
-import { registerCheck } from './check.ts';
-import { registerSummary } from './summary.ts';
-import { registerTrain } from './train.ts';
-import { registerCompile } from './compile.ts';
-import { registerFmt } from './fmt.ts';
-import { registerLsp } from './lsp.ts';
-import { registerPredict } from './predict.ts';
+import { defineCommands } from './commands.ts';
+import { reportFailure } from './failure.ts';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -16,26 +13,32 @@ export function buildProgram(): Command {
   const program = new Command('cnnc')
     .description('compile .cnn CNN architectures to checked ONNX inference and training graphs')
     .version(pkg.version)
-    .showHelpAfterError();
-  registerCheck(program);
-  registerSummary(program);
-  registerTrain(program);
-  registerCompile(program);
-  registerFmt(program);
-  registerLsp(program);
-  registerPredict(program);
+    .showHelpAfterError('(cnnc --help lists the commands; cnnc COMMAND --help, its options)');
+  defineCommands(program);
   return program;
 }
 
-/** User errors print one clear line; anything else is a bug and keeps its stack trace. */
+/**
+ * A reader that goes away (`cnnc check --list-layers | head`) ends the command quietly, as it ends
+ * Unix tools; status 141 is what a shell reports for a process killed by SIGPIPE.
+ */
+function exitQuietlyOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(141);
+    process.exitCode = reportFailure(e);
+  });
+}
+
 async function main(): Promise<void> {
+  exitQuietlyOnClosedPipe(process.stdout);
+  exitQuietlyOnClosedPipe(process.stderr);
+  // Errors outside the command's promise (an emitter's 'error', a stray rejection) get the same words.
+  process.on('uncaughtException', (e) => process.exit(reportFailure(e)));
+  process.on('unhandledRejection', (e) => process.exit(reportFailure(e)));
   try {
     await buildProgram().parseAsync(process.argv);
   } catch (e) {
-    if (e instanceof UserError) {
-      console.error(`cnnc: error: ${e.message}`);
-      process.exitCode = 1;
-    } else throw e;
+    process.exitCode = reportFailure(e);
   }
 }
 

@@ -1,16 +1,14 @@
 /** `cnnc predict FILE --weights CKPT INPUT...`: top-k classes for images and IDX files. */
-import type { Command } from 'commander';
+import { statSync } from 'node:fs';
 import { hasErrors } from '../compiler/diagnostics.ts';
 import { compileInference } from '../compiler/emit/inference.ts';
-import { LineMap } from '../compiler/source.ts';
 import { UserError } from '../errors.ts';
 import { loadWeights } from '../runtime/checkpoint.ts';
-import { loadSamples, predict } from '../runtime/predict.ts';
 import type { Device } from '../runtime/session.ts';
 import { checkFileAt, pickModel } from './io.ts';
-import { formatDiagnostic, styleFor } from './report.ts';
+import { printDiagnostics } from './report.ts';
 
-interface PredictOptions {
+export interface PredictOptions {
   model?: string;
   weights?: string;
   top: number;
@@ -20,46 +18,39 @@ interface PredictOptions {
   limit?: number;
 }
 
-const positive = (flag: string) => (value: string) => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`${flag} must be a positive integer, not "${value}"`);
-  return n;
-};
+export async function predictCommand(file: string, inputs: string[], opts: PredictOptions): Promise<void> {
+  if (!opts.weights) throw new UserError('predict needs trained parameters: --weights CKPT (from cnnc train)');
+  for (const input of inputs) checkInput(input);
+  const result = checkFileAt(file);
+  if (hasErrors(result.diagnostics)) {
+    printDiagnostics(process.stderr, file, result.text, result.diagnostics);
+    throw new UserError('has errors; fix them before predicting', file);
+  }
+  const model = pickModel(result, opts.model);
+  const onnx = compileInference(model, { file, source: result.text, init: loadWeights(opts.weights), initFrom: opts.weights }).bytes;
+  // ONNX Runtime and sharp load only here, once the cheap checks have passed.
+  const { loadSamples, predict } = await import('../runtime/predict.ts');
+  const samples = (await loadSamples(inputs, model)).slice(0, opts.limit);
+  const { predictions, device, notice } = await predict(onnx, model, samples, { topK: opts.top, device: opts.device, threads: opts.threads });
+  if (notice) console.error(`cnnc: ${notice}`);
+  if (opts.json) {
+    console.log(JSON.stringify({ model: model.name, device, predictions }, null, 2));
+    return;
+  }
+  for (const p of predictions) {
+    const top = p.top.map((t) => `${t.label} ${(100 * t.probability).toFixed(1)}%`).join(', ');
+    console.log(`${p.source}: ${top}`);
+  }
+}
 
-export function registerPredict(program: Command): void {
-  program
-    .command('predict')
-    .description('classify PNG/JPEG images or IDX files with a trained model')
-    .argument('<file>', '.cnn file')
-    .argument('<inputs...>', 'PNG or JPEG images, or IDX image files')
-    .option('-m, --model <name>', 'which model of the file (default: the first)')
-    .option('-w, --weights <ckpt>', 'trained parameters: a cnnc checkpoint or an .onnx file (required)')
-    .option('-k, --top <k>', 'how many classes to show per input', positive('--top'), 3)
-    .option('--json', 'print predictions as JSON')
-    .option('--device <device>', 'cpu, cuda or auto', 'cpu')
-    .option('--threads <n>', 'intra-op threads', positive('--threads'))
-    .option('--limit <n>', 'classify at most n inputs (useful with IDX files)', positive('--limit'))
-    .action(async (file: string, inputs: string[], opts: PredictOptions) => {
-      if (!opts.weights) throw new UserError('predict needs trained parameters: --weights CKPT (from cnnc train)');
-      if (!['cpu', 'cuda', 'auto'].includes(opts.device)) throw new UserError(`--device must be cpu, cuda or auto, not "${opts.device}"`);
-      const result = checkFileAt(file);
-      if (hasErrors(result.diagnostics)) {
-        const lines = new LineMap(result.text);
-        for (const d of result.diagnostics) console.error(formatDiagnostic(file, lines, d, styleFor(process.stderr)) + '\n');
-        throw new UserError('has errors; fix them before predicting', file);
-      }
-      const model = pickModel(result, opts.model);
-      const onnx = compileInference(model, { file, source: result.text, init: loadWeights(opts.weights), initFrom: opts.weights }).bytes;
-      const samples = (await loadSamples(inputs, model)).slice(0, opts.limit);
-      const { predictions, device, notice } = await predict(onnx, model, samples, { topK: opts.top, device: opts.device, threads: opts.threads });
-      if (notice) console.error(`cnnc: ${notice}`);
-      if (opts.json) {
-        console.log(JSON.stringify({ model: model.name, device, predictions }, null, 2));
-        return;
-      }
-      for (const p of predictions) {
-        const top = p.top.map((t) => `${t.label} ${(100 * t.probability).toFixed(1)}%`).join(', ');
-        console.log(`${p.source}: ${top}`);
-      }
-    });
+/** Each input is a file that exists: a folder or a missing name fails before anything loads. */
+function checkInput(input: string): void {
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(input).isDirectory();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(code === 'ENOENT' || code === 'ENOTDIR' ? 'no such file' : `cannot read it (${code ?? String(e)})`, input);
+  }
+  if (isDirectory) throw new UserError('is a directory; give image files (PNG, JPEG) or IDX files', input);
 }

@@ -14,8 +14,14 @@ const wrap = (code: number) => (s: string) => `\x1b[${code}m${s}\x1b[0m`;
 export const colours: Style = { red: wrap(31), yellow: wrap(33), cyan: wrap(36), bold: wrap(1), dim: wrap(2) };
 export const plain: Style = { red: (s) => s, yellow: (s) => s, cyan: (s) => s, bold: (s) => s, dim: (s) => s };
 
+/** Where diagnostics go: process.stdout, process.stderr, or a test's collector. */
+export interface Output {
+  write(text: string): unknown;
+  isTTY?: boolean;
+}
+
 /** Colours only when writing to a terminal, and never when NO_COLOR is set. */
-export function styleFor(stream: NodeJS.WriteStream): Style {
+export function styleFor(stream: Output): Style {
   return stream.isTTY && !process.env.NO_COLOR ? colours : plain;
 }
 
@@ -36,6 +42,17 @@ export function formatDiagnostic(file: string, lines: LineMap, d: Diagnostic, st
     out.push(`     ${style.dim(`${file}:${p.line + 1}:${p.character + 1}`)}: ${r.message}`);
   }
   return out.join('\n');
+}
+
+/**
+ * Prints diagnostics of one file for people, each followed by a blank line: the one way every
+ * command shows them.
+ */
+export function printDiagnostics(out: Output, file: string, text: string, diagnostics: readonly Diagnostic[]): void {
+  if (diagnostics.length === 0) return;
+  const lines = new LineMap(text);
+  const style = styleFor(out);
+  out.write(diagnostics.map((d) => formatDiagnostic(file, lines, d, style) + '\n\n').join(''));
 }
 
 /** A diagnostic with line/column ranges (1-based lines and columns, as editors show them). */

@@ -1,16 +1,29 @@
 /** `cnnc summary FILE`: the layer table with shapes, parameters, MACs and receptive fields. */
-import type { Command } from 'commander';
 import { hasErrors } from '../compiler/diagnostics.ts';
-import { LineMap } from '../compiler/source.ts';
 import { shapeText, summarize, type ModelSummary } from '../compiler/summary.ts';
-import { checkFileAt, pickModel } from './io.ts';
 import { trainingCost, type TrainingCost } from '../compiler/training-cost.ts';
-import { UserError } from '../errors.ts';
+import { checkFileAt, pickModel } from './io.ts';
+import { printDiagnostics, styleFor, type Style } from './report.ts';
 
-function parsePositive(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`--batch must be a positive integer, not "${value}"`);
-  return n;
+export interface SummaryOptions {
+  model?: string;
+  json?: boolean;
+  batch?: number;
+}
+
+/** Prints the tables (or JSON) and any diagnostics; returns the exit status. */
+export function summaryCommand(file: string, opts: SummaryOptions): number {
+  const result = checkFileAt(file);
+  const models = opts.model ? [pickModel(result, opts.model)] : result.models;
+  const summaries = models.map((m) => ({ ...summarize(m), training: m.output ? trainingCost(m, m.train, opts.batch) : null }));
+  if (opts.json) {
+    console.log(JSON.stringify({ models: summaries, diagnostics: result.diagnostics.length }, null, 2));
+  } else {
+    const style = styleFor(process.stdout);
+    for (const s of summaries) console.log(renderTable(s, style) + (s.training ? '\n' + renderTraining(s.training) : '') + '\n');
+    printDiagnostics(process.stdout, file, result.text, result.diagnostics);
+  }
+  return hasErrors(result.diagnostics) ? 1 : 0;
 }
 
 function renderTraining(t: TrainingCost): string {
@@ -21,31 +34,6 @@ function renderTraining(t: TrainingCost): string {
     `  gradients:               ${formatBytes(t.gradientBytes)}`,
     `  optimizer state:         ${formatBytes(t.optimizerStateBytes)}`,
   ].join('\n');
-}
-import { formatDiagnostic, styleFor, type Style } from './report.ts';
-
-export function registerSummary(program: Command): void {
-  program
-    .command('summary')
-    .description('print a table of layers: output shape, parameters, MACs, receptive field, and totals')
-    .argument('<file>', '.cnn file')
-    .option('-m, --model <name>', 'which model of the file (default: all)')
-    .option('--json', 'print the summary as JSON')
-    .option('--batch <n>', 'batch size for the training-step costs (default: the train section\'s)', parsePositive)
-    .action((file: string, opts: { model?: string; json?: boolean; batch?: number }) => {
-      const result = checkFileAt(file);
-      const models = opts.model ? [pickModel(result, opts.model)] : result.models;
-      const summaries = models.map((m) => ({ ...summarize(m), training: m.output ? trainingCost(m, m.train, opts.batch) : null }));
-      const lines = new LineMap(result.text);
-      const style = styleFor(process.stdout);
-      if (opts.json) {
-        console.log(JSON.stringify({ models: summaries, diagnostics: result.diagnostics.length }, null, 2));
-      } else {
-        for (const s of summaries) console.log(renderTable(s, style) + (s.training ? '\n' + renderTraining(s.training) : '') + '\n');
-        for (const d of result.diagnostics) console.log(formatDiagnostic(file, lines, d, style) + '\n');
-      }
-      process.exitCode = hasErrors(result.diagnostics) ? 1 : 0;
-    });
 }
 
 const num = (n: number) => n.toLocaleString('en-US');

@@ -3,26 +3,25 @@
  * `train { ... }` section, each overridable from the command line. Writes checkpoints, a JSONL log
  * and loss/accuracy curves to --out (runs/<model> by default); --resume continues exactly.
  */
-import type { Command } from 'commander';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { bindArgs } from '../compiler/args.ts';
 import type { Arg } from '../compiler/ast.ts';
 import type { ArgSpec } from '../compiler/layers/types.ts';
 import { closestName, hasErrors, type Diagnostic } from '../compiler/diagnostics.ts';
 import type { CheckedModel } from '../compiler/model.ts';
 import { parse } from '../compiler/parser.ts';
-import { LineMap } from '../compiler/source.ts';
 import { checkTrainSection, trainFields, type TrainConfig } from '../compiler/train-config.ts';
 import { UserError } from '../errors.ts';
 import { FASHION_MNIST_CLASSES, loadDataset, type Dataset, type Split } from '../runtime/dataset.ts';
 import type { Device } from '../runtime/session.ts';
 import type { CreateTrainRunner } from '../runtime/train-step.ts';
-import { checkData, sliceDataset, train, type ProgressOutput, type TrainResult } from '../runtime/trainer.ts';
+import { checkData, LAST_CHECKPOINT, sliceDataset, train, type ProgressOutput, type TrainResult } from '../runtime/trainer.ts';
 import { checkFileAt, pickModel } from './io.ts';
-import { formatDiagnostic, styleFor } from './report.ts';
+import { device as checkDevice, optionalPositiveInt } from './options.ts';
+import { checkOutputDir } from './outputs.ts';
+import { printDiagnostics } from './report.ts';
 
 export interface TrainCliOptions {
   data: string;
@@ -40,37 +39,6 @@ export interface TrainCliOptions {
   limitTrain?: string;
   limitTest?: string;
   init?: string;
-}
-
-export function registerTrain(program: Command): void {
-  program
-    .command('train')
-    .description('train a model on a data set (IDX files or class folders of images) with its train { } settings')
-    .argument('<file>', '.cnn file')
-    .requiredOption('--data <dir>', 'data directory: train-/t10k- IDX files, or class subfolders of images (optionally under train/ and test/)')
-    .option('-m, --model <name>', 'which model of the file (default: the first)')
-    .option('-o, --out <dir>', 'output directory for checkpoints, train.jsonl and curves.svg (default: runs/<model>)')
-    .option('--epochs <n>', 'override train { epochs }')
-    .option('--batch <n>', 'override train { batch }')
-    .option('--lr <x>', 'override train { optimizer lr= }')
-    .option('--optimizer <kind>', 'override train { optimizer }: sgd, adam or adamw')
-    .option('--seed <n>', 'override train { seed }')
-    .option('--set <entry>', 'override any train field, written as in the source, e.g. --set "schedule: cosine warmup=1" (repeatable)', collect)
-    .option('--device <device>', 'cpu, cuda or auto', 'cpu')
-    .option('--threads <n>', 'CPU threads for onnxruntime (default: its own choice)')
-    .option('--resume', 'continue the run in --out from its last.ckpt, exactly where it stopped')
-    .option('--limit-train <n>', 'use only the first N training samples')
-    .option('--limit-test <n>', 'use only the first N test samples')
-    .option('--init <file>', 'start from pretrained weights (a cnnc checkpoint or an .onnx model), matched by name; the rest initialised as usual')
-    .addHelpText('after', '\nCtrl-C stops after the current step and saves a checkpoint (--resume continues); a second Ctrl-C aborts.')
-    .action(async (file: string, opts: TrainCliOptions) => {
-      const result = await trainCommand(file, opts);
-      if (result.interrupted) process.exitCode = 130;
-    });
-}
-
-function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -167,13 +135,6 @@ function idxClassNames(dir: string, model: CheckedModel): string[] | undefined {
   return /fashion[-_]?mnist/i.test(basename(resolve(dir))) ? FASHION_MNIST_CLASSES : undefined;
 }
 
-function parseCount(flag: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`${flag} ${value}: expected a positive whole number`);
-  return n;
-}
-
 /** Whether dir holds IDX files of a split (`train-…idx…`, `t10k-…idx…`). */
 function hasIdxFiles(dir: string, prefix: 'train' | 't10k'): boolean {
   try {
@@ -203,17 +164,9 @@ async function loadSplit(dir: string, split: Split, model: CheckedModel, limit: 
 // ---------------------------------------------------------------------------------------------
 // The runner factory, provided by the training-graph code
 
-const RUNNER_MODULE = new URL('../runtime/train-runner.ts', import.meta.url);
-
+/** The ONNX Runtime trainer, loaded only when a run starts (it loads onnxruntime-node). */
 export async function loadRunnerFactory(): Promise<CreateTrainRunner> {
-  if (!existsSync(fileURLToPath(RUNNER_MODULE))) {
-    throw new UserError('training graphs are not available yet in this build of cnnc (src/runtime/train-runner.ts is missing)');
-  }
-  const mod = (await import(RUNNER_MODULE.href)) as { createTrainRunner?: CreateTrainRunner };
-  if (typeof mod.createTrainRunner !== 'function') {
-    throw new UserError('training graphs are not available yet in this build of cnnc (src/runtime/train-runner.ts does not export createTrainRunner)');
-  }
-  return mod.createTrainRunner;
+  return (await import('../runtime/train-runner.ts')).createTrainRunner;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -230,23 +183,35 @@ export interface TrainCommandDeps {
   handleSigint?: boolean;
 }
 
+/**
+ * --out can hold the run, and --resume finds one there (or its absence, one to replace): checked
+ * before the data loads, so a wrong folder fails at once and nothing is written.
+ */
+function checkRunDir(outDir: string, resume: boolean | undefined): void {
+  checkOutputDir(outDir, '--out', 'checkpoints, train.jsonl and curves.svg');
+  const last = join(outDir, LAST_CHECKPOINT);
+  if (resume && !existsSync(last)) throw new UserError(`--resume: no ${LAST_CHECKPOINT} to resume from`, outDir);
+  if (!resume && existsSync(last)) {
+    throw new UserError(`already holds a training run (${LAST_CHECKPOINT}); pass --resume to continue it, or choose another --out`, outDir);
+  }
+}
+
 export async function trainCommand(file: string, opts: TrainCliOptions, deps: TrainCommandDeps = {}): Promise<TrainResult> {
   const log = deps.log ?? process.stderr;
   const print = deps.print ?? ((line: string) => console.log(line));
   const result = checkFileAt(file);
   if (hasErrors(result.diagnostics)) {
-    const lines = new LineMap(result.text);
-    const style = styleFor(process.stderr);
-    for (const d of result.diagnostics.filter((x) => x.severity === 'error')) log.write(formatDiagnostic(file, lines, d, style) + '\n\n');
+    printDiagnostics(log, file, result.text, result.diagnostics.filter((x) => x.severity === 'error'));
     throw new UserError('has errors; fix them before training (cnnc check shows them all)', file);
   }
   const model = pickModel(result, opts.model);
   const config = applyOverrides(model.train, overridesFrom(opts));
-  const threads = parseCount('--threads', opts.threads);
-  const limitTrain = parseCount('--limit-train', opts.limitTrain);
-  const limitTest = parseCount('--limit-test', opts.limitTest);
-  const device: Device = opts.device ?? 'cpu';
-  if (!['cpu', 'cuda', 'auto'].includes(device)) throw new UserError(`--device ${device}: expected cpu, cuda or auto`);
+  const threads = optionalPositiveInt('--threads', opts.threads);
+  const limitTrain = optionalPositiveInt('--limit-train', opts.limitTrain);
+  const limitTest = optionalPositiveInt('--limit-test', opts.limitTest);
+  const device = checkDevice('--device', opts.device ?? 'cpu');
+  const outDir = opts.out ?? join('runs', model.name);
+  checkRunDir(outDir, opts.resume);
 
   // Data first, checked against the model, so bad data fails before graphs are built.
   const trainSet = await loadSplit(opts.data, 'train', model, limitTrain);
@@ -270,7 +235,6 @@ export async function trainCommand(file: string, opts: TrainCliOptions, deps: Tr
     for (const [name, t] of tensors) state.set(name, t);
     runner.load(state);
   }
-  const outDir = opts.out ?? join('runs', model.name);
   try {
     const res = await train({
       model, config, runner, trainSet, testSet, outDir, device, resume: opts.resume, log,

@@ -235,14 +235,27 @@ export function decodeCheckpoint(bytes: Uint8Array, file = '<checkpoint>'): Chec
  * Names are matched against the model's parameters by the emitter.
  */
 export function loadWeights(file: string): Map<string, CheckpointTensor> {
+  return readWeights(file).tensors;
+}
+
+/**
+ * loadWeights, with the class names a training checkpoint records (`meta.classes`, written by
+ * `cnnc train` since class names are kept; older checkpoints and ONNX files have none).
+ */
+export function readWeights(file: string): { tensors: Map<string, CheckpointTensor>; classes?: string[] } {
   let bytes: Uint8Array;
   try {
     bytes = readFileSync(file);
   } catch (e) {
     throw new UserError(`cannot read the weights (${(e as NodeJS.ErrnoException).code ?? String(e)})`, file);
   }
-  if (isCheckpoint(bytes)) return decodeCheckpoint(bytes, file).tensors;
+  if (isCheckpoint(bytes)) {
+    const ckpt = decodeCheckpoint(bytes, file);
+    const classes = ckpt.meta.classes;
+    const named = Array.isArray(classes) && classes.every((c) => typeof c === 'string') ? classes as string[] : undefined;
+    return { tensors: ckpt.tensors, classes: named };
+  }
   const init = readInitializers(bytes, file);
   if (init.size === 0) throw new UserError('is neither a cnnc checkpoint nor an ONNX model with float initializers', file);
-  return init;
+  return { tensors: init };
 }

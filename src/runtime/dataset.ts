@@ -4,7 +4,7 @@
  * floats one batch at a time.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
 import { readIdx } from './idx.ts';
 import { decodeImage, type ImageOptions } from './images.ts';
@@ -92,32 +92,71 @@ const IMAGE_EXT = /\.(png|jpe?g)$/i;
 
 const visible = (name: string) => !name.startsWith('.');
 const isDir = (p: string) => statSync(p).isDirectory();
+const subfolders = (dir: string) => readdirSync(dir).filter((d) => visible(d) && isDir(join(dir, d))).sort();
+const listed = (names: readonly string[]) => `[${names.join(', ')}]`;
 
-/** Loads dir/<class>/<image>; sorted subfolder names give the class indices. Non-image files are ignored. */
-export async function loadImageFolder(dir: string, opts: ImageOptions): Promise<Dataset> {
-  if (!existsSync(dir)) throw new UserError('image folder does not exist', dir);
-  const classes = readdirSync(dir).filter((d) => visible(d) && isDir(join(dir, d))).sort();
-  if (classes.length < 2) {
-    throw new UserError(`an image folder needs at least 2 class subfolders, found ${classes.length}`, dir);
+export interface FolderOptions extends ImageOptions {
+  /** Label order: the model's `classes=` (must name the same folders) or the training split's. */
+  classes?: readonly string[];
+}
+
+/** The class folders of root and their PNG/JPEG files (other files are ignored); an empty one is an error. */
+function classFolders(root: string): Map<string, string[]> {
+  if (!existsSync(root)) throw new UserError('image folder does not exist', root);
+  const folders = new Map<string, string[]>();
+  for (const cls of subfolders(root)) {
+    const names = readdirSync(join(root, cls)).filter((f) => visible(f) && IMAGE_EXT.test(f)).sort();
+    if (names.length === 0) throw new UserError('class folder contains no PNG or JPEG images', join(root, cls));
+    folders.set(cls, names.map((f) => join(root, cls, f)));
   }
+  return folders;
+}
+
+/**
+ * The label order for a training folder's classes: the model's `classes=` when given (the same
+ * names, in the model's order; any other set is an error showing both), else the sorted folder names.
+ */
+function classOrder(root: string, found: readonly string[], declared?: readonly string[]): string[] {
+  if (found.length < 2) throw new UserError(`an image folder needs at least 2 class subfolders, found ${found.length}`, root);
+  if (!declared?.length) return [...found];
+  const same = declared.length === found.length && declared.every((c) => found.includes(c));
+  if (!same) {
+    throw new UserError(`the class folders ${listed(found)} do not match the model's classes= ${listed(declared)}; ` +
+      'name the folders as the classes (or change classes=)', root);
+  }
+  return [...declared];
+}
+
+/**
+ * Loads root/<class>/<image>. Labels follow `classes` (see FolderOptions); a folder for a class not
+ * in `classes` is an error, a class without a folder is allowed (a test split may lack one).
+ */
+async function loadFolders(root: string, classes: readonly string[], opts: ImageOptions): Promise<Dataset> {
+  const folders = classFolders(root);
   const files: string[] = [];
   const labelList: number[] = [];
-  classes.forEach((cls, label) => {
-    const names = readdirSync(join(dir, cls)).filter((f) => visible(f) && IMAGE_EXT.test(f)).sort();
-    if (names.length === 0) throw new UserError('class folder contains no PNG or JPEG images', join(dir, cls));
+  for (const [cls, names] of folders) {
+    const label = classes.indexOf(cls);
+    if (label < 0) throw new UserError(`class folder '${cls}' is not a class of the training split ${listed(classes)}`, join(root, cls));
     for (const f of names) {
-      files.push(join(dir, cls, f));
+      files.push(f);
       labelList.push(label);
     }
-  });
+  }
   const { channels, height, width } = opts;
   const per = channels * height * width;
   const images = new Uint8Array(files.length * per);
   await forEachLimit(files, 8, async (file, i) => images.set(await decodeImage(file, opts), i * per));
   return {
-    source: dir, size: files.length, shape: [channels, height, width], classes, images,
+    source: root, size: files.length, shape: [channels, height, width], classes: [...classes], images,
     labels: Int32Array.from(labelList),
   };
+}
+
+/** Loads dir/<class>/<image>; labels follow opts.classes or the sorted folder names. Non-image files are ignored. */
+export async function loadImageFolder(dir: string, opts: FolderOptions): Promise<Dataset> {
+  const classes = classOrder(dir, [...classFolders(dir).keys()], opts.classes);
+  return loadFolders(dir, classes, opts);
 }
 
 /**
@@ -139,39 +178,203 @@ async function forEachLimit<T>(items: T[], limit: number, fn: (item: T, i: numbe
 }
 
 // ---------------------------------------------------------------------------------------------
+// Finding the data: layout, splits and class names
+
+/** How a data directory is laid out. */
+export type DataLayout =
+  | { kind: 'idx'; dir: string; hasTest: boolean }
+  | { kind: 'folders'; train: string; test?: string };
+
+function checkDataDir(dir: string): void {
+  if (!existsSync(dir)) throw new UserError('data directory does not exist', dir);
+  if (!isDir(dir)) throw new UserError('data path is not a directory', dir);
+}
+
+/**
+ * IDX files when dir has train-… files; class folders under train/ (and test/) when dir's only
+ * subfolders are those; otherwise dir's subfolders are the classes.
+ */
+export function findLayout(dir: string): DataLayout {
+  checkDataDir(dir);
+  const has = (split: Split) => { const f = idxFiles(dir, split); return Boolean(f.images || f.labels); };
+  if (has('train')) return { kind: 'idx', dir, hasTest: has('test') };
+  const subdirs = subfolders(dir);
+  if (subdirs.length === 0) {
+    throw new UserError('contains neither IDX files (train-images-idx3-ubyte[.gz]) nor class subfolders of PNG/JPEG images', dir);
+  }
+  if (subdirs.includes('train') && subdirs.every((d) => d === 'train' || d === 'test')) {
+    return { kind: 'folders', train: join(dir, 'train'), test: subdirs.includes('test') ? join(dir, 'test') : undefined };
+  }
+  return { kind: 'folders', train: dir };
+}
+
+/** What the model says about its data. */
+export interface DataSpec {
+  /** The model's name and input shape ([C, H, W] for images). */
+  model: string;
+  input: readonly number[];
+  /** The model's `classes=`, if any. */
+  classes?: readonly string[];
+  /** Fraction of each class held out for validation when class folders have no test split (default 0.1; 0: none). */
+  valSplit?: number;
+  /** Seeds the validation split (the train seed). */
+  seed?: number;
+  /** Use only the first N samples of the training part / the held-out part. */
+  limitTrain?: number;
+  limitTest?: number;
+  /** Resize and convert images that differ from the model's input (otherwise each such image is an error). */
+  resize?: boolean;
+}
+
+export interface TrainingData {
+  train: Dataset;
+  /** The held-out set: the test split, or the validation part of the training images. */
+  eval?: Dataset;
+  /** What the held-out set is, for headers, logs and curves. */
+  evalName: 'test' | 'val';
+  /** Lines for the user (each a complete sentence): held-out parts, missing classes, conversions. */
+  notices: string[];
+}
+
+export const DEFAULT_VAL_SPLIT = 0.1;
+
+/** Fashion-MNIST's class names for IDX files when the directory is recognisably that data set. */
+function idxClassNames(dir: string, declared?: readonly string[]): string[] | undefined {
+  if (declared?.length) return [...declared];
+  return /fashion[-_]?mnist/i.test(basename(resolve(dir))) ? FASHION_MNIST_CLASSES : undefined;
+}
+
+/** The training and held-out data for a model, found in dir, checked and described. */
+export async function loadTrainingData(dir: string, spec: DataSpec): Promise<TrainingData> {
+  const valSplit = spec.valSplit ?? DEFAULT_VAL_SPLIT;
+  if (!(valSplit >= 0 && valSplit < 1)) throw new UserError(`--val-split ${valSplit}: expected a fraction in [0, 1), e.g. 0.1`);
+  const layout = findLayout(dir);
+  const data = layout.kind === 'idx' ? loadIdxData(layout, spec) : await loadFolderData(layout, spec, valSplit);
+  const limit = (ds: Dataset | undefined, n?: number) => (ds && n !== undefined ? sliceDataset(ds, n) : ds);
+  return { ...data, train: limit(data.train, spec.limitTrain)!, eval: limit(data.eval, spec.limitTest) };
+}
+
+function loadIdxData(layout: Extract<DataLayout, { kind: 'idx' }>, spec: DataSpec): TrainingData {
+  const classNames = idxClassNames(layout.dir, spec.classes);
+  const train = loadIdxDataset(layout.dir, 'train', { classNames });
+  if (!layout.hasTest) {
+    return { train, evalName: 'test', notices: [`notice: ${layout.dir} has no test split (t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte); ` +
+      'training without evaluation (best.ckpt follows training accuracy)'] };
+  }
+  return { train, eval: loadIdxDataset(layout.dir, 'test', { classNames }), evalName: 'test', notices: [] };
+}
+
+/**
+ * Image options for the model's input (a UserError when it is not a 1- or 3-channel image), and a
+ * line counting the images that --resize converted, once they are loaded.
+ */
+function imageOptions(dir: string, spec: DataSpec): { image: ImageOptions; converted: () => string | undefined } {
+  const [c, h, w] = spec.input;
+  if (spec.input.length !== 3 || (c !== 1 && c !== 3)) {
+    throw new UserError(`holds image folders, but model ${spec.model} takes input ${spec.input.join('x')}, not a 1- or 3-channel image`, dir);
+  }
+  let count = 0, first = '';
+  const onConvert = (file: string, from: string) => { if (count++ === 0) first = `${file}, ${from}`; };
+  const converted = () => (count ? `notice: --resize converted ${count} image${count === 1 ? '' : 's'} to ${c}x${h}x${w} (the first: ${first})` : undefined);
+  return { image: { channels: c as 1 | 3, height: h, width: w, resize: spec.resize, onConvert }, converted };
+}
+
+async function loadFolderData(layout: Extract<DataLayout, { kind: 'folders' }>, spec: DataSpec, valSplit: number): Promise<TrainingData> {
+  const { image, converted } = imageOptions(layout.train, spec);
+  const classes = classOrder(layout.train, [...classFolders(layout.train).keys()], spec.classes);
+  const all = await loadFolders(layout.train, classes, image);
+  const split = layout.test ? await testSplit(layout.test, classes, image) : heldOutSplit(layout.train, all, valSplit, spec.seed ?? 0);
+  const notices = [...split.notices, converted()].filter((n): n is string => n !== undefined);
+  return { ...split, train: split.train ?? all, notices };
+}
+
+/** test/ labelled by the training split's class names; a class it lacks is a warning naming it. */
+async function testSplit(dir: string, classes: readonly string[], image: ImageOptions): Promise<Omit<TrainingData, 'train'> & { train?: Dataset }> {
+  const test = await loadFolders(dir, classes, image);
+  const present = new Set(test.labels);
+  const missing = classes.filter((_, i) => !present.has(i));
+  const notices = missing.length === 0 ? [] : [`warning: ${dir} has no folder for class${missing.length === 1 ? '' : 'es'} ` +
+    `${missing.map((m) => `'${m}'`).join(', ')}; the test accuracy does not cover ${missing.length === 1 ? 'it' : 'them'}`];
+  return { eval: test, evalName: 'test', notices };
+}
+
+/** Without a test split: a validation part held out of the training images (none for --val-split 0). */
+function heldOutSplit(dir: string, all: Dataset, valSplit: number, seed: number): TrainingData {
+  if (valSplit === 0) {
+    return { train: all, evalName: 'val', notices: [`notice: ${dir} has no train/ and test/ split and --val-split is 0; ` +
+      'training without evaluation (best.ckpt follows training accuracy)'] };
+  }
+  const { train, val } = holdOut(all, valSplit, seed);
+  return { train, eval: val, evalName: 'val', notices: [`notice: ${dir} has no train/ and test/ split; holding out ${val.size} of its ` +
+    `${all.size} images (${+(100 * valSplit).toFixed(2)}% of each class, seeded) for validation (--val-split)`] };
+}
+
+/** The samples at `indices`, in that order. */
+function subset(ds: Dataset, indices: readonly number[]): Dataset {
+  const per = ds.shape[0] * ds.shape[1] * ds.shape[2];
+  const images = new Uint8Array(indices.length * per);
+  indices.forEach((i, k) => images.set(ds.images.subarray(i * per, (i + 1) * per), k * per));
+  const labels = Int32Array.from(indices, (i) => ds.labels[i]);
+  return { ...ds, size: indices.length, images, labels };
+}
+
+/**
+ * A seeded, stratified validation split: from each class, round(fraction x its count) images
+ * (at least one, and never all of them) chosen by a shuffle seeded by (seed, class). Both parts keep
+ * the original order.
+ */
+export function holdOut(ds: Dataset, fraction: number, seed: number): { train: Dataset; val: Dataset } {
+  const byClass = new Map<number, number[]>();
+  for (let i = 0; i < ds.size; i++) byClass.set(ds.labels[i], [...(byClass.get(ds.labels[i]) ?? []), i]);
+  const held = new Set<number>();
+  for (const [label, members] of byClass) {
+    const take = Math.min(members.length - 1, Math.max(1, Math.round(fraction * members.length)));
+    const order = epochOrder(members.length, mixSeed(seed, 0x5a11d, label), 0);
+    for (let k = 0; k < take; k++) held.add(members[order[k]]);
+  }
+  const all = Array.from({ length: ds.size }, (_, i) => i);
+  return { train: subset(ds, all.filter((i) => !held.has(i))), val: subset(ds, all.filter((i) => held.has(i))) };
+}
+
+/** The first n samples of a data set (all of them when n is at least its size). */
+export function sliceDataset(ds: Dataset, n: number): Dataset {
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`a data slice needs a positive whole number of samples, got ${n}`);
+  if (n >= ds.size) return ds;
+  const per = ds.shape.reduce((a, b) => a * b, 1);
+  return { ...ds, size: n, images: ds.images.subarray(0, n * per), labels: ds.labels.subarray(0, n) };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Choosing a loader
 
 export interface LoadOptions {
   split?: Split;
-  /** Class names for IDX data sets (e.g. FASHION_MNIST_CLASSES). */
+  /** Class names for IDX data sets (e.g. FASHION_MNIST_CLASSES); label order for image folders. */
   classNames?: string[];
   /** The model's input: required for image folders, which are decoded to this size. */
   channels?: 1 | 3;
   height?: number;
   width?: number;
   resize?: boolean;
-  strict?: boolean;
 }
 
 /**
- * Loads IDX files when dir has them for the split, otherwise an image folder. An image folder whose
- * only subfolders are `train` and `test` is taken to hold one class tree per split.
+ * One split of a data directory: IDX files, or class folders (under train/ and test/ when those are
+ * the only subfolders; a folder without them is one split, returned whole — loadTrainingData holds
+ * out a validation part of it).
  */
 export async function loadDataset(dir: string, opts: LoadOptions = {}): Promise<Dataset> {
   const split = opts.split ?? 'train';
-  if (!existsSync(dir)) throw new UserError('data directory does not exist', dir);
-  if (!isDir(dir)) throw new UserError('data path is not a directory', dir);
-  const idx = idxFiles(dir, split);
-  if (idx.images || idx.labels) return loadIdxDataset(dir, split, opts);
-  const subdirs = readdirSync(dir).filter((d) => visible(d) && isDir(join(dir, d))).sort();
-  if (subdirs.length === 0) {
-    throw new UserError(`contains neither IDX files (${IDX_PREFIX[split]}-images-idx3-ubyte[.gz]) ` +
-      'nor class subfolders of PNG/JPEG images', dir);
-  }
-  const root = subdirs.join() === 'test,train' ? join(dir, split) : dir;
+  const layout = findLayout(dir);
+  if (layout.kind === 'idx') return loadIdxDataset(dir, split, opts);
   const { channels, height, width } = opts;
-  if (!channels || !height || !width) throw new Error('loadDataset: image folders need channels, height and width');
-  return loadImageFolder(root, { channels, height, width, resize: opts.resize, strict: opts.strict });
+  if (!channels || !height || !width) throw new UserError('holds image folders; loading them needs the model\'s channels, height and width', dir);
+  const image = { channels, height, width, resize: opts.resize };
+  const classes = classOrder(layout.train, [...classFolders(layout.train).keys()], opts.classNames);
+  if (split === 'train') return loadFolders(layout.train, classes, image);
+  // Never the training images again under the name "test": that would report training accuracy as test accuracy.
+  if (!layout.test) throw new UserError('has no test split (class folders under train/ and test/); loadTrainingData holds out a validation part instead', dir);
+  return loadFolders(layout.test, classes, image);
 }
 
 /** Checks that a data set fits a model with the given input shape [C, H, W] and number of classes. */

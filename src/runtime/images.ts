@@ -1,32 +1,49 @@
 /**
  * Decoding PNG/JPEG images into the CHW layout a model takes.
  *
- * Channel rule (the model's channel count decides, never the file):
+ * Channel rule when converting (with resize; the model's channel count decides, never the file):
  *  - alpha is dropped (not composited), so a transparent pixel keeps its colour values;
  *  - a grayscale image given to a 3-channel model is replicated into R, G and B;
  *  - a colour image given to a 1-channel model becomes luminance Y = 0.299 R + 0.587 G + 0.114 B
  *    (ITU-R BT.601 on the stored sRGB values, the same weights PIL and torchvision use);
  *  - CMYK and other colour spaces are converted to sRGB first. EXIF orientation is applied.
  * Resizing stretches to exactly height x width (no cropping), like torchvision's Resize((h, w)).
+ * Data sets refuse images of another size or channel count unless asked to resize (ImageOptions).
  */
 import { readFile } from 'node:fs/promises';
-import sharp from 'sharp';
+import sharp, { type Metadata } from 'sharp';
 import { UserError } from '../errors.ts';
 
 export interface ImageOptions {
   channels: 1 | 3;
   height: number;
   width: number;
-  /** Resize to height x width (default). When false, an image of another size is an error. */
+  /**
+   * A file whose size or channel count differs from channels x height x width: false refuses it,
+   * naming both shapes (the default of decodeImage, which data sets use: a folder of 64x64 colour
+   * images silently stretched into a 28x28 gray model trains on something else than the user thinks);
+   * true resizes it (stretching, like torchvision's Resize((h, w))) and converts gray and colour.
+   */
   resize?: boolean;
-  /** When true, the file's own channel count (gray vs colour) must match `channels` instead of being converted. */
-  strict?: boolean;
+  /** Called for each file that `resize` converted, with its shape and the model's (C x H x W). */
+  onConvert?: (file: string, from: string, to: string) => void;
 }
 
 const FORMATS = new Set(['png', 'jpeg']);
 const GRAY_SPACES = new Set(['b-w', 'grey16']);
 
-/** Decodes an image file to CHW unsigned bytes (0..255). */
+const shapeText = (c: number, h: number, w: number) => `${c}x${h}x${w}`;
+
+/** The image's shape as the model would see it: gray or colour, after EXIF orientation. */
+function fileShape(meta: Metadata): { channels: 1 | 3; height: number; width: number } {
+  const colourChannels = (meta.channels ?? 3) - (meta.hasAlpha ? 1 : 0);
+  const gray = GRAY_SPACES.has(meta.space ?? '') || colourChannels === 1;
+  const turned = (meta.orientation ?? 1) >= 5; // EXIF orientations 5-8 swap width and height
+  const width = meta.width ?? 0, height = meta.height ?? 0;
+  return { channels: gray ? 1 : 3, height: turned ? width : height, width: turned ? height : width };
+}
+
+/** Decodes an image file to CHW unsigned bytes (0..255); see ImageOptions.resize for other shapes. */
 export async function decodeImage(path: string, opts: ImageOptions): Promise<Uint8Array> {
   let file: Buffer;
   try {
@@ -34,33 +51,38 @@ export async function decodeImage(path: string, opts: ImageOptions): Promise<Uin
   } catch (e) {
     throw new UserError(`cannot read image: ${(e as Error).message}`, path);
   }
-  let rgb: Buffer, width: number, height: number;
+  let rgb: Buffer;
   try {
     const meta = await sharp(file).metadata();
     if (!meta.format || !FORMATS.has(meta.format)) {
       throw new UserError(`unsupported image format '${meta.format}'; use PNG or JPEG`, path);
     }
-    if (opts.strict) checkChannels(path, GRAY_SPACES.has(meta.space ?? ''), opts.channels);
+    const has = fileShape(meta);
+    const sizeDiffers = has.height !== opts.height || has.width !== opts.width;
+    const refuse = (channels: number) => {
+      throw new UserError(`image is ${shapeText(channels, has.height, has.width)} (channels x height x width) but the model takes ` +
+        `${shapeText(opts.channels, opts.height, opts.width)}; pass --resize to resize and convert such images`, path);
+    };
     let pipeline = sharp(file).autoOrient().removeAlpha().toColourspace('srgb');
-    if (opts.resize !== false) pipeline = pipeline.resize(opts.width, opts.height, { fit: 'fill' });
-    const out = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    ({ data: rgb, info: { width, height } } = out);
+    if (opts.resize) pipeline = pipeline.resize(opts.width, opts.height, { fit: 'fill' });
+    rgb = await pipeline.raw({ depth: 'uchar' }).toBuffer();
+    // Colour files whose pixels are all gray (R = G = B, common for gray data saved as RGB) lose nothing as one channel.
+    const channels = has.channels === 3 && opts.channels === 1 && isGray(rgb) ? 1 : has.channels;
+    if ((sizeDiffers || channels !== opts.channels) && !opts.resize) refuse(channels);
+    if (sizeDiffers || channels !== opts.channels) {
+      opts.onConvert?.(path, shapeText(channels, has.height, has.width), shapeText(opts.channels, opts.height, opts.width));
+    }
   } catch (e) {
     if (e instanceof UserError) throw e;
-    throw new UserError(`not a readable PNG or JPEG image (${(e as Error).message.split('\n')[0]})`, path);
+    throw new UserError(`not a readable PNG or JPEG image (${(e as Error).message.split('\n')[0].replace(/[:\s]+$/, '')})`, path);
   }
-  if (width !== opts.width || height !== opts.height) {
-    throw new UserError(`image is ${height}x${width} (height x width) but ${opts.height}x${opts.width} is needed` +
-      ' (enable resizing or resize the data set)', path);
-  }
-  return opts.channels === 3 ? rgbToChw(rgb, width * height) : rgbToGray(rgb, width * height);
+  const pixels = opts.width * opts.height;
+  return opts.channels === 3 ? rgbToChw(rgb, pixels) : rgbToGray(rgb, pixels);
 }
 
-function checkChannels(path: string, isGray: boolean, channels: 1 | 3): void {
-  if (isGray !== (channels === 1)) {
-    throw new UserError(`image is ${isGray ? 'grayscale' : 'colour'} but the model takes ${channels} channel(s)` +
-      ' (strict channel checking is on)', path);
-  }
+function isGray(rgb: Uint8Array): boolean {
+  for (let i = 0; i < rgb.length; i += 3) if (rgb[i] !== rgb[i + 1] || rgb[i] !== rgb[i + 2]) return false;
+  return true;
 }
 
 function rgbToChw(rgb: Uint8Array, pixels: number): Uint8Array {
@@ -81,9 +103,13 @@ function rgbToGray(rgb: Uint8Array, pixels: number): Uint8Array {
   return out;
 }
 
-/** Decodes an image file to CHW floats in [0, 1]. */
+/**
+ * Decodes an image file to CHW floats in [0, 1]. Unlike decodeImage it converts other shapes unless
+ * told `resize: false`: `cnnc predict` classifies any image given to it (and reports conversions
+ * through onConvert once its caller passes one).
+ */
 export async function loadImage(path: string, opts: ImageOptions): Promise<Float32Array> {
-  const bytes = await decodeImage(path, opts);
+  const bytes = await decodeImage(path, { ...opts, resize: opts.resize ?? true });
   return Float32Array.from(bytes, (v) => v / 255);
 }
 

@@ -15,7 +15,7 @@ import type { TrainConfig } from '../compiler/train-config.ts';
 import { UserError } from '../errors.ts';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { appendText, ensureWritableDir, removeStaleTemps, tempName, writeFileAtomic } from './files.ts';
-import { batchCount, batches, checkAgainstModel, prefetch, type Dataset } from './dataset.ts';
+import { batchCount, batches, checkAgainstModel, prefetch, sliceDataset, type Dataset } from './dataset.ts';
 import { configLearningRate, type StepCounts } from './schedule.ts';
 import type { StepResult, TrainState, TrainStepRunner } from './train-step.ts';
 
@@ -32,6 +32,11 @@ export interface TrainOptions {
   runner: TrainStepRunner;
   trainSet: Dataset;
   testSet?: Dataset;
+  /**
+   * What testSet is: the data set's test split (default) or a validation part held out of the
+   * training images. Headers, the log's fields (test_* or val_*) and the curves say which.
+   */
+  evalName?: 'test' | 'val';
   outDir: string;
   /** The device asked for (cpu, cuda, auto); the runner's `device` says what it resolved to. */
   device?: string;
@@ -62,6 +67,9 @@ export interface LogRecord {
   acc: number;
   test_loss?: number;
   test_acc?: number;
+  /** Instead of test_*, when the held-out set is a validation part of the training images. */
+  val_loss?: number;
+  val_acc?: number;
   lr: number;
   images_per_s: number;
   /** Seconds of training so far, over all resumed sessions. */
@@ -99,6 +107,8 @@ export interface TrainMeta {
   data: DataOrder;
   history: LogRecord[];
   best: { epoch: number; acc: number } | null;
+  /** The class names, label by label (folder names, classes= or IDX names), for predict. Absent in older checkpoints. */
+  classes?: string[];
 }
 
 /** What determines the order of samples; a resume must match it to be exact. */
@@ -145,13 +155,8 @@ export function checkData(model: CheckedModel, config: TrainConfig, ds: Dataset)
   checkAgainstModel(ds, flat ? ds.shape : model.input, classes);
 }
 
-/** The first n samples of a data set (all of them when n is at least its size). */
-export function sliceDataset(ds: Dataset, n: number): Dataset {
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`a data slice needs a positive whole number of samples, got ${n}`);
-  if (n >= ds.size) return ds;
-  const per = ds.shape.reduce((a, b) => a * b, 1);
-  return { ...ds, size: n, images: ds.images.subarray(0, n * per), labels: ds.labels.subarray(0, n) };
-}
+/** Kept here for the callers that import it from the trainer. */
+export { sliceDataset };
 
 // ---------------------------------------------------------------------------------------------
 // Files
@@ -335,6 +340,7 @@ function checkFinite(r: StepResult, where: string, step?: number): void {
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { model, config, runner, trainSet, testSet, outDir } = opts;
+  const evalName = opts.evalName ?? 'test';
   const out = opts.log ?? process.stderr;
   const dropLast = opts.dropLast ?? runner.fixedBatch ?? false;
   const labelType = runner.labelType ?? 'int64';
@@ -406,7 +412,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const meta = (): TrainMeta => ({
     format: TRAIN_META_FORMAT, epoch, batch, step, epochProgress: { ...sums }, elapsed: elapsed(),
-    device: runner.device ?? opts.device, config, data: order, history, best,
+    device: runner.device ?? opts.device, config, data: order, history, best, classes: trainSet.classes,
   });
   const save = async (paths: string[]) => {
     const tensors = runner.state();
@@ -439,7 +445,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (epoch >= config.epochs) {
       out.write(`nothing to do: the run in ${outDir} has finished its ${epoch} epochs (raise --epochs to train further)\n`);
     } else out.write(`training ${model.name}: ${config.epochs} epochs of ${stepsPerEpoch} steps (batch ${batchSize}), ` +
-      `${trainSet.size} training and ${testSet?.size ?? 0} test samples, device ${runner.device ?? opts.device ?? 'cpu'}\n`);
+      `${trainSet.size} training and ${testSet?.size ?? 0} ${evalName} samples, device ${runner.device ?? opts.device ?? 'cpu'}\n`);
     while (epoch < config.epochs) {
       const source = batches(trainSet, {
         batchSize, shuffle: true, seed: config.seed, epoch, dropLast, startBatch: batch, labelType,
@@ -480,13 +486,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const test = testSet ? await evaluateSet(runner, testSet, batchSize, { mean: model.preprocess.mean, std: model.preprocess.std, labelType, depth }) : undefined;
       const record: LogRecord = {
         type: 'epoch', epoch: epoch + 1, step, loss: sums.lossSum / sums.seen, acc: sums.correct / sums.seen,
-        ...(test && { test_loss: test.loss, test_acc: test.acc }),
+        ...(test && (evalName === 'val' ? { val_loss: test.loss, val_acc: test.acc } : { test_loss: test.loss, test_acc: test.acc })),
         lr, images_per_s: round(sums.seen / Math.max(sums.seconds, 1e-9), 1), elapsed: round(elapsed(), 3),
       };
       history = [...history, record];
       logLine(record);
       progress.line(`epoch ${record.epoch}/${config.epochs}  loss ${record.loss.toFixed(4)}  acc ${pct(record.acc)}` +
-        (test ? `  test loss ${test.loss.toFixed(4)}  test acc ${pct(test.acc)}` : '') +
+        (test ? `  ${evalName} loss ${test.loss.toFixed(4)}  ${evalName} acc ${pct(test.acc)}` : '') +
         `  lr ${lr.toPrecision(3)}  ${record.images_per_s.toFixed(0)} img/s  ${fmtTime(sums.seconds)}`);
       const score = test ? test.acc : record.acc;
       const isBest = !best || score > best.acc;
@@ -496,7 +502,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       sums = emptySums();
       // last before best: a kill between them is repaired from last.ckpt on --resume (repairBest).
       await save(isBest ? [lastPath, bestPath] : [lastPath]);
-      writeFileAtomic(curvesPath, curvesSvg(history, model.name));
+      writeFileAtomic(curvesPath, curvesSvg(history, model.name, evalName));
       if (stopRequested && epoch < config.epochs) {
         interrupted = true;
         break;
@@ -506,7 +512,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (batch > 0) await save([lastPath]);
       progress.line(`stopped at epoch ${epoch + 1}, step ${step}; checkpoint ${lastPath} (continue with --resume)`);
     } else if (history.length) {
-      writeFileAtomic(curvesPath, curvesSvg(history, model.name));
+      writeFileAtomic(curvesPath, curvesSvg(history, model.name, evalName));
     }
   } finally {
     progress.clear();
@@ -581,15 +587,15 @@ function panel(x0: number, y0: number, w: number, h: number, title: string, seri
   return parts.join('\n');
 }
 
-/** Train and test loss (left) and accuracy (right) per epoch. */
-export function curvesSvg(history: readonly LogRecord[], title: string): string {
+/** Train and held-out (test or val) loss (left) and accuracy (right) per epoch. */
+export function curvesSvg(history: readonly LogRecord[], title: string, evalName: 'test' | 'val' = 'test'): string {
   const epochs = history.filter((r) => r.type === 'epoch');
   const n = epochs.length ? Math.max(...epochs.map((r) => r.epoch)) : 1;
   const pick = (f: (r: LogRecord) => number | undefined): [number, number][] =>
     epochs.flatMap((r) => { const v = f(r); return v === undefined || !Number.isFinite(v) ? [] : [[r.epoch, v] as [number, number]]; });
   const train = { color: '#1f77b4' }, test = { color: '#ff7f0e', dash: '6 4' };
-  const loss: Series[] = [{ label: 'train loss', ...train, points: pick((r) => r.loss) }, { label: 'test loss', ...test, points: pick((r) => r.test_loss) }];
-  const acc: Series[] = [{ label: 'train acc', ...train, points: pick((r) => r.acc) }, { label: 'test acc', ...test, points: pick((r) => r.test_acc) }];
+  const loss: Series[] = [{ label: 'train loss', ...train, points: pick((r) => r.loss) }, { label: `${evalName} loss`, ...test, points: pick((r) => r.test_loss ?? r.val_loss) }];
+  const acc: Series[] = [{ label: 'train acc', ...train, points: pick((r) => r.acc) }, { label: `${evalName} acc`, ...test, points: pick((r) => r.test_acc ?? r.val_acc) }];
   const maxLoss = Math.max(1e-6, ...loss.flatMap((s) => s.points.map((p) => p[1])));
   const lossTicks = niceTicks(0, maxLoss * 1.05);
   const lossStep = lossTicks.length > 1 ? lossTicks[1] - lossTicks[0] : maxLoss;

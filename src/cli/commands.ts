@@ -1,0 +1,139 @@
+/**
+ * Every command's arguments, options and help. This file loads only commander and the option
+ * parsers: each action imports its command's module when it runs, so `cnnc --version` loads no
+ * compiler, `cnnc check` no ONNX Runtime or sharp, and only `cnnc lsp` the language server.
+ */
+import type { Command } from 'commander';
+import { deviceFlag, positiveIntFlag, seedFlag } from './options.ts';
+import type { CompileOptions } from './compile.ts';
+import type { CheckOptions } from './check.ts';
+import type { FmtOptions } from './fmt.ts';
+import type { PredictOptions } from './predict.ts';
+import type { SummaryOptions } from './summary.ts';
+import type { TrainCliOptions } from './train.ts';
+
+export function defineCommands(program: Command): void {
+  defineCheck(program);
+  defineSummary(program);
+  defineTrain(program);
+  defineCompile(program);
+  defineFmt(program);
+  defineLsp(program);
+  definePredict(program);
+}
+
+function defineCheck(program: Command): void {
+  program
+    .command('check')
+    .description('check .cnn files: syntax, names, arguments and every tensor shape')
+    .argument('[files...]', '.cnn files to check')
+    .option('--json', 'print diagnostics as JSON')
+    .option('--list-layers', 'list the layer kinds and their arguments')
+    .action(async (files: string[], opts: CheckOptions) => {
+      process.exitCode = (await import('./check.ts')).checkCommand(files, opts);
+    });
+}
+
+function defineSummary(program: Command): void {
+  program
+    .command('summary')
+    .description('print a table of layers: output shape, parameters, MACs, receptive field, and totals')
+    .argument('<file>', '.cnn file')
+    .option('-m, --model <name>', 'which model of the file (default: all)')
+    .option('--json', 'print the summary as JSON')
+    .option('--batch <n>', 'batch size for the training-step costs (default: the train section\'s)', positiveIntFlag('--batch'))
+    .action(async (file: string, opts: SummaryOptions) => {
+      process.exitCode = (await import('./summary.ts')).summaryCommand(file, opts);
+    });
+}
+
+function defineCompile(program: Command): void {
+  program
+    .command('compile')
+    .description('compile a model to an ONNX inference graph (opset 17)')
+    .argument('<file>', '.cnn file')
+    .option('-m, --model <name>', 'which model of the file (default: the first)')
+    .option('-o, --output <path>', 'where to write the .onnx model (with --train: the folder for the training graphs)')
+    .option('--weights <file>', 'parameter values from a cnnc checkpoint or another .onnx model (matched by name)')
+    .option('--seed <n>', 'seed for initial parameter values (default: the train section\'s seed, else 0)', seedFlag('--seed'))
+    .option('--train', 'write the training graphs to the -o directory instead: train_step.onnx, eval.onnx, train_loop.onnx, init.ckpt and train.json')
+    .option('--loop-steps <k>', 'with --train: fix the number of steps per train_loop.onnx run (default: any, from the input\'s first dimension)', positiveIntFlag('--loop-steps'))
+    .action(async (file: string, opts: CompileOptions) => {
+      process.exitCode = await (await import('./compile.ts')).compileCommand(file, opts);
+    });
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+function defineTrain(program: Command): void {
+  program
+    .command('train')
+    .description('train a model on a data set (IDX files or class folders of images) with its train { } settings')
+    .argument('<file>', '.cnn file')
+    .requiredOption('--data <dir>', 'data directory: train-/t10k- IDX files, or class subfolders of images (optionally under train/ and test/)')
+    .option('-m, --model <name>', 'which model of the file (default: the first)')
+    .option('-o, --out <dir>', 'output directory for checkpoints, train.jsonl and curves.svg (default: runs/<model>)')
+    // Train-section overrides stay text: they are checked as the source's lines are (train.ts).
+    .option('--epochs <n>', 'override train { epochs }')
+    .option('--batch <n>', 'override train { batch }')
+    .option('--lr <x>', 'override train { optimizer lr= }')
+    .option('--optimizer <kind>', 'override train { optimizer }: sgd, adam or adamw')
+    .option('--seed <n>', 'override train { seed }')
+    .option('--set <entry>', 'override any train field, written as in the source, e.g. --set "schedule: cosine warmup=1" (repeatable)', collect)
+    .option('--device <device>', 'cpu, cuda or auto', deviceFlag('--device'), 'cpu')
+    .option('--threads <n>', 'CPU threads for onnxruntime (default: its own choice)')
+    .option('--resume', 'continue the run in --out from its last.ckpt, exactly where it stopped')
+    .option('--limit-train <n>', 'use only the first N training samples')
+    .option('--limit-test <n>', 'use only the first N test samples')
+    .option('--init <file>', 'start from pretrained weights (a cnnc checkpoint or an .onnx model), matched by name; the rest initialised as usual')
+    .addHelpText('after', '\nCtrl-C stops after the current step and saves a checkpoint (--resume continues); a second Ctrl-C aborts.')
+    .action(async (file: string, opts: TrainCliOptions) => {
+      const result = await (await import('./train.ts')).trainCommand(file, opts);
+      if (result.interrupted) process.exitCode = 130;
+    });
+}
+
+function definePredict(program: Command): void {
+  program
+    .command('predict')
+    .description('classify PNG/JPEG images or IDX files with a trained model')
+    .argument('<file>', '.cnn file')
+    .argument('<inputs...>', 'PNG or JPEG images, or IDX image files')
+    .option('-m, --model <name>', 'which model of the file (default: the first)')
+    .option('-w, --weights <ckpt>', 'trained parameters: a cnnc checkpoint or an .onnx file (required)')
+    .option('-k, --top <k>', 'how many classes to show per input', positiveIntFlag('--top'), 3)
+    .option('--json', 'print predictions as JSON')
+    .option('--device <device>', 'cpu, cuda or auto', deviceFlag('--device'), 'cpu')
+    .option('--threads <n>', 'intra-op threads', positiveIntFlag('--threads'))
+    .option('--limit <n>', 'classify at most n inputs (useful with IDX files)', positiveIntFlag('--limit'))
+    .action(async (file: string, inputs: string[], opts: PredictOptions) => {
+      await (await import('./predict.ts')).predictCommand(file, inputs, opts);
+    });
+}
+
+function defineFmt(program: Command): void {
+  program
+    .command('fmt')
+    .description('format .cnn files: print the result (one file, or - for stdin), rewrite them (--write), or list those that would change (--check)')
+    .argument('<files...>', '.cnn files')
+    .option('-w, --write', 'rewrite the files in place (atomically)')
+    .option('--check', 'change nothing; exit 1 and list the files whose layout would change')
+    .action(async (files: string[], opts: FmtOptions) => {
+      process.exitCode = (await import('./fmt.ts')).fmtCommand(files, opts);
+    });
+}
+
+function defineLsp(program: Command): void {
+  program
+    .command('lsp')
+    .description('run the language server over stdin/stdout (for editors: diagnostics, hovers with shapes, completion, ...)')
+    .option('--stdio', 'talk LSP over stdin/stdout (the only transport; accepted for editors that pass it)')
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(async () => {
+      const { runStdioServer } = await import('../lsp/server.ts');
+      runStdioServer();
+    });
+}
