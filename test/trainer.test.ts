@@ -454,7 +454,7 @@ describe('cnnc train: options, overrides, data', () => {
     const deps = { createTrainRunner: f.create, log: sink(), print: () => {}, handleSigint: false };
     const file = source('batch: 8\n epochs: 1');
     const labels = idxDir({ labelMax: 5 });
-    await expect(trainCommand(file, { data: labels, out: tempDir() }, deps)).rejects.toThrow(`${labels}: label 5 (class '5') is out of range: the model has 3 classes (labels 0..2)`);
+    await expect(trainCommand(file, { data: labels, out: tempDir() }, deps)).rejects.toThrow(`${join(labels, 'train-labels-idx1-ubyte')}: label 5 (class '5') is out of range: the model has 3 classes (labels 0..2)`);
     const size = idxDir({ shape: [1, 5, 5] });
     await expect(trainCommand(file, { data: size, out: tempDir() }, deps)).rejects.toThrow(`${size}: images have shape [1, 5, 5] (channels, height, width) but the model's input is [1, 4, 4]`);
     await expect(trainCommand(file, { data: join(size, 'nope'), out: tempDir() }, deps)).rejects.toThrow(/nope: data directory does not exist/);

@@ -18,6 +18,8 @@ export interface Dataset {
   /** size * C * H * W bytes, CHW per image. */
   images: Uint8Array;
   labels: Uint8Array | Int32Array;
+  /** The file the labels come from (IDX), named when a label is out of range; else `source`. */
+  labelsFile?: string;
 }
 
 export type Split = 'train' | 'test';
@@ -62,7 +64,7 @@ export function loadIdxDataset(dir: string, split: Split, opts: { classNames?: s
   }
   if (n === 0) throw new UserError('image file holds no images', files.images);
   return {
-    source: dir, size: n, shape: [1, h, w], images: images.data, labels: labels.data,
+    source: dir, size: n, shape: [1, h, w], images: images.data, labels: labels.data, labelsFile: files.labels,
     classes: classNamesFor(labels.data, files.labels, opts.classNames),
   };
 }
@@ -387,7 +389,7 @@ export function checkAgainstModel(ds: Dataset, inputShape: readonly number[], nu
   const max = maxLabel(ds.labels);
   if (max >= numClasses) {
     throw new UserError(`label ${max} (class '${ds.classes[max] ?? max}') is out of range: ` +
-      `the model has ${numClasses} classes (labels 0..${numClasses - 1})`, ds.source);
+      `the model has ${numClasses} classes (labels 0..${numClasses - 1})`, ds.labelsFile ?? ds.source);
   }
 }
 

@@ -34,6 +34,7 @@ function readBytes(path: string): Uint8Array {
 /** Reads an IDX file of unsigned bytes, checking the header and that the length matches the dimensions exactly. */
 export function readIdx(path: string): IdxArray {
   const bytes = readBytes(path);
+  if (bytes.length === 0) throw new UserError('the IDX file is empty (0 bytes); it may have been cut off while copying', path);
   if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0) {
     throw new UserError('not an IDX file (it must start with two zero bytes, a type byte and a dimension count)', path);
   }
