@@ -1,9 +1,11 @@
 /** The CLI as users run it: exit codes, output formats, the summary table. */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+// @ts-expect-error: plain JavaScript (bin/ runs before any build), without type declarations
+import { staleReason } from '../bin/build-state.js';
 import { expectGolden } from './helpers/golden.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -97,5 +99,52 @@ describe('help and version', () => {
   it('--help lists the verbs', () => {
     const out = cnnc('--help').out;
     for (const verb of ['check', 'summary']) expect(out).toContain(verb);
+  });
+});
+
+describe('start-up', () => {
+  /** The packages (node_modules/NAME) that `cnnc ...args` loaded through require, CommonJS or from ESM. */
+  function packagesLoaded(args: string[], status = 0): string[] {
+    const dir = mkdtempSync(join(tmpdir(), 'cnnc-load-'));
+    const hook = join(dir, 'hook.cjs');
+    const log = join(dir, 'loaded.txt');
+    // onnxruntime-node, sharp and vscode-languageserver are CommonJS, so Module._load sees them.
+    writeFileSync(hook, `const M = require('node:module'); const fs = require('node:fs'); const seen = new Set();
+const load = M._load; M._load = function (request, ...rest) { seen.add(request); return load.call(this, request, ...rest); };
+process.on('exit', () => fs.writeFileSync(${JSON.stringify(log)}, [...seen].join('\\n')));\n`);
+    const r = spawnSync(process.execPath, ['--require', hook, join(root, 'bin', 'cnnc.js'), ...args], { cwd: root, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(status);
+    return readFileSync(log, 'utf8').split('\n');
+  }
+  it('check and summary load neither ONNX Runtime, sharp nor the language server', () => {
+    for (const args of [['check', 'examples/zoo/resnet50.cnn'], ['summary', 'examples/zoo/resnet50.cnn'], ['--version']]) {
+      const loaded = packagesLoaded(args).join(' ');
+      expect(loaded).not.toMatch(/onnxruntime|sharp|vscode-languageserver/);
+    }
+  });
+  it('the hook sees them where they are used', () => {
+    // stdin ends at once: the server exits 1, as without a shutdown request.
+    expect(packagesLoaded(['lsp', '--stdio'], 1).join(' ')).toMatch(/vscode-languageserver/);
+  });
+});
+
+describe('dist/ freshness (bin/build-state.js)', () => {
+  function fakeRoot(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'cnnc-stale-'));
+    mkdirSync(join(dir, 'src', 'cli'), { recursive: true });
+    mkdirSync(join(dir, 'dist'));
+    for (const f of ['src/cli/main.ts', 'tsconfig.json', 'tsconfig.build.json']) writeFileSync(join(dir, f), '');
+    const old = new Date(Date.now() - 60_000);
+    for (const f of ['src/cli/main.ts', 'tsconfig.json', 'tsconfig.build.json']) utimesSync(join(dir, f), old, old);
+    return dir;
+  }
+  it('a missing build, a source newer than the build, and a current build', () => {
+    const dir = fakeRoot();
+    expect(staleReason(dir)).toBe('dist/ has not been built');
+    writeFileSync(join(dir, 'dist', '.build-stamp'), '');
+    expect(staleReason(dir)).toBeUndefined();
+    const later = new Date(Date.now() + 60_000);
+    utimesSync(join(dir, 'src', 'cli', 'main.ts'), later, later);
+    expect(staleReason(dir)).toBe('src/cli/main.ts changed after dist/ was built');
   });
 });

@@ -87,6 +87,8 @@ function defineTrain(program: Command): void {
     .option('--resume', 'continue the run in --out from its last.ckpt, exactly where it stopped')
     .option('--limit-train <n>', 'use only the first N training samples')
     .option('--limit-test <n>', 'use only the first N test samples')
+    .option('--val-split <fraction>', 'class folders without train/ and test/: the part of each class held out for validation (default 0.1; 0: none)')
+    .option('--resize', 'resize and convert images whose size or channels differ from the model\'s input (otherwise an error)')
     .option('--init <file>', 'start from pretrained weights (a cnnc checkpoint or an .onnx model), matched by name; the rest initialised as usual')
     .addHelpText('after', '\nCtrl-C stops after the current step and saves a checkpoint (--resume continues); a second Ctrl-C aborts.')
     .action(async (file: string, opts: TrainCliOptions) => {

@@ -3,7 +3,7 @@ import { statSync } from 'node:fs';
 import { hasErrors } from '../compiler/diagnostics.ts';
 import { compileInference } from '../compiler/emit/inference.ts';
 import { UserError } from '../errors.ts';
-import { loadWeights } from '../runtime/checkpoint.ts';
+import { readWeights } from '../runtime/checkpoint.ts';
 import type { Device } from '../runtime/session.ts';
 import { checkFileAt, pickModel } from './io.ts';
 import { printDiagnostics } from './report.ts';
@@ -26,8 +26,11 @@ export async function predictCommand(file: string, inputs: string[], opts: Predi
     printDiagnostics(process.stderr, file, result.text, result.diagnostics);
     throw new UserError('has errors; fix them before predicting', file);
   }
-  const model = pickModel(result, opts.model);
-  const onnx = compileInference(model, { file, source: result.text, init: loadWeights(opts.weights), initFrom: opts.weights }).bytes;
+  const picked = pickModel(result, opts.model);
+  const weights = readWeights(opts.weights);
+  // Without classes= in the model, the class names the training run stored in the checkpoint.
+  const model = picked.preprocess.classes || !weights.classes ? picked : { ...picked, preprocess: { ...picked.preprocess, classes: weights.classes } };
+  const onnx = compileInference(model, { file, source: result.text, init: weights.tensors, initFrom: opts.weights }).bytes;
   // ONNX Runtime and sharp load only here, once the cheap checks have passed.
   const { loadSamples, predict } = await import('../runtime/predict.ts');
   const samples = (await loadSamples(inputs, model)).slice(0, opts.limit);

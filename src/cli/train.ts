@@ -4,20 +4,19 @@
  * and loss/accuracy curves to --out (runs/<model> by default); --resume continues exactly.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { bindArgs } from '../compiler/args.ts';
 import type { Arg } from '../compiler/ast.ts';
 import type { ArgSpec } from '../compiler/layers/types.ts';
 import { closestName, hasErrors, type Diagnostic } from '../compiler/diagnostics.ts';
-import type { CheckedModel } from '../compiler/model.ts';
 import { parse } from '../compiler/parser.ts';
 import { checkTrainSection, trainFields, type TrainConfig } from '../compiler/train-config.ts';
 import { UserError } from '../errors.ts';
-import { FASHION_MNIST_CLASSES, loadDataset, type Dataset, type Split } from '../runtime/dataset.ts';
+import { loadTrainingData } from '../runtime/dataset.ts';
 import type { Device } from '../runtime/session.ts';
 import type { CreateTrainRunner } from '../runtime/train-step.ts';
-import { checkData, LAST_CHECKPOINT, sliceDataset, train, type ProgressOutput, type TrainResult } from '../runtime/trainer.ts';
+import { checkData, LAST_CHECKPOINT, train, type ProgressOutput, type TrainResult } from '../runtime/trainer.ts';
 import { checkFileAt, pickModel } from './io.ts';
 import { device as checkDevice, optionalPositiveInt } from './options.ts';
 import { checkOutputDir } from './outputs.ts';
@@ -39,6 +38,10 @@ export interface TrainCliOptions {
   limitTrain?: string;
   limitTest?: string;
   init?: string;
+  /** Fraction of each class held out for validation when class folders have no test split. */
+  valSplit?: string;
+  /** Resize and convert images whose shape differs from the model's input. */
+  resize?: boolean;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -127,41 +130,6 @@ function overrideMessage(d: Diagnostic, key: string, args: readonly Arg[], specs
 }
 
 // ---------------------------------------------------------------------------------------------
-// Data
-
-/** Fashion-MNIST's class names when the directory is recognisably that data set. */
-function idxClassNames(dir: string, model: CheckedModel): string[] | undefined {
-  if (model.preprocess.classes?.length) return model.preprocess.classes;
-  return /fashion[-_]?mnist/i.test(basename(resolve(dir))) ? FASHION_MNIST_CLASSES : undefined;
-}
-
-/** Whether dir holds IDX files of a split (`train-…idx…`, `t10k-…idx…`). */
-function hasIdxFiles(dir: string, prefix: 'train' | 't10k'): boolean {
-  try {
-    return readdirSync(dir).some((f) => f.startsWith(`${prefix}-`) && /idx\d/.test(f));
-  } catch {
-    return false;
-  }
-}
-
-async function loadSplit(dir: string, split: Split, model: CheckedModel, limit: number | undefined): Promise<Dataset> {
-  const input = model.input!;
-  // Image folders are decoded to the model's input size; they come as 1 or 3 channels.
-  const image = input.length === 3 && (input[0] === 1 || input[0] === 3)
-    ? { channels: input[0] as 1 | 3, height: input[1], width: input[2] } : {};
-  try {
-    const ds = await loadDataset(dir, { split, classNames: idxClassNames(dir, model), ...image });
-    return limit === undefined ? ds : sliceDataset(ds, limit);
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    if (e instanceof Error && /image folders need channels/.test(e.message)) {
-      throw new UserError(`holds image folders, but model ${model.name} takes input ${input.join('x')}, not a 1- or 3-channel image`, dir);
-    }
-    throw e;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
 // The runner factory, provided by the training-graph code
 
 /** The ONNX Runtime trainer, loaded only when a run starts (it loads onnxruntime-node). */
@@ -214,12 +182,12 @@ export async function trainCommand(file: string, opts: TrainCliOptions, deps: Tr
   checkRunDir(outDir, opts.resume);
 
   // Data first, checked against the model, so bad data fails before graphs are built.
-  const trainSet = await loadSplit(opts.data, 'train', model, limitTrain);
-  let testSet: Dataset | undefined;
-  if (hasIdxFiles(opts.data, 'train') && !hasIdxFiles(opts.data, 't10k')) {
-    log.write(`notice: ${opts.data} has no test split (t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte); ` +
-      'training without evaluation (best.ckpt follows training accuracy)\n');
-  } else testSet = await loadSplit(opts.data, 'test', model, limitTest);
+  const data = await loadTrainingData(opts.data, {
+    model: model.name, input: model.input!, classes: model.preprocess.classes, seed: config.seed, limitTrain, limitTest,
+    valSplit: opts.valSplit === undefined ? undefined : Number(opts.valSplit), resize: opts.resize,
+  });
+  for (const line of data.notices) log.write(line + '\n');
+  const { train: trainSet, eval: testSet, evalName } = data;
   checkData(model, config, trainSet);
   if (testSet) checkData(model, config, testSet);
 
@@ -237,15 +205,16 @@ export async function trainCommand(file: string, opts: TrainCliOptions, deps: Tr
   }
   try {
     const res = await train({
-      model, config, runner, trainSet, testSet, outDir, device, resume: opts.resume, log,
+      model, config, runner, trainSet, testSet, evalName, outDir, device, resume: opts.resume, log,
       sourceHash: createHash('sha256').update(result.text).digest('hex'),
       handleSigint: deps.handleSigint ?? true,
     });
     const last = res.history.at(-1);
     if (last) {
-      const acc = last.test_acc ?? last.acc;
+      const held = last.test_acc ?? last.val_acc;
+      const acc = held ?? last.acc;
       print(`${model.name}: ${res.epochs} epoch${res.epochs === 1 ? '' : 's'}, ${res.steps} steps; ` +
-        `${last.test_acc !== undefined ? 'test' : 'train'} accuracy ${(100 * acc).toFixed(2)}%` +
+        `${held !== undefined ? evalName : 'train'} accuracy ${(100 * acc).toFixed(2)}%` +
         (res.best ? `, best ${(100 * res.best.acc).toFixed(2)}% at epoch ${res.best.epoch}` : ''));
     }
     if (res.lastCheckpoint) print(`checkpoints: ${res.lastCheckpoint}${res.bestCheckpoint ? `, ${res.bestCheckpoint}` : ''}`);
