@@ -55,6 +55,8 @@ export function pieceEdits(text: string, out: string): { span: Span; text: strin
   return edits;
 }
 
+const isHighSurrogate = (c: number) => c >= 0xd800 && c <= 0xdbff;
+
 /** The edit of `from` into `to` without their common prefix and suffix; undefined when equal. */
 function smallestEdit(from: string, to: string): { start: number; end: number; text: string } | undefined {
   if (from === to) return undefined;
@@ -62,5 +64,9 @@ function smallestEdit(from: string, to: string): { start: number; end: number; t
   while (p < from.length && p < to.length && from[p] === to[p]) p++;
   let s = 0;
   while (s < from.length - p && s < to.length - p && from[from.length - 1 - s] === to[to.length - 1 - s]) s++;
+  // never start or end an edit inside a \r\n (no position of the LSP's is there) or a surrogate pair
+  const splits = (i: number) => i > 0 && i < from.length && ((from[i - 1] === '\r' && from[i] === '\n') || isHighSurrogate(from.charCodeAt(i - 1)));
+  if (splits(p)) p--;
+  if (splits(from.length - s)) s--;
   return { start: p, end: from.length - s, text: to.slice(p, to.length - s) };
 }
