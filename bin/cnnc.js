@@ -7,8 +7,11 @@ import { staleReason } from './build-state.js';
 const root = fileURLToPath(new URL('..', import.meta.url));
 if (process.env.CNNC_FROM_SOURCE) {
   // For work on cnnc itself: the TypeScript sources through tsx (a dev dependency), no build.
-  const { register } = await import('tsx/esm/api');
-  register();
+  const tsx = await import('tsx/esm/api').catch(() => {
+    process.stderr.write('cnnc: CNNC_FROM_SOURCE needs tsx, a dev dependency (npm ci in a clone of cnnc installs it)\n');
+    process.exit(1);
+  });
+  tsx.register();
   await import('../src/cli/main.ts');
 } else {
   const stale = staleReason(root);
