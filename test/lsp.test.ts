@@ -391,6 +391,18 @@ describe('cnnc lsp --stdio', () => {
     expect(TextDocument.applyEdits(doc, all)).toBe(whole[0].newText);
   });
 
+  it('formats a range of a \r\n file without an edit inside a line end', async () => {
+    // found by the fuzzer: "\r\n" -> "\n" was an edit of the \r alone, at a character past the line's end
+    const uri = 'file:///t/range-crlf.cnn';
+    const text = 'model M {\r\n  input 3x8x8\r\n  conv 8 3x3->relu\r\n}\r\n';
+    c.open(uri, text);
+    const range = { start: { line: 0, character: 0 }, end: { line: 4, character: 0 } };
+    const edits = (await c.conn.sendRequest(DocumentRangeFormattingRequest.type, { textDocument: { uri }, range, options: { tabSize: 2, insertSpaces: true } }))!;
+    const doc = TextDocument.create(uri, 'cnn', 1, text);
+    for (const e of edits) for (const p of [e.range.start, e.range.end]) expect(doc.positionAt(doc.offsetAt(p))).toEqual(p);
+    expect(TextDocument.applyEdits(doc, edits)).toBe('model M {\n  input 3x8x8\n  conv 8 3x3 -> relu\n}\n');
+  });
+
   it('highlights a block name where it is declared and used', async () => {
     const uri = 'file:///t/a.cnn';
     const highlights = (await c.conn.sendRequest(DocumentHighlightRequest.type, { textDocument: { uri }, position: at(good, 'cbr(64)', 1) }))!;
