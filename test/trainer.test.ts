@@ -163,6 +163,27 @@ describe('trainer: exact resume', () => {
       .rejects.toThrow(/--resume: no last\.ckpt to resume from/);
   });
 
+  it('a kill between last.ckpt and best.ckpt: --resume restores best.ckpt from last.ckpt', async () => {
+    const model = tinyModel('optimizer: sgd lr=0.05\n batch: 8\n epochs: 3');
+    const straight = tempDir(), dir = tempDir();
+    const a = await runTraining({ model, outDir: straight });
+    expect(a.result.best!.epoch).toBe(3); // the last epoch sets a new best
+    // Run to the end of epoch 2, keep its best.ckpt, finish, then put the old best.ckpt back and
+    // leave a temporary file: the state a kill after last.ckpt's rename in epoch 3 leaves.
+    await runTraining({ model, outDir: dir, stopAfter: 13 });
+    const older = readFileSync(join(dir, 'best.ckpt'));
+    await runTraining({ model, outDir: dir, resume: true });
+    writeFileSync(join(dir, 'best.ckpt'), older);
+    writeFileSync(join(dir, 'best.ckpt.tmp-999999999'), older.subarray(0, 100));
+    const b = await runTraining({ model, outDir: dir, resume: true });
+    expect(b.log.text).toContain('notice: removed best.ckpt.tmp-999999999');
+    expect(b.log.text).toMatch(/notice: .*best\.ckpt held epoch 2, not the best epoch 3; restored it from .*last\.ckpt/);
+    expect(b.log.text).toContain('nothing to do');
+    expect(readFileSync(join(dir, 'best.ckpt')).equals(readFileSync(join(dir, 'last.ckpt')))).toBe(true);
+    await expectSameTensors(join(straight, 'best.ckpt'), join(dir, 'best.ckpt'));
+    expect(readdirSync(dir).sort()).toEqual(['best.ckpt', 'curves.svg', 'last.ckpt', 'train.jsonl']);
+  });
+
   it('drops log lines a crashed run wrote after its last checkpoint', async () => {
     const dir = tempDir();
     const model = tinyModel('batch: 8\n epochs: 2');

@@ -56,6 +56,17 @@ type Data = string | Uint8Array | readonly Uint8Array[];
 const chunksOf = (data: Data): readonly Uint8Array[] =>
   typeof data === 'string' ? [Buffer.from(data, 'utf8')] : data instanceof Uint8Array ? [data] : data;
 
+/**
+ * Crash injection for test/train-faults.test.ts: with CNNC_TEST_KILL_AT=N the process kills itself
+ * with SIGKILL at the N-th point of its writes (after each chunk written, each rename, each append),
+ * as kill -9 or a power cut would, at places a timed kill rarely hits. Unset in normal use.
+ */
+const KILL_AT = Number(process.env.CNNC_TEST_KILL_AT ?? 0);
+let writePoints = 0;
+function crashPoint(): void {
+  if (KILL_AT > 0 && ++writePoints === KILL_AT) process.kill(process.pid, 'SIGKILL');
+}
+
 /** write(2) may write fewer bytes than asked (a nearly full disk does): loop until all are written. */
 function writeAll(fs: WriteFs, fd: number, chunk: Uint8Array): void {
   let done = 0;
@@ -65,6 +76,7 @@ function writeAll(fs: WriteFs, fd: number, chunk: Uint8Array): void {
     if (!(n > 0)) throw Object.assign(new Error('write made no progress'), { code: 'ENOSPC' });
     done += n;
   }
+  crashPoint();
 }
 
 /**
@@ -84,6 +96,7 @@ export function writeFileAtomic(file: string, data: Data, fs: WriteFs = realFs):
       fs.closeSync(fd);
     }
     fs.renameSync(tmp, file);
+    crashPoint();
   } catch (e) {
     try { fs.unlinkSync(tmp); } catch { /* never created, or already gone */ }
     throw new UserError(`cannot write the file: ${describeFsError(e)}; the file is unchanged`, file);
@@ -103,6 +116,7 @@ function syncDirectory(dir: string): void {
 export function appendText(file: string, text: string, fs: WriteFs = realFs): void {
   try {
     fs.appendFileSync(file, text);
+    crashPoint();
   } catch (e) {
     throw new UserError(`cannot append to the file: ${describeFsError(e)}`, file);
   }
