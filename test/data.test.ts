@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   batches, checkAgainstModel, epochOrder, FASHION_MNIST_CLASSES, loadDataset, loadIdxDataset, loadImageFolder,
-  prefetch, type Dataset,
+  loadTrainingData, prefetch, type Dataset,
 } from '../src/runtime/dataset.ts';
 import { readIdx, writeIdx } from '../src/runtime/idx.ts';
 import { loadImage, normalize } from '../src/runtime/images.ts';
@@ -255,5 +255,71 @@ describe('batches', () => {
       throw new Error('boom');
     };
     await expect((async () => { for await (const _ of prefetch(failing())); })()).rejects.toThrow('boom');
+  });
+});
+
+describe('loadTrainingData: splits and class names that cannot mislead', () => {
+  const root = join(tmp, 'splits');
+  const png = (file: string, value: number) =>
+    sharp(Buffer.alloc(16, value), { raw: { width: 4, height: 4, channels: 1 } }).toColourspace('b-w').png().toFile(file);
+  async function folder(dir: string, classes: Record<string, number>): Promise<string> {
+    for (const [cls, n] of Object.entries(classes)) {
+      mkdirSync(join(dir, cls), { recursive: true });
+      for (let i = 0; i < n; i++) await png(join(dir, cls, `${String(i).padStart(2, '0')}.png`), 10 * i);
+    }
+    return dir;
+  }
+  const spec = { model: 'M', input: [1, 4, 4], seed: 7 };
+
+  it('class folders without train/ and test/ hold out a seeded, stratified validation part', async () => {
+    const dir = await folder(join(root, 'flat'), { cat: 20, dog: 10, owl: 3 });
+    const d = await loadTrainingData(dir, spec);
+    expect(d.evalName).toBe('val');
+    const count = (ds: Dataset, label: number) => [...ds.labels].filter((l) => l === label).length;
+    expect([0, 1, 2].map((c) => count(d.eval!, c))).toEqual([2, 1, 1]); // 10% of each class, at least one
+    expect([0, 1, 2].map((c) => count(d.train, c))).toEqual([18, 9, 2]);
+    expect(d.notices[0]).toBe(`notice: ${dir} has no train/ and test/ split; holding out 4 of its 33 images (10% of each class, seeded) for validation (--val-split)`);
+    // No image is in both parts, and the same seed gives the same split.
+    const key = (ds: Dataset, i: number) => `${ds.labels[i]}:${ds.images[i * 16]}`;
+    const trainKeys = new Set(Array.from({ length: d.train.size }, (_, i) => key(d.train, i)));
+    for (let i = 0; i < d.eval!.size; i++) expect(trainKeys.has(key(d.eval!, i))).toBe(false);
+    expect((await loadTrainingData(dir, spec)).eval!.images).toEqual(d.eval!.images);
+    expect((await loadTrainingData(dir, { ...spec, seed: 8 })).eval!.images).not.toEqual(d.eval!.images);
+    const half = await loadTrainingData(dir, { ...spec, valSplit: 0.5 });
+    expect(half.eval!.size).toBe(10 + 5 + 2);
+    const none = await loadTrainingData(dir, { ...spec, valSplit: 0 });
+    expect(none.eval).toBeUndefined();
+    expect(none.notices[0]).toContain('training without evaluation');
+    await expectUserError(loadTrainingData(dir, { ...spec, valSplit: 1 }), '--val-split 1', 'fraction in [0, 1)');
+  });
+
+  it('a test/ folder lacking a class keeps every label by name, with a warning naming the class', async () => {
+    const dir = join(root, 'split');
+    await folder(join(dir, 'train'), { ant: 2, bee: 2, cow: 2 });
+    await folder(join(dir, 'test'), { ant: 1, cow: 2 });
+    const d = await loadTrainingData(dir, spec);
+    expect(d.evalName).toBe('test');
+    expect([...d.eval!.labels]).toEqual([0, 2, 2]); // cow stays label 2, not shifted to 1
+    expect(d.eval!.classes).toEqual(['ant', 'bee', 'cow']);
+    expect(d.notices).toEqual([`warning: ${join(dir, 'test')} has no folder for class 'bee'; the test accuracy does not cover it`]);
+    await expectUserError(loadDataset(join(root, 'flat'), { split: 'test', channels: 1, height: 4, width: 4 }), 'has no test split');
+  });
+
+  it("the model's classes= must name the folders; labels follow its order", async () => {
+    const dir = await folder(join(root, 'named'), { ant: 2, bee: 2 });
+    const d = await loadTrainingData(dir, { ...spec, classes: ['bee', 'ant'], valSplit: 0 });
+    expect(d.train.classes).toEqual(['bee', 'ant']);
+    expect([...d.train.labels]).toEqual([1, 1, 0, 0]);
+    await expectUserError(loadTrainingData(dir, { ...spec, classes: ['ant', 'wasp'] }), dir,
+      "the class folders [ant, bee] do not match the model's classes= [ant, wasp]");
+  });
+
+  it('--resize converts, and says how many images it converted', async () => {
+    const dir = await folder(join(root, 'sizes'), { ant: 2, bee: 2 });
+    await sharp({ create: { width: 9, height: 7, channels: 3, background: { r: 200, g: 10, b: 10 } } }).png().toFile(join(dir, 'bee', 'big.png'));
+    await expectUserError(loadTrainingData(dir, spec), join(dir, 'bee', 'big.png'), 'image is 3x7x9', 'takes 1x4x4');
+    const d = await loadTrainingData(dir, { ...spec, resize: true, valSplit: 0 });
+    expect(d.train.size).toBe(5);
+    expect(d.notices).toContain(`notice: --resize converted 1 image to 1x4x4 (the first: ${join(dir, 'bee', 'big.png')}, 3x7x9)`);
   });
 });

@@ -2,14 +2,15 @@
  * `cnnc compile --train -o DIR`: the graphs, initial checkpoint and signature, usable with plain
  * onnxruntime outside cnnc; and `cnnc train --init FILE` starting from pretrained weights.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { compileCommand } from '../src/cli/compile.ts';
 import { trainCommand } from '../src/cli/train.ts';
-import { loadCheckpoint } from '../src/runtime/checkpoint.ts';
+import { loadCheckpoint, readWeights } from '../src/runtime/checkpoint.ts';
+import { predictCommand } from '../src/cli/predict.ts';
 import { onnxCheck, onnxPython } from './helpers/onnx-check.ts';
 import { uniform } from './helpers/random.ts';
 
@@ -67,5 +68,33 @@ describe('cnnc train --init', () => {
     await trainCommand(file, { data: '/usr/share/datasets/fashion-mnist', epochs: '1', limitTrain: '16', limitTest: '16', threads: '1', out: join(dir, 'run'), init: join(pre, 'init.ckpt') },
       { log, print: () => {}, handleSigint: false });
     expect(lines.join('')).toMatch(/init from .*init\.ckpt: 4 tensors matched/);
+  });
+});
+
+describe('class names from the data set', () => {
+  it('folder names are stored in the checkpoint, and predict prints them for a model without classes=', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'm.cnn');
+    writeFileSync(file, 'model M {\n  input 1x4x4\n  flatten -> dense 2\n  train {\n    batch: 4\n    epochs: 1\n  }\n}\n');
+    const sharp = (await import('sharp')).default;
+    for (const [cls, value] of [['dark', 20], ['light', 230]] as const) {
+      mkdirSync(join(dir, 'data', cls), { recursive: true });
+      for (let i = 0; i < 5; i++) {
+        await sharp(Buffer.alloc(16, value + i), { raw: { width: 4, height: 4, channels: 1 } }).toColourspace('b-w').png().toFile(join(dir, 'data', cls, `${i}.png`));
+      }
+    }
+    const lines: string[] = [];
+    const log = { isTTY: false, write: (s: string) => { lines.push(s); return true; } };
+    await trainCommand(file, { data: join(dir, 'data'), out: join(dir, 'run'), threads: '1', valSplit: '0.2' }, { log, print: () => {}, handleSigint: false });
+    expect(lines.join('')).toMatch(/training M: 1 epochs of 2 steps \(batch 4\), 8 training and 2 val samples/);
+    const weights = readWeights(join(dir, 'run', 'last.ckpt'));
+    expect(weights.classes).toEqual(['dark', 'light']);
+    const printed: string[] = [];
+    const log0 = console.log;
+    console.log = (s: string) => { printed.push(s); };
+    try {
+      await predictCommand(file, [join(dir, 'data', 'light', '0.png')], { weights: join(dir, 'run', 'last.ckpt'), top: 2, device: 'cpu' });
+    } finally { console.log = log0; }
+    expect(printed[0]).toMatch(/0\.png: (dark|light) \d+\.\d%, (dark|light) \d+\.\d%$/);
   });
 });
