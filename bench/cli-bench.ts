@@ -15,6 +15,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import {
   createMessageConnection,
@@ -67,6 +68,19 @@ async function timeLsp(): Promise<number> {
   return ms;
 }
 
+/** CPU seconds the whole machine has been busy, and this process with its waited-for children (Linux). */
+function cpuSeconds(): { machine: number; ours: number } {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const self = readFileSync('/proc/self/stat', 'utf8');
+    const g = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number);
+    // user nice system _ _ irq softirq steal; utime stime cutime cstime
+    return { machine: (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100, ours: (g[11] + g[12] + g[13] + g[14]) / 100 };
+  } catch {
+    return { machine: NaN, ours: NaN };
+  }
+}
+
 interface Case {
   name: string;
   run: () => number | Promise<number>;
@@ -79,17 +93,25 @@ const CASES: Case[] = [
   { name: '`cnnc lsp --stdio`: spawn + initialize → first publishDiagnostics (resnet50.cnn)', run: timeLsp },
 ];
 
-/** ROUNDS rounds (plus one warm-up), each case once per round, the order rotating. */
-async function measure(): Promise<number[][]> {
+/**
+ * ROUNDS rounds (plus one warm-up), each case once per round, the order rotating. Also returns the
+ * CPU that other processes used meanwhile, in cores (0: the machine was ours).
+ */
+async function measure(): Promise<{ times: number[][]; others: number }> {
   const times = CASES.map(() => [] as number[]);
+  let start = cpuSeconds();
+  let t0 = performance.now();
   for (let round = -1; round < ROUNDS; round++) {
+    if (round === 0) [start, t0] = [cpuSeconds(), performance.now()];
     for (let k = 0; k < CASES.length; k++) {
       const i = (k + Math.max(round, 0)) % CASES.length;
       const ms = await CASES[i].run();
       if (round >= 0) times[i].push(ms);
     }
   }
-  return times;
+  const end = cpuSeconds();
+  const wall = (performance.now() - t0) / 1000;
+  return { times, others: Math.max(0, (end.machine - start.machine - (end.ours - start.ours)) / wall) };
 }
 
 function table(all: Stats[]): string[] {
@@ -102,13 +124,14 @@ function table(all: Stats[]): string[] {
 }
 
 async function main(): Promise<void> {
-  const all = (await measure()).map(stats);
+  const { times, others } = await measure();
+  const all = times.map(stats);
   const [, check, tsc, lsp] = all;
   const out = [
     '## CLI start-up',
     '',
     `Command: \`npm run bench:cli\` (bench/cli-bench.ts; ${ROUNDS} interleaved rounds after one warm-up; wall-clock time from spawn to exit). ` +
-      `${new Date().toISOString().slice(0, 10)}, Node ${process.version}.`,
+      `${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus().length} cores; other processes used ${fmt(others, 2)} cores on average meanwhile.`,
     '',
     ...table(all),
     '',
