@@ -1,12 +1,17 @@
 /** The TextMate grammar and the VS Code extension manifest agree with the language. */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { layerNames } from '../src/compiler/layers/index.ts';
 import { keywords } from '../src/compiler/lexer.ts';
 
 const read = (path: string) => JSON.parse(readFileSync(new URL(`../${path}`, import.meta.url), 'utf8'));
 
-interface Rule { match?: string; begin?: string; end?: string; name?: string; patterns?: Rule[] }
+interface Captures { [group: string]: { name: string } }
+interface Rule {
+  match?: string; begin?: string; end?: string; name?: string; include?: string; patterns?: Rule[];
+  captures?: Captures; beginCaptures?: Captures; endCaptures?: Captures;
+}
+interface Grammar { patterns: Rule[]; repository: Record<string, Rule> }
 
 function* rules(node: unknown): Generator<Rule> {
   if (Array.isArray(node)) for (const n of node) yield* rules(n);
@@ -26,8 +31,8 @@ describe('grammar/cnn.tmLanguage.json', () => {
   });
 
   it('names every layer kind and alias of the registry, and every keyword', () => {
-    const layerRule = all.find((r) => r.name === 'support.function.layer.cnn')!;
-    const listed = new Set(/\(([^)]*)\)/.exec(layerRule.match!)![1].split('|'));
+    const layerRule = all.find((r) => r.beginCaptures?.['1']?.name === 'support.function.layer.cnn')!;
+    const listed = new Set(/\(([^)]*)\)/.exec(layerRule.begin!)![1].split('|'));
     expect([...listed].sort()).toEqual([...layerNames].sort());
     const text = JSON.stringify(grammar);
     for (const k of keywords) expect(text).toContain(String(k.PATTERN).slice(1, -1));
@@ -54,5 +59,137 @@ describe('editors/vscode/package.json', () => {
     expect(pkg.contributes.languages[0]).toMatchObject({ id: 'cnn', extensions: ['.cnn'] });
     expect(pkg.contributes.grammars[0]).toMatchObject({ language: 'cnn', scopeName: read('grammar/cnn.tmLanguage.json').scopeName });
     expect(pkg.main).toBe('./extension.js');
+  });
+});
+
+/**
+ * A small TextMate tokenizer, enough for this grammar (match, begin/end, captures, includes),
+ * following vscode-textmate's rules: at each point the leftmost match wins, the open rule's end
+ * pattern first on a tie, then the patterns in order; lines are matched one at a time.
+ */
+class Tokenizer {
+  private readonly regexps = new Map<string, RegExp>();
+  constructor(private readonly grammar: Grammar) {}
+
+  private regexp(source: string): RegExp {
+    let re = this.regexps.get(source);
+    if (!re) this.regexps.set(source, (re = new RegExp(source, 'dg')));
+    return re;
+  }
+
+  /** A rule's patterns with includes resolved, in order. */
+  private expand(patterns: Rule[]): Rule[] {
+    return patterns.flatMap((p) => {
+      if (!p.include) return [p];
+      const target = p.include === '$self' ? { patterns: this.grammar.patterns } : this.grammar.repository[p.include.slice(1)];
+      return target.match || target.begin ? [target] : this.expand(target.patterns ?? []);
+    });
+  }
+
+  /** Scopes for every character of `text`, by line and column. */
+  tokenize(text: string): string[][][] {
+    const stack: Rule[] = [];
+    return text.split('\n').map((line) => {
+      const scopes: string[][] = Array.from({ length: line.length }, () => []);
+      const paint = (from: number, to: number, names: (string | undefined)[]) => {
+        for (let i = from; i < to; i++) for (const n of names) if (n) scopes[i].push(n);
+      };
+      let pos = 0;
+      while (pos <= line.length) {
+        const top = stack.at(-1);
+        const candidates: { rule: Rule; source: string; end: boolean }[] = [];
+        if (top) candidates.push({ rule: top, source: top.end!, end: true });
+        for (const r of this.expand(top ? top.patterns ?? [] : this.grammar.patterns)) candidates.push({ rule: r, source: (r.match ?? r.begin)!, end: false });
+        let best: { rule: Rule; end: boolean; m: RegExpExecArray } | undefined;
+        for (const c of candidates) {
+          const re = this.regexp(c.source);
+          re.lastIndex = pos;
+          const m = re.exec(line);
+          if (m && (!best || m.index < best.m.index)) best = { rule: c.rule, end: c.end, m };
+        }
+        const open = stack.map((r) => r.name);
+        if (!best) {
+          paint(pos, line.length, open);
+          break;
+        }
+        const { rule, end, m } = best;
+        const [from, to] = m.indices![0];
+        paint(pos, from, open);
+        if (end) stack.pop();
+        else if (rule.begin) stack.push(rule);
+        paint(from, to, end ? open : [...open, rule.name]);
+        const captures = end ? rule.endCaptures : rule.match ? rule.captures : rule.beginCaptures;
+        for (const [g, c] of Object.entries(captures ?? {})) {
+          const span = m.indices![Number(g)];
+          if (span) paint(span[0], span[1], [c.name]);
+        }
+        // an empty end (a lookahead, or $) only closes its rule; any other empty match moves on a character
+        pos = to === from && !end ? to + 1 : to;
+      }
+      return scopes;
+    });
+  }
+}
+
+describe('grammar/cnn.tmLanguage.json scopes', () => {
+  const tokenizer = new Tokenizer(read('grammar/cnn.tmLanguage.json'));
+  /** The scopes of the first character of `word` (its `nth` occurrence) in `text`. */
+  const scopeAt = (text: string, word: string, nth = 0) => {
+    const lines = tokenizer.tokenize(text);
+    let offset = -1;
+    for (let i = 0; i <= nth; i++) offset = text.indexOf(word, offset + 1);
+    if (offset < 0) throw new Error(`${word} not in text`);
+    const before = text.slice(0, offset).split('\n');
+    return lines[before.length - 1][before.at(-1)!.length];
+  };
+
+  it('scopes a step label spelled like a layer as a label, with its colon', () => {
+    const text = 'model M {\n  input 3x8x8\n  fc: dense 1000 -> relu: relu\n}\n';
+    expect(scopeAt(text, 'fc')).toEqual(['entity.name.label.cnn']);
+    expect(scopeAt(text, ':')).toEqual(['punctuation.separator.label.cnn']);
+    expect(scopeAt(text, 'dense')).toContain('support.function.layer.cnn');
+    expect(scopeAt(text, 'relu')).toEqual(['entity.name.label.cnn']);
+    expect(scopeAt(text, 'relu', 1)).toContain('support.function.layer.cnn');
+  });
+
+  it('scopes block parameters where the body uses them', () => {
+    const text = 'block unit(c, k, n) {\n  conv c*2 k pad=same -> bn\n  -> repeat n { conv c 1x1 }\n  -> inner(c, k=k)\n}\n';
+    expect(scopeAt(text, 'c,')).toContain('variable.parameter.cnn'); // the declaration, as before
+    expect(scopeAt(text, 'c*2')).toContain('variable.parameter.cnn');
+    expect(scopeAt(text, '*2')).toContain('keyword.operator.arithmetic.cnn');
+    expect(scopeAt(text, 'k pad')).toContain('variable.parameter.cnn');
+    expect(scopeAt(text, 'pad')).toContain('variable.parameter.option.cnn');
+    expect(scopeAt(text, 'same')).toContain('constant.language.cnn');
+    expect(scopeAt(text, 'n {')).toContain('variable.parameter.cnn');
+    expect(scopeAt(text, 'c 1x1')).toContain('variable.parameter.cnn');
+    expect(scopeAt(text, '1x1')).toContain('constant.numeric.shape.cnn');
+    expect(scopeAt(text, 'inner')).toContain('entity.name.function.call.cnn');
+    expect(scopeAt(text, 'c, k=k')).toContain('variable.parameter.cnn');
+    expect(scopeAt(text, 'k=k')).toContain('variable.parameter.option.cnn');
+    expect(scopeAt(text, 'k)')).toContain('variable.parameter.cnn');
+  });
+
+  it('keeps layers, numbers, options, arrows, comments and train fields as they were', () => {
+    const text = 'model M {\n  input 3x32x32\n  conv 32 3x3 stride=2 # note\n  -> residual project { relu } -> dense 10\n  train {\n    loss: cross_entropy\n  }\n}\n';
+    expect(scopeAt(text, 'conv')).toContain('support.function.layer.cnn');
+    expect(scopeAt(text, '32 ')).toContain('constant.numeric.cnn');
+    expect(scopeAt(text, 'stride')).toContain('variable.parameter.option.cnn');
+    expect(scopeAt(text, '# note')).toContain('comment.line.number-sign.cnn');
+    expect(scopeAt(text, '->')).toContain('keyword.operator.arrow.cnn');
+    expect(scopeAt(text, 'residual')).toContain('keyword.control.cnn');
+    expect(scopeAt(text, 'project')).toContain('keyword.other.shortcut.cnn');
+    expect(scopeAt(text, 'loss')).toContain('variable.other.property.train.cnn');
+    expect(scopeAt(text, 'cross_entropy')).toContain('constant.language.train.cnn');
+  });
+
+  it('leaves no name in the examples unscoped but block uses written without arguments', () => {
+    const dir = new URL('../examples/', import.meta.url);
+    for (const file of readdirSync(dir, { recursive: true }).map(String).filter((f) => f.endsWith('.cnn'))) {
+      const text = readFileSync(new URL(file, dir), 'utf8');
+      const blocks = new Set([...text.matchAll(/\bblock\s+(\w+)/g)].map((m) => m[1]));
+      const lines = tokenizer.tokenize(text);
+      const bare = text.split('\n').flatMap((line, i) => [...line.matchAll(/[A-Za-z_]\w*/g)].filter((m) => lines[i][m.index].length === 0).map((m) => m[0]));
+      expect(bare.filter((w) => !blocks.has(w)), file).toEqual([]);
+    }
   });
 });
