@@ -1,6 +1,8 @@
 /** No input, however malformed, crashes or hangs the checker: it ends with diagnostics. */
 import { describe, expect, it } from 'vitest';
 import { check } from '../src/index.ts';
+import { MAX_DIAGNOSTICS } from '../src/compiler/diagnostics.ts';
+import { LineMap } from '../src/compiler/source.ts';
 import { rng } from './helpers/random.ts';
 
 function junk(seed: number, length: number): string {
@@ -43,9 +45,50 @@ describe('malformed input', () => {
     expect(r.diagnostics.map((d) => d.code)).toContain('CNN1003');
   });
 
-  it('expansion is bounded: nested repeats cannot blow up', () => {
-    const r = check('model m { input 4x8x8 repeat 10000 { repeat 10000 { relu } } }');
-    expect(r.diagnostics.map((d) => d.code)).toContain('CNN2012');
+  it('expansion is bounded: nested repeats are refused before they expand, at the use', () => {
+    const text = 'model m { input 4x8x8 repeat 10000 { repeat 10000 { relu } } }';
+    const r = check(text);
+    expect(r.diagnostics.map((d) => [d.code, text.slice(d.span.start, d.span.end)])).toEqual([['CNN2022', 'repeat 10000']]);
+    expect(r.diagnostics[0].message).toContain('100,000,000 layers');
+  });
+
+  it('blocks that each use the one before twice (2^40 layers) are refused at the use, naming its size', () => {
+    const blocks = ['block b0 { relu }', ...Array.from({ length: 40 }, (_, i) => `block b${i + 1} { b${i} -> b${i} }`)];
+    const text = `${blocks.join('\n')}\nmodel m { input 4x8x8 b40 }`;
+    const t0 = performance.now();
+    const r = check(text);
+    expect(performance.now() - t0).toBeLessThan(2000); // it ran out of memory before
+    expect(r.diagnostics.map((d) => [d.code, text.slice(d.span.start, d.span.end)])).toEqual([['CNN2022', 'b40']]);
+    expect(r.diagnostics[0].message).toContain(`${(2 ** 40).toLocaleString('en-US')} layers`);
+  });
+
+  it('a use that fits the limit still expands', () => {
+    const r = check('block pair { relu -> relu }\nmodel m { input 4x8x8 repeat 100 { repeat 10 { pair } } }');
+    expect(r.diagnostics).toEqual([]);
+  });
+
+  it('many mistakes are capped, the rest counted in one closing diagnostic', () => {
+    const names = Array.from({ length: 1000 }, (_, i) => `nope${i}`).join(' -> ');
+    const r = check(`model m { input 4x8x8 ${names} }`);
+    expect(r.diagnostics).toHaveLength(MAX_DIAGNOSTICS + 1);
+    const last = r.diagnostics[MAX_DIAGNOSTICS];
+    expect(last.code).toBe('CNN2021');
+    expect(last.message).toContain(`${1000 - MAX_DIAGNOSTICS} more problems`);
+  });
+
+  it('a mistake inside a repeated block is reported once, not once per copy', () => {
+    const r = check('block b { relu -> rleu }\nmodel m { input 4x8x8 repeat 50 { b } -> b }');
+    expect(r.diagnostics.map((d) => d.code)).toEqual(['CNN2001']);
+  });
+
+  it('a lone carriage return ends a line, as in editors and the LSP', () => {
+    const text = '# a comment\rmodel m { input 1x8x8 relu }\r';
+    const r = check(text);
+    expect(r.diagnostics).toEqual([]);
+    expect(r.models.map((m) => m.name)).toEqual(['m']);
+    const lines = new LineMap('a\rb\r\nc\nd');
+    expect([2, 5, 7].map((o) => lines.position(o))).toEqual([{ line: 1, character: 0 }, { line: 2, character: 0 }, { line: 3, character: 0 }]);
+    expect([0, 1, 2, 3].map((l) => lines.lineText(l))).toEqual(['a', 'b', 'c', 'd']);
   });
 
   it('a long chain of distinct blocks is bounded in depth', () => {

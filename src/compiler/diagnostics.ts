@@ -40,6 +40,7 @@ function entry<P = undefined>(code: string, severity: Severity, message: (p: P) 
 }
 
 type Shape = readonly number[];
+const sizeText = (n: number) => (Number.isFinite(n) && n >= 1e15 ? n.toExponential(2) : n.toLocaleString('en-US'));
 const fmt = (s: Shape) => s.join('×');
 
 export const catalog = {
@@ -76,6 +77,10 @@ export const catalog = {
   divisionByZero: entry('CNN2019', 'error', () => 'division by zero'),
   optionWithoutEffect: entry<{ field: string; option: string; kind: string }>(
     'CNN2020', 'warning', (p) => `${p.field} option "${p.option}" has no effect with ${p.kind}`),
+  useTooLarge: entry<{ use: string; size: number; limit: number }>(
+    'CNN2022', 'error', (p) => `${p.use} would expand to ${sizeText(p.size)} layers, over the limit of ${p.limit.toLocaleString('en-US')}; it is not expanded`),
+  moreDiagnostics: entry<{ hidden: number; errors: number }>(
+    'CNN2021', 'error', (p) => `${p.hidden.toLocaleString('en-US')} more problems (${p.errors.toLocaleString('en-US')} errors) are not shown; fix the ones above first`),
 
   // 3xxx: shapes and sizes
   kernelTooLarge: entry<{ layer: string; what: string; kernel: string; input: string }>(
@@ -116,6 +121,39 @@ export interface DiagnosticExtras {
 export function diagnostic<K extends CatalogKey>(key: K, span: Span, params: ParamsOf<K>, extras: DiagnosticExtras = {}): Diagnostic {
   const e = catalog[key] as Entry<ParamsOf<K>>;
   return { code: e.code, severity: e.severity, message: e.message(params), span, ...extras };
+}
+
+/** The most diagnostics a check reports; the rest are counted in one closing diagnostic. */
+export const MAX_DIAGNOSTICS = 200;
+
+/**
+ * A check's diagnostics as reported: in text order, each reported once (a block used many times
+ * reports its own mistakes once), each inside the text, at most MAX_DIAGNOSTICS and then one
+ * that counts the rest.
+ */
+export function finishDiagnostics(diags: readonly Diagnostic[], textLength: number): Diagnostic[] {
+  const seen = new Set<string>();
+  const unique = diags.map((d) => insideText(d, textLength)).filter((d) => {
+    const key = `${d.code} ${d.span.start} ${d.span.end} ${d.message}`;
+    return !seen.has(key) && Boolean(seen.add(key));
+  });
+  unique.sort((a, b) => a.span.start - b.span.start);
+  if (unique.length <= MAX_DIAGNOSTICS) return unique;
+  const hidden = unique.slice(MAX_DIAGNOSTICS);
+  const errors = hidden.filter((d) => d.severity === 'error').length;
+  const more = diagnostic('moreDiagnostics', hidden[0].span, { hidden: hidden.length, errors });
+  return [...unique.slice(0, MAX_DIAGNOSTICS), errors ? more : { ...more, severity: 'warning' }];
+}
+
+/**
+ * The diagnostic with its range inside the text: recovery can build a node from no tokens, whose
+ * span then ends before it starts or lies past the end; such a range becomes the point it starts at.
+ */
+function insideText(d: Diagnostic, textLength: number): Diagnostic {
+  const { start, end } = d.span;
+  if (0 <= start && start <= end && end <= textLength) return d;
+  const at = Math.max(0, Math.min(start, textLength));
+  return { ...d, span: { start: at, end: Math.max(at, Math.min(end, textLength)) } };
 }
 
 export function hasErrors(diags: readonly Diagnostic[]): boolean {

@@ -20,6 +20,7 @@
 import type { IToken, TokenType } from 'chevrotain';
 import * as T from './lexer.ts';
 import { parse } from './parser.ts';
+import { hasLineBreak } from './source.ts';
 
 export const FORMAT_WIDTH = 100;
 const INDENT = '  ';
@@ -136,7 +137,7 @@ class Writer {
     for (let k = this.flushed + 1; k <= i; k++) {
       for (const c of this.commentsBefore[k] ?? []) {
         const image = commentText(c);
-        const trailing = this.hasContent && !this.text.slice(this.lastEnd, c.startOffset).includes('\n');
+        const trailing = this.hasContent && !hasLineBreak(this.text.slice(this.lastEnd, c.startOffset));
         if (trailing) {
           if (c.tokenType === T.Comment) this.trailing.set(this.lines.length, this.line.trimEnd().length);
           this.line += ' ' + image;
@@ -160,7 +161,7 @@ class Writer {
   private nl(level: number, nextStart: number, closing: boolean): void {
     if (this.hasContent) {
       this.lines.push(this.line.trimEnd());
-      const sourceBlank = /\n[ \t\r\f\v]*\n/.test(this.text.slice(this.lastEnd, nextStart));
+      const sourceBlank = /(?:\r\n?|\n)[ \t\f\v]*(?:\r\n?|\n)/.test(this.text.slice(this.lastEnd, nextStart));
       if ((this.blank || sourceBlank) && !this.afterOpen && !closing) this.lines.push('');
     }
     this.line = INDENT.repeat(level);
@@ -330,7 +331,7 @@ class Formatter {
     i = this.step(i, w, home);
     while (this.is(i, T.Arrow)) {
       const next = this.tokens[i + 1];
-      const brokeInSource = next !== undefined && this.text.slice(this.tokens[i - 1].endOffset! + 1, next.startOffset).includes('\n');
+      const brokeInSource = next !== undefined && hasLineBreak(this.text.slice(this.tokens[i - 1].endOffset! + 1, next.startOffset));
       const onNewLine = !inline && !w.measuring && (brokeInSource || w.col + 4 + this.measure(i + 1) > FORMAT_WIDTH);
       if (onNewLine) w.newline(cont);
       w.tok(i, true, onNewLine);
@@ -404,7 +405,7 @@ class Formatter {
     const close = this.match.get(i);
     if (close === undefined) throw new Error('unbalanced braces');
     const open = this.tokens[i];
-    if (this.text.slice(open.startOffset, this.tokens[close].startOffset).includes('\n')) return true;
+    if (hasLineBreak(this.text.slice(open.startOffset, this.tokens[close].startOffset))) return true;
     for (let k = i + 1; k <= close; k++) if (this.commentsBefore[k].length) return true;
     if (w.measuring) return false;
     const m = new Writer(this.text, this.tokens, this.commentsBefore, true);

@@ -14,9 +14,9 @@ import type * as A from './ast.ts';
 import { checkFile } from './checker.ts';
 import { Arrow, cnnLexer, LBrace, RBrace } from './lexer.ts';
 import { bracesLeftOpen, closeOpenBodies, parse, parseRestRecovering, parseStepsRecovering, virtualBraces, type ClosedBody, type ParseResult } from './parser.ts';
-import { catalog, type Diagnostic } from './diagnostics.ts';
+import { catalog, finishDiagnostics, type Diagnostic } from './diagnostics.ts';
 import { moveSpan, StepCache, type StepLookup } from './step-cache.ts';
-import type { Span } from './source.ts';
+import { lineEndOf, lineStartOf, type Span } from './source.ts';
 import type { CheckResult } from '../index.ts';
 
 /**
@@ -58,10 +58,9 @@ export class DocumentChecker {
         this.base = { text, ast: parsed.ast, syntax: new Map(), endAnchored: new Set() };
       } else cache = undefined; // checked on its own: the base and the cache stay as they were
     }
-    const diagnostics = [...parsed.diagnostics];
-    const models = checkFile(parsed.ast, diagnostics, cache);
-    diagnostics.sort((a, b) => a.span.start - b.span.start);
-    return { file: this.file, text, ast: parsed.ast, models, diagnostics };
+    const found = [...parsed.diagnostics];
+    const models = checkFile(parsed.ast, found, cache);
+    return { file: this.file, text, ast: parsed.ast, models, diagnostics: finishDiagnostics(found, text.length) };
   }
 
   /** `text` parsed from the base version, with the cache its check may use; undefined when the edit needs a full parse. */
@@ -258,8 +257,8 @@ function lexWhole(text: string): IToken[] | undefined {
   let tokens: IToken[] | undefined;
   const edit = previous && changedRange(previous.text, text);
   // Whole lines: no token crosses their edges (block comments make relex give up).
-  const start = edit ? previous.text.lastIndexOf('\n', edit.start - 1) + 1 : 0;
-  const end = edit ? lineEnd(previous.text, edit.oldEnd) : 0;
+  const start = edit ? lineStartOf(previous.text, edit.start) : 0;
+  const end = edit ? lineEndOf(previous.text, edit.oldEnd) : 0;
   // (Another document's text, or a large change: lexed whole.)
   const relexed = previous && edit && end - start < text.length / 2 ? relex(previous.text, text, start, end, edit.delta) : undefined;
   if (previous && edit && relexed) {
@@ -283,10 +282,6 @@ function lexWhole(text: string): IToken[] | undefined {
 }
 let lastLexed: { text: string; tokens: IToken[] } | undefined;
 
-function lineEnd(text: string, at: number): number {
-  const i = text.indexOf('\n', at);
-  return i < 0 ? text.length : i;
-}
 
 const isUnclosed = (d: Diagnostic) => d.code === catalog.unclosedBody.code;
 const unclosed = (lists: Iterable<Diagnostic[]>) => [...lists].flat().filter(isUnclosed);
@@ -453,9 +448,9 @@ function editSite(ast: A.SourceFile, start: number, end: number): Site | undefin
  * comments, so a region holding any block-comment delimiter is left to the full parse.
  */
 function relex(before: string, after: string, from: number, oldTo: number, delta: number): { tokens: IToken[]; replaced: number; oldBraces: string } | undefined {
-  const lineStart = before.lastIndexOf('\n', from - 1) + 1;
-  const oldRegion = before.slice(lineStart, lineEnd(before, oldTo));
-  const newRegion = after.slice(lineStart, lineEnd(after, oldTo + delta));
+  const lineStart = lineStartOf(before, from);
+  const oldRegion = before.slice(lineStart, lineEndOf(before, oldTo));
+  const newRegion = after.slice(lineStart, lineEndOf(after, oldTo + delta));
   if (/\/\*|\*\//.test(oldRegion) || /\/\*|\*\//.test(newRegion)) return undefined;
   const oldLexed = cnnLexer.tokenize(oldRegion);
   const newLexed = cnnLexer.tokenize(newRegion);

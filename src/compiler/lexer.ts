@@ -21,12 +21,12 @@ export const keywords = [Model, Block, Input, Repeat, Residual, Concat, Add, Gat
 
 export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\f\v]+/, group: Lexer.SKIPPED, line_breaks: true });
 /** Comments go to the `comments` group: the parser never sees them; the formatter and the editor read them. */
-export const Comment = createToken({ name: 'Comment', pattern: /(?:#|\/\/)[^\n]*/, group: 'comments' });
+export const Comment = createToken({ name: 'Comment', pattern: /(?:#|\/\/)[^\r\n]*/, group: 'comments' });
 export const BlockComment = createToken({ name: 'BlockComment', pattern: /\/\*[\s\S]*?\*\//, group: 'comments', line_breaks: true });
 /** `3x224x224`, `3x3`: sizes written as one token so that `x` never reads as a name. */
 export const Dims = createToken({ name: 'Dims', pattern: /\d[\d_]*(?:x\d[\d_]*)+(?![A-Za-z0-9_])/ });
 export const NumberLiteral = createToken({ name: 'NumberLiteral', pattern: /(?:\d[\d_]*(?:\.\d[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?/ });
-export const StringLiteral = createToken({ name: 'StringLiteral', pattern: /"[^"\n]*"/ });
+export const StringLiteral = createToken({ name: 'StringLiteral', pattern: /"[^"\r\n]*"/ });
 export const Arrow = createToken({ name: 'Arrow', pattern: /->/ });
 export const LBrace = createToken({ name: 'LBrace', pattern: /\{/ });
 export const RBrace = createToken({ name: 'RBrace', pattern: /\}/ });

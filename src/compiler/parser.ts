@@ -6,7 +6,7 @@ import { CstParser, createTokenInstance, type CstNode, type IToken, type CstElem
 import * as T from './lexer.ts';
 import type * as A from './ast.ts';
 import { diagnostic, type Diagnostic } from './diagnostics.ts';
-import type { Span } from './source.ts';
+import { lineStartOf, NextLineBreak, type Span } from './source.ts';
 
 const MAX_NESTING = 64;
 const MAX_SYNTAX_ERRORS = 50;
@@ -325,13 +325,11 @@ export function closeOpenBodies(tokens: IToken[], text: string): { tokens: IToke
   let header = false; // after `model`, `block` or `train`: the next `{` opens a declaration or section
   let body = false; // after `repeat`, `residual`, `concat`, `add`, `gate` or `frozen`: the next `{` opens a step's body
   let lineIndent = 0; // the column of the first token on the current line
-  let newline = -1; // the first line break after the previous token (kept moving forward: linear in the text)
+  const breaks = new NextLineBreak(text);
   for (const t of tokens) {
     const previous = out[out.length - 1];
-    const from = previous ? previous.endOffset! + 1 : 0;
-    if (newline < from) newline = text.indexOf('\n', from) >>> 0; // none: 2^32 - 1, past any token
-    if (!previous || newline < t.startOffset) {
-      lineIndent = t.startOffset - (text.lastIndexOf('\n', t.startOffset - 1) + 1);
+    if (!previous || breaks.after(previous.endOffset! + 1) < t.startOffset) {
+      lineIndent = t.startOffset - lineStartOf(text, t.startOffset);
       // Close the innermost bodies this line is not inside: a `}` at their depth is their own.
       for (let top = open[open.length - 1]; previous && missing > 0 && top?.step && (lineIndent < top.indent || (lineIndent === top.indent && t.tokenType !== T.RBrace)); top = open[open.length - 1]) {
         const close = createTokenInstance(T.RBrace, '}', previous.endOffset! + 1, previous.endOffset!, NaN, NaN, NaN, NaN);

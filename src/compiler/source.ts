@@ -13,12 +13,56 @@ export function spanOf(first: Span, last: Span): Span {
   return { start: first.start, end: last.end };
 }
 
+/*
+ * Line breaks are "\n", "\r\n" and a lone "\r", as the LSP and editors count them; the lexer, the
+ * formatter and the parser's recovery use the same rule through these helpers.
+ */
+const CR = 13;
+const LF = 10;
+
+/** Whether `s` holds a line break. */
+export function hasLineBreak(s: string): boolean {
+  return s.includes('\n') || s.includes('\r');
+}
+
+/** The offset where the line holding `offset` starts. */
+export function lineStartOf(text: string, offset: number): number {
+  if (offset <= 0) return 0;
+  return Math.max(text.lastIndexOf('\n', offset - 1), text.lastIndexOf('\r', offset - 1)) + 1;
+}
+
+/** The offset of the first line break at or after `at` (text.length when none). */
+export function lineEndOf(text: string, at: number): number {
+  const lf = text.indexOf('\n', at);
+  const cr = text.indexOf('\r', at);
+  const first = lf < 0 ? cr : cr < 0 ? lf : Math.min(lf, cr);
+  return first < 0 ? text.length : first;
+}
+
+/** The first line break at or after offsets that only move forward: linear in the text over a whole walk. */
+export class NextLineBreak {
+  private lf = -1;
+  private cr = -1;
+
+  constructor(private readonly text: string) {}
+
+  /** The offset of the first line break at or after `from`; 2^32 - 1, past any offset, when none. */
+  after(from: number): number {
+    if (this.lf < from) this.lf = this.text.indexOf('\n', from) >>> 0;
+    if (this.cr < from) this.cr = this.text.indexOf('\r', from) >>> 0;
+    return Math.min(this.lf, this.cr);
+  }
+}
+
 /** Maps offsets to lines and columns; built once per source text. */
 export class LineMap {
   private readonly lineStarts: number[] = [0];
 
   constructor(readonly text: string) {
-    for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) this.lineStarts.push(i + 1);
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      if (c === LF || (c === CR && text.charCodeAt(i + 1) !== LF)) this.lineStarts.push(i + 1);
+    }
   }
 
   position(offset: number): Position {
@@ -41,7 +85,7 @@ export class LineMap {
   lineText(line: number): string {
     const start = this.lineStarts[line] ?? this.text.length;
     const next = this.lineStarts[line + 1];
-    return this.text.slice(start, next === undefined ? undefined : next - 1).replace(/\r$/, '');
+    return this.text.slice(start, next).replace(/\r?\n$|\r$/, '');
   }
 
   get lineCount(): number {

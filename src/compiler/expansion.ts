@@ -1,0 +1,83 @@
+/**
+ * How many layers a piece of the syntax tree expands to, worked out before the checker expands it:
+ * `repeat n { body }` is n times its body, a block use is its body with the use's arguments.
+ * With this the checker refuses a use that would expand past its limit (2^40 layers from 40
+ * blocks that each use the one before twice, nested repeats of 10,000) instead of running out
+ * of memory on the way there. Sizes are memoised per chain and argument values, so the estimate
+ * costs about one walk of the file's text, however large the expansion.
+ */
+import type * as A from './ast.ts';
+import { evaluate, showValue, type Env, type Value } from './args.ts';
+
+const MAX_DEPTH = 128;
+/**
+ * Steps one estimate may visit. Memoised sizes make a file's estimates about linear in its text;
+ * only sizes cut short by the depth limit are not memoised, and where those multiply (blocks that
+ * each use a deeply nested one twice) the estimate stops here and calls the use too large. Each
+ * visit is a layer of the expansion or a body around some, so this is far above the layer limit.
+ */
+const MAX_VISITS = 100_000;
+
+export class ExpansionSize {
+  private readonly memo = new WeakMap<A.Chain, Map<string, number>>();
+  /** How many times the depth limit cut a walk short: such partial sizes are not memoised. */
+  private cuts = 0;
+  private visits = 0;
+
+  constructor(
+    private readonly blocks: ReadonlyMap<string, A.BlockDecl>,
+    private readonly recursive: ReadonlySet<string>,
+  ) {}
+
+  /** Layers `chain` expands to in `env`; Infinity when it is too large to work out. */
+  chain(chain: A.Chain, env: Env, depth = 0): number {
+    if (depth === 0) this.visits = 0;
+    if (depth > MAX_DEPTH) return this.cuts++, 0; // the checker reports the nesting itself
+    if (++this.visits > MAX_VISITS) return Infinity;
+    const key = envKey(env);
+    let byEnv = this.memo.get(chain);
+    const known = byEnv?.get(key);
+    if (known !== undefined) return known;
+    const cutsBefore = this.cuts;
+    let total = 0;
+    for (const step of chain.steps) total += this.step(step, env, depth);
+    if (this.cuts !== cutsBefore) return total;
+    if (!byEnv) this.memo.set(chain, (byEnv = new Map()));
+    byEnv.set(key, total);
+    return total;
+  }
+
+  /** Layers only: a block use is its body, a combinator its bodies (a name that is neither counts one). */
+  private step(step: A.Step, env: Env, depth: number): number {
+    switch (step.kind) {
+      case 'layer': return this.blocks.has(step.name) ? this.call(step, env, depth) : 1;
+      case 'repeat': {
+        const v = step.count && evaluate(step.count, env, []);
+        const count = v?.kind === 'number' && Number.isInteger(v.value) && v.value > 0 ? v.value : 0;
+        // Each copy is a body to check even when empty: `repeat 9999 { repeat 10000 { } }` is work.
+        return count === 0 ? 0 : count * Math.max(1, this.chain(step.body, env, depth + 1));
+      }
+      case 'concat': case 'add': return step.branches.reduce((sum, b) => sum + this.chain(b, env, depth + 1), 0);
+      case 'residual': case 'gate': case 'frozen': return this.chain(step.body, env, depth + 1);
+    }
+  }
+
+  /** A block use: its body with the use's argument values (0 for a recursive block). */
+  private call(step: A.LayerStep, env: Env, depth: number): number {
+    const block = this.blocks.get(step.name);
+    if (!block || this.recursive.has(block.name)) return 0;
+    const inner = new Map<string, Value>();
+    step.args.forEach((a, i) => {
+      const name = a.name ?? block.params[i]?.name;
+      const v = name === undefined ? undefined : evaluate(a.value, env, []);
+      if (name !== undefined && v) inner.set(name, v);
+    });
+    return this.chain(block.body, inner, depth + 1);
+  }
+}
+
+function envKey(env: Env): string {
+  let key = '';
+  for (const [name, value] of env) key += `${name}=${showValue(value)};`;
+  return key;
+}
