@@ -1,6 +1,11 @@
 /** The TextMate grammar and the VS Code extension manifest agree with the language. */
-import { readdirSync, readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { builtinModules, createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
 import { layerNames } from '../src/compiler/layers/index.ts';
 import { keywords } from '../src/compiler/lexer.ts';
 
@@ -54,13 +59,90 @@ describe('grammar/cnn.tmLanguage.json', () => {
 });
 
 describe('editors/vscode/package.json', () => {
-  it('contributes the cnn language and the grammar by its scope', () => {
+  it('contributes the cnn language and the grammar by its scope, and runs the bundle', () => {
     const pkg = read('editors/vscode/package.json');
     expect(pkg.contributes.languages[0]).toMatchObject({ id: 'cnn', extensions: ['.cnn'] });
     expect(pkg.contributes.grammars[0]).toMatchObject({ language: 'cnn', scopeName: read('grammar/cnn.tmLanguage.json').scopeName });
-    expect(pkg.main).toBe('./extension.js');
+    expect(pkg.main).toBe('./dist/extension.js');
+    expect(pkg.publisher).toBeTruthy();
+    expect(pkg.dependencies ?? {}).toEqual({}); // bundled: nothing to install with the extension
+  });
+
+  it('carries its own copy of the grammar, the same as grammar/ (so that it packages outside the repository)', () => {
+    expect(read('editors/vscode/syntaxes/cnn.tmLanguage.json')).toEqual(read('grammar/cnn.tmLanguage.json'));
   });
 });
+
+describe('editors/vscode/server-path.js: where the extension finds cnnc', () => {
+  const { findServer } = createRequire(import.meta.url)('../editors/vscode/server-path.js') as {
+    findServer: (o: { setting?: string; workspaceFolders?: string[]; env?: Record<string, string>; platform?: string }) => { command?: string; via?: string; node?: boolean; error?: string };
+  };
+  const root = mkdtempSync(path.join(tmpdir(), 'cnnc-server-path-'));
+  const executable = (file: string) => {
+    mkdirSync(path.dirname(file), { recursive: true });
+    writeFileSync(file, '#!/bin/sh\n');
+    chmodSync(file, 0o755);
+    return file;
+  };
+  const workspace = path.join(root, 'project');
+  const inWorkspace = executable(path.join(workspace, 'node_modules', '.bin', 'cnnc'));
+  const onPath = executable(path.join(root, 'bin', 'cnnc'));
+  const script = path.join(root, 'checkout', 'bin', 'cnnc.js');
+  executable(script);
+  const env = { PATH: ['/nonexistent', path.join(root, 'bin')].join(':') };
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('takes the setting first, then the workspace, then PATH', () => {
+    expect(findServer({ setting: script, workspaceFolders: [workspace], env, platform: 'linux' })).toEqual({ command: script, via: 'setting', node: true });
+    expect(findServer({ workspaceFolders: [path.join(root, 'empty'), workspace], env, platform: 'linux' })).toEqual({ command: inWorkspace, via: 'workspace', node: false });
+    expect(findServer({ workspaceFolders: [path.join(root, 'empty')], env, platform: 'linux' })).toEqual({ command: onPath, via: 'PATH', node: false });
+    expect(findServer({ setting: 'cnnc', env, platform: 'linux' })).toEqual({ command: onPath, via: 'setting', node: false });
+  });
+
+  it('says what to do when there is none, or the setting is wrong', () => {
+    expect(findServer({ workspaceFolders: [], env: { PATH: '/nonexistent' }, platform: 'linux' }).error).toMatch(/not found.*node_modules\/\.bin\/cnnc.*PATH.*"cnnc\.path"/);
+    expect(findServer({ setting: path.join(root, 'nope'), env, platform: 'linux' }).error).toMatch(/does not exist/);
+    expect(findServer({ setting: 'cnnc-nope', env, platform: 'linux' }).error).toMatch(/not on PATH/);
+  });
+});
+
+const extensionDir = fileURLToPath(new URL('../editors/vscode/', import.meta.url));
+const vsce = path.join(extensionDir, 'node_modules', '@vscode', 'vsce', 'vsce');
+const packagingInstalled = existsSync(vsce);
+if (!packagingInstalled) console.log('skipping the .vsix packaging test: run `npm ci --prefix editors/vscode` to install @vscode/vsce and esbuild');
+
+describe.skipIf(!packagingInstalled)('editors/vscode packaging (needs npm ci --prefix editors/vscode)', () => {
+  it('packages one bundled file with the grammar, language configuration, README and LICENSE', () => {
+    const out = path.join(mkdtempSync(path.join(tmpdir(), 'cnnc-vsix-')), 'cnnc.vsix');
+    const r = spawnSync(process.execPath, [vsce, 'package', '--no-dependencies', '--allow-missing-repository', '--out', out], { cwd: extensionDir, encoding: 'utf8' });
+    expect(r.status, r.stderr + r.stdout).toBe(0);
+    expect(zipEntries(readFileSync(out)).sort()).toEqual([
+      '[Content_Types].xml', 'extension.vsixmanifest', 'extension/LICENSE.txt', 'extension/dist/extension.js',
+      'extension/language-configuration.json', 'extension/package.json', 'extension/readme.md', 'extension/syntaxes/cnn.tmLanguage.json',
+    ]);
+    // the bundle needs nothing from node_modules: only VS Code's API and Node's own modules
+    const bundle = readFileSync(path.join(extensionDir, 'dist', 'extension.js'), 'utf8');
+    const required = new Set([...bundle.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1].replace(/^node:/, '')));
+    expect([...required].filter((m) => m !== 'vscode' && !builtinModules.includes(m))).toEqual([]);
+    rmSync(path.dirname(out), { recursive: true, force: true });
+  }, 120_000);
+});
+
+/** The names in a zip file's central directory. */
+function zipEntries(zip: Buffer): string[] {
+  const end = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  const count = zip.readUInt16LE(end + 10);
+  let at = zip.readUInt32LE(end + 16);
+  const names: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const nameLength = zip.readUInt16LE(at + 28);
+    const extra = zip.readUInt16LE(at + 30);
+    const comment = zip.readUInt16LE(at + 32);
+    names.push(zip.toString('utf8', at + 46, at + 46 + nameLength));
+    at += 46 + nameLength + extra + comment;
+  }
+  return names;
+}
 
 /**
  * A small TextMate tokenizer, enough for this grammar (match, begin/end, captures, includes),
