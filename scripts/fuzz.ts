@@ -35,8 +35,11 @@ class Runner {
   private worker = this.start();
 
   private start(): Worker {
-    return new Worker(new URL('../test/fuzz/worker.ts', import.meta.url), {
-      execArgv: ['--import', 'tsx'],
+    // A worker does not inherit `--import tsx`: it registers tsx itself, then loads the TypeScript.
+    const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+    const worker = JSON.stringify(new URL('../test/fuzz/worker.ts', import.meta.url).href);
+    return new Worker(`import(${tsx}).then((m) => { m.register(); return import(${worker}); })`, {
+      eval: true,
       resourceLimits: { maxOldGenerationSizeMb: 1024 },
     });
   }
