@@ -40,8 +40,8 @@ export interface FuzzOptions {
   /** How long one request may take to be answered. */
   requestTimeoutMs?: number;
   onProgress?: (done: number) => void;
-  /** Called with every text a document is given (open or change), to replay a run outside the server. */
-  onText?: (uri: string, version: number, text: string) => void;
+  /** Called with every open, change (with the resulting text) and close, to replay a run outside the server. */
+  onDocument?: (event: 'open' | 'change' | 'close', uri: string, version: number, text: string, changes?: TextDocumentContentChangeEvent[]) => void;
   /** Called as each fixed scenario starts (for a long run's progress line). */
   onScenario?: (name: string) => void;
 }
@@ -221,25 +221,27 @@ export class LspFuzzer {
     const version = d.nextVersion++;
     d.doc = TextDocument.create(d.uri, 'cnn', version, text);
     this.remember(d, version, text);
+    this.options.onDocument?.('open', d.uri, version, text);
     this.notify('textDocument/didOpen', { textDocument: { uri: d.uri, languageId: 'cnn', version, text } });
   }
 
   private close(d: Doc): void {
     d.doc = undefined;
+    this.options.onDocument?.('close', d.uri, -1, '');
     this.notify('textDocument/didClose', { textDocument: { uri: d.uri } });
   }
 
   private change(d: Doc, changes: TextDocumentContentChangeEvent[]): void {
     if (!d.doc) return;
     const version = d.nextVersion++;
-    d.doc = TextDocument.update(d.doc, changes, version); // the same library, so the same result as the server's
+    d.doc = TextDocument.create(d.uri, 'cnn', version, applyChanges(d.doc.getText(), changes));
     this.remember(d, version, d.doc.getText());
+    this.options.onDocument?.('change', d.uri, version, d.doc.getText(), changes);
     this.notify('textDocument/didChange', { textDocument: { uri: d.uri, version }, contentChanges: changes });
   }
 
   /** Keeps a version's text (older generations too: their diagnostics may still be on the way). */
   private remember(d: Doc, version: number, text: string): void {
-    this.options.onText?.(d.uri, version, text);
     d.texts.set(version, text);
     if (d.texts.size > 2000) d.texts.delete(d.texts.keys().next().value!);
   }
@@ -426,8 +428,22 @@ export class LspFuzzer {
   }
 
   private editOrStray(d: Doc): void {
-    if (d.doc) this.change(d, Array.from({ length: 1 + this.rnd.int(3) }, () => this.randomChange(d)));
-    else this.notify('textDocument/didChange', { textDocument: { uri: d.uri, version: 99 }, contentChanges: [{ text: 'model' }] }); // not open: ignored
+    if (!d.doc) this.notify('textDocument/didChange', { textDocument: { uri: d.uri, version: 99 }, contentChanges: [{ text: 'model' }] }); // not open: ignored
+    else if (this.rnd.chance(0.05)) this.malformedChange(d);
+    else this.change(d, Array.from({ length: 1 + this.rnd.int(3) }, () => this.randomChange(d)));
+  }
+
+  /** A change notification a broken client might send; the server must keep the text it has. */
+  private malformedChange(d: Doc): void {
+    const version = d.nextVersion++;
+    const kind = this.rnd.int(5);
+    if (kind === 0) return this.notify('textDocument/didChange', { contentChanges: [{ text: 'x' }] }); // no document: nothing happens
+    if (kind === 1) return this.notify('textDocument/didChange', { textDocument: { uri: d.uri, version: null }, contentChanges: [{ text: 'x' }] });
+    // changes that are not changes: dropped, but the document takes the version
+    const contentChanges = [[{ text: 5 }], [{ range: null, text: 'x' }], 'garbage'][kind - 2];
+    d.doc = TextDocument.create(d.uri, 'cnn', version, d.doc!.getText());
+    this.remember(d, version, d.doc.getText());
+    this.notify('textDocument/didChange', { textDocument: { uri: d.uri, version }, contentChanges });
   }
 
   /** A request with the params its method needs (one in ten with another method's), sometimes cancelled at once. */
@@ -530,6 +546,26 @@ export class LspFuzzer {
     }
     return out;
   }
+}
+
+/**
+ * What the changes of one notification make of `text`, by the LSP's rules: each range, clamped to
+ * the text as the previous changes left it (a line past the last is the end; a character past a
+ * line's end is the line's end), is replaced by the change's text. Worked out afresh for each
+ * change rather than with TextDocument.update, whose line table goes wrong on out-of-range ranges.
+ */
+function applyChanges(text: string, changes: TextDocumentContentChangeEvent[]): string {
+  for (const c of changes) {
+    if (!('range' in c) || !c.range) {
+      text = c.text;
+      continue;
+    }
+    const doc = TextDocument.create('file:///mirror', 'cnn', 0, text);
+    let [a, b] = [doc.offsetAt(c.range.start), doc.offsetAt(c.range.end)];
+    if (a > b) [a, b] = [b, a];
+    text = text.slice(0, a) + c.text + text.slice(b);
+  }
+  return text;
 }
 
 /** A request's params and the text it was answered against, for a failure's message. */

@@ -430,6 +430,20 @@ describe('cnnc lsp --stdio', () => {
     expect(c.logs.filter((l) => l.includes('TypeError'))).toEqual([]);
   });
 
+  it('keeps the text right after a change whose range lies past the last line', async () => {
+    // found by the fuzzer: TextDocument.update took the line numbers as sent, leaving holes in its
+    // line table, so the next edit at a real line landed at offset 0
+    const uri = 'file:///t/past-end.cnn';
+    c.open(uri, 'model M {\n  input 3x8x8\n  conv 8 3x3\n');
+    const past = { start: { line: 20, character: 0 }, end: { line: 21, character: 0 } };
+    void c.conn.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri, version: 2 }, contentChanges: [{ range: past, text: '  -> relu\n' }] });
+    const end = { line: 4, character: 0 };
+    void c.conn.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri, version: 3 }, contentChanges: [{ range: { start: end, end }, text: '}\n' }] });
+    expect((await c.diagnostics(uri, (p) => p.version === 3)).diagnostics).toEqual([]);
+    const symbols = await c.conn.sendRequest(DocumentSymbolRequest.type, { textDocument: { uri } });
+    expect(symbols!.map((s) => [s.name, s.range.end])).toEqual([['M', { line: 4, character: 1 }]]);
+  });
+
   it('counts a lone \\r, \\n and \\r\\n each as one line end, as the LSP does', async () => {
     const uri = 'file:///t/cr.cnn';
     const text = 'model M {\r  input 3x8x8\r\n  conv 8 3x3\n  -> reluu\r}\r';

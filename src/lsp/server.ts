@@ -29,6 +29,7 @@ import { codeActions } from './actions.ts';
 import { Analysis } from './analysis.ts';
 import { completion } from './completion.ts';
 import { documentDiagnostics } from './diagnostics.ts';
+import { createDocument, updateDocument } from './documents.ts';
 import { formatDocument, formatRange } from './formatting.ts';
 import { hover } from './hover.ts';
 import { inlayHints } from './inlay.ts';
@@ -57,7 +58,7 @@ export interface CnncInitOptions {
 const nonNegative = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 
 export function startServer(connection: Connection): void {
-  const documents = new TextDocuments(TextDocument);
+  const documents = new TextDocuments<TextDocument>({ create: createDocument, update: updateDocument });
   const analyses = new Map<string, Analysis>();
   /** Per document: checks each version incrementally from the last (which it then no longer keeps valid). */
   const checkers = new Map<string, DocumentChecker>();
