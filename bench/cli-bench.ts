@@ -135,7 +135,7 @@ async function main(): Promise<void> {
     '',
     ...table(all),
     '',
-    `Targets: \`cnnc check\` of ResNet-50 no slower than \`tsc --version\` (median ${fmt(check.median)} ms vs ${fmt(tsc.median)} ms: ` +
+    `Targets: \`cnnc check\` of ResNet-50 no slower than \`tsc --version\` (median ${fmt(check.median, 2)} ms vs ${fmt(tsc.median, 2)} ms: ` +
       `${check.median <= tsc.median ? 'met' : 'not met'}); the language server's first diagnostics within 300 ms of \`initialize\` ` +
       `(median ${fmt(lsp.median)} ms, spawn included: ${lsp.median <= 300 ? 'met' : 'not met'}).`,
   ];
