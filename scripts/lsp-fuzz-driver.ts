@@ -443,6 +443,7 @@ export class LspFuzzer {
     const contentChanges = [[{ text: 5 }], [{ range: null, text: 'x' }], 'garbage'][kind - 2];
     d.doc = TextDocument.create(d.uri, 'cnn', version, d.doc!.getText());
     this.remember(d, version, d.doc.getText());
+    this.options.onDocument?.('change', d.uri, version, d.doc.getText(), []);
     this.notify('textDocument/didChange', { textDocument: { uri: d.uri, version }, contentChanges });
   }
 

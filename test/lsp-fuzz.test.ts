@@ -10,7 +10,7 @@ import { runLspFuzz } from '../scripts/lsp-fuzz-driver.ts';
 
 describe('cnnc lsp --stdio under random traffic', () => {
   it('answers every request, publishes ranges inside the text, stays under 1 GB and exits cleanly', async () => {
-    const report = await runLspFuzz({ seed: 20_251_130, count: 2000 });
+    const report = await runLspFuzz({ seed: 20_251_130, count: 4000 });
     console.log(`lsp fuzz: ${report.requests} requests, ${report.notifications} notifications, ${report.diagnosticsChecked} diagnostics checked, ` +
       `RSS ${report.rssMB.afterInit} -> max ${report.rssMB.max} -> ${report.rssMB.end} MB, exit in ${report.exitMs} ms, ${report.wallMs} ms in all`);
     expect(report.failures).toEqual([]);

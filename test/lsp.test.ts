@@ -35,6 +35,7 @@ import {
   ShutdownRequest,
   type CompletionItem,
   type Diagnostic,
+  type DocumentSymbol,
   type MarkupContent,
   type PublishDiagnosticsParams,
   type TextEdit,
@@ -440,8 +441,8 @@ describe('cnnc lsp --stdio', () => {
     const end = { line: 4, character: 0 };
     void c.conn.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri, version: 3 }, contentChanges: [{ range: { start: end, end }, text: '}\n' }] });
     expect((await c.diagnostics(uri, (p) => p.version === 3)).diagnostics).toEqual([]);
-    const symbols = await c.conn.sendRequest(DocumentSymbolRequest.type, { textDocument: { uri } });
-    expect(symbols!.map((s) => [s.name, s.range.end])).toEqual([['M', { line: 4, character: 1 }]]);
+    const symbols = (await c.conn.sendRequest(DocumentSymbolRequest.type, { textDocument: { uri } })) as DocumentSymbol[];
+    expect(symbols.map((s) => [s.name, s.range.end])).toEqual([['M', { line: 4, character: 1 }]]);
   });
 
   it('counts a lone \\r, \\n and \\r\\n each as one line end, as the LSP does', async () => {

@@ -34,7 +34,8 @@ export function updateDocument(doc: TextDocument, changes: TextDocumentContentCh
     const safe: TextDocumentContentChangeEvent = c.range === undefined ? { text: c.text } : { range: clampRange(doc, c.range), text: c.text };
     doc = TextDocument.update(doc, [safe], version);
   }
-  return doc;
+  // the version even when every change was dropped: the client has it, and diagnostics name it
+  return TextDocument.update(doc, [], version);
 }
 
 /** TextDocument.create, with a text that is a string. */
