@@ -51,6 +51,12 @@ function scramble(text: string, seed: number): string {
 const files = cnnFiles(examples);
 
 describe('format', () => {
+  it('reads CRLF, CR and LF line ends alike: no blank line appears between CRLF lines', () => {
+    const lf = 'model M {\n  input 3x8x8\n  conv 8 3x3\n\n  -> relu\n}\n';
+    for (const end of ['\r\n', '\r']) expect(format(lf.replace(/\n/g, end))).toBe(format(lf));
+    expect(format(lf)).toBe(lf);
+  });
+
   it('finds the examples', () => {
     expect(files.length).toBeGreaterThan(0);
   });

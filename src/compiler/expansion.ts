@@ -72,7 +72,8 @@ export class ExpansionSize {
       const v = name === undefined ? undefined : evaluate(a.value, env, []);
       if (name !== undefined && v) inner.set(name, v);
     });
-    return this.chain(block.body, inner, depth + 1);
+    // As for a repeat's copies: a use of an empty block is still a body to check.
+    return Math.max(1, this.chain(block.body, inner, depth + 1));
   }
 }
 

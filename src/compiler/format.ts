@@ -58,6 +58,8 @@ function commentText(c: IToken): string {
 }
 
 const wordChar = /[A-Za-z0-9_.]/;
+/** Two line breaks with only spaces between; a CR that is part of CRLF is not a break of its own. */
+const BLANK_LINE = /(?:\r\n|\r(?!\n)|\n)[ \t\f\v]*(?:\r\n|\r(?!\n)|\n)/;
 
 /** Output lines with lazy line breaks, so that comments can attach to the line they were on. */
 class Writer {
@@ -161,7 +163,7 @@ class Writer {
   private nl(level: number, nextStart: number, closing: boolean): void {
     if (this.hasContent) {
       this.lines.push(this.line.trimEnd());
-      const sourceBlank = /(?:\r\n?|\n)[ \t\f\v]*(?:\r\n?|\n)/.test(this.text.slice(this.lastEnd, nextStart));
+      const sourceBlank = BLANK_LINE.test(this.text.slice(this.lastEnd, nextStart));
       if ((this.blank || sourceBlank) && !this.afterOpen && !closing) this.lines.push('');
     }
     this.line = INDENT.repeat(level);
