@@ -85,7 +85,7 @@ for (let i = 0; i < count; i++) {
     const inProcess = f.property !== 'hang' && f.property !== 'worker died' && found.filter((x) => x.property === f.property).length < 5;
     const stillFails = (t: string) => failuresOf(t, seed + i, f.property.startsWith('incremental'), slack).some((g) => g.property === f.property);
     const minimal = inProcess ? minimise(text, stillFails) : text;
-    found.push({ ...f, input: text, how, minimal });
+    found.push({ ...f, input: text, how: `${how}; incremental edits seeded ${seed + i}`, minimal });
   }
   if ((i + 1) % 1000 === 0) process.stderr.write(`\r${i + 1}/${count} inputs, ${found.length} failures, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }

@@ -47,7 +47,7 @@ export class ExpansionSize {
     return total;
   }
 
-  /** Layers only: a block use is its body, a combinator its bodies (a name that is neither counts one). */
+  /** Layers and ops: a block use is its body, a combinator one op and its bodies, any other name one. */
   private step(step: A.Step, env: Env, depth: number): number {
     switch (step.kind) {
       case 'layer': return this.blocks.has(step.name) ? this.call(step, env, depth) : 1;
@@ -57,8 +57,10 @@ export class ExpansionSize {
         // Each copy is a body to check even when empty: `repeat 9999 { repeat 10000 { } }` is work.
         return count === 0 ? 0 : count * Math.max(1, this.chain(step.body, env, depth + 1));
       }
-      case 'concat': case 'add': return step.branches.reduce((sum, b) => sum + this.chain(b, env, depth + 1), 0);
-      case 'residual': case 'gate': case 'frozen': return this.chain(step.body, env, depth + 1);
+      // A combinator is an op of its own (add, concat, mul) around its bodies, even empty ones.
+      case 'concat': case 'add': return step.branches.reduce((sum, b) => sum + this.chain(b, env, depth + 1), 1);
+      case 'residual': case 'gate': return 1 + this.chain(step.body, env, depth + 1);
+      case 'frozen': return this.chain(step.body, env, depth + 1);
     }
   }
 
