@@ -11,7 +11,8 @@ import { FASHION_MNIST_CLASSES, loadDataset, seededRandom, type Dataset } from '
 import { curvesSvg, sliceDataset, train, type LogRecord, type ProgressOutput, type TrainOptions } from '../src/runtime/trainer.ts';
 import { writeIdx } from '../src/runtime/idx.ts';
 import type { CreateTrainRunner } from '../src/runtime/train-step.ts';
-import { applyOverrides, loadRunnerFactory, overridesFrom, trainCommand } from '../src/cli/train.ts';
+import { loadRunnerFactory, overridesFrom, trainCommand } from '../src/cli/train.ts';
+import { applyOverrides } from '../src/compiler/train-config.ts';
 import { SoftmaxRunner } from './helpers/softmax-runner.ts';
 
 const dirs: string[] = [];
@@ -425,6 +426,8 @@ describe('cnnc train: options, overrides, data', () => {
     expect(bad({ set: ['optimizer: sgd momentun=0.9'] })).toThrow(/optimizer has no option "momentun" \(did you mean "momentum"\?\)/);
     expect(bad({ set: ['lr=3'] })).toThrow(/^--set "lr=3": write it as a train-section line, FIELD: VALUE/);
     expect(bad({ set: ['epochs: 3 } model X { input 1'] })).toThrow(/write it as a train-section line/);
+    expect(bad({ set: ['epochs: 3 batch: 4'] })).toThrow(/write it as a train-section line/);
+    expect(bad({ set: [''] })).toThrow(/write it as a train-section line/);
     expect(bad({ set: ['schedule: step gamma=2 step_size=0'] })).toThrow(/schedule step_size = 0 is out of range/);
     expect(bad({ set: ['freeze: 3'] })).toThrow(/^--set "freeze: 3": freeze pattern = this is not a layer name pattern/);
   });

@@ -6,12 +6,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { bindArgs } from '../compiler/args.ts';
-import type { Arg } from '../compiler/ast.ts';
-import type { ArgSpec } from '../compiler/layers/types.ts';
-import { closestName, hasErrors, type Diagnostic } from '../compiler/diagnostics.ts';
-import { parse } from '../compiler/parser.ts';
-import { checkTrainSection, trainFields, type TrainConfig } from '../compiler/train-config.ts';
+import { hasErrors } from '../compiler/diagnostics.ts';
+import { applyOverrides, type Override } from '../compiler/train-config.ts';
 import { UserError } from '../errors.ts';
 import { loadTrainingData } from '../runtime/dataset.ts';
 import type { Device } from '../runtime/session.ts';
@@ -45,14 +41,7 @@ export interface TrainCliOptions {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Overrides: each is one train-section line, checked exactly like the source
-
-export interface Override {
-  /** How the user wrote it, for messages: `--lr 0`. */
-  flag: string;
-  /** The train-section line it stands for: `optimizer: lr=0`. */
-  entry: string;
-}
+// Overrides: each is one train-section line, checked by the train section's checker
 
 /** The overrides given by the options: --set lines first, then the specific flags (which win). */
 export function overridesFrom(opts: Pick<TrainCliOptions, 'epochs' | 'batch' | 'lr' | 'optimizer' | 'seed' | 'set'>): Override[] {
@@ -66,67 +55,6 @@ export function overridesFrom(opts: Pick<TrainCliOptions, 'epochs' | 'batch' | '
   flag('epochs', opts.epochs, (v) => `epochs: ${v}`);
   flag('seed', opts.seed, (v) => `seed: ${v}`);
   return out;
-}
-
-/**
- * Applies overrides to a config: each is parsed and bound with the train section's own specs, so a
- * bad value gets the message the source would get. Only the values written change: `--lr 0.1` keeps
- * the source's optimizer kind and momentum.
- */
-export function applyOverrides(config: TrainConfig, overrides: readonly Override[]): TrainConfig {
-  const result = structuredClone(config) as unknown as Record<string, unknown>;
-  for (const o of overrides) {
-    const fail = (why: string): never => { throw new UserError(`${o.flag}: ${why}`); };
-    const prefix = 'model M {\n  input 1\n  train {\n';
-    const text = `${prefix}${o.entry}\n  }\n}\n`;
-    const parsed = parse(text);
-    const entries = parsed.ast.models[0]?.train?.entries ?? [];
-    const entry = entries[0];
-    const usage = 'write it as a train-section line, FIELD: VALUE [name=value ...], e.g. --set "schedule: cosine warmup=1"';
-    if (parsed.diagnostics.some((d) => d.severity === 'error') || parsed.ast.models.length !== 1 || entries.length !== 1 ||
-      entry.span.end !== prefix.length + o.entry.trimEnd().length) {
-      fail(usage);
-    }
-    const specs = trainFields[entry.key as keyof TrainConfig];
-    if (!specs) {
-      const guess = closestName(entry.key, Object.keys(trainFields));
-      fail(`there is no train field "${entry.key}"${guess ? `; did you mean "${guess}"?` : `; fields: ${Object.keys(trainFields).join(', ')}`}`);
-    }
-    if (entry.key === 'freeze') {
-      // The section checker reads freeze patterns; a section of this one line gives exactly them.
-      const diags: Diagnostic[] = [];
-      const patterns = checkTrainSection({ entries: [entry], span: entry.span }, diags).freeze;
-      const error = diags.find((d) => d.severity === 'error');
-      if (error) fail(`${error.message}, e.g. --set 'freeze: "features.*"'`);
-      result.freeze = patterns;
-      continue;
-    }
-    const diags: Diagnostic[] = [];
-    const bound = bindArgs(specs, entry.values, entry.key, entry.keySpan, new Map(), diags);
-    const error = diags.find((d) => d.severity === 'error');
-    if (error || !bound.ok) fail(error ? overrideMessage(error, entry.key, entry.values, specs) : usage);
-    const given = Object.keys(bound.spans);
-    if (given.length === 0) fail(`no value given for ${entry.key}`);
-    if (specs.length === 1 && specs[0].positional) result[entry.key] = bound.values[specs[0].name];
-    else result[entry.key] = { ...(result[entry.key] as object), ...Object.fromEntries(given.map((k) => [k, bound.values[k]])) };
-  }
-  return result as unknown as TrainConfig;
-}
-
-/**
- * The diagnostic's message, except that a bare word where a number belongs reads as such (in the
- * source it would be a misspelt block parameter; on the command line it is just a bad value).
- */
-function overrideMessage(d: Diagnostic, key: string, args: readonly Arg[], specs: readonly ArgSpec[]): string {
-  const arg = args.find((a) => a.value.span.start === d.span.start && a.value.span.end === d.span.end);
-  if (arg && arg.value.kind === 'name') {
-    const positional = specs.filter((s) => s.positional);
-    const spec = arg.name !== undefined ? specs.find((s) => s.name === arg.name) : positional[args.filter((a) => a.name === undefined).indexOf(arg)];
-    if (spec && (spec.type === 'number' || spec.type === 'int')) {
-      return `${key} ${spec.name} = ${arg.value.name} is not ${spec.type === 'int' ? 'an integer' : 'a number'}`;
-    }
-  }
-  return d.message + (d.hint ? ` (${d.hint})` : '');
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -239,6 +239,18 @@ export function parse(text: string): ParseResult {
   return { ast: new AstBuilder(text).file(cst), diagnostics };
 }
 
+/** One train-section line on its own (`optimizer: sgd lr=0.1`, a command-line override); undefined unless it is exactly one. */
+export function parseTrainEntry(text: string): A.TrainEntry | undefined {
+  const lexed = T.cnnLexer.tokenize(text);
+  if (lexed.errors.length > 0 || lexed.tokens.length === 0) return undefined;
+  parserInstance.input = lexed.tokens;
+  const cst = parserInstance.trainEntry();
+  if (parserInstance.errors.length > 0) return undefined;
+  const entry = new AstBuilder(text).trainEntry(cst);
+  // The rule stops where the entry does; anything after it is not part of one line.
+  return entry && entry.span.end === lexed.tokens[lexed.tokens.length - 1].endOffset! + 1 ? entry : undefined;
+}
+
 /**
  * Parses, with recovery, tokens that replace steps directly inside a model's or block's chain
  * (the language server's incremental path; incremental.ts checks the result). The tokens are
@@ -524,7 +536,7 @@ class AstBuilder {
     return { entries: this.nodes(node, 'trainEntry').flatMap((e) => this.trainEntry(e) ?? []), span: this.span(node) };
   }
 
-  private trainEntry(node: CstNode): A.TrainEntry | undefined {
+  trainEntry(node: CstNode): A.TrainEntry | undefined {
     const key = this.token(node, 'Identifier');
     if (!key) return undefined;
     return { key: key.image, keySpan: this.spanOfToken(key, node), values: this.nodes(node, 'arg').map((a) => this.arg(a)), span: this.span(node) };

@@ -2,10 +2,12 @@
  * The `train { ... }` section: each field is declared like a layer's arguments, so it is checked
  * with the same diagnostics. Every field has a default and can be overridden from the CLI.
  */
-import type { Expr, TrainSection } from './ast.ts';
+import type { Arg, Expr, TrainSection } from './ast.ts';
 import { bindArgs } from './args.ts';
 import { closestName, diagnostic, type Diagnostic } from './diagnostics.ts';
 import type { ArgSpec } from './layers/types.ts';
+import { parseTrainEntry } from './parser.ts';
+import { UserError } from '../errors.ts';
 
 export interface TrainConfig {
   loss: { kind: 'cross_entropy' | 'bce' | 'mse'; smoothing: number };
@@ -115,4 +117,66 @@ function freezePatterns(entry: TrainSection['entries'][number], diags: Diagnosti
   };
   for (const v of entry.values) visit(v.value);
   return patterns;
+}
+
+// Overrides from the command line: each is one train-section line, checked as the source's are
+
+export interface Override {
+  /** How the user wrote it, for messages: `--lr 0`. */
+  flag: string;
+  /** The train-section line it stands for: `optimizer: lr=0`. */
+  entry: string;
+}
+
+/**
+ * Applies overrides to a config: each is parsed and bound with the train section's own specs, so a
+ * bad value gets the message the source would get. Only the values written change: `--lr 0.1` keeps
+ * the source's optimizer kind and momentum.
+ */
+export function applyOverrides(config: TrainConfig, overrides: readonly Override[]): TrainConfig {
+  const result = structuredClone(config) as unknown as Record<string, unknown>;
+  for (const o of overrides) {
+    const fail = (why: string): never => { throw new UserError(`${o.flag}: ${why}`); };
+    const usage = 'write it as a train-section line, FIELD: VALUE [name=value ...], e.g. --set "schedule: cosine warmup=1"';
+    const entry = parseTrainEntry(o.entry) ?? fail(usage);
+    const specs = trainFields[entry.key as keyof TrainConfig];
+    if (!specs) {
+      const guess = closestName(entry.key, Object.keys(trainFields));
+      fail(`there is no train field "${entry.key}"${guess ? `; did you mean "${guess}"?` : `; fields: ${Object.keys(trainFields).join(', ')}`}`);
+    }
+    if (entry.key === 'freeze') {
+      // The section checker reads freeze patterns; a section of this one line gives exactly them.
+      const diags: Diagnostic[] = [];
+      const patterns = checkTrainSection({ entries: [entry], span: entry.span }, diags).freeze;
+      const error = diags.find((d) => d.severity === 'error');
+      if (error) fail(`${error.message}, e.g. --set 'freeze: "features.*"'`);
+      result.freeze = patterns;
+      continue;
+    }
+    const diags: Diagnostic[] = [];
+    const bound = bindArgs(specs, entry.values, entry.key, entry.keySpan, new Map(), diags);
+    const error = diags.find((d) => d.severity === 'error');
+    if (error || !bound.ok) fail(error ? overrideMessage(error, entry.key, entry.values, specs) : usage);
+    const given = Object.keys(bound.spans);
+    if (given.length === 0) fail(`no value given for ${entry.key}`);
+    if (specs.length === 1 && specs[0].positional) result[entry.key] = bound.values[specs[0].name];
+    else result[entry.key] = { ...(result[entry.key] as object), ...Object.fromEntries(given.map((k) => [k, bound.values[k]])) };
+  }
+  return result as unknown as TrainConfig;
+}
+
+/**
+ * The diagnostic's message, except that a bare word where a number belongs reads as such (in the
+ * source it would be a misspelt block parameter; on the command line it is just a bad value).
+ */
+function overrideMessage(d: Diagnostic, key: string, args: readonly Arg[], specs: readonly ArgSpec[]): string {
+  const arg = args.find((a) => a.value.span.start === d.span.start && a.value.span.end === d.span.end);
+  if (arg && arg.value.kind === 'name') {
+    const positional = specs.filter((s) => s.positional);
+    const spec = arg.name !== undefined ? specs.find((s) => s.name === arg.name) : positional[args.filter((a) => a.name === undefined).indexOf(arg)];
+    if (spec && (spec.type === 'number' || spec.type === 'int')) {
+      return `${key} ${spec.name} = ${arg.value.name} is not ${spec.type === 'int' ? 'an integer' : 'a number'}`;
+    }
+  }
+  return d.message + (d.hint ? ` (${d.hint})` : '');
 }
