@@ -30,6 +30,7 @@ import {
   type TextDocumentContentChangeEvent,
 } from 'vscode-languageserver-protocol/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
+import { prng } from '../src/compiler/emit/init.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -62,18 +63,6 @@ export interface FuzzReport {
   exitCode: number | null;
   exitMs: number;
   wallMs: number;
-}
-
-/** mulberry32: small, fast and the same everywhere. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 class Random {
