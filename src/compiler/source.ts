@@ -54,8 +54,12 @@ export class NextLineBreak {
   }
 }
 
-/** Maps offsets to lines and columns; built once per source text. */
+/**
+ * Maps offsets to lines and columns, built once per text: the one conversion, for the command line
+ * and the language server alike. Characters are UTF-16 code units, as in JavaScript and the LSP.
+ */
 export class LineMap {
+  /** Offset of each line's first character. */
   private readonly lineStarts: number[] = [0];
 
   constructor(readonly text: string) {
@@ -65,8 +69,13 @@ export class LineMap {
     }
   }
 
+  get lineCount(): number {
+    return this.lineStarts.length;
+  }
+
+  /** The position of an offset (clamped into the text). */
   position(offset: number): Position {
-    const clamped = Math.max(0, Math.min(offset, this.text.length));
+    const clamped = Math.max(0, Math.min(Number.isFinite(offset) ? offset : 0, this.text.length));
     let lo = 0;
     let hi = this.lineStarts.length - 1;
     while (lo < hi) {
@@ -77,18 +86,27 @@ export class LineMap {
     return { line: lo, character: clamped - this.lineStarts[lo] };
   }
 
+  /**
+   * The offset of a position, by the LSP's rules: a line past the last means the end of the text,
+   * a character past the line's end means the line's end (never the next line).
+   */
   offset(pos: Position): number {
-    const start = this.lineStarts[Math.min(Math.max(pos.line, 0), this.lineStarts.length - 1)];
-    return Math.min(start + pos.character, this.text.length);
+    if (pos.line >= this.lineStarts.length) return this.text.length;
+    if (pos.line < 0) return 0;
+    const start = this.lineStarts[pos.line];
+    return start + Math.max(0, Math.min(pos.character, this.contentEnd(pos.line) - start));
   }
 
+  /** A line's text without its line end. */
   lineText(line: number): string {
-    const start = this.lineStarts[line] ?? this.text.length;
-    const next = this.lineStarts[line + 1];
-    return this.text.slice(start, next).replace(/\r?\n$|\r$/, '');
+    if (line < 0 || line >= this.lineStarts.length) return '';
+    return this.text.slice(this.lineStarts[line], this.contentEnd(line));
   }
 
-  get lineCount(): number {
-    return this.lineStarts.length;
+  /** The offset where a line's line end (if any) begins. */
+  private contentEnd(line: number): number {
+    const next = this.lineStarts[line + 1];
+    if (next === undefined) return this.text.length;
+    return this.text.charCodeAt(next - 1) === LF && this.text.charCodeAt(next - 2) === CR ? next - 2 : next - 1;
   }
 }

@@ -8,7 +8,7 @@ import type { Node, CheckedModel, LayerNode, SeqNode } from '../compiler/model.t
 import type { Span } from '../compiler/source.ts';
 import { format } from '../compiler/format.ts';
 import { check, type CheckResult } from '../index.ts';
-import { DocumentLines } from './convert.ts';
+import { LineMap } from '../compiler/source.ts';
 
 export type Decl = A.ModelDecl | A.BlockDecl;
 
@@ -19,14 +19,14 @@ export interface Use<N extends Node = Node> {
 }
 
 export class Analysis {
-  readonly lines: DocumentLines;
+  readonly lines: LineMap;
   readonly result: CheckResult;
   private indexCache: NodeIndex | undefined;
   private formattedCache: string | null | undefined;
 
   /** `result`: the text's check when the caller has it (the server's incremental one). */
   constructor(readonly text: string, readonly version = 0, result?: CheckResult) {
-    this.lines = new DocumentLines(text);
+    this.lines = new LineMap(text);
     this.result = result ?? check(text);
   }
 
