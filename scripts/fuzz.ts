@@ -71,6 +71,13 @@ class Runner {
   }
 }
 
+/** Each failure is written when found, so a long run that is stopped keeps what it found. */
+function save(f: Found, i: number): void {
+  mkdirSync(values.out, { recursive: true });
+  const file = path.join(values.out, `${String(i).padStart(4, '0')}-${f.property.replace(/\W+/g, '-')}.json`);
+  writeFileSync(file, JSON.stringify({ property: f.property, detail: f.detail, how: f.how, minimal: f.minimal, input: f.input }, null, 2) + '\n');
+}
+
 const t0 = Date.now();
 const gen = generator(seed);
 const runner = new Runner();
@@ -85,7 +92,9 @@ for (let i = 0; i < count; i++) {
     const inProcess = f.property !== 'hang' && f.property !== 'worker died' && found.filter((x) => x.property === f.property).length < 5;
     const stillFails = (t: string) => failuresOf(t, seed + i, f.property.startsWith('incremental'), slack).some((g) => g.property === f.property);
     const minimal = inProcess ? minimise(text, stillFails) : text;
-    found.push({ ...f, input: text, how: `${how}; incremental edits seeded ${seed + i}`, minimal });
+    const record: Found = { ...f, input: text, how: `${how}; incremental edits seeded ${seed + i}`, minimal };
+    found.push(record);
+    save(record, found.length - 1);
   }
   if ((i + 1) % 1000 === 0) process.stderr.write(`\r${i + 1}/${count} inputs, ${found.length} failures, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
@@ -101,11 +110,6 @@ for (const f of found) byProperty.set(f.property, (byProperty.get(f.property) ??
 for (const [property, n] of byProperty) console.log(`  ${n} × ${property}`);
 if (found.length === 0) console.log('no failures');
 else {
-  mkdirSync(values.out, { recursive: true });
-  found.forEach((f, i) => {
-    const file = path.join(values.out, `${String(i).padStart(4, '0')}-${f.property.replace(/\W+/g, '-')}.json`);
-    writeFileSync(file, JSON.stringify({ property: f.property, detail: f.detail, how: f.how, minimal: f.minimal, input: f.input }, null, 2) + '\n');
-  });
   console.log(`failures written to ${values.out}/`);
   process.exitCode = 1;
 }
