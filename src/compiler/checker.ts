@@ -4,7 +4,7 @@
  */
 import type * as A from './ast.ts';
 import { bindArgs, evaluate, showValue, type Env, type Value } from './args.ts';
-import { closestName, diagnostic, type Diagnostic, type DiagnosticExtras, type CatalogKey } from './diagnostics.ts';
+import { closestName, diagnostic, uniqueDiagnostics, type Diagnostic, type DiagnosticExtras, type CatalogKey } from './diagnostics.ts';
 import { layerNames, lookupLayer } from './layers/index.ts';
 import { formatShape, product, ShapeFailure, type ArgSpec, type ArgValue, type Args, type LayerKind, type Shape, type ShapeContext, type ShapeExtras } from './layers/types.ts';
 import { layers, withChildren, type BranchNode, type CheckedModel, type GateNode, type LayerNode, type Node, type Receptive, type ResidualNode, type SeqNode } from './model.ts';
@@ -65,8 +65,10 @@ export function checkFile(file: A.SourceFile, diagnostics: Diagnostic[], cache?:
     if (seen.has(m.name)) diagnostics.push(diagnostic('duplicateName', m.nameSpan, { what: 'model', name: m.name }));
     seen.add(m.name);
     const own: Diagnostic[] = [];
-    const model = new ModelChecker(blocks, recursive, expansion, own, cache).check(m);
-    for (const d of own) diagnostics.push(d); // not push(...own): a spread of many arguments overflows the stack
+    const checked = new ModelChecker(blocks, recursive, expansion, own, cache).check(m);
+    // A cached step brings its own report of a mistake the rest of the model may report again.
+    const model = { ...checked, diagnostics: uniqueDiagnostics(own) };
+    for (const d of model.diagnostics) diagnostics.push(d); // not push(...own): a spread of many arguments overflows the stack
     return model;
   });
   cache?.finish();

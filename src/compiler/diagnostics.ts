@@ -132,17 +132,22 @@ export const MAX_DIAGNOSTICS = 200;
  * that counts the rest.
  */
 export function finishDiagnostics(diags: readonly Diagnostic[], textLength: number): Diagnostic[] {
-  const seen = new Set<string>();
-  const unique = diags.map((d) => insideText(d, textLength)).filter((d) => {
-    const key = `${d.code} ${d.span.start} ${d.span.end} ${d.message}`;
-    return !seen.has(key) && Boolean(seen.add(key));
-  });
+  const unique = uniqueDiagnostics(diags.map((d) => insideText(d, textLength)));
   unique.sort((a, b) => a.span.start - b.span.start);
   if (unique.length <= MAX_DIAGNOSTICS) return unique;
   const hidden = unique.slice(MAX_DIAGNOSTICS);
   const errors = hidden.filter((d) => d.severity === 'error').length;
   const more = diagnostic('moreDiagnostics', hidden[0].span, { hidden: hidden.length, errors });
   return [...unique.slice(0, MAX_DIAGNOSTICS), errors ? more : { ...more, severity: 'warning' }];
+}
+
+/** Each diagnostic once (the same code, range and message), in the order first reported. */
+export function uniqueDiagnostics(diags: readonly Diagnostic[]): Diagnostic[] {
+  const seen = new Set<string>();
+  return diags.filter((d) => {
+    const key = `${d.code} ${d.span.start} ${d.span.end} ${d.message}`;
+    return !seen.has(key) && Boolean(seen.add(key));
+  });
 }
 
 /**

@@ -57,10 +57,9 @@ export class ExpansionSize {
         // Each copy is a body to check even when empty: `repeat 9999 { repeat 10000 { } }` is work.
         return count === 0 ? 0 : count * Math.max(1, this.chain(step.body, env, depth + 1));
       }
-      // A combinator is an op of its own (add, concat, mul) around its bodies, even empty ones.
+      // A combinator is a node of its own (add, concat, mul; frozen's sequence) around its bodies.
       case 'concat': case 'add': return step.branches.reduce((sum, b) => sum + this.chain(b, env, depth + 1), 1);
-      case 'residual': case 'gate': return 1 + this.chain(step.body, env, depth + 1);
-      case 'frozen': return this.chain(step.body, env, depth + 1);
+      case 'residual': case 'gate': case 'frozen': return 1 + this.chain(step.body, env, depth + 1);
     }
   }
 
