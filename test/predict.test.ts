@@ -25,18 +25,43 @@ beforeAll(async () => {
   await sharp(gray, { raw: { width: 8, height: 8, channels: 1 } }).png().toFile(join(dir, 'gray.png'));
   const rgb = Buffer.alloc(16 * 16 * 3, 200);
   await sharp(rgb, { raw: { width: 16, height: 16, channels: 3 } }).jpeg().toFile(join(dir, 'big.jpg'));
+  const colour = Buffer.from(Array.from({ length: 8 * 8 * 3 }, (_, i) => (i * 37) % 256)); // not all gray: stays 3 channels
+  await sharp(colour, { raw: { width: 8, height: 8, channels: 3 } }).png().toFile(join(dir, 'colour8.png'));
+  await sharp(Buffer.alloc(16 * 16, 90), { raw: { width: 16, height: 16, channels: 1 } }).png().toFile(join(dir, 'gray16.png'));
   writeIdx(join(dir, 'images-idx3-ubyte'), [3, 8, 8], new Uint8Array(3 * 64).fill(7));
   writeIdx(join(dir, 'wrong-idx3-ubyte'), [2, 5, 5], new Uint8Array(50));
   writeFileSync(join(dir, 'broken.png'), 'not really a png');
 });
 
 describe('cnnc predict', () => {
-  it('classifies PNG and JPEG (resized, converted to the model\'s channels) with class names', () => {
-    const r = cnnc('predict', model, '--weights', weights, join(dir, 'gray.png'), join(dir, 'big.jpg'), '--top', '2');
+  it('classifies PNG and JPEG with --resize (resized, converted to the model\'s channels) with class names', () => {
+    const r = cnnc('predict', model, '--weights', weights, join(dir, 'gray.png'), join(dir, 'big.jpg'), join(dir, 'colour8.png'), '--top', '2', '--resize');
     expect(r.code).toBe(0);
     const lines = r.out.trim().split('\n');
-    expect(lines).toHaveLength(2);
+    expect(lines).toHaveLength(3);
     expect(lines[0]).toMatch(/gray\.png: (zero|one|two) \d+\.\d%, (zero|one|two) \d+\.\d%$/);
+    expect(lines[1]).toMatch(/big\.jpg: (zero|one|two) \d+\.\d%, (zero|one|two) \d+\.\d%$/);
+    // A note per converted image, none for the one that already fits; big.jpg's pixels are all gray
+    // (R = G = B), so it counts as one channel.
+    expect(r.err).toBe(`cnnc: note: ${join(dir, 'big.jpg')}: converted 1x16x16 to 1x8x8\n` +
+      `cnnc: note: ${join(dir, 'colour8.png')}: converted 3x8x8 to 1x8x8\n`);
+  });
+  it('refuses an image of another size or channel count without --resize, naming the file and both shapes', () => {
+    for (const [file, shape] of [['big.jpg', '1x16x16'], ['colour8.png', '3x8x8'], ['gray16.png', '1x16x16']]) {
+      const r = cnnc('predict', model, '--weights', weights, join(dir, 'gray.png'), join(dir, file));
+      expect(r.code, file).toBe(1);
+      expect(r.out).toBe(''); // nothing classified: the check runs before the model does
+      const lines = r.err.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(join(dir, file));
+      expect(lines[0]).toContain(`image is ${shape} (channels x height x width) but the model takes 1x8x8; pass --resize`);
+    }
+  });
+  it('an image that fits is classified without --resize and without a note', () => {
+    const r = cnnc('predict', model, '--weights', weights, join(dir, 'gray.png'));
+    expect(r.code).toBe(0);
+    expect(r.err).toBe('');
+    expect(r.out).toMatch(/gray\.png: /);
   });
   it('JSON probabilities sum to 1 over all classes', () => {
     const r = cnnc('predict', model, '--weights', weights, join(dir, 'images-idx3-ubyte'), '--json', '--top', '3');

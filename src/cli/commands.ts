@@ -110,6 +110,7 @@ function definePredict(program: Command): void {
     .option('--device <device>', 'cpu, cuda or auto', deviceFlag('--device'), 'cpu')
     .option('--threads <n>', 'intra-op threads', positiveIntFlag('--threads'))
     .option('--limit <n>', 'classify at most n inputs (useful with IDX files)', positiveIntFlag('--limit'))
+    .option('--resize', 'resize and convert images whose size or channels differ from the model\'s input (a note per image)')
     .action(async (file: string, inputs: string[], opts: PredictOptions) => {
       await (await import('./predict.ts')).predictCommand(file, inputs, opts);
     });

@@ -16,6 +16,7 @@ export interface PredictOptions {
   device: Device;
   threads?: number;
   limit?: number;
+  resize?: boolean;
 }
 
 export async function predictCommand(file: string, inputs: string[], opts: PredictOptions): Promise<void> {
@@ -33,7 +34,8 @@ export async function predictCommand(file: string, inputs: string[], opts: Predi
   const onnx = compileInference(model, { file, source: result.text, init: weights.tensors, initFrom: opts.weights }).bytes;
   // ONNX Runtime and sharp load only here, once the cheap checks have passed.
   const { loadSamples, predict } = await import('../runtime/predict.ts');
-  const samples = (await loadSamples(inputs, model)).slice(0, opts.limit);
+  const onConvert = (input: string, from: string, to: string) => console.error(`cnnc: note: ${input}: converted ${from} to ${to}`);
+  const samples = (await loadSamples(inputs, model, { resize: opts.resize, onConvert })).slice(0, opts.limit);
   const { predictions, device, notice } = await predict(onnx, model, samples, { topK: opts.top, device: opts.device, threads: opts.threads });
   if (notice) console.error(`cnnc: ${notice}`);
   if (opts.json) {

@@ -105,8 +105,8 @@ function rgbToGray(rgb: Uint8Array, pixels: number): Uint8Array {
 
 /**
  * Decodes an image file to CHW floats in [0, 1]. Unlike decodeImage it converts other shapes unless
- * told `resize: false`: `cnnc predict` classifies any image given to it (and reports conversions
- * through onConvert once its caller passes one).
+ * told `resize: false`; `cnnc predict` passes false unless given --resize, and prints a note per
+ * conversion through onConvert.
  */
 export async function loadImage(path: string, opts: ImageOptions): Promise<Float32Array> {
   const bytes = await decodeImage(path, { ...opts, resize: opts.resize ?? true });

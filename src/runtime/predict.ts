@@ -21,8 +21,19 @@ export interface Prediction {
   top: { class: number; label: string; probability: number }[];
 }
 
-/** Loads every input as normalised CHW samples; an IDX file gives one sample per image. */
-export async function loadSamples(files: string[], model: CheckedModel): Promise<Sample[]> {
+/** How loadSamples treats an image whose shape differs from the model's input. */
+export interface SampleOptions {
+  /** Convert it (resize, gray/colour) instead of refusing it; onConvert hears of each one converted. */
+  resize?: boolean;
+  onConvert?: (file: string, from: string, to: string) => void;
+}
+
+/**
+ * Loads every input as normalised CHW samples; an IDX file gives one sample per image. An image of
+ * another shape is refused unless opts.resize: a silent conversion classifies something else than
+ * the user thinks they gave.
+ */
+export async function loadSamples(files: string[], model: CheckedModel, opts: SampleOptions = {}): Promise<Sample[]> {
   const input = model.input;
   if (!input || input.length !== 3) throw new UserError(`model ${model.name} takes a ${input?.join('×') ?? '?'} input, not an image`);
   const [c, h, w] = input;
@@ -33,7 +44,7 @@ export async function loadSamples(files: string[], model: CheckedModel): Promise
     else {
       const ext = extname(file).toLowerCase();
       if (!['.png', '.jpg', '.jpeg'].includes(ext)) throw new UserError(`is not a PNG, JPEG or IDX file (by its name)`, file);
-      const chw = await loadImage(file, { channels: c as 1 | 3, height: h, width: w });
+      const chw = await loadImage(file, { channels: c as 1 | 3, height: h, width: w, resize: opts.resize ?? false, onConvert: opts.onConvert });
       samples.push({ source: file, data: normalize(chw, model.preprocess.mean, model.preprocess.std) });
     }
   }
