@@ -86,7 +86,7 @@ describe('class names from the data set', () => {
     const lines: string[] = [];
     const log = { isTTY: false, write: (s: string) => { lines.push(s); return true; } };
     await trainCommand(file, { data: join(dir, 'data'), out: join(dir, 'run'), threads: '1', valSplit: '0.2' }, { log, print: () => {}, handleSigint: false });
-    expect(lines.join('')).toMatch(/training M: 1 epochs of 2 steps \(batch 4\), 8 training and 2 val samples/);
+    expect(lines.join('')).toMatch(/training M: 1 epoch of 2 steps \(batch 4\), 8 training and 2 val samples/);
     const weights = readWeights(join(dir, 'run', 'last.ckpt'));
     expect(weights.classes).toEqual(['dark', 'light']);
     const printed: string[] = [];

@@ -1,14 +1,14 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { check } from '../src/index.ts';
 import type { CheckedModel } from '../src/compiler/model.ts';
 import type { TrainConfig } from '../src/compiler/train-config.ts';
 import { UserError } from '../src/errors.ts';
 import { loadCheckpoint } from '../src/runtime/checkpoint.ts';
 import { FASHION_MNIST_CLASSES, loadDataset, seededRandom, type Dataset } from '../src/runtime/dataset.ts';
-import { curvesSvg, sliceDataset, train, type LogRecord, type ProgressOutput, type TrainOptions } from '../src/runtime/trainer.ts';
+import { curvesSvg, fitParts, LossTrace, sliceDataset, train, type LogRecord, type ProgressOutput, type TrainOptions } from '../src/runtime/trainer.ts';
 import { writeIdx } from '../src/runtime/idx.ts';
 import type { CreateTrainRunner } from '../src/runtime/train-step.ts';
 import { loadRunnerFactory, overridesFrom, trainCommand } from '../src/cli/train.ts';
@@ -248,7 +248,7 @@ describe('trainer: files', () => {
     // SVG: well-formed, with curves, axes labels and a legend.
     const svg = readFileSync(join(dir, 'curves.svg'), 'utf8');
     expectWellFormedSvg(svg);
-    expect(svg.match(/<polyline /g)).toHaveLength(4);
+    expect(svg.match(/<polyline /g)).toHaveLength(5); // train and test, loss and accuracy, and the per-step loss
     for (const text of ['train loss', 'test loss', 'train acc', 'test acc', '>epoch<', '>loss<', '>accuracy<', 'Tiny: 3 epochs']) expect(svg).toContain(text);
   });
 
@@ -271,7 +271,7 @@ describe('trainer: files', () => {
     const progress = lines.filter((l) => /^epoch \d\/2 +\d+%/.test(l));
     expect(progress.filter((l) => l.startsWith('epoch 1/2'))).toHaveLength(10);
     expect(progress.filter((l) => l.startsWith('epoch 2/2'))).toHaveLength(10);
-    expect(progress[0]).toMatch(/^epoch 1\/2  10%  loss \d+\.\d{4}  acc \d+\.\d\d%  \d+ img\/s  ETA \d+:\d\d$/);
+    expect(progress[0]).toMatch(/^epoch 1\/2  10%  loss \d+\.\d{4}  acc \d+\.\d\d%  \d+ img\/s  ETA \d+:\d\d, run \d+:\d\d$/);
     expect(progress[9]).toMatch(/^epoch 1\/2 100%/);
     const summaries = lines.filter((l) => /^epoch \d\/2  loss/.test(l));
     expect(summaries).toHaveLength(2);
@@ -286,6 +286,97 @@ describe('trainer: files', () => {
     await train({ model, config: model.train, runner, trainSet: synthetic(50, 1), testSet: synthetic(21, 2), outDir: tempDir(), log });
     expect(log.text).toMatch(/\r\[#+\.*\] epoch 1\/1 +\d+%  loss/);
     expect(log.text).toMatch(/\r\x1b\[Kepoch 1\/1  loss/); // the bar is cleared before the summary
+  });
+});
+
+describe('trainer: the training screen', () => {
+  /** Trains with a fake clock: each training step takes 1 s and each evaluation batch `evalStep` s. */
+  async function timed(opts: { epochs: number; trainSize: number; testSize: number; evalStep: number; columns?: number; isTTY?: boolean }) {
+    const model = tinyModel(`batch: 8\n epochs: ${opts.epochs}`);
+    const runner = new SoftmaxRunner(16, 3, model.train);
+    let clock = 0;
+    const run = runner.run.bind(runner), evaluate = runner.evaluate.bind(runner);
+    runner.run = async (b, lr, step) => { clock += 1000; return run(b, lr, step); };
+    runner.evaluate = async (b) => { clock += opts.evalStep * 1000; return evaluate(b); };
+    const now = vi.spyOn(performance, 'now').mockImplementation(() => clock);
+    const log = sink(opts.isTTY);
+    log.columns = opts.columns ?? 120;
+    try {
+      await train({ model, config: model.train, runner, trainSet: synthetic(opts.trainSize, 1), testSet: synthetic(opts.testSize, 2), outDir: tempDir(), log });
+    } finally { now.mockRestore(); }
+    return log.text;
+  }
+
+  it('shows the run\'s ETA beside the epoch\'s: later epochs at this speed, evaluation guessed then measured', async () => {
+    // 10 steps an epoch, 3 epochs, 3 evaluation batches of 2 s each.
+    const text = await timed({ epochs: 3, trainSize: 80, testSize: 24, evalStep: 2 });
+    const line = (prefix: string) => text.split('\n').find((l) => l.startsWith(prefix));
+    // Epoch 1 after one step: 9 s left in it; no evaluation yet, so a third of the training time
+    // per image times 24/80 (1 s) each, and 2 more epochs of 10 s: 9 + 1 + 2 * 11 = 32 s.
+    expect(line('epoch 1/3  10%')).toMatch(/ETA 0:09, run 0:32$/);
+    // Epoch 2: the evaluation took 6 s, so 9 + 6 + (10 + 6) = 31 s.
+    expect(line('epoch 2/3  10%')).toMatch(/ETA 0:09, run 0:31$/);
+    expect(line('epoch 3/3 100%')).toMatch(/ETA 0:00, run 0:06$/); // only the last evaluation left
+  });
+
+  it('fits the progress line to a 60-column terminal, dropping the bar and accuracy but keeping the ETA', async () => {
+    const text = await timed({ epochs: 2, trainSize: 80, testSize: 24, evalStep: 1, columns: 60, isTTY: true });
+    // What each \r redraws, up to the erase-line code; the epoch summaries are separate lines.
+    const drawn = text.split('\r').slice(1).map((l) => l.split('\x1b[K')[0]).filter((l) => l !== '');
+    expect(drawn.length).toBeGreaterThan(0);
+    for (const l of drawn) {
+      expect(l.length, l).toBeLessThanOrEqual(59);
+      expect(l).toMatch(/^epoch \d\/2 +\d+%  loss \d\.\d{4}  \d+ img\/s  ETA \d+:\d\d, run \d+:\d\d$/);
+    }
+    // A wide terminal keeps everything, the bar included.
+    expect(await timed({ epochs: 1, trainSize: 80, testSize: 24, evalStep: 1, columns: 200, isTTY: true })).toMatch(/\r\[#+\.*\] epoch 1\/1 +\d+%  loss \S+  acc \S+  \d+ img\/s  ETA/);
+  });
+
+  it('fitParts drops the lowest priority first and keeps the order of the rest', () => {
+    const parts = [{ text: 'aaaa', priority: 3 }, { text: 'bb', priority: 1 }, { text: 'cccc', priority: 2 }, { text: 'ETA', priority: 4 }];
+    expect(fitParts(parts, 100)).toBe('aaaa  bb  cccc  ETA');
+    expect(fitParts(parts, 17)).toBe('aaaa  cccc  ETA');
+    expect(fitParts(parts, 9)).toBe('aaaa  ETA');
+    expect(fitParts(parts, 3)).toBe('ETA');
+  });
+
+  it('counts are singular for one: "1 epoch of 1 step"', async () => {
+    const text = await timed({ epochs: 1, trainSize: 8, testSize: 8, evalStep: 1 });
+    expect(text).toMatch(/^training Tiny: 1 epoch of 1 step \(batch 8\)/);
+  });
+
+  it('the per-step loss is smoothed with a bias-corrected average, about 100 points an epoch', () => {
+    const trace = new LossTrace(1000);
+    for (let step = 1; step <= 1000; step++) trace.add(step, step <= 500 ? 2 : 1);
+    expect(trace.points).toHaveLength(100); // every 10th step
+    expect(trace.points[0][0]).toBeCloseTo(0.01);
+    expect(trace.points[0][1]).toBeCloseTo(2, 10); // no pull toward 0 at the start
+    expect(trace.points.at(-1)![1]).toBeCloseTo(1, 6);
+    const early = new LossTrace(4);
+    [3, 1].forEach((loss, i) => early.add(i + 1, loss));
+    expect(early.points[1][1]).toBeCloseTo((0.09 * 3 + 0.1 * 1) / 0.19, 10);
+  });
+
+  it('a one-epoch run draws the per-step loss as a curve in curves.svg', async () => {
+    const dir = tempDir();
+    const { result } = await runTraining({ model: tinyModel('batch: 8\n epochs: 1'), outDir: dir, trainSet: synthetic(400, 3) }); // 50 steps
+    expect(result.steps).toBe(50);
+    const svg = readFileSync(join(dir, 'curves.svg'), 'utf8');
+    expectWellFormedSvg(svg);
+    const lines = [...svg.matchAll(/<polyline points="([^"]*)"/g)].map((m) => m[1].split(' ').length);
+    expect(lines[0]).toBe(50); // the steps' curve: one point per step at 50 steps an epoch
+    expect(svg).toContain('train loss (steps)');
+    expect(svg).toContain('Tiny: 1 epoch<');
+  });
+
+  it('a stopped run (Ctrl-C) writes the curves so far, the unfinished epoch\'s steps included', async () => {
+    const dir = tempDir();
+    const { result } = await runTraining({ model: tinyModel('batch: 8\n epochs: 2'), outDir: dir, trainSet: synthetic(400, 3), stopAfter: 11 });
+    expect(result.interrupted).toBe(true);
+    expect(result.history).toHaveLength(0);
+    const svg = readFileSync(join(dir, 'curves.svg'), 'utf8');
+    expectWellFormedSvg(svg);
+    expect([...svg.matchAll(/<polyline points="([^"]*)"/g)].map((m) => m[1].split(' ').length)).toEqual([12]);
   });
 });
 
@@ -470,7 +561,7 @@ describe('cnnc train: options, overrides, data', () => {
     expect(r.best).toEqual({ epoch: 1, acc: r.history[0].acc });
     const again = await trainCommand(file, { data, out, resume: true }, deps);
     expect(again.steps).toBe(r.steps);
-    expect(log.text).toContain(`nothing to do: the run in ${out} has finished its 1 epochs (raise --epochs to train further)`);
+    expect(log.text).toContain(`nothing to do: the run in ${out} has finished its 1 epoch (raise --epochs to train further)`);
   });
 
   it('bad data fails before the runner is even created, naming the data', async () => {

@@ -12,7 +12,7 @@ import { UserError } from '../errors.ts';
 import { loadTrainingData } from '../runtime/dataset.ts';
 import type { Device } from '../runtime/session.ts';
 import type { CreateTrainRunner } from '../runtime/train-step.ts';
-import { checkData, LAST_CHECKPOINT, train, type ProgressOutput, type TrainResult } from '../runtime/trainer.ts';
+import { checkData, LAST_CHECKPOINT, plural, train, type ProgressOutput, type TrainResult } from '../runtime/trainer.ts';
 import { checkFileAt, pickModel } from './io.ts';
 import { device as checkDevice, optionalPositiveInt } from './options.ts';
 import { checkOutputDir } from './outputs.ts';
@@ -141,7 +141,7 @@ export async function trainCommand(file: string, opts: TrainCliOptions, deps: Tr
     if (last) {
       const held = last.test_acc ?? last.val_acc;
       const acc = held ?? last.acc;
-      print(`${model.name}: ${res.epochs} epoch${res.epochs === 1 ? '' : 's'}, ${res.steps} steps; ` +
+      print(`${model.name}: ${plural(res.epochs, 'epoch')}, ${plural(res.steps, 'step')}; ` +
         `${held !== undefined ? evalName : 'train'} accuracy ${(100 * acc).toFixed(2)}%` +
         (res.best ? `, best ${(100 * res.best.acc).toFixed(2)}% at epoch ${res.best.epoch}` : ''));
     }

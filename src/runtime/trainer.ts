@@ -109,6 +109,33 @@ export interface TrainMeta {
   best: { epoch: number; acc: number } | null;
   /** The class names, label by label (folder names, classes= or IDX names), for predict. Absent in older checkpoints. */
   classes?: string[];
+  /** The smoothed per-step training loss for curves.svg (LossTrace.points). Absent in older checkpoints. */
+  lossTrace?: [number, number][];
+}
+
+/**
+ * The per-step training loss, smoothed (an exponential moving average, bias-corrected like Adam's
+ * moments so the first points are not pulled toward 0), sampled about 100 times an epoch: a
+ * one-epoch run gets a curve, and a long run's file stays small. x is in epochs (step / steps per epoch).
+ */
+export class LossTrace {
+  private avg = 0;
+  private weight = 0;
+  private readonly every: number;
+
+  constructor(private readonly stepsPerEpoch: number, readonly points: [number, number][] = [], private readonly beta = 0.9) {
+    this.every = Math.max(1, Math.floor(stepsPerEpoch / 100));
+    // A resumed run continues from the last point written rather than restarting the average.
+    const last = points.at(-1);
+    if (last) { this.avg = last[1]; this.weight = 1; }
+  }
+
+  /** Adds the loss of the step numbered `step` (1-based, over the run). */
+  add(step: number, loss: number): void {
+    this.avg = this.beta * this.avg + (1 - this.beta) * loss;
+    this.weight = this.beta * this.weight + (1 - this.beta);
+    if (step % this.every === 0) this.points.push([step / this.stepsPerEpoch, this.avg / this.weight]);
+  }
 }
 
 /** What determines the order of samples; a resume must match it to be exact. */
@@ -230,37 +257,75 @@ const fmtTime = (s: number): string => {
 };
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 
+/** "1 epoch", "2 epochs". */
+export const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/**
+ * Fits a line of parts to width: parts are dropped lowest priority first (a lower number goes
+ * first), so a narrow terminal loses the bar and the accuracy before the ETA.
+ */
+export function fitParts(parts: { text: string; priority: number }[], width: number, sep = '  '): string {
+  let kept = [...parts];
+  const join = () => kept.map((p) => p.text).join(sep);
+  while (join().length > width && kept.length > 1) {
+    const lowest = kept.reduce((a, b) => (b.priority < a.priority ? b : a));
+    kept = kept.filter((p) => p !== lowest);
+  }
+  return join().slice(0, width);
+}
+
 class Progress {
   private lastDraw = 0;
   private nextLine = 0;
   private drawn = false;
+  /** Seconds the last evaluation took, for the run's ETA; undefined before the first one. */
+  evalSeconds?: number;
 
-  constructor(private readonly out: ProgressOutput, private readonly epochs: number, private readonly stepsPerEpoch: number) {}
+  constructor(private readonly out: ProgressOutput, private readonly epochs: number, private readonly stepsPerEpoch: number,
+    private readonly evalShare: number) {}
 
   line(text: string): void {
     this.clear();
     this.out.write(text + '\n');
   }
 
+  /**
+   * The run's remaining seconds: this epoch's, then each later epoch at this epoch's speed, each
+   * with an evaluation: as long as the last one took, or before any, a guess of a third of the
+   * training time per image (forward only) times evalShare (held-out images per training image).
+   */
+  private runEta(epoch: number, epochEta: number, secondsPerStep: number): number {
+    const epochTrain = secondsPerStep * this.stepsPerEpoch;
+    const evaluation = this.evalSeconds ?? (epochTrain / 3) * this.evalShare;
+    return epochEta + evaluation + (this.epochs - epoch - 1) * (epochTrain + evaluation);
+  }
+
   /** Called after each step; batch is the 1-based batch just finished within the epoch. */
   step(epoch: number, batch: number, sums: EpochSums): void {
     const frac = batch / this.stepsPerEpoch;
     const rate = sums.seconds > 0 ? sums.seen / sums.seconds : 0;
-    const eta = sums.steps > 0 ? ((this.stepsPerEpoch - batch) * sums.seconds) / sums.steps : NaN;
-    const text = `epoch ${epoch + 1}/${this.epochs} ${(100 * frac).toFixed(0).padStart(3)}%  loss ${(sums.lossSum / sums.seen).toFixed(4)}  ` +
-      `acc ${pct(sums.correct / sums.seen)}  ${rate.toFixed(0)} img/s  ETA ${fmtTime(eta)}`;
+    const perStep = sums.steps > 0 ? sums.seconds / sums.steps : NaN;
+    const eta = (this.stepsPerEpoch - batch) * perStep;
+    const parts = [
+      { text: `epoch ${epoch + 1}/${this.epochs} ${(100 * frac).toFixed(0).padStart(3)}%`, priority: 5 },
+      { text: `loss ${(sums.lossSum / sums.seen).toFixed(4)}`, priority: 3 },
+      { text: `acc ${pct(sums.correct / sums.seen)}`, priority: 1 },
+      { text: `${rate.toFixed(0)} img/s`, priority: 2 },
+      { text: `ETA ${fmtTime(eta)}, run ${fmtTime(this.runEta(epoch, eta, perStep))}`, priority: 4 },
+    ];
     if (this.out.isTTY) {
       const now = Date.now();
       if (now - this.lastDraw < 100 && batch < this.stepsPerEpoch) return;
       this.lastDraw = now;
-      const bar = this.bar(frac, 20);
-      const width = Math.max(20, (this.out.columns ?? 100) - 1);
-      this.out.write(`\r${`${bar} ${text}`.slice(0, width)}\x1b[K`);
+      const width = Math.max(20, (this.out.columns ?? process.stdout.columns ?? 100) - 1);
+      // The bar goes first when the line is too wide for the terminal, then parts by priority.
+      const full = `${this.bar(frac, 20)} ${parts.map((p) => p.text).join('  ')}`;
+      this.out.write(`\r${full.length <= width ? full : fitParts(parts, width)}\x1b[K`);
       this.drawn = true;
     } else {
       const every = Math.max(1, Math.ceil(this.stepsPerEpoch / 10));
       if (batch >= this.nextLine || batch === this.stepsPerEpoch) {
-        this.out.write(text + '\n');
+        this.out.write(parts.map((p) => p.text).join('  ') + '\n');
         this.nextLine = (Math.floor(batch / every) + 1) * every;
       }
     }
@@ -369,6 +434,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let sums = emptySums();
   let history: LogRecord[] = [];
   let best: { epoch: number; acc: number } | null = null;
+  let trace = new LossTrace(stepsPerEpoch);
 
   removeTemps(outDir, out);
   if (opts.resume) {
@@ -392,6 +458,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (changes.length) out.write(`notice: resuming with changed settings: ${changes.join(', ')}\n`);
     runner.load(ckpt.tensors as TrainState);
     ({ epoch, batch, step, elapsed: elapsedBase, history, best } = meta);
+    trace = new LossTrace(stepsPerEpoch, (meta.lossTrace ?? []).filter(([x]) => x <= step / stepsPerEpoch));
     sums = { ...meta.epochProgress };
     trimLog(logPath, meta);
     await repairBest(lastPath, bestPath, meta, out);
@@ -406,13 +473,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const sessionStart = performance.now();
   const elapsed = () => elapsedBase + (performance.now() - sessionStart) / 1000;
-  const progress = new Progress(out, config.epochs, stepsPerEpoch);
+  const progress = new Progress(out, config.epochs, stepsPerEpoch, (testSet?.size ?? 0) / Math.max(1, trainSet.size));
+  const writeCurves = () => writeFileAtomic(curvesPath, curvesSvg(history, model.name, evalName, trace.points));
   const logLine = (r: LogRecord) => appendText(logPath, JSON.stringify(r) + '\n');
   const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
 
   const meta = (): TrainMeta => ({
     format: TRAIN_META_FORMAT, epoch, batch, step, epochProgress: { ...sums }, elapsed: elapsed(),
     device: runner.device ?? opts.device, config, data: order, history, best, classes: trainSet.classes,
+    lossTrace: trace.points,
   });
   const save = async (paths: string[]) => {
     const tensors = runner.state();
@@ -443,8 +512,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let interrupted = false;
   try {
     if (epoch >= config.epochs) {
-      out.write(`nothing to do: the run in ${outDir} has finished its ${epoch} epochs (raise --epochs to train further)\n`);
-    } else out.write(`training ${model.name}: ${config.epochs} epochs of ${stepsPerEpoch} steps (batch ${batchSize}), ` +
+      out.write(`nothing to do: the run in ${outDir} has finished its ${plural(epoch, 'epoch')} (raise --epochs to train further)\n`);
+    } else out.write(`training ${model.name}: ${plural(config.epochs, 'epoch')} of ${plural(stepsPerEpoch, 'step')} (batch ${batchSize}), ` +
       `${trainSet.size} training and ${testSet?.size ?? 0} ${evalName} samples, device ${runner.device ?? opts.device ?? 'cpu'}\n`);
     while (epoch < config.epochs) {
       const source = batches(trainSet, {
@@ -468,6 +537,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         sums.correct += r.correct;
         sums.seen += b.count;
         sums.steps++;
+        trace.add(step, r.loss);
         progress.step(epoch, batch, sums);
         if (logEvery > 0 && step % logEvery === 0 && batch < stepsPerEpoch) { // the epoch line covers an epoch's last step
           logLine({
@@ -483,7 +553,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
 
       // Epoch end: evaluate, log, checkpoint.
+      const evalStart = performance.now();
       const test = testSet ? await evaluateSet(runner, testSet, batchSize, { mean: model.preprocess.mean, std: model.preprocess.std, labelType, depth }) : undefined;
+      progress.evalSeconds = (performance.now() - evalStart) / 1000;
       const record: LogRecord = {
         type: 'epoch', epoch: epoch + 1, step, loss: sums.lossSum / sums.seen, acc: sums.correct / sums.seen,
         ...(test && (evalName === 'val' ? { val_loss: test.loss, val_acc: test.acc } : { test_loss: test.loss, test_acc: test.acc })),
@@ -502,7 +574,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       sums = emptySums();
       // last before best: a kill between them is repaired from last.ckpt on --resume (repairBest).
       await save(isBest ? [lastPath, bestPath] : [lastPath]);
-      writeFileAtomic(curvesPath, curvesSvg(history, model.name, evalName));
+      writeCurves();
       if (stopRequested && epoch < config.epochs) {
         interrupted = true;
         break;
@@ -510,10 +582,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
     if (interrupted) {
       if (batch > 0) await save([lastPath]);
+      writeCurves(); // the curves so far, the unfinished epoch's steps included
       progress.line(`stopped at epoch ${epoch + 1}, step ${step}; checkpoint ${lastPath} (continue with --resume)`);
-    } else if (history.length) {
-      writeFileAtomic(curvesPath, curvesSvg(history, model.name, evalName));
-    }
+    } else if (history.length) writeCurves();
   } finally {
     progress.clear();
     if (opts.handleSigint) process.off('SIGINT', onSigint);
@@ -544,13 +615,14 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
 
 const fmtTick = (v: number) => (Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(0) : String(+v.toPrecision(6)));
 
-interface Series { label: string; color: string; dash?: string; points: [number, number][] }
+interface Series { label: string; color: string; dash?: string; points: [number, number][]; dots?: false; thin?: true }
 
 function panel(x0: number, y0: number, w: number, h: number, title: string, series: Series[], yRange: [number, number], yFormat: (v: number) => string, epochs: number, legendAt: 'top' | 'bottom'): string {
   const m = { left: 56, right: 16, top: 30, bottom: 40 };
   const pw = w - m.left - m.right, ph = h - m.top - m.bottom;
-  const xHi = Math.max(epochs, 2);
-  const sx = (e: number) => x0 + m.left + ((e - 1) / (xHi - 1)) * pw;
+  // x runs from 0 (the run's start) to the last epoch: per-step points lie between the epoch ends.
+  const xHi = Math.max(epochs, 1);
+  const sx = (e: number) => x0 + m.left + (e / xHi) * pw;
   const sy = (v: number) => y0 + m.top + ph - ((v - yRange[0]) / (yRange[1] - yRange[0])) * ph;
   const parts: string[] = [];
   parts.push(`<text x="${x0 + m.left + pw / 2}" y="${y0 + 18}" text-anchor="middle" font-size="14" font-weight="bold">${xmlEscape(title)}</text>`);
@@ -559,7 +631,8 @@ function panel(x0: number, y0: number, w: number, h: number, title: string, seri
     parts.push(`<line x1="${x0 + m.left}" y1="${y}" x2="${x0 + m.left + pw}" y2="${y}" stroke="#e5e5e5"/>`);
     parts.push(`<text x="${x0 + m.left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle" font-size="11">${yFormat(v)}</text>`);
   }
-  const xTicks = niceTicks(1, xHi, Math.min(10, xHi - 1)).filter((v) => Number.isInteger(v) && v >= 1);
+  // Fractions of an epoch only label a one-epoch axis.
+  const xTicks = niceTicks(0, xHi, Math.min(10, Math.max(xHi, 5))).filter((v) => v >= 0 && (xHi < 2 || Number.isInteger(v)));
   for (const v of xTicks) {
     const x = sx(v).toFixed(1);
     parts.push(`<line x1="${x}" y1="${y0 + m.top + ph}" x2="${x}" y2="${y0 + m.top + ph + 4}" stroke="#333"/>`);
@@ -570,7 +643,8 @@ function panel(x0: number, y0: number, w: number, h: number, title: string, seri
   for (const s of series) {
     if (!s.points.length) continue;
     const pts = s.points.map(([e, v]) => `${sx(e).toFixed(1)},${sy(v).toFixed(1)}`);
-    parts.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
+    parts.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${s.color}" stroke-width="${s.thin ? 1.2 : 2}"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}${s.thin ? ' stroke-opacity="0.6"' : ''}/>`);
+    if (s.dots === false) continue;
     for (const p of pts) {
       const [cx, cy] = p.split(',');
       parts.push(`<circle cx="${cx}" cy="${cy}" r="2.5" fill="${s.color}"/>`);
@@ -579,7 +653,7 @@ function panel(x0: number, y0: number, w: number, h: number, title: string, seri
   // Legend, right inside the plot: at the top for falling curves (loss), the bottom for rising ones.
   const shown = series.filter((s) => s.points.length);
   shown.forEach((s, i) => {
-    const lx = x0 + m.left + pw - 92;
+    const lx = x0 + m.left + pw - 132;
     const ly = legendAt === 'top' ? y0 + m.top + 12 + i * 16 : y0 + m.top + ph - 12 - (shown.length - 1 - i) * 16;
     parts.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 22}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ''}/>`);
     parts.push(`<text x="${lx + 28}" y="${ly}" dominant-baseline="middle" font-size="11">${xmlEscape(s.label)}</text>`);
@@ -587,14 +661,22 @@ function panel(x0: number, y0: number, w: number, h: number, title: string, seri
   return parts.join('\n');
 }
 
-/** Train and held-out (test or val) loss (left) and accuracy (right) per epoch. */
-export function curvesSvg(history: readonly LogRecord[], title: string, evalName: 'test' | 'val' = 'test'): string {
+/**
+ * Train and held-out (test or val) loss (left) and accuracy (right) per epoch, and the smoothed
+ * per-step training loss (trace, x in epochs) under the per-epoch loss.
+ */
+export function curvesSvg(history: readonly LogRecord[], title: string, evalName: 'test' | 'val' = 'test', trace: readonly [number, number][] = []): string {
   const epochs = history.filter((r) => r.type === 'epoch');
   const n = epochs.length ? Math.max(...epochs.map((r) => r.epoch)) : 1;
+  const xHi = Math.max(n, Math.ceil(Math.max(0, ...trace.map((p) => p[0])) - 1e-9));
+  const steps = trace.filter((p) => p.every(Number.isFinite));
   const pick = (f: (r: LogRecord) => number | undefined): [number, number][] =>
     epochs.flatMap((r) => { const v = f(r); return v === undefined || !Number.isFinite(v) ? [] : [[r.epoch, v] as [number, number]]; });
   const train = { color: '#1f77b4' }, test = { color: '#ff7f0e', dash: '6 4' };
-  const loss: Series[] = [{ label: 'train loss', ...train, points: pick((r) => r.loss) }, { label: `${evalName} loss`, ...test, points: pick((r) => r.test_loss ?? r.val_loss) }];
+  const loss: Series[] = [
+    { label: 'train loss (steps)', color: '#7fb3d5', points: steps, dots: false, thin: true },
+    { label: 'train loss', ...train, points: pick((r) => r.loss) }, { label: `${evalName} loss`, ...test, points: pick((r) => r.test_loss ?? r.val_loss) },
+  ];
   const acc: Series[] = [{ label: 'train acc', ...train, points: pick((r) => r.acc) }, { label: `${evalName} acc`, ...test, points: pick((r) => r.test_acc ?? r.val_acc) }];
   const maxLoss = Math.max(1e-6, ...loss.flatMap((s) => s.points.map((p) => p[1])));
   const lossTicks = niceTicks(0, maxLoss * 1.05);
@@ -604,9 +686,9 @@ export function curvesSvg(history: readonly LogRecord[], title: string, evalName
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H + 24}" viewBox="0 0 ${W} ${H + 24}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
-    `<text x="${W / 2}" y="18" text-anchor="middle" font-size="15">${xmlEscape(title)}: ${n} epoch${n === 1 ? '' : 's'}</text>`,
-    panel(0, 24, pw, H, 'loss', loss, [0, lossTop], fmtTick, n, 'top'),
-    panel(pw, 24, pw, H, 'accuracy', acc, [0, 1], (v) => `${Math.round(v * 100)}%`, n, 'bottom'),
+    `<text x="${W / 2}" y="18" text-anchor="middle" font-size="15">${xmlEscape(title)}: ${plural(n, 'epoch')}</text>`,
+    panel(0, 24, pw, H, 'loss', loss, [0, lossTop], fmtTick, xHi, 'top'),
+    panel(pw, 24, pw, H, 'accuracy', acc, [0, 1], (v) => `${Math.round(v * 100)}%`, xHi, 'bottom'),
     '</svg>',
     '',
   ].join('\n');
