@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { configLearningRate, decayFactor, learningRate, warmupFactor, type ScheduleSpec } from '../src/runtime/schedule.ts';
+import { configLearningRate, decayFactor, learningRate, warmupFactor, warmupWarning, type ScheduleSpec } from '../src/runtime/schedule.ts';
 import { defaultTrainConfig } from '../src/compiler/train-config.ts';
 
 const spec = (s: Partial<ScheduleSpec>): ScheduleSpec => ({ kind: 'constant', step_size: 10, gamma: 0.1, warmup: 0, ...s });
@@ -69,5 +69,21 @@ describe('learning-rate schedule', () => {
     config.optimizer.lr = 0.05;
     config.schedule = { kind: 'step', step_size: 1, gamma: 0.5, warmup: 0 };
     expect(configLearningRate(config, 10, counts)).toBe(0.025);
+  });
+});
+
+describe('warm-up spanning the whole run', () => {
+  it('warns when warmup >= epochs, naming the decay that never starts', () => {
+    expect(warmupWarning(spec({ kind: 'cosine', warmup: 1 }), 1)).toBe(
+      'the warm-up (warmup=1) spans the whole run of 1 epoch: the learning rate only rises and the cosine decay never starts; lower warmup= or raise epochs');
+    expect(warmupWarning(spec({ kind: 'constant', warmup: 3 }), 2)).toBe(
+      'the warm-up (warmup=3) spans the whole run of 2 epochs: the learning rate only rises; lower warmup= or raise epochs');
+    // And it is true: the last step of a one-epoch cosine run with warmup=1 is at the full rate.
+    expect(learningRate(1, spec({ kind: 'cosine', warmup: 1 }), 9, { stepsPerEpoch: 10, totalSteps: 10 })).toBe(1);
+  });
+  it('says nothing when the warm-up ends before the run does, or there is none', () => {
+    expect(warmupWarning(spec({ kind: 'cosine', warmup: 1 }), 2)).toBeUndefined();
+    expect(warmupWarning(spec({ kind: 'cosine', warmup: 0.5 }), 1)).toBeUndefined();
+    expect(warmupWarning(spec({ kind: 'cosine', warmup: 0 }), 1)).toBeUndefined();
   });
 });

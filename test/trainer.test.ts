@@ -345,6 +345,14 @@ describe('trainer: the training screen', () => {
     expect(text).toMatch(/^training Tiny: 1 epoch of 1 step \(batch 8\)/);
   });
 
+  it('a one-epoch run with warmup=1 is warned at the start that it never decays', async () => {
+    const warned = await runTraining({ model: tinyModel('batch: 8\n epochs: 1\n schedule: cosine warmup=1'), outDir: tempDir() });
+    expect(warned.log.text.split('\n')[1]).toBe('warning: the warm-up (warmup=1) spans the whole run of 1 epoch: ' +
+      'the learning rate only rises and the cosine decay never starts; lower warmup= or raise epochs');
+    const fine = await runTraining({ model: tinyModel('batch: 8\n epochs: 2\n schedule: cosine warmup=1'), outDir: tempDir() });
+    expect(fine.log.text).not.toContain('warning:');
+  });
+
   it('the per-step loss is smoothed with a bias-corrected average, about 100 points an epoch', () => {
     const trace = new LossTrace(1000);
     for (let step = 1; step <= 1000; step++) trace.add(step, step <= 500 ? 2 : 1);

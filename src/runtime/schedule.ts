@@ -65,3 +65,15 @@ export function learningRate(baseLr: number, schedule: ScheduleSpec, step: numbe
 export function configLearningRate(config: Pick<TrainConfig, 'optimizer' | 'schedule'>, step: number, counts: StepCounts): number {
   return learningRate(config.optimizer.lr, config.schedule, step, counts);
 }
+
+/**
+ * A warning when the warm-up spans the whole run (a one-epoch run with `warmup=1`): the rate only
+ * ever rises, so the run ends at its peak and the decay asked for never happens.
+ */
+export function warmupWarning(schedule: ScheduleSpec, epochs: number): string | undefined {
+  if (!(schedule.warmup > 0) || schedule.warmup < epochs) return undefined;
+  const decay = schedule.kind === 'constant' ? '' : ` and the ${schedule.kind} decay never starts`;
+  const run = `${epochs} epoch${epochs === 1 ? '' : 's'}`;
+  return `the warm-up (warmup=${schedule.warmup}) spans the whole run of ${run}: the learning rate only rises${decay}; ` +
+    `lower warmup= or raise epochs`;
+}

@@ -16,7 +16,7 @@ import { UserError } from '../errors.ts';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { appendText, ensureWritableDir, removeStaleTemps, tempName, writeFileAtomic } from './files.ts';
 import { batchCount, batches, checkAgainstModel, prefetch, sliceDataset, type Dataset } from './dataset.ts';
-import { configLearningRate, type StepCounts } from './schedule.ts';
+import { configLearningRate, warmupWarning, type StepCounts } from './schedule.ts';
 import type { StepResult, TrainState, TrainStepRunner } from './train-step.ts';
 
 /** Where progress goes: a TTY gets a redrawn one-line bar, anything else plain lines. */
@@ -515,6 +515,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       out.write(`nothing to do: the run in ${outDir} has finished its ${plural(epoch, 'epoch')} (raise --epochs to train further)\n`);
     } else out.write(`training ${model.name}: ${plural(config.epochs, 'epoch')} of ${plural(stepsPerEpoch, 'step')} (batch ${batchSize}), ` +
       `${trainSet.size} training and ${testSet?.size ?? 0} ${evalName} samples, device ${runner.device ?? opts.device ?? 'cpu'}\n`);
+    const warmup = epoch < config.epochs ? warmupWarning(config.schedule, config.epochs) : undefined;
+    if (warmup) out.write(`warning: ${warmup}\n`);
     while (epoch < config.epochs) {
       const source = batches(trainSet, {
         batchSize, shuffle: true, seed: config.seed, epoch, dropLast, startBatch: batch, labelType,
