@@ -111,6 +111,8 @@ export interface TrainMeta {
   classes?: string[];
   /** The smoothed per-step training loss for curves.svg (LossTrace.points). Absent in older checkpoints. */
   lossTrace?: [number, number][];
+  /** The moving average behind lossTrace ([average, weight]), so a resumed run continues it exactly. */
+  lossTraceState?: [number, number];
 }
 
 /**
@@ -123,11 +125,18 @@ export class LossTrace {
   private weight = 0;
   private readonly every: number;
 
-  constructor(private readonly stepsPerEpoch: number, readonly points: [number, number][] = [], private readonly beta = 0.9) {
+  constructor(private readonly stepsPerEpoch: number, readonly points: [number, number][] = [], state?: [number, number], private readonly beta = 0.9) {
     this.every = Math.max(1, Math.floor(stepsPerEpoch / 100));
-    // A resumed run continues from the last point written rather than restarting the average.
+    // A resumed run continues the average where the checkpoint left it: the same curve as a run
+    // never interrupted (an older checkpoint without the state restarts from its last point).
     const last = points.at(-1);
-    if (last) { this.avg = last[1]; this.weight = 1; }
+    if (state) [this.avg, this.weight] = state;
+    else if (last) [this.avg, this.weight] = [last[1], 1];
+  }
+
+  /** The moving average and its weight, for the checkpoint. */
+  get state(): [number, number] {
+    return [this.avg, this.weight];
   }
 
   /** Adds the loss of the step numbered `step` (1-based, over the run). */
@@ -458,7 +467,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (changes.length) out.write(`notice: resuming with changed settings: ${changes.join(', ')}\n`);
     runner.load(ckpt.tensors as TrainState);
     ({ epoch, batch, step, elapsed: elapsedBase, history, best } = meta);
-    trace = new LossTrace(stepsPerEpoch, (meta.lossTrace ?? []).filter(([x]) => x <= step / stepsPerEpoch));
+    trace = new LossTrace(stepsPerEpoch, (meta.lossTrace ?? []).filter(([x]) => x <= step / stepsPerEpoch), meta.lossTraceState);
     sums = { ...meta.epochProgress };
     trimLog(logPath, meta);
     await repairBest(lastPath, bestPath, meta, out);
@@ -481,7 +490,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const meta = (): TrainMeta => ({
     format: TRAIN_META_FORMAT, epoch, batch, step, epochProgress: { ...sums }, elapsed: elapsed(),
     device: runner.device ?? opts.device, config, data: order, history, best, classes: trainSet.classes,
-    lossTrace: trace.points,
+    lossTrace: trace.points, lossTraceState: trace.state,
   });
   const save = async (paths: string[]) => {
     const tensors = runner.state();
