@@ -7,7 +7,7 @@ import type { CheckedModel } from '../compiler/model.ts';
 import { hasErrors } from '../compiler/diagnostics.ts';
 import { compileInference, sourceHash } from '../compiler/emit/inference.ts';
 import { UserError } from '../errors.ts';
-import { loadWeights, saveCheckpoint, writeAtomic } from '../runtime/checkpoint.ts';
+import { loadWeights, saveCheckpoint } from '../runtime/checkpoint.ts';
 import { ensureWritableDir, writeFileAtomic } from '../runtime/files.ts';
 import { checkFileAt, pickModel } from './io.ts';
 import { checkOutputDir, checkOutputFile } from './outputs.ts';
@@ -38,7 +38,7 @@ export async function compileCommand(file: string, opts: CompileOptions): Promis
   const compiled = compileInference(model, {
     file, source: result.text, init, initFrom: opts.weights, seed: opts.seed ?? model.train.seed ?? 0,
   });
-  await writeAtomic(output, [compiled.bytes]);
+  writeFileAtomic(output, compiled.bytes);
   const hash = sourceHash(result.text).slice(0, 12);
   console.log(`${output}: ${model.name}, ${compiled.ops} ops, ${model.totals.trainable.toLocaleString('en-US')} trainable + ${model.totals.nonTrainable.toLocaleString('en-US')} non-trainable params, ${formatBytes(compiled.bytes.byteLength)} (opset 17, source ${hash}${opts.weights ? `, weights from ${opts.weights}` : ''})`);
   return 0;
@@ -75,9 +75,9 @@ async function compileTrainingCommand(file: string, source: string, model: Check
     for (const [name, t] of tensors) state.set(name, t);
   }
   ensureWritableDir(dir);
-  await writeAtomic(path.join(dir, 'train_step.onnx'), [graphs.trainStep]);
-  await writeAtomic(path.join(dir, 'eval.onnx'), [graphs.eval]);
-  await writeAtomic(path.join(dir, 'train_loop.onnx'), [graphs.trainLoop!]);
+  writeFileAtomic(path.join(dir, 'train_step.onnx'), graphs.trainStep);
+  writeFileAtomic(path.join(dir, 'eval.onnx'), graphs.eval);
+  writeFileAtomic(path.join(dir, 'train_loop.onnx'), graphs.trainLoop!);
   await saveCheckpoint(path.join(dir, 'init.ckpt'), { model: model.name, sourceHash: sourceHash(source), meta: { format: 'cnnc-train-init', seed, config }, tensors: state });
   const signature = {
     model: model.name,

@@ -1,9 +1,9 @@
 /** `cnnc fmt FILE...`: the canonical layout (src/compiler/format.ts); print, rewrite in place, or check. */
-import { readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
 import { format } from '../compiler/format.ts';
 import { parse } from '../compiler/parser.ts';
 import { UserError } from '../errors.ts';
+import { realFs, writeFileAtomic } from '../runtime/files.ts';
 import { readSource } from './io.ts';
 import { printDiagnostics } from './report.ts';
 
@@ -30,7 +30,7 @@ export function fmtCommand(files: string[], opts: FmtOptions): number {
       if (out !== text) changed.push(file);
     } else if (opts.write) {
       if (out !== text) {
-        writeAtomically(file, out);
+        writeFileAtomic(file, out, realFs, modeOf(file));
         changed.push(file);
       }
     } else process.stdout.write(out);
@@ -64,18 +64,11 @@ function reportSyntaxErrors(file: string, text: string): void {
   console.error(`cnnc fmt: ${file}: not formatted: ${syntax.length ? 'it has syntax errors' : 'the formatter could not keep every token (please report this file)'}`);
 }
 
-/** Writes next to the file and renames over it, so a reader never sees half a file. */
-function writeAtomically(file: string, text: string): void {
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.fmt.tmp`);
+/** The file's permission bits, which a rewrite in place keeps (the default when it cannot be read). */
+function modeOf(file: string): number {
   try {
-    writeFileSync(tmp, text, { mode: statSync(file).mode & 0o7777 });
-    renameSync(tmp, file);
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // nothing to clean up
-    }
-    throw new UserError(`cannot write the formatted file (${(e as NodeJS.ErrnoException).code ?? String(e)})`, file);
+    return statSync(file).mode & 0o7777;
+  } catch {
+    return 0o666;
   }
 }

@@ -94,6 +94,21 @@ export function assertNever(x: never): never {
   throw new Error(`unexpected node ${JSON.stringify(x)}`);
 }
 
+/**
+ * The layer whose output is `node`'s output, through sequences (blocks, repeats, frozen), skipping
+ * empty ones (they pass their input on); undefined when a combinator (residual, concat, add, gate)
+ * produces the output.
+ */
+export function finalLayer(node: Node): LayerNode | undefined {
+  if (node.kind === 'layer') return node;
+  if (node.kind !== 'seq') return undefined;
+  for (let i = node.items.length - 1; i >= 0; i--) {
+    const item = node.items[i];
+    if (item.kind !== 'seq' || layers(item).length > 0) return finalLayer(item);
+  }
+  return undefined;
+}
+
 /** Every layer in execution order, through all combinators (an array: a recursive generator is several times slower). */
 export function layers(node: Node, out: LayerNode[] = []): LayerNode[] {
   switch (node.kind) {

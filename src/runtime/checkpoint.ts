@@ -148,14 +148,6 @@ export async function saveCheckpoint(file: string, input: CheckpointInput, fs?: 
   writeFileAtomic(file, encodeCheckpoint(input), fs);
 }
 
-/**
- * Atomic write of chunks (files.ts's writeFileAtomic, which also writes text); kept here and async
- * for the callers that import it from this module.
- */
-export async function writeAtomic(file: string, chunks: readonly Uint8Array[]): Promise<void> {
-  writeFileAtomic(file, chunks);
-}
-
 export async function loadCheckpoint(file: string): Promise<Checkpoint> {
   let bytes: Uint8Array;
   try {

@@ -81,14 +81,14 @@ function writeAll(fs: WriteFs, fd: number, chunk: Uint8Array): void {
 
 /**
  * Writes `data` to `file` atomically (see the top of this file), creating its directory when
- * missing. Synchronous, so that a signal
+ * missing; `mode` is the new file's (a rewrite in place passes the old one's). Synchronous, so that a signal
  * handler or an exit never runs between writing and renaming.
  */
-export function writeFileAtomic(file: string, data: Data, fs: WriteFs = realFs): void {
+export function writeFileAtomic(file: string, data: Data, fs: WriteFs = realFs, mode = 0o666): void {
   const tmp = tempName(file);
   try {
     makeDirs(path.dirname(file));
-    const fd = fs.openSync(tmp, 'w', 0o666);
+    const fd = fs.openSync(tmp, 'w', mode);
     try {
       for (const c of chunksOf(data)) writeAll(fs, fd, c);
       fs.fsyncSync(fd);

@@ -3,7 +3,7 @@
  * model's `input` line says (resize to its H×W, its channel count, mean and std).
  */
 import { extname } from 'node:path';
-import { finalLayer } from '../compiler/emit/train.ts';
+import { finalLayer } from '../compiler/model.ts';
 import type { LayerKind } from '../compiler/layers/types.ts';
 import type { CheckedModel } from '../compiler/model.ts';
 import { UserError } from '../errors.ts';

@@ -22,7 +22,7 @@
 import onnxProto from 'onnx-proto';
 import { UserError } from '../../errors.ts';
 import type { LayerKind, ParamSpec } from '../layers/types.ts';
-import { assertNever, layers, withChildren, type CheckedModel, type LayerNode, type Node } from '../model.ts';
+import { assertNever, finalLayer, layers, withChildren, type CheckedModel, type LayerNode, type Node } from '../model.ts';
 import { buildModel, GraphBuilder, type Dim } from '../onnx/builder.ts';
 import type { TrainConfig } from '../train-config.ts';
 import { LowerContext } from './context.ts';
@@ -306,21 +306,6 @@ function poolsBeforeRelus<N extends Node>(node: N): N {
   return copy;
 }
 const MAX_POOLS = new Set(['maxpool', 'globalmaxpool']);
-
-/**
- * The layer whose output is `node`'s output, through sequences (blocks, repeats, frozen), skipping
- * empty ones (they pass their input on); undefined when a combinator (residual, concat, add, gate)
- * produces the output.
- */
-export function finalLayer(node: Node): LayerNode | undefined {
-  if (node.kind === 'layer') return node;
-  if (node.kind !== 'seq') return undefined;
-  for (let i = node.items.length - 1; i >= 0; i--) {
-    const item = node.items[i];
-    if (item.kind !== 'seq' || layers(item).length > 0) return finalLayer(item);
-  }
-  return undefined;
-}
 
 /** Which probabilities each loss takes as logits instead (PyTorch's CrossEntropyLoss, BCEWithLogitsLoss). */
 const FOLDED_BY_LOSS: Record<TrainConfig['loss']['kind'], LayerKind['probabilities']> = { cross_entropy: 'softmax', bce: 'sigmoid', mse: undefined };
