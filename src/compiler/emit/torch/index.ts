@@ -5,7 +5,7 @@
  * train.py (the model's train { } section as PyTorch code, one process or DDP under torchrun)
  * and README.md (how to run them).
  */
-import type { CheckedModel } from '../../compiler/model.ts';
+import type { CheckedModel } from '../../model.ts';
 import { modelPy } from './model-py.ts';
 import { trainPy } from './train-py.ts';
 import { readmeMd } from './readme.ts';
