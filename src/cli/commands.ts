@@ -50,7 +50,7 @@ function defineSummary(program: Command): void {
 function defineCompile(program: Command): void {
   program
     .command('compile')
-    .description('compile a model to an ONNX inference graph (opset 17)')
+    .description('compile a model to an ONNX inference graph (opset 17), or to a Triton Inference Server model (--triton)')
     .argument('<file>', '.cnn file')
     .option('-m, --model <name>', 'which model of the file (default: the first)')
     .option('-o, --output <path>', 'where to write the .onnx model (with --train: the folder for the training graphs)')
@@ -58,6 +58,9 @@ function defineCompile(program: Command): void {
     .option('--seed <n>', 'seed for initial parameter values (default: the train section\'s seed, else 0)', seedFlag('--seed'))
     .option('--train', 'write the training graphs to the -o directory instead: train_step.onnx, eval.onnx, train_loop.onnx, init.ckpt and train.json')
     .option('--loop-steps <k>', 'with --train: fix the number of steps per train_loop.onnx run (default: any, from the input\'s first dimension)', positiveIntFlag('--loop-steps'))
+    .option('--triton <dir>', 'write the model into a Triton model repository instead: DIR/<model>/config.pbtxt, 1/model.onnx and labels.txt (see docs/triton.md)')
+    .option('--max-batch <n>', 'with --triton: max_batch_size, the largest batch Triton forms (default 32)', positiveIntFlag('--max-batch'))
+    .option('--triton-kind <kind>', 'with --triton: where Triton runs the model: gpu (default), cpu or auto')
     .action(async (file: string, opts: CompileOptions) => {
       process.exitCode = await (await import('./compile.ts')).compileCommand(file, opts);
     });

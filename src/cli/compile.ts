@@ -13,8 +13,9 @@ import { checkFileAt, pickModel } from './io.ts';
 import { checkOutputDir, checkOutputFile } from './outputs.ts';
 import { printDiagnostics } from './report.ts';
 import { formatBytes } from './summary.ts';
+import { checkTritonOptions, writeTritonCommand, type TritonCliOptions } from './triton.ts';
 
-export interface CompileOptions {
+export interface CompileOptions extends TritonCliOptions {
   model?: string;
   output?: string;
   weights?: string;
@@ -38,6 +39,7 @@ export async function compileCommand(file: string, opts: CompileOptions): Promis
   const compiled = compileInference(model, {
     file, source: result.text, init, initFrom: opts.weights, seed: opts.seed ?? model.train.seed ?? 0,
   });
+  if (opts.triton) return writeTritonCommand({ dir: opts.triton, model, compiled, file, source: result.text, opts });
   writeFileAtomic(output, compiled.bytes);
   const hash = sourceHash(result.text).slice(0, 12);
   console.log(`${output}: ${model.name}, ${compiled.ops} ops, ${model.totals.trainable.toLocaleString('en-US')} trainable + ${model.totals.nonTrainable.toLocaleString('en-US')} non-trainable params, ${formatBytes(compiled.bytes.byteLength)} (opset 17, source ${hash}${opts.weights ? `, weights from ${opts.weights}` : ''})`);
@@ -47,6 +49,8 @@ export async function compileCommand(file: string, opts: CompileOptions): Promis
 /** Returns -o, once the output options make sense together and it can be written; before any work. */
 function checkOutput(opts: CompileOptions): string {
   if (opts.loopSteps !== undefined && !opts.train) throw new UserError('--loop-steps only applies with --train (it fixes the steps of train_loop.onnx)');
+  checkTritonOptions(opts);
+  if (opts.triton) return opts.triton;
   if (opts.train) {
     if (!opts.output) throw new UserError('compile --train: give the folder for the training graphs with -o DIR');
     checkOutputDir(opts.output, '-o', 'the training graphs (--train)');

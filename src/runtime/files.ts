@@ -158,7 +158,7 @@ function makeDirs(dir: string): void {
 }
 
 /** Whether a process with this id exists (EPERM: it exists but belongs to another user). */
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
