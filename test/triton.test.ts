@@ -356,7 +356,7 @@ describe('cnnc compile --triton refuses, with one line and nothing written', () 
     const out = path.join(tmp, 'file-in-the-way');
     mkdirSync(out);
     writeFileSync(path.join(out, 'Pets'), 'x');
-    expectRefused(cnnc(['compile', source, '--triton', out]), /Pets: is a file, not a model folder; cnnc will not replace it$/);
+    expectRefused(cnnc(['compile', source, '--triton', out]), /Pets: is not a folder \(a file or a link\); cnnc will not replace it$/);
     expect(readdirSync(out)).toEqual(['Pets']);
   });
 

@@ -111,7 +111,7 @@ function checkReplaceable(modelDir: string): boolean {
   } catch {
     return false;
   }
-  if (!isDir) throw new UserError('is a file, not a model folder; cnnc will not replace it', modelDir);
+  if (!isDir) throw new UserError('is not a folder (a file or a link); cnnc will not replace it', modelDir);
   if (readdirSync(modelDir).length === 0) return true; // nothing to lose
   const manifest = readManifest(path.join(modelDir, CONFIG_FILE));
   if (!manifest) throw new UserError(`exists and was not written by cnnc (its ${CONFIG_FILE} has no cnnc-files line); move it away, or choose another --triton folder`, modelDir);
