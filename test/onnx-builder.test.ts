@@ -229,7 +229,7 @@ describe('createSession device selection', () => {
     const err = await createSession(model, { device: 'cuda' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);
     expect((err as Error).message).toMatch(/CUDA/);
-    expect((err as Error).message).toMatch(/ONNXRUNTIME_NODE_INSTALL=cuda12/);
+    expect((err as Error).message).toMatch(/npx cnnc cuda install/);
   });
 
   it.skipIf(cudaProviderInstalled())('device auto falls back to cpu with a notice', async () => {

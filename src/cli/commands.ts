@@ -6,6 +6,8 @@
 import type { Command } from 'commander';
 import { deviceFlag, positiveIntFlag, seedFlag } from './options.ts';
 import type { CompileOptions } from './compile.ts';
+import type { CudaInstallOptions } from './cuda.ts';
+import type { DoctorOptions } from './doctor.ts';
 import type { CheckOptions } from './check.ts';
 import type { FmtOptions } from './fmt.ts';
 import type { PredictOptions } from './predict.ts';
@@ -20,6 +22,13 @@ export function defineCommands(program: Command): void {
   defineFmt(program);
   defineLsp(program);
   definePredict(program);
+  defineCuda(program);
+  defineDoctor(program);
+  // --device cuda|auto is checked (and the CUDA libraries found) before any command that has it runs.
+  program.hook('preAction', async (_program, command) => {
+    const device = command.opts().device;
+    if (device === 'cuda' || device === 'auto') await (await import('./cuda.ts')).prepareDevice(command);
+  });
 }
 
 function defineCheck(program: Command): void {
@@ -141,5 +150,27 @@ function defineLsp(program: Command): void {
     .action(async () => {
       const { runStdioServer } = await import('../lsp/server.ts');
       runStdioServer();
+    });
+}
+
+function defineCuda(program: Command): void {
+  const cuda = program.command('cuda').description('install ONNX Runtime\'s CUDA provider for --device cuda (see docs/cuda.md)');
+  cuda
+    .command('install')
+    .description('download the CUDA provider of onnxruntime-node\'s ONNX Runtime from the npm registry, check its pinned checksum and put it beside onnxruntime-node\'s library')
+    .option('--from <file>', 'install from a tarball fetched beforehand with `npm pack com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9` (checked the same way)')
+    .option('--check', 'install nothing; exit 1 unless the provider is installed, intact and matching onnxruntime-node')
+    .action(async (opts: CudaInstallOptions) => {
+      process.exitCode = await (await import('./cuda.ts')).cudaInstallCommand(opts);
+    });
+}
+
+function defineDoctor(program: Command): void {
+  program
+    .command('doctor')
+    .description('say what will run where: onnxruntime-node, the CUDA provider, each CUDA/cuDNN library, the GPUs, and how to fix each problem; exit 1 when --device cuda cannot run')
+    .option('--json', 'print the findings as JSON')
+    .action(async (opts: DoctorOptions) => {
+      process.exitCode = await (await import('./doctor.ts')).doctorCommand(opts);
     });
 }

@@ -2,10 +2,10 @@
  * Creating onnxruntime-node inference sessions on CPU or CUDA.
  */
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { UserError } from '../errors.ts';
+import { findOnnxruntime } from './cuda/provider.ts';
 
 export type InferenceSession = ort.InferenceSession;
 export type Device = 'cpu' | 'cuda' | 'auto';
@@ -30,33 +30,18 @@ export interface CreatedSession {
   notice?: string;
 }
 
-/**
- * How to get the CUDA provider: onnxruntime-node's install script downloads it from NuGet
- * (package Microsoft.ML.OnnxRuntime.Gpu.Linux) only for linux/x64, and only the `cuda12` manifest.
- */
+/** How to get the CUDA provider, and where to look when it is there but does not load. */
 export const CUDA_INSTALL_HINT =
-  'the onnxruntime-node CUDA execution provider is not installed (its binaries are not bundled in the npm package). ' +
-  'On linux/x64 install them with `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js`, ' +
-  'which downloads libonnxruntime_providers_{shared,cuda,tensorrt}.so from NuGet (network access needed); ' +
-  'a CUDA 12 runtime with cuDNN 9 must also be installed. onnxruntime-node has no CUDA build for other platforms.';
-
-/** Directory holding the native binding; the CUDA provider libraries are installed next to it. */
-function bindingDir(): string | undefined {
-  try {
-    const main = createRequire(import.meta.url).resolve('onnxruntime-node');
-    return path.join(path.dirname(main), '..', 'bin', 'napi-v6', process.platform, process.arch);
-  } catch {
-    return undefined;
-  }
-}
+  'the CUDA execution provider is not installed; fix: `npx cnnc cuda install` (it fetches the provider of onnxruntime-node\'s ' +
+  'ONNX Runtime from the npm registry); `npx cnnc doctor` then checks CUDA 13, cuDNN 9 and the GPU';
 
 /**
  * Checking the files first avoids asking ORT, which logs a red native error to stderr even when the
  * failure is then handled (as under `auto`).
  */
 function cudaProviderMissing(): boolean {
-  const dir = bindingDir();
-  return dir !== undefined && existsSync(dir) && !existsSync(path.join(dir, 'libonnxruntime_providers_cuda.so'));
+  const ort = findOnnxruntime();
+  return ort !== undefined && existsSync(ort.binDir) && !existsSync(path.join(ort.binDir, 'libonnxruntime_providers_cuda.so'));
 }
 
 /** Whether the CUDA provider library appears to be installed (CUDA itself may still be unusable). */
@@ -86,7 +71,9 @@ async function createCuda(model: Uint8Array | string, opts: SessionOptions): Pro
     return await create(model, 'cuda', opts);
   } catch (e) {
     if (!isCudaLoadError(e)) throw e;
-    throw new UserError(`--device cuda: could not load the CUDA execution provider (${(e as Error).message}); ${CUDA_INSTALL_HINT}`);
+    const why = (e as Error).message.split('\n')[0];
+    throw new UserError(`--device cuda: could not load the CUDA execution provider (${why}); ONNX Runtime's log line above names the library ` +
+      'that failed, and `npx cnnc doctor` shows where each one was found and how to fix what is missing');
   }
 }
 
