@@ -3,7 +3,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CHECKPOINT_MAGIC, decodeCheckpoint, encodeCheckpoint, loadCheckpoint, loadWeights, saveCheckpoint, type CheckpointTensor } from '../src/runtime/checkpoint.ts';
+import { CHECKPOINT_MAGIC, decodeCheckpoint, encodeCheckpoint, loadCheckpoint, saveCheckpoint, type CheckpointTensor } from '../src/runtime/checkpoint.ts';
+import { readWeightFile } from '../src/runtime/weights/index.ts';
 import { METADATA_KEYS, readModelMetadata, sourceHash } from '../src/compiler/emit/inference.ts';
 import { compile, expectClose, modelSource, run, weight } from './helpers/emit.ts';
 import { uniform } from './helpers/random.ts';
@@ -98,12 +99,12 @@ describe('--weights', () => {
     named.set('opt.m.conv1.weight', { dims: [1], data: new Float32Array(1) });
     const file = at('w.ckpt');
     await saveCheckpoint(file, { model: 'T', tensors: named });
-    const loaded = compile(src, { init: loadWeights(file), initFrom: file });
+    const loaded = compile(src, { init: readWeightFile(file).tensors, initFrom: file });
     for (const [name, t] of named) if (!name.startsWith('opt.')) expect([...weight(loaded, name)]).toEqual([...t.data]);
     expect(loaded.weights.has('opt.m.conv1.weight')).toBe(false);
     // The same weights read back from the compiled .onnx give the same model.
     writeFileSync(at('w.onnx'), loaded.bytes);
-    const again = compile(src, { init: loadWeights(at('w.onnx')), initFrom: at('w.onnx') });
+    const again = compile(src, { init: readWeightFile(at('w.onnx')).tensors, initFrom: at('w.onnx') });
     const x = uniform(9, 2 * 108);
     expectClose((await run(again.bytes, x, [2, 3, 6, 6])).data, (await run(loaded.bytes, x, [2, 3, 6, 6])).data, 0);
   });
@@ -114,13 +115,13 @@ describe('--weights', () => {
     const wrong = new Map<string, CheckpointTensor>([...base.weights].map(([n, t]) => [n, { dims: t.dims, data: t.data }]));
     wrong.set('conv1.weight', { dims: [8, 3, 3, 3], data: new Float32Array(216) });
     await saveCheckpoint(file, { model: 'T', tensors: wrong });
-    await expectUserError(() => compile(src, { init: loadWeights(file), initFrom: file }), /tensor conv1\.weight has shape 8×3×3×3 in .*bad\.ckpt, but layer conv1 \(conv 4 3x3\) needs 4×3×3×3/);
+    await expectUserError(() => compile(src, { init: readWeightFile(file).tensors, initFrom: file }), /tensor conv1\.weight has shape 8×3×3×3 in .*bad\.ckpt, but layer conv1 \(conv 4 3x3\) needs 4×3×3×3/);
     wrong.delete('conv1.weight');
     await saveCheckpoint(file, { model: 'T', tensors: wrong });
-    await expectUserError(() => compile(src, { init: loadWeights(file), initFrom: file }), /bad\.ckpt has no tensor conv1\.weight \(layer conv1, conv 4 3x3, needs 4×3×3×3\)/);
-    await expectUserError(() => loadWeights(at('nothing.onnx')), /nothing\.onnx: cannot read the weights/);
+    await expectUserError(() => compile(src, { init: readWeightFile(file).tensors, initFrom: file }), /bad\.ckpt has no tensor conv1\.weight \(layer conv1, conv 4 3x3, needs 4×3×3×3\)/);
+    await expectUserError(() => readWeightFile(at('nothing.onnx')), /nothing\.onnx: cannot read the weights/);
     writeFileSync(at('text.onnx'), 'hello');
-    await expectUserError(() => loadWeights(at('text.onnx')), /text\.onnx: /);
+    await expectUserError(() => readWeightFile(at('text.onnx')), /text\.onnx: /);
   });
 });
 

@@ -9,7 +9,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { compileCommand } from '../src/cli/compile.ts';
 import { trainCommand } from '../src/cli/train.ts';
-import { loadCheckpoint, readWeights } from '../src/runtime/checkpoint.ts';
+import { loadCheckpoint } from '../src/runtime/checkpoint.ts';
+import { readWeightFile } from '../src/runtime/weights/index.ts';
 import { predictCommand } from '../src/cli/predict.ts';
 import { onnxCheck, onnxPython } from './helpers/onnx-check.ts';
 import { uniform } from './helpers/random.ts';
@@ -87,7 +88,7 @@ describe('class names from the data set', () => {
     const log = { isTTY: false, write: (s: string) => { lines.push(s); return true; } };
     await trainCommand(file, { data: join(dir, 'data'), out: join(dir, 'run'), threads: '1', valSplit: '0.2' }, { log, print: () => {}, handleSigint: false });
     expect(lines.join('')).toMatch(/training M: 1 epoch of 2 steps \(batch 4\), 8 training and 2 val samples/);
-    const weights = readWeights(join(dir, 'run', 'last.ckpt'));
+    const weights = readWeightFile(join(dir, 'run', 'last.ckpt'));
     expect(weights.classes).toEqual(['dark', 'light']);
     const printed: string[] = [];
     const log0 = console.log;

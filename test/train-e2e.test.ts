@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { trainCommand, type TrainCliOptions } from '../src/cli/train.ts';
 import { loadCheckpoint } from '../src/runtime/checkpoint.ts';
-import { formatPretrainedReport, loadPretrained } from '../src/runtime/train-runner.ts';
+import { formatWeightReport, loadModelWeights } from '../src/runtime/weights/index.ts';
 import { checkModel } from './helpers/grad-check.ts';
 
 const DATA = '/usr/share/datasets/fashion-mnist';
@@ -69,19 +69,20 @@ describe.runIf(haveData)('cnnc train on Fashion-MNIST', () => {
     for (const [name, t] of a.tensors) expect([...b.tensors.get(name)!.data], name).toEqual([...t.data]);
   });
 
-  it('loadPretrained matches by name and reports what did not match and why', async () => {
+  it('loadModelWeights matches a checkpoint by name and reports what did not match and why', async () => {
     const dir = tempDir();
     const source = (units: number) => `model P {\n  input 1x28x28\n  conv 4 5x5 stride=2 -> bn -> relu -> flatten -> dense ${units}\n}\n`;
     const file = join(dir, 'p.cnn');
     writeFileSync(file, source(10));
     await trainCli(file, { epochs: '1', limitTrain: '64', limitTest: '32', out: join(dir, 'run') });
-    const { tensors, report } = loadPretrained(checkModel(source(7)), join(dir, 'run', 'last.ckpt'));
-    expect(report.matched).toEqual(['conv1.weight', 'conv1.bias', 'bn1.weight', 'bn1.bias', 'bn1.running_mean', 'bn1.running_var']);
-    expect(report.mismatched).toEqual([
-      { name: 'dense1.weight', file: [10, 576], model: [7, 576] },
-      { name: 'dense1.bias', file: [10], model: [7] },
+    const { match } = loadModelWeights(checkModel(source(7)), join(dir, 'run', 'last.ckpt'), { transfer: true });
+    expect(match.by).toBe('name');
+    expect(match.pairs.map((p) => p.to)).toEqual(['conv1.weight', 'conv1.bias', 'bn1.weight', 'bn1.bias', 'bn1.running_mean', 'bn1.running_var']);
+    expect(match.initialised).toEqual([
+      { name: 'dense1.weight', dims: [7, 576], why: '10×576 in the file' },
+      { name: 'dense1.bias', dims: [7], why: '10 in the file' },
     ]);
-    expect(tensors.has('dense1.weight')).toBe(false);
-    expect(formatPretrainedReport(report)).toMatch(/dense1\.weight: 10×576 in the file, the model needs 7×576/);
+    expect(match.tensors.has('dense1.weight')).toBe(false);
+    expect(formatWeightReport(match, { purpose: 'init' })).toMatch(/dense1\.weight 7×576 \(10×576 in the file\)/);
   });
 });

@@ -63,7 +63,8 @@ function defineCompile(program: Command): void {
     .argument('<file>', '.cnn file')
     .option('-m, --model <name>', 'which model of the file (default: the first)')
     .option('-o, --output <path>', 'where to write the .onnx model (with --train: the folder for the training graphs)')
-    .option('--weights <file>', 'parameter values from a cnnc checkpoint or another .onnx model (matched by name)')
+    .option('--weights <file>', 'parameter values: a cnnc checkpoint, an .onnx model (cnnc\'s, or torch.onnx.export\'s, batch norm folded or not) or a .safetensors state dict (PyTorch); matched by name, else by structure (layer order and every shape; all layers must match, see docs/weights.md)')
+    .option('--weights-report <file>', 'write the full list of which tensor of --weights went to which parameter')
     .option('--seed <n>', 'seed for initial parameter values (default: the train section\'s seed, else 0)', seedFlag('--seed'))
     .option('--train', 'write the training graphs to the -o directory instead: train_step.onnx, eval.onnx, train_loop.onnx, init.ckpt and train.json')
     .option('--loop-steps <k>', 'with --train: fix the number of steps per train_loop.onnx run (default: any, from the input\'s first dimension)', positiveIntFlag('--loop-steps'))
@@ -101,7 +102,7 @@ function defineTrain(program: Command): void {
     .option('--limit-test <n>', 'use only the first N test samples')
     .option('--val-split <fraction>', 'class folders without train/ and test/: the part of each class held out for validation (default 0.1; 0: none)')
     .option('--resize', 'resize and convert images whose size or channels differ from the model\'s input (otherwise an error)')
-    .option('--init <file>', 'start from pretrained weights (a cnnc checkpoint or an .onnx model), matched by name; the rest initialised as usual')
+    .option('--init <file>', 'start from pretrained weights: a cnnc checkpoint, an .onnx model or a .safetensors state dict (PyTorch), matched by name, else by structure; a final dense head that differs is initialised as usual (the full match: init-report.txt in --out)')
     .addHelpText('after', '\nCtrl-C stops after the current step and saves a checkpoint (--resume continues); a second Ctrl-C aborts.')
     .action(async (file: string, opts: TrainCliOptions) => {
       const result = await (await import('./train.ts')).trainCommand(file, opts);
@@ -116,7 +117,7 @@ function definePredict(program: Command): void {
     .argument('<file>', '.cnn file')
     .argument('<inputs...>', 'PNG or JPEG images, or IDX image files')
     .option('-m, --model <name>', 'which model of the file (default: the first)')
-    .option('-w, --weights <ckpt>', 'trained parameters: a cnnc checkpoint or an .onnx file (required)')
+    .option('-w, --weights <ckpt>', 'trained parameters: a cnnc checkpoint, an .onnx file or a .safetensors state dict, matched as compile --weights does (required)')
     .option('-k, --top <k>', 'how many classes to show per input', positiveIntFlag('--top'), 3)
     .option('--json', 'print predictions as JSON')
     .option('--device <device>', 'cpu, cuda or auto', deviceFlag('--device'), 'cpu')

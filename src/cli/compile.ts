@@ -7,18 +7,21 @@ import type { CheckedModel } from '../compiler/model.ts';
 import { hasErrors } from '../compiler/diagnostics.ts';
 import { compileInference, sourceHash } from '../compiler/emit/inference.ts';
 import { UserError } from '../errors.ts';
-import { loadWeights, saveCheckpoint } from '../runtime/checkpoint.ts';
+import { saveCheckpoint } from '../runtime/checkpoint.ts';
 import { ensureWritableDir, writeFileAtomic } from '../runtime/files.ts';
 import { checkFileAt, pickModel } from './io.ts';
 import { checkOutputDir, checkOutputFile } from './outputs.ts';
 import { printDiagnostics } from './report.ts';
 import { formatBytes } from './summary.ts';
+import { weightsForModel } from './weights.ts';
 import { checkTritonOptions, writeTritonCommand, type TritonCliOptions } from './triton.ts';
 
 export interface CompileOptions extends TritonCliOptions {
   model?: string;
   output?: string;
   weights?: string;
+  /** The full list of which tensor of --weights went where. */
+  weightsReport?: string;
   seed?: number;
   train?: boolean;
   loopSteps?: number;
@@ -35,10 +38,11 @@ export async function compileCommand(file: string, opts: CompileOptions): Promis
   }
   const model = pickModel(result, opts.model);
   if (opts.train) return compileTrainingCommand(file, result.text, model, output, opts);
-  const init = opts.weights ? loadWeights(opts.weights) : undefined;
+  const weights = opts.weights ? weightsForModel(model, opts.weights, { transfer: false, purpose: 'weights', more: reportAt(opts), log: (s) => console.error(s) }) : undefined;
   const compiled = compileInference(model, {
-    file, source: result.text, init, initFrom: opts.weights, seed: opts.seed ?? model.train.seed ?? 0,
+    file, source: result.text, init: weights?.match.tensors, initFrom: opts.weights, seed: opts.seed ?? model.train.seed ?? 0,
   });
+  if (weights && opts.weightsReport) writeFileAtomic(opts.weightsReport, weights.fullReport);
   if (opts.triton) return writeTritonCommand({ dir: opts.triton, model, compiled, file, source: result.text, opts });
   writeFileAtomic(output, compiled.bytes);
   const hash = sourceHash(result.text).slice(0, 12);
@@ -46,9 +50,15 @@ export async function compileCommand(file: string, opts: CompileOptions): Promis
   return 0;
 }
 
+const reportAt = (opts: CompileOptions) => (opts.weightsReport ? `all in ${opts.weightsReport}` : 'all with --weights-report FILE');
+
 /** Returns -o, once the output options make sense together and it can be written; before any work. */
 function checkOutput(opts: CompileOptions): string {
   if (opts.loopSteps !== undefined && !opts.train) throw new UserError('--loop-steps only applies with --train (it fixes the steps of train_loop.onnx)');
+  if (opts.weightsReport) {
+    if (!opts.weights) throw new UserError('--weights-report lists where the tensors of --weights went; give --weights FILE too');
+    checkOutputFile(opts.weightsReport, '--weights-report', 'weights-report.txt');
+  }
   checkTritonOptions(opts);
   if (opts.triton) return opts.triton;
   if (opts.train) {
@@ -72,11 +82,10 @@ async function compileTrainingCommand(file: string, source: string, model: Check
   const graphs = compileTraining(model, config, { file: path.basename(file), source, loop: true, loopSteps: opts.loopSteps });
   const state = initialState(graphs.plan, seed);
   if (opts.weights) {
-    // The matcher lives with the ONNX Runtime trainer; loaded only when pretrained weights are given.
-    const { formatPretrainedReport, loadPretrained } = await import('../runtime/train-runner.ts');
-    const { tensors, report } = loadPretrained(model, opts.weights);
-    console.error(formatPretrainedReport(report));
-    for (const [name, t] of tensors) state.set(name, t);
+    // The initial state of a training run: a differing head is initialised as usual, as with train --init.
+    const weights = weightsForModel(model, opts.weights, { transfer: true, purpose: 'init', more: reportAt(opts), log: (s) => console.error(s) });
+    for (const [name, t] of weights.match.tensors) state.set(name, t);
+    if (opts.weightsReport) writeFileAtomic(opts.weightsReport, weights.fullReport);
   }
   ensureWritableDir(dir);
   writeFileAtomic(path.join(dir, 'train_step.onnx'), graphs.trainStep);

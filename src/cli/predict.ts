@@ -3,10 +3,10 @@ import { statSync } from 'node:fs';
 import { hasErrors } from '../compiler/diagnostics.ts';
 import { compileInference } from '../compiler/emit/inference.ts';
 import { UserError } from '../errors.ts';
-import { readWeights } from '../runtime/checkpoint.ts';
 import type { Device } from '../runtime/session.ts';
 import { checkFileAt, pickModel } from './io.ts';
 import { printDiagnostics } from './report.ts';
+import { weightsForModel } from './weights.ts';
 
 export interface PredictOptions {
   model?: string;
@@ -28,10 +28,10 @@ export async function predictCommand(file: string, inputs: string[], opts: Predi
     throw new UserError('has errors; fix them before predicting', file);
   }
   const picked = pickModel(result, opts.model);
-  const weights = readWeights(opts.weights);
+  const weights = weightsForModel(picked, opts.weights, { transfer: false, purpose: 'weights', brief: true, log: (s) => console.error(`cnnc: note: ${s}`) });
   // Without classes= in the model, the class names the training run stored in the checkpoint.
   const model = picked.preprocess.classes || !weights.classes ? picked : { ...picked, preprocess: { ...picked.preprocess, classes: weights.classes } };
-  const onnx = compileInference(model, { file, source: result.text, init: weights.tensors, initFrom: opts.weights }).bytes;
+  const onnx = compileInference(model, { file, source: result.text, init: weights.match.tensors, initFrom: opts.weights }).bytes;
   // ONNX Runtime and sharp load only here, once the cheap checks have passed.
   const { loadSamples, predict } = await import('../runtime/predict.ts');
   const onConvert = (input: string, from: string, to: string) => console.error(`cnnc: note: ${input}: converted ${from} to ${to}`);

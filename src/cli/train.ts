@@ -17,6 +17,10 @@ import { checkFileAt, pickModel } from './io.ts';
 import { device as checkDevice, optionalPositiveInt } from './options.ts';
 import { checkOutputDir } from './outputs.ts';
 import { printDiagnostics } from './report.ts';
+import { weightsForModel } from './weights.ts';
+
+/** The full report of --init's match, written into the run folder. */
+export const INIT_REPORT = 'init-report.txt';
 
 export interface TrainCliOptions {
   data: string;
@@ -108,6 +112,10 @@ export async function trainCommand(file: string, opts: TrainCliOptions, deps: Tr
   const device = checkDevice('--device', opts.device ?? 'cpu');
   const outDir = opts.out ?? join('runs', model.name);
   checkRunDir(outDir, opts.resume);
+  // Pretrained weights are matched before the data loads, so a file that does not fit fails at once.
+  const init = opts.init && !opts.resume
+    ? weightsForModel(model, opts.init, { transfer: true, purpose: 'init', more: `all in ${join(outDir, INIT_REPORT)}`, log: (s) => log.write(s + '\n') })
+    : undefined;
 
   // Data first, checked against the model, so bad data fails before graphs are built.
   const data = await loadTrainingData(opts.data, {
@@ -121,21 +129,16 @@ export async function trainCommand(file: string, opts: TrainCliOptions, deps: Tr
 
   const create = deps.createTrainRunner ?? (await loadRunnerFactory());
   const runner = await create(model, config, { device, threads, batch: config.batch });
-  if (opts.init && !opts.resume) {
-    // Pretrained values replace the initial ones by name; what did not match is reported.
-    const { loadPretrained, formatPretrainedReport } = await import('../runtime/train-runner.ts');
-    const { tensors, report } = loadPretrained(model, opts.init);
-    if (report.matched.length === 0) throw new UserError(`no tensor matches a parameter of model ${model.name}`, opts.init);
-    log.write(formatPretrainedReport(report) + '\n');
+  if (init) {
     const state = runner.state();
-    for (const [name, t] of tensors) state.set(name, t);
+    for (const [name, t] of init.match.tensors) state.set(name, t);
     runner.load(state);
   }
   try {
     const res = await train({
       model, config, runner, trainSet, testSet, evalName, outDir, device, resume: opts.resume, log,
       sourceHash: createHash('sha256').update(result.text).digest('hex'),
-      handleSigint: deps.handleSigint ?? true,
+      handleSigint: deps.handleSigint ?? true, runFiles: init ? { [INIT_REPORT]: init.fullReport } : undefined,
     });
     const last = res.history.at(-1);
     if (last) {

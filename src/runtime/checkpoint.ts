@@ -1,7 +1,7 @@
 /**
  * cnnc checkpoints: one self-describing, versioned file of named float32 tensors plus free-form
  * metadata, written atomically. Used by `cnnc train` (parameters, buffers, optimizer state) and
- * read by `cnnc compile --weights`.
+ * read by `cnnc compile --weights` (through src/runtime/weights/).
  *
  * Layout (format version 1), all integers little-endian:
  *
@@ -33,7 +33,6 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { UserError } from '../errors.ts';
-import { readInitializers } from '../compiler/onnx/builder.ts';
 import { writeFileAtomic, type WriteFs } from './files.ts';
 
 export const CHECKPOINT_MAGIC = 'CNNCKPT\0';
@@ -220,34 +219,4 @@ export function decodeCheckpoint(bytes: Uint8Array, file = '<checkpoint>'): Chec
   }
   const meta = header.meta && typeof header.meta === 'object' ? header.meta : {};
   return { model: header.model, sourceHash: header.sourceHash, meta, version, tensors };
-}
-
-/**
- * Weights for `--weights FILE`: a cnnc checkpoint, or another ONNX model's float initializers.
- * Names are matched against the model's parameters by the emitter.
- */
-export function loadWeights(file: string): Map<string, CheckpointTensor> {
-  return readWeights(file).tensors;
-}
-
-/**
- * loadWeights, with the class names a training checkpoint records (`meta.classes`, written by
- * `cnnc train` since class names are kept; older checkpoints and ONNX files have none).
- */
-export function readWeights(file: string): { tensors: Map<string, CheckpointTensor>; classes?: string[] } {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(file);
-  } catch (e) {
-    throw new UserError(`cannot read the weights (${(e as NodeJS.ErrnoException).code ?? String(e)})`, file);
-  }
-  if (isCheckpoint(bytes)) {
-    const ckpt = decodeCheckpoint(bytes, file);
-    const classes = ckpt.meta.classes;
-    const named = Array.isArray(classes) && classes.every((c) => typeof c === 'string') ? classes as string[] : undefined;
-    return { tensors: ckpt.tensors, classes: named };
-  }
-  const init = readInitializers(bytes, file);
-  if (init.size === 0) throw new UserError('is neither a cnnc checkpoint nor an ONNX model with float initializers', file);
-  return { tensors: init };
 }

@@ -12,7 +12,6 @@ import {
   emitEval, emitTrainLoop, emitTrainStep, initialState, NEW_PREFIX, trainPlan, TRAIN_INPUTS, TRAIN_OUTPUTS, type TrainPlan,
 } from '../compiler/emit/train.ts';
 import { UserError } from '../errors.ts';
-import { loadWeights } from './checkpoint.ts';
 import { createSession } from './session.ts';
 import type { CreateTrainRunner, StepBatch, StepResult, TensorData, TrainRunnerOptions, TrainState, TrainStepRunner } from './train-step.ts';
 
@@ -169,56 +168,3 @@ const MODEL: ReadonlySet<string> = new Set(['param', 'buffer']);
 
 /** The factory the trainer and `cnnc train` use (see train-step.ts). */
 export const createTrainRunner: CreateTrainRunner = (model, config, opts) => OrtTrainRunner.create(model, config, opts);
-
-// ---------------------------------------------------------------------------------------------
-// Pretrained weights
-
-export interface PretrainedReport {
-  file: string;
-  /** Model parameters and buffers taken from the file. */
-  matched: string[];
-  /** Model parameters and buffers the file lacks (initialised as usual). */
-  missing: string[];
-  /** Same name, different shape (initialised as usual). */
-  mismatched: { name: string; file: number[]; model: number[] }[];
-  /** Tensors in the file the model has no use for (optimizer state excluded). */
-  unused: string[];
-}
-
-/**
- * Parameters and buffers for `model` from a cnnc checkpoint or an ONNX model's initializers,
- * matched by name (`conv1.weight`); tensors with another shape are left out and reported.
- */
-export function loadPretrained(model: CheckedModel, file: string): { tensors: Map<string, TensorData>; report: PretrainedReport } {
-  const weights = loadWeights(file);
-  const tensors = new Map<string, TensorData>();
-  const report: PretrainedReport = { file, matched: [], missing: [], mismatched: [], unused: [] };
-  const wanted = new Set<string>();
-  const plan = trainPlan(model, model.train);
-  for (const e of plan.state) {
-    if (e.kind === 'optim') continue;
-    wanted.add(e.name);
-    const t = weights.get(e.name);
-    if (!t) report.missing.push(e.name);
-    else if (t.dims.length !== e.dims.length || t.dims.some((d, i) => d !== e.dims[i])) report.mismatched.push({ name: e.name, file: [...t.dims], model: e.dims });
-    else {
-      tensors.set(e.name, { dims: e.dims, data: t.data });
-      report.matched.push(e.name);
-    }
-  }
-  for (const name of weights.keys()) if (!wanted.has(name) && !name.startsWith('optim.')) report.unused.push(name);
-  return { tensors, report };
-}
-
-/** The report as lines for the user. */
-export function formatPretrainedReport(r: PretrainedReport): string {
-  const list = (names: string[]) => (names.length > 8 ? `${names.slice(0, 8).join(', ')}, … (${names.length - 8} more)` : names.join(', '));
-  const lines = [`init from ${r.file}: ${r.matched.length} tensors matched`];
-  if (r.mismatched.length) {
-    lines.push(`  ${r.mismatched.length} with another shape, initialised as usual:`);
-    for (const m of r.mismatched) lines.push(`    ${m.name}: ${formatShape(m.file)} in the file, the model needs ${formatShape(m.model)}`);
-  }
-  if (r.missing.length) lines.push(`  ${r.missing.length} not in the file, initialised as usual: ${list(r.missing)}`);
-  if (r.unused.length) lines.push(`  ${r.unused.length} in the file but not in the model, ignored: ${list(r.unused)}`);
-  return lines.join('\n');
-}

@@ -56,6 +56,8 @@ export interface TrainOptions {
   handleSigint?: boolean;
   /** Batches prepared ahead of the running step (default 2). */
   prefetchDepth?: number;
+  /** Files a new run writes into outDir with its log, by name (the --init report). */
+  runFiles?: Record<string, string>;
 }
 
 /** One line of train.jsonl. Epoch and step numbers count completed work (the first epoch is 1). */
@@ -477,6 +479,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       throw new UserError(`already holds a training run (${LAST_CHECKPOINT}); pass --resume to continue it, or choose another --out`, outDir);
     }
     writeFileAtomic(logPath, '');
+    for (const [name, text] of Object.entries(opts.runFiles ?? {})) writeFileAtomic(join(outDir, name), text);
   }
   if (runner.notice) out.write(`notice: ${runner.notice}\n`);
 
