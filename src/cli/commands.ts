@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { deviceFlag, positiveIntFlag, seedFlag } from './options.ts';
 import type { CompileOptions } from './compile.ts';
+import type { ExportOptions } from './export.ts';
 import type { CudaInstallOptions } from './cuda.ts';
 import type { DoctorOptions } from './doctor.ts';
 import type { CheckOptions } from './check.ts';
@@ -22,6 +23,7 @@ export function defineCommands(program: Command): void {
   defineFmt(program);
   defineLsp(program);
   definePredict(program);
+  defineExport(program);
   defineCuda(program);
   defineDoctor(program);
   // --device cuda|auto is checked (and the CUDA libraries found) before any command that has it runs.
@@ -126,6 +128,19 @@ function definePredict(program: Command): void {
     .option('--resize', 'resize and convert images whose size or channels differ from the model\'s input (a note per image)')
     .action(async (file: string, inputs: string[], opts: PredictOptions) => {
       await (await import('./predict.ts')).predictCommand(file, inputs, opts);
+    });
+}
+
+function defineExport(program: Command): void {
+  program
+    .command('export')
+    .description('export the models of a file as a PyTorch package (--torch): model.py, train.py and README.md, for training on GPUs and with torchrun (see docs/pytorch.md)')
+    .argument('<file>', '.cnn file')
+    .option('-m, --model <name>', 'the model train.py trains (default: the first; model.py has them all)')
+    .option('--torch', 'write a PyTorch package (the only target so far, and required)')
+    .option('-o, --output <dir>', 'the folder to write: a new or empty one, or one a previous export wrote (its files are replaced unless changed since; other files stay)')
+    .action(async (file: string, opts: ExportOptions) => {
+      process.exitCode = (await import('./export.ts')).exportCommand(file, opts);
     });
 }
 

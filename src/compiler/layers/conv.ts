@@ -1,5 +1,5 @@
 /** conv and dwconv: 2-D convolution with stride, padding, dilation, groups and optional bias. */
-import { product, type ArgSpec, type Args, type GradInput, type GradOutput, type LayerKind, type ParamSpec, type Shape, type Window } from './types.ts';
+import { product, type ArgSpec, type Args, type GradInput, type GradOutput, type LayerKind, type ParamSpec, type Shape, type TorchContext, type Window } from './types.ts';
 import type { LowerContext } from '../emit/context.ts';
 import type { LayerNode } from '../model.ts';
 import { requireFeatureMap, slideWindow, windowOf } from './window.ts';
@@ -155,6 +155,39 @@ function patches(ctx: LowerContext, x: string, node: LayerNode, w: Window): stri
   return ctx.op('Reshape', [stacked, ctx.ints([node.input![0] * w.kernel[0] * w.kernel[1], -1], 'shape')]);
 }
 
+/**
+ * nn.Conv2d; pads its symmetric padding= cannot express (`pad=same` with an even kernel, explicit
+ * [top, left, bottom, right]) go to a subclass that zero-pads first, keeping the weight's name.
+ */
+function torchConv(node: LayerNode, py: TorchContext): string {
+  const g = convGeometry(node.input!, node.args, node.layer.name);
+  const w = g.window;
+  const [top, left, bottom, right] = w.pads;
+  const symmetric = top === bottom && left === right;
+  const kwargs = {
+    stride: w.stride.some((s) => s !== 1) ? py.pair(w.stride) : undefined,
+    padding: symmetric && (top || left) ? py.pair([top, left]) : undefined,
+    dilation: w.dilation.some((d) => d !== 1) ? py.pair(w.dilation) : undefined,
+    groups: g.groups !== 1 ? g.groups : undefined,
+    bias: node.args.bias ? undefined : py.lit(false),
+  };
+  const args = [node.input![0], g.filters, py.pair(w.kernel)];
+  if (symmetric) return py.call('nn.Conv2d', args, kwargs);
+  return py.call(py.define('PaddedConv2d', PADDED_CONV), [py.lit(w.pads), ...args], kwargs);
+}
+
+const PADDED_CONV = `class PaddedConv2d(nn.Conv2d):
+    """nn.Conv2d after zero padding by (top, left, bottom, right): pads that padding= cannot express."""
+
+    def __init__(self, pads, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pads = tuple(pads)
+
+    def forward(self, x):
+        top, left, bottom, right = self.pads
+        return super().forward(F.pad(x, (left, right, top, bottom)))
+`;
+
 const convMacs = (input: Shape, output: Shape, args: Args, groups: number) =>
   product(output) * (input[0] / groups) * product(args.kernel as [number, number]);
 
@@ -174,6 +207,7 @@ export const conv: LayerKind = {
   window: (input, args) => windowOf(input, args, 'kernel'),
   lower: lowerConv,
   grad: convGrad,
+  torch: torchConv,
 };
 
 /** Depthwise convolution: one filter (or `multiplier` filters) per input channel. */
@@ -192,6 +226,7 @@ export const dwconv: LayerKind = {
   window: (input, args) => windowOf(input, args, 'kernel'),
   lower: lowerConv,
   grad: convGrad,
+  torch: torchConv,
 };
 
 /** Arguments of a conv-like layer as ONNX Conv wants them (also used for dwconv). */

@@ -11,6 +11,7 @@ export const flatten: LayerKind = {
   shape: (input) => [product(input)],
   lower: (ctx, x) => ctx.op('Flatten', [x], { axis: 1 }),
   grad: (ctx, g) => (g.needInput ? { dx: ctx.op('Reshape', [g.dy, ctx.op('Shape', [g.x])]) } : {}),
+  torch: (_node, py) => py.call('nn.Flatten', []),
 };
 
 export const dense: LayerKind = {
@@ -51,6 +52,7 @@ export const dense: LayerKind = {
     if (node.args.bias && g.needParam('bias')) out.params!.bias = ctx.op('ReduceSum', [g.dy, ctx.ints([0])], { keepdims: 0 });
     return out;
   },
+  torch: (node, py) => py.call('nn.Linear', [node.input![0], node.args.units as number], { bias: node.args.bias ? undefined : py.lit(false) }),
 };
 
 export const dropout: LayerKind = {
@@ -71,6 +73,8 @@ export const dropout: LayerKind = {
     if (!g.needInput) return {};
     return { dx: node.args.p === 0 ? g.dy : ctx.op('Mul', [g.dy, ctx.saved(node, 'mask')]) };
   },
+  // The same scaling; the mask is PyTorch's own random one (cnnc's hash is for resumable ONNX runs).
+  torch: (node, py) => py.call('nn.Dropout', [node.args.p as number]),
 };
 
 /** FNV-1a of a string, 32 bits. */

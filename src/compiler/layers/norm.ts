@@ -107,4 +107,12 @@ export const bn: LayerKind = {
     }
     return out;
   },
+  /**
+   * cnnc's momentum is PyTorch's (r <- (1 - momentum)·r + momentum·s, unbiased running_var), so it
+   * carries over as it is. A frozen bn stays in eval mode in training (model.py's CnncModel.train).
+   */
+  torch: (node, py) => py.call(node.input!.length === 3 ? 'nn.BatchNorm2d' : 'nn.BatchNorm1d', [node.input![0]], {
+    eps: node.args.eps === 1e-5 ? undefined : (node.args.eps as number),
+    momentum: node.args.momentum === 0.1 ? undefined : (node.args.momentum as number),
+  }),
 };

@@ -1,5 +1,5 @@
 /** Pooling: max, average and sum over windows, and global average and max. */
-import type { ArgSpec, GradInput, GradOutput, LayerKind, Shape, Window } from './types.ts';
+import type { ArgSpec, GradInput, GradOutput, LayerKind, Shape, TorchContext, Window } from './types.ts';
 import type { LowerContext } from '../emit/context.ts';
 import type { LayerNode } from '../model.ts';
 import { requireFeatureMap, slideWindow, windowOf } from './window.ts';
@@ -92,6 +92,73 @@ const lowerPool: Record<string, LayerKind['lower']> = {
   },
 };
 
+/**
+ * PyTorch's pools take a symmetric padding of at most half the window: whether the pads fit that,
+ * and the padding= to give (none for no pads); pads that do not fit go before, in a Pad module.
+ */
+function torchPadding(w: Window, py: TorchContext): { padding?: string; fits: boolean } {
+  const [top, left, bottom, right] = w.pads;
+  if (!top && !left && !bottom && !right) return { fits: true };
+  const fits = top === bottom && left === right && top <= Math.floor(w.kernel[0] / 2) && left <= Math.floor(w.kernel[1] / 2);
+  return { fits, padding: fits ? py.pair([top, left]) : undefined };
+}
+
+const PAD = `class Pad(nn.Module):
+    """Pads by (top, left, bottom, right) with value, before a pool whose padding= cannot express them."""
+
+    def __init__(self, pads, value=0.0):
+        super().__init__()
+        self.pads = tuple(pads)
+        self.value = value
+
+    def forward(self, x):
+        top, left, bottom, right = self.pads
+        return F.pad(x, (left, right, top, bottom), value=self.value)
+`;
+
+// Where the inputs under a window vary in number: window sums of the zero-padded input over those
+// of a padded mask of ones, which is ONNX AveragePool's count_include_pad=0.
+const AVG_POOL_NO_PAD = `class AvgPoolNoPad(nn.Module):
+    """Average pooling that counts only the inputs under each window, for pads (top, left, bottom, right)
+    that AvgPool2d's padding= cannot express."""
+
+    def __init__(self, kernel, stride, pads):
+        super().__init__()
+        self.kernel, self.stride, self.pads = kernel, stride, tuple(pads)
+
+    def forward(self, x):
+        top, left, bottom, right = self.pads
+        pad = (left, right, top, bottom)
+        ones = x.new_ones((1, 1) + tuple(x.shape[2:]))
+        total = F.avg_pool2d(F.pad(x, pad), self.kernel, self.stride)
+        return total / F.avg_pool2d(F.pad(ones, pad), self.kernel, self.stride)
+`;
+
+/**
+ * nn.MaxPool2d or nn.AvgPool2d (sum pooling: divisor 1), with `kwargs`; pads they cannot take come
+ * first as a Pad module (-inf for max pooling, zeros otherwise).
+ */
+function torchWindowPool(node: LayerNode, py: TorchContext, cls: string, kwargs: Record<string, string | number | undefined> = {}): string {
+  const w = node.window!;
+  const { padding, fits } = torchPadding(w, py);
+  const stride = w.stride.every((s, i) => s === w.kernel[i]) ? undefined : py.pair(w.stride);
+  const pool = py.call(cls, [py.pair(w.kernel)], { stride, padding, ...kwargs });
+  if (fits) return pool;
+  const pad = py.call(py.define('Pad', PAD), [py.lit(w.pads), py.lit(cls === 'nn.MaxPool2d' ? -Infinity : 0)]);
+  return py.call('nn.Sequential', [pad, pool]);
+}
+
+const torchPool: Record<string, LayerKind['torch']> = {
+  maxpool: (node, py) => torchWindowPool(node, py, 'nn.MaxPool2d'),
+  avgpool: (node, py) => {
+    const w = node.window!;
+    if (node.args.count_pad || w.pads.every((p) => p === 0)) return torchWindowPool(node, py, 'nn.AvgPool2d');
+    if (!torchPadding(w, py).fits) return py.call(py.define('AvgPoolNoPad', AVG_POOL_NO_PAD), [py.pair(w.kernel), py.pair(w.stride), py.lit(w.pads)]);
+    return torchWindowPool(node, py, 'nn.AvgPool2d', { count_include_pad: py.lit(false) });
+  },
+  sumpool: (node, py) => torchWindowPool(node, py, 'nn.AvgPool2d', { divisor_override: 1 }),
+};
+
 function pool(name: string, doc: string, extra: ArgSpec[] = []): LayerKind {
   return {
     name,
@@ -109,6 +176,7 @@ function pool(name: string, doc: string, extra: ArgSpec[] = []): LayerKind {
     window: (input, args) => windowOf(input, args, 'window'),
     lower: lowerPool[name],
     grad: name === 'maxpool' ? maxGrad : windowGrad,
+    torch: torchPool[name],
   };
 }
 
@@ -142,6 +210,7 @@ function globalPool(name: string, aliases: string[], doc: string, op: string): L
       ? lowerMax(ctx, x, node, { kernel_shape: [node.input![1], node.input![2]], strides: [1, 1], pads: [0, 0, 0, 0] })
       : ctx.op(op, [x])),
     grad: op === 'GlobalMaxPool' ? maxGrad : globalAvgGrad,
+    torch: (_node, py) => py.call(op === 'GlobalMaxPool' ? 'nn.AdaptiveMaxPool2d' : 'nn.AdaptiveAvgPool2d', [1]),
   };
 }
 

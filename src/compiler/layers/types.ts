@@ -1,6 +1,7 @@
 /**
  * What every layer kind declares, in one place: its arguments, shape rule, parameters, MACs
- * spatial window (for the receptive field) and ONNX lowering, so that a new layer is one entry.
+ * spatial window (for the receptive field), ONNX lowering and gradient, and PyTorch form, so that
+ * a new layer is one entry.
  */
 import type { CatalogKey, DiagnosticExtras, Diagnostic } from '../diagnostics.ts';
 import type { LowerContext } from '../emit/context.ts';
@@ -112,6 +113,27 @@ export interface LayerKind {
    * `lower`; the emitter puts them in the layer's backward scope (`conv1/grad/...`).
    */
   grad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutput;
+  /**
+   * The layer in the exported model.py (`cnnc export --torch`): a Python expression building an
+   * nn.Module (model.py imports torch, nn, F and math) that computes what `lower` computes, in
+   * eval mode as the inference graph and in train mode as the training graph (bn's batch
+   * statistics; dropout, with PyTorch's own random mask). Its parameters and buffers carry the
+   * layer's local parameter names (`weight`, `running_mean`), so that state_dict keys are cnnc's
+   * tensor names. Helper classes it needs go into model.py once, through `py.define`.
+   */
+  torch(node: LayerNode, py: TorchContext): string;
+}
+
+/** What a layer's `torch` form writes with (src/compiler/emit/torch/). */
+export interface TorchContext {
+  /** Puts `code`, a Python class or function called `name`, once at the top of model.py; returns `name`. */
+  define(name: string, code: string): string;
+  /** `fn(a, b, key=value)`; keyword arguments given as undefined (defaults) are left out. */
+  call(fn: string, args: readonly (string | number)[], kwargs?: Record<string, string | number | undefined>): string;
+  /** A Python literal: a number, True/False, a quoted string, a tuple of numbers. */
+  lit(value: number | boolean | string | readonly number[]): string;
+  /** A size pair as PyTorch takes it: `3` when both are equal, else `(1, 7)`. */
+  pair(value: readonly [number, number]): string;
 }
 
 /** What a layer's `grad` gets: forward values and the output gradient, all [N, ...]. */
