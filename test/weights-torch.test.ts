@@ -17,9 +17,11 @@ import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileCommand } from '../src/cli/compile.ts';
+import { predictCommand } from '../src/cli/predict.ts';
 import { trainCommand } from '../src/cli/train.ts';
 import { check } from '../src/index.ts';
 import { loadCheckpoint } from '../src/runtime/checkpoint.ts';
+import { buildModel, float, GraphBuilder } from '../src/compiler/onnx/builder.ts';
 import { decodeSafetensors } from '../src/runtime/weights/safetensors.ts';
 import { loadModelWeights } from '../src/runtime/weights/index.ts';
 import { expectUserError } from './helpers/errors.ts';
@@ -176,6 +178,35 @@ describe('safetensors read without torch', () => {
     expect(sorted.notes.join('\n')).toMatch(/order of named modules differs from the model's in 1 place \(features before classifier\)/);
   });
 
+  it('compile --train --weights re-initialises a differing head, as train --init does; compile --weights refuses it', async () => {
+    const file = at('five.safetensors'), out = at('five-train');
+    writeFileSync(file, safetensors([...smallEntries().slice(0, 6), ['classifier.weight', 'F32', [5, 8], f32(seq(40))], ['classifier.bias', 'F32', [5], f32(seq(5))]]));
+    const r = await compileHere(at('small.cnn'), { output: out, train: true, weights: file });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/init from .*five\.safetensors: 5 tensors matched by structure \(safetensors: 2 of model Small's 3 layers/);
+    expect(r.stderr).toContain('dense1.weight 3×8 (the model\'s head)');
+    expect(r.stderr).toContain('classifier.weight 5×8\n');
+    const init = (await loadCheckpoint(join(out, 'init.ckpt'))).tensors;
+    expect([...init.get('bn1.running_var')!.data]).toEqual([2, 0.5]);
+    expect(init.get('dense1.weight')!.dims).toEqual([3, 8]);
+    await expectUserError(compileHere(at('small.cnn'), { output: at('five.onnx'), weights: file }),
+      `${file}: safetensors 'classifier.weight' 5×8 where model Small needs 'dense1.weight' 3×8 (layer 3 of 3); only train --init takes a file whose final layers differ`);
+  });
+
+  it('predict --weights takes a state dict, matched as compile --weights does, with a note', async () => {
+    const image = at('gray.png');
+    await sharp(Buffer.alloc(16, 90), { raw: { width: 4, height: 4, channels: 1 } }).png().toFile(image);
+    const printed: string[] = [], notes: string[] = [];
+    const log = console.log, error = console.error;
+    console.log = (s: string) => { printed.push(s); };
+    console.error = (s: string) => { notes.push(s); };
+    try {
+      await predictCommand(at('small.cnn'), [image], { weights: at('small.safetensors'), top: 2, device: 'cpu' });
+    } finally { console.log = log; console.error = error; }
+    expect(notes).toEqual([expect.stringMatching(/^cnnc: note: weights from .*small\.safetensors: 7 tensors matched by structure/)]);
+    expect(printed).toEqual([expect.stringMatching(/gray\.png: [012] \d+\.\d%, [012] \d+\.\d%$/)]);
+  });
+
   const bad: [what: string, bytes: () => Buffer, phrase: string][] = [
     ['a header cut short', () => safetensors(smallEntries()).subarray(0, 5), 'truncated: 5 bytes, shorter than the 8-byte header length'],
     ['a header length beyond the file', () => { const b = safetensors(smallEntries()); b.writeBigUInt64LE(1n << 40n); return b; }, 'its header length 1099511627776 runs past the end of the file'],
@@ -213,6 +244,68 @@ describe('safetensors read without torch', () => {
       expectCleanFailure(r, join(pre, 'init.ckpt'), `tensor conv1.weight has shape 3×1×3×3 in ${join(pre, 'init.ckpt')}, but layer conv1 (conv 2 3x3 bias=off) needs 2×1×3×3`);
       expect(existsSync(out)).toBe(false);
     });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// ONNX graphs written here: ops torchvision's exports do not use
+
+/** An ONNX model of the ops `build` adds to x: [N, 1, 4, 4]; initializers under anonymous names. */
+function onnxFile(name: string, build: (g: GraphBuilder, x: string) => string): string {
+  const g = new GraphBuilder('g');
+  g.output(build(g, g.input('x', ['N', 1, 4, 4])), undefined);
+  const file = at(`${name}.onnx`);
+  writeFileSync(file, buildModel(g, { producerName: 'test', producerVersion: '0' }));
+  return file;
+}
+let initializers = 0;
+const w = (g: GraphBuilder, values: number[], dims: number[]) => g.initializer(`onnx::W_${initializers++}`, Float32Array.from(values), dims);
+
+describe('ONNX files from other exporters', () => {
+  const model = (text: string) => check(`model M {\n  input 1x4x4\n  ${text}\n}\n`, 'm.cnn').models[0];
+
+  it('Gemm without transB and MatMul + Add store the weight as [in, out]: transposed to dense\'s [out, in]', () => {
+    const file = onnxFile('gemm-matmul', (g, x) => {
+      const flat = g.op('Flatten', [x], { axis: 1 });
+      const h = g.op('Gemm', [flat, w(g, seq(16 * 3), [16, 3]), w(g, [1, 2, 3], [3])]);
+      return g.op('Add', [g.op('MatMul', [h, w(g, [1, 2, 3, 4, 5, 6], [3, 2])]), w(g, [7, 8], [2])]);
+    });
+    const { match } = loadModelWeights(model('flatten -> dense 3 -> dense 2'), file, { transfer: false });
+    expect(match.pairs.map((p) => `${p.to} ${p.how ?? ''}`)).toEqual([
+      'dense1.weight transposed from Gemm\'s [in, out]', 'dense1.bias ', 'dense2.weight transposed from MatMul\'s [in, out]', 'dense2.bias ',
+    ]);
+    expect(match.tensors.get('dense1.weight')!.dims).toEqual([3, 16]);
+    const b = Float32Array.from(seq(48)); // Gemm's B [16, 3]: row 0 of the weight is B's column 0
+    expect([...match.tensors.get('dense1.weight')!.data.subarray(0, 3)]).toEqual([b[0], b[3], b[6]]);
+    expect([...match.tensors.get('dense2.weight')!.data]).toEqual([1, 3, 5, 2, 4, 6]);
+    expect([...match.tensors.get('dense2.bias')!.data]).toEqual([7, 8]);
+  });
+
+  it('PRelu\'s slope, stored as [C, 1, 1] to broadcast, is PyTorch\'s [C]', () => {
+    const file = onnxFile('prelu', (g, x) => g.op('PRelu', [g.op('Conv', [x, w(g, seq(18), [2, 1, 3, 3])], { kernel_shape: [3, 3] }), w(g, [0.1, 0.2], [2, 1, 1])]));
+    const { match } = loadModelWeights(model('conv 2 3x3 bias=off -> prelu per_channel=on'), file, { transfer: false });
+    expect(match.tensors.get('prelu1.weight')).toEqual({ dims: [2], data: Float32Array.from([0.1, 0.2]) });
+  });
+
+  it('a convolution of another stride or padding is a mismatch, though its weights fit', async () => {
+    const file = onnxFile('strides', (g, x) => g.op('Conv', [x, w(g, seq(18), [2, 1, 3, 3])], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }));
+    await expectUserError(() => loadModelWeights(model('conv 2 3x3 pad=1 bias=off'), file, { transfer: false }),
+      `${file}: ONNX Conv 'Conv_node_0' has strides [2, 2] where model M's 'conv1' (conv 2 3x3 pad=1 bias=off) has [1, 1] (layer 1 of 1)`);
+  });
+
+  it('batch norm is unfolded only into the bn a convolution feeds directly', async () => {
+    const conv = (g: GraphBuilder, x: string) => g.op('Conv', [x, w(g, seq(18), [2, 1, 3, 3]), w(g, [0.5, -0.5], [2])], { kernel_shape: [3, 3] });
+    const folded = loadModelWeights(model('conv 2 3x3 bias=off -> bn -> relu'), onnxFile('folded', (g, x) => g.op('Relu', [conv(g, x)])), { transfer: false }).match;
+    expect(folded.folded).toEqual(['bn1']);
+    expect([...folded.tensors.get('bn1.bias')!.data]).toEqual([0.5, -0.5]);
+    expect([...folded.tensors.get('bn1.running_var')!.data]).toEqual([Math.fround(1 - 1e-5), Math.fround(1 - 1e-5)]);
+    // A file whose convolution has a bias and feeds a relu, then a batch norm: nothing was folded there.
+    const file = onnxFile('relu-between', (g, x) => {
+      const y = g.op('Relu', [conv(g, x)]);
+      return g.op('BatchNormalization', [y, w(g, [1, 1], [2]), w(g, [0, 0], [2]), w(g, [0, 0], [2]), w(g, [1, 1], [2])], { epsilon: float(1e-5) });
+    });
+    await expectUserError(() => loadModelWeights(model('conv 2 3x3 bias=off -> relu -> bn'), file, { transfer: false }),
+      /ONNX Conv 'onnx::W_\d+' 2 has no place in model M's 'conv1' \(conv 2 3x3 bias=off\), which has no bias \(layer 1 of 2\)/);
   });
 });
 

@@ -14,14 +14,14 @@ export interface WeightsFlag {
 }
 
 /**
- * The weights of `file` for `model`, the report on `log` (always where anything was initialised
- * as usual or matched by structure; a complete match by name stays quiet, as it always did) and
- * in full for a report file.
+ * The weights of `file` for `model`, the report on `log` (for a match by structure, and always for
+ * a training run's start; a match by name for compile or predict stays quiet, as it always did)
+ * and in full for a report file.
  */
 export function weightsForModel(model: CheckedModel, file: string, flag: WeightsFlag): LoadedWeights & { fullReport: string } {
   const loaded = loadModelWeights(model, file, { transfer: flag.transfer });
   const m = loaded.match;
-  if (m.by === 'structure' || m.initialised.length > 0 || flag.transfer) {
+  if (m.by === 'structure' || flag.transfer) {
     const compact = formatWeightReport(m, { purpose: flag.purpose, more: flag.more });
     flag.log(flag.brief ? compact.split('\n')[0] : compact);
   }

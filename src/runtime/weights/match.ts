@@ -184,8 +184,10 @@ class Aligner {
     throw new UserError(message, this.wf.file);
   }
 
+  /** Records why nothing fits at model layer `pos`; the furthest such place is the error. */
   private fail(pos: number, message: string): undefined {
-    if (!this.failure || pos > this.failure.pos) this.failure = { pos, message: `${message} (layer ${Math.min(pos + 1, this.params.length)} of ${this.params.length})${this.hint(pos)}` };
+    const where = pos < this.params.length ? ` (layer ${pos + 1} of ${this.params.length})` : '';
+    if (!this.failure || pos > this.failure.pos) this.failure = { pos, message: `${message}${where}${this.hint(pos)}` };
     return undefined;
   }
 
