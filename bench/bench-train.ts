@@ -13,7 +13,7 @@
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { TRAIN_RUNNER_MODULE, type CreateTrainRunner, type StepBatch, type TrainStepRunner } from '../src/runtime/train-step.ts';
-import { loadModel, modelToJson } from './model-json.ts';
+import { loadModel, torchModel } from './models.ts';
 import { JsonProcess, TorchProcess, torchAvailable, TORCH_INSTALL_HINT, type TorchInfo } from './torch-client.ts';
 import { fmt, fmtRatio, machineInfo, mb, median, range, sleep, stats, updateSection, withLoad } from './util.ts';
 
@@ -134,8 +134,7 @@ async function benchModel(file: string, withTorch: boolean): Promise<ModelResult
     let rssTheirsBefore: Rss | undefined;
     if (torch) {
       rssTheirsBefore = await torch.send<Rss>({ cmd: 'rss' });
-      const json = modelToJson(model);
-      const { params } = await torch.send<{ params: number }>({ cmd: 'load', id: 'm', model: json, batch, train: { optimizer: opt, loss: cfg.loss } });
+      const { params } = await torch.send<{ params: number }>({ cmd: 'load', id: 'm', ...torchModel(file, model), batch, train: { optimizer: opt, loss: cfg.loss } });
       if (params !== model.totals.trainable) throw new Error(`${file}: PyTorch has ${params} parameters, cnnc ${model.totals.trainable}`);
     }
     // Warm-up (not counted); iteration count from the faster side's warm-up.
@@ -203,7 +202,7 @@ async function main(): Promise<void> {
   if (!avail.ok) emit(`**PyTorch was not available** (${avail.reason}); ${TORCH_INSTALL_HINT}.\n`);
   emit('Training steps on CPU with 2 threads, batch 64, cross-entropy, each model\'s own optimizer from its train section (both Adam, lr 1e-3), on one fixed random batch (no data loading, no augmentation). ' +
     'cnnc: `createTrainRunner` from src/runtime/train-runner.ts (the emitted training-step graph on onnxruntime-node, intraOpNumThreads 2), one `run()` per step as `cnnc train` does. ' +
-    'PyTorch: the same architecture (bench/torch_model.py, parameter counts and shapes checked), eager, `torch.set_num_threads(2)`, `model.train()`, zero_grad / forward / `F.cross_entropy` / backward / `optimizer.step()` / `loss.item()` per step. ' +
+    'PyTorch: the same architecture (the model.py `cnnc export --torch` writes, parameter counts and the output shape checked), eager, `torch.set_num_threads(2)`, `model.train()`, zero_grad / forward / `F.cross_entropy` / backward / `optimizer.step()` / `loss.item()` per step. ' +
     'Each side runs in its own worker process per model; rounds alternate which side goes first, after 5 warm-up steps. A round\'s throughput is 64 / median step time; ratios are per round. ' +
     `"Others' load": CPU used by other processes during the round, in cores; quiet rounds stayed under ${QUIET}. ` +
     'Peak RSS is each worker process\'s maximum resident memory (ru_maxrss) at the end, including its runtime (Node + onnxruntime, or Python + PyTorch); "idle" is its RSS before loading the model.');

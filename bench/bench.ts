@@ -15,7 +15,7 @@ import { check } from '../src/index.ts';
 import { compileInference } from '../src/compiler/emit/inference.ts';
 import { parseBench } from './parse.ts';
 import { ortOptions, THREADS } from './bench-options.ts';
-import { loadModel, modelToJson } from './model-json.ts';
+import { loadModel, torchModel } from './models.ts';
 import { checkEquivalence } from './equivalence.ts';
 import { TorchProcess, torchAvailable, TORCH_INSTALL_HINT, type TorchInfo } from './torch-client.ts';
 import { machineInfo, median, range, sleep, stats, updateSection, fmt, fmtRatio, withLoad } from './util.ts';
@@ -121,11 +121,10 @@ async function inferenceBench(torch: TorchProcess | null): Promise<{ table: stri
     const p: Prepared = { row, name: model.name, session, feeds, iters: 1 };
     if (torch) {
       // Same weights in both, same outputs (throws otherwise); then the benchmark copy.
-      const eq = await checkEquivalence(torch, model, 2);
+      const eq = await checkEquivalence(torch, row.file, model, 2);
       equivalence.push(`${model.name}: max |diff| ${eq.maxAbsDiff.toExponential(1)} (relative ${eq.relative.toExponential(1)})`);
       p.torchId = row.key;
-      const json = modelToJson(model);
-      const { params } = await torch.send<{ params: number }>({ cmd: 'load', id: row.key, model: json, batch: row.batch });
+      const { params } = await torch.send<{ params: number }>({ cmd: 'load', id: row.key, ...torchModel(row.file, model), batch: row.batch });
       if (params !== model.totals.trainable) throw new Error(`${row.file}: PyTorch has ${params} parameters, cnnc ${model.totals.trainable}`);
     }
     // Warm-up (not counted), and an iteration count aiming at SECONDS per measurement.
@@ -239,7 +238,7 @@ async function main() {
     emit('### Inference throughput on CPU (2 threads)');
     emit();
     emit('cnnc: the compiled ONNX model on onnxruntime-node (intraOpNumThreads 2, interOpNumThreads 1, sequential, graph optimisation `all`). ' +
-      'PyTorch: the same architecture built from the checked model by bench/torch_model.py (parameter counts and every layer\'s output shape checked against cnnc, outputs checked equal with shared weights by bench/equivalence.ts), eager, `torch.set_num_threads(2)`, `model.eval()`, `torch.inference_mode()`. ' +
+      'PyTorch: the same architecture, the model.py `cnnc export --torch` writes (parameter counts and the output shape checked against cnnc, outputs checked equal with shared weights by bench/equivalence.ts), eager, `torch.set_num_threads(2)`, `model.eval()`, `torch.inference_mode()`. ' +
       'Each round times cnnc then PyTorch (the order alternates per round) on the same fixed random batch, the same number of iterations each, after 3 warm-up runs; a round\'s throughput is batch / median iteration time. ' +
       'Ratio = cnnc images/s ÷ PyTorch images/s, computed per round; the medians and ranges are over rounds. ' +
       `"Others' load" is the CPU time other processes on the machine used while the round ran, in cores (from /proc/stat, minus both benchmark processes); a round is *quiet* when it stayed under ${QUIET} on both sides. ` +

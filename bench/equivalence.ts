@@ -1,30 +1,19 @@
 /**
- * Checks that bench/torch_model.py builds the same network as cnnc: PyTorch draws random weights
- * and batch-norm statistics, computes its eval output on a random batch and hands both over; cnnc
- * compiles the model with those weights (matched by name) and runs it on onnxruntime. The outputs
- * must agree to float32 rounding. Run alone: `node --import tsx bench/equivalence.ts [FILE.cnn ...]`
+ * Checks that the exported model.py (`cnnc export --torch`) is the same network as cnnc's graph:
+ * PyTorch draws random weights and batch-norm statistics, computes its eval output on a random
+ * batch and saves all with model.py's save_checkpoint; cnnc compiles the model with those weights
+ * (matched by name) and runs it on onnxruntime. The outputs must agree to float32 rounding. Run alone: `node --import tsx bench/equivalence.ts [FILE.cnn ...]`
  * (default: bench/models/*.cnn, the tutorials and the zoo).
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { CheckedModel } from '../src/compiler/model.ts';
-import { compileInference, type WeightTensor } from '../src/compiler/emit/inference.ts';
-import { loadModel, modelToJson } from './model-json.ts';
+import { compileInference } from '../src/compiler/emit/inference.ts';
+import { loadCheckpointSync } from '../src/runtime/checkpoint.ts';
+import { loadModel, torchModel } from './models.ts';
 import { TorchProcess, torchAvailable, TORCH_INSTALL_HINT } from './torch-client.ts';
-
-function readExport(file: string): Map<string, WeightTensor> {
-  const index = JSON.parse(readFileSync(file + '.json', 'utf8')) as { name: string; dims: number[]; offset: number; length: number }[];
-  const buf = readFileSync(file);
-  const out = new Map<string, WeightTensor>();
-  for (const t of index) {
-    const data = new Float32Array(t.length);
-    data.set(new Float32Array(buf.buffer, buf.byteOffset + t.offset, t.length));
-    out.set(t.name, { dims: t.dims, data });
-  }
-  return out;
-}
 
 export interface Equivalence {
   model: string;
@@ -34,15 +23,15 @@ export interface Equivalence {
   relative: number;
 }
 
-/** Compares cnnc and PyTorch on one model with shared random weights; throws when they differ. */
-export async function checkEquivalence(torch: TorchProcess, model: CheckedModel, batch = 2, tolerance = 1e-4): Promise<Equivalence> {
+/** Compares cnnc and PyTorch on one model (of `file`) with shared random weights; throws when they differ. */
+export async function checkEquivalence(torch: TorchProcess, file: string, model: CheckedModel, batch = 2, tolerance = 1e-4): Promise<Equivalence> {
   const id = `eq:${model.name}`;
-  const { params } = await torch.send<{ params: number }>({ cmd: 'load', id, model: modelToJson(model), batch });
+  const { params } = await torch.send<{ params: number }>({ cmd: 'load', id, ...torchModel(file, model), batch });
   const dir = mkdtempSync(path.join(tmpdir(), 'cnnc-eq-'));
   try {
-    const file = path.join(dir, 'weights.bin');
-    await torch.send({ cmd: 'export', id, path: file, seed: 1 });
-    const tensors = readExport(file);
+    const ckpt = path.join(dir, 'weights.ckpt');
+    await torch.send({ cmd: 'export', id, path: ckpt, seed: 1 });
+    const tensors = loadCheckpointSync(ckpt).tensors;
     const bytes = compileInference(model, { init: tensors }).bytes;
     const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 2, graphOptimizationLevel: 'all' });
     const x = tensors.get('__input__')!;
@@ -85,7 +74,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   for (const file of files) {
     const model = loadModel(file);
     try {
-      const r = await checkEquivalence(torch, model, 2);
+      const r = await checkEquivalence(torch, file, model, 2);
       console.log(`| ${r.model} | ${file} | ${r.params.toLocaleString('en-US')} | ${r.maxAbsDiff.toExponential(2)} | ${r.relative.toExponential(2)} |`);
     } catch (e) {
       failed++;

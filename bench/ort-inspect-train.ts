@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { emitTrainStep, initialState, NEW_PREFIX, trainPlan, TRAIN_INPUTS } from '../src/compiler/emit/train.ts';
-import { loadModel } from './model-json.ts';
+import { loadModel } from './models.ts';
 import { ortOptions } from './bench-options.ts';
 import { summariseProfile } from './util.ts';
 

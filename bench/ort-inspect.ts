@@ -9,7 +9,7 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
 import { compileInference } from '../src/compiler/emit/inference.ts';
-import { loadModel } from './model-json.ts';
+import { loadModel } from './models.ts';
 import { ortOptions } from './bench-options.ts';
 import { summariseProfile } from './util.ts';
 

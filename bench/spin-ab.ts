@@ -5,7 +5,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { compileInference } from '../src/compiler/emit/inference.ts';
-import { loadModel } from './model-json.ts';
+import { loadModel } from './models.ts';
 import { ortOptions } from './bench-options.ts';
 import { fmt, median, sleep, withLoad } from './util.ts';
 

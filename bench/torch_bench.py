@@ -4,20 +4,25 @@ runs with PyTorch's (A B A B ...) under the same machine conditions.
 
 Commands ({"cmd": ..., ...}):
   info                                 versions, threads, BLAS library in use, torch.__config__.show()
-  load   id model batch [train] [seed] build the model from bench/model-json.ts's JSON, check parameter
-                                       counts and every shape (fails loudly), make a fixed random batch;
-                                       train = {"optimizer", "loss"} from cnnc's TrainConfig
+  load   id dir model batch [train] [seed]
+                                       build `model` from the model.py that cnnc export --torch wrote in
+                                       `dir` (bench/models.ts), check its output shape (fails loudly),
+                                       make a fixed random batch; train = {"optimizer", "loss"} from
+                                       cnnc's TrainConfig
   infer  id iters                      `iters` timed forward passes (eval, inference_mode); seconds each
   train  id iters                      `iters` timed training steps (forward, cross-entropy, backward, step)
-  export id path seed                  random weights and bn statistics, written with an input and
-                                       PyTorch's eval output to `path` (float32) + `path`.json (index)
+  export id path seed                  random weights and bn statistics, written with model.py's
+                                       save_checkpoint to `path`, the input and PyTorch's eval output
+                                       with them as the tensors __input__ and __output__
   rss                                  peak and current resident memory of this process (bytes)
   drop   id                            forget a model
   quit
 
 Run by bench/bench.ts and bench/bench-train.ts with /usr/bin/python3 (Debian's python3-torch).
 """
+import importlib.util
 import json
+import math
 import os
 import resource
 import sys
@@ -25,9 +30,6 @@ import time
 
 import torch
 import torch.nn.functional as F
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_model import CnncModel, CheckError, randomise, verify  # noqa: E402
 
 THREADS = int(os.environ.get('BENCH_THREADS', '2'))
 torch.set_num_threads(THREADS)
@@ -37,6 +39,41 @@ except RuntimeError:
     pass
 
 models = {}
+modules = {}
+
+
+class CheckError(Exception):
+    pass
+
+
+def model_py(folder):
+    """The model.py of an exported folder, imported once under a name of its own."""
+    if folder not in modules:
+        spec = importlib.util.spec_from_file_location(f'exported_{len(modules)}', os.path.join(folder, 'model.py'))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        modules[folder] = module
+    return modules[folder]
+
+
+def named_tensors(model):
+    """Parameters and buffers under cnnc's names (PyTorch's batch counters are not cnnc's)."""
+    return {k: v for k, v in model.state_dict().items() if not k.endswith('num_batches_tracked')}
+
+
+def randomise(model, seed=0):
+    """Random weights and batch-norm statistics (so that an equivalence check tests every term)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in named_tensors(model).items():
+            if name.endswith('running_var'):
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+            elif name.endswith('running_mean') or name.endswith('.bias'):
+                t.copy_(torch.randn(t.shape, generator=g) * 0.1)
+            elif t.dim() == 1:
+                t.copy_(torch.rand(t.shape, generator=g) + 0.5)  # bn scale, prelu slope
+            else:
+                t.copy_(torch.randn(t.shape, generator=g) / math.sqrt(max(1, t[0].numel())))
 
 
 def blas_libraries():
@@ -76,14 +113,19 @@ def rss():
 
 def load(msg):
     torch.manual_seed(msg.get('seed', 0))
-    model = CnncModel(msg['model'])
-    params = verify(model)
+    model = model_py(msg['dir']).build_model(msg['model'])
+    params = sum(p.numel() for p in model.parameters())
     batch = msg['batch']
-    x = torch.randn([batch] + list(msg['model']['input']))
-    entry = {'model': model, 'x': x, 'batch': batch}
+    x = torch.randn((batch,) + model.INPUT)
+    model.eval()
+    with torch.no_grad():
+        shape = tuple(model(x).shape)
+    if shape != (batch,) + model.OUTPUT:
+        raise CheckError(f'{model.NAME}: PyTorch gives {shape}, cnnc {(batch,) + model.OUTPUT}')
+    entry = {'model': model, 'x': x, 'batch': batch, 'dir': msg['dir']}
     train = msg.get('train')
     if train:
-        classes = msg['model']['output'][0]
+        classes = model.OUTPUT[0]
         entry['y'] = torch.randint(0, classes, (batch,))
         o = train['optimizer']  # cnnc's TrainConfig.optimizer
         if o['kind'] == 'sgd':
@@ -128,7 +170,8 @@ def train(msg):
     for _ in range(msg['iters']):
         t = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y, label_smoothing=e['smoothing'])
+        # cnnc folds a final softmax into the cross-entropy, which then takes the values before it.
+        loss = F.cross_entropy(model(x, logits=model.PROBABILITIES == 'softmax'), y, label_smoothing=e['smoothing'])
         loss.backward()
         opt.step()
         loss_value = loss.item()  # synchronises, as the cnnc runner returns the loss too
@@ -144,19 +187,8 @@ def export(msg):
     x = e['x']
     with torch.no_grad():
         y = model(x)
-    index, chunks, offset = [], [], 0
-    tensors = [('__input__', x), ('__output__', y)] + list(model.named_tensors().items())
-    for name, t in tensors:
-        data = t.detach().contiguous().float().numpy().tobytes()
-        index.append({'name': name, 'dims': list(t.shape), 'offset': offset, 'length': t.numel()})
-        chunks.append(data)
-        offset += len(data)
-    with open(msg['path'], 'wb') as f:
-        for c in chunks:
-            f.write(c)
-    with open(msg['path'] + '.json', 'w') as f:
-        json.dump(index, f)
-    return {'tensors': len(index)}
+    model_py(e['dir']).save_checkpoint(model, msg['path'], extra={'__input__': x, '__output__': y})
+    return {'tensors': len(named_tensors(model)) + 2}
 
 
 def main():
