@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { defaultTrainConfig, type TrainConfig } from '../src/compiler/train-config.ts';
 import { compileTraining, graphSignature, initialState, trainPlan } from '../src/compiler/emit/train.ts';
 import { OrtTrainRunner } from '../src/runtime/train-runner.ts';
+import { stackBatches } from '../src/runtime/blocks.ts';
 import { compileInference } from '../src/compiler/emit/inference.ts';
 import { readInitializers } from '../src/compiler/onnx/builder.ts';
 import type { StepBatch, TrainState } from '../src/runtime/train-step.ts';
@@ -215,7 +216,7 @@ describe('the K-step Loop graph', () => {
       const lrs = [0.05, 0.03, 0.01];
       const singles: { loss: number; correct: number }[] = [];
       for (let k = 0; k < 3; k++) singles.push(await single.run(batches[k], lrs[k], 10 + k));
-      const block = await looped.runBlock(batches, lrs, 10);
+      const block = await looped.runBlock(stackBatches(batches), lrs, 10);
       block.forEach((r, k) => {
         expect(r.loss).toBeCloseTo(singles[k].loss, 5);
         expect(r.correct).toBe(singles[k].correct);

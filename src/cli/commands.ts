@@ -100,12 +100,13 @@ function defineTrain(program: Command): void {
     .option('--device <device>', 'cpu, cuda or auto', deviceFlag('--device'), 'cpu')
     .option('--threads <n>', 'CPU threads for onnxruntime (default: its own choice)')
     .option('--resume', 'continue the run in --out from its last.ckpt, exactly where it stopped')
+    .option('--steps-per-call <k>', 'training steps per ONNX Runtime call (the K-step loop graph: the state crosses to the GPU once per K steps), or auto: chosen from the GPU\'s free memory (default: auto on cuda, 1 on cpu; on the cpu any k gives the same result bit for bit)')
     .option('--limit-train <n>', 'use only the first N training samples')
     .option('--limit-test <n>', 'use only the first N test samples')
     .option('--val-split <fraction>', 'class folders without train/ and test/: the part of each class held out for validation (default 0.1; 0: none)')
     .option('--resize', 'resize and convert images whose size or channels differ from the model\'s input (otherwise an error)')
     .option('--init <file>', 'start from pretrained weights: a cnnc checkpoint, an .onnx model or a .safetensors state dict (PyTorch), matched by name, else by structure; a final dense head that differs is initialised as usual (the full match: init-report.txt in --out)')
-    .addHelpText('after', '\nCtrl-C stops after the current step and saves a checkpoint (--resume continues); a second Ctrl-C aborts.')
+    .addHelpText('after', '\nCtrl-C stops after the current step (or block of --steps-per-call steps) and saves a checkpoint (--resume continues); a second Ctrl-C aborts.')
     .action(async (file: string, opts: TrainCliOptions) => {
       const result = await (await import('./train.ts')).trainCommand(file, opts);
       if (result.interrupted) process.exitCode = 130;

@@ -3,6 +3,7 @@
  * --device, so every command words the same mistake the same way.
  */
 import { UserError } from '../errors.ts';
+import type { StepsPerCall } from '../runtime/blocks.ts';
 import type { Device } from '../runtime/session.ts';
 
 const DEVICES: readonly string[] = ['cpu', 'cuda', 'auto'] satisfies Device[];
@@ -40,3 +41,13 @@ export function seed(flag: string, value: string): number {
 }
 
 export const seedFlag = (flag: string) => (value: string): number => seed(flag, value);
+
+/** `--steps-per-call 8` or `auto`. */
+export function stepsPerCall(flag: string, value: string): StepsPerCall {
+  if (value.trim() === 'auto') return 'auto';
+  try {
+    return positiveInt(flag, value);
+  } catch {
+    throw new UserError(`${flag} ${value}: expected a positive whole number of steps, or auto`);
+  }
+}

@@ -14,7 +14,7 @@ import type { Device } from '../runtime/session.ts';
 import type { CreateTrainRunner } from '../runtime/train-step.ts';
 import { checkData, LAST_CHECKPOINT, plural, train, type ProgressOutput, type TrainResult } from '../runtime/trainer.ts';
 import { checkFileAt, pickModel } from './io.ts';
-import { device as checkDevice, optionalPositiveInt } from './options.ts';
+import { device as checkDevice, optionalPositiveInt, stepsPerCall as checkStepsPerCall } from './options.ts';
 import { checkOutputDir } from './outputs.ts';
 import { printDiagnostics } from './report.ts';
 import { weightsForModel } from './weights.ts';
@@ -42,6 +42,8 @@ export interface TrainCliOptions {
   valSplit?: string;
   /** Resize and convert images whose shape differs from the model's input. */
   resize?: boolean;
+  /** Training steps per runner call: a number or `auto` (the trainer's default: auto on CUDA). */
+  stepsPerCall?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -110,6 +112,7 @@ export async function trainCommand(file: string, opts: TrainCliOptions, deps: Tr
   const limitTrain = optionalPositiveInt('--limit-train', opts.limitTrain);
   const limitTest = optionalPositiveInt('--limit-test', opts.limitTest);
   const device = checkDevice('--device', opts.device ?? 'cpu');
+  const stepsPerCall = opts.stepsPerCall === undefined ? undefined : checkStepsPerCall('--steps-per-call', opts.stepsPerCall);
   const outDir = opts.out ?? join('runs', model.name);
   checkRunDir(outDir, opts.resume);
   // Pretrained weights are matched before the data loads, so a file that does not fit fails at once.
@@ -136,7 +139,7 @@ export async function trainCommand(file: string, opts: TrainCliOptions, deps: Tr
   }
   try {
     const res = await train({
-      model, config, runner, trainSet, testSet, evalName, outDir, device, resume: opts.resume, log,
+      model, config, runner, trainSet, testSet, evalName, outDir, device, resume: opts.resume, log, stepsPerCall,
       sourceHash: createHash('sha256').update(result.text).digest('hex'),
       handleSigint: deps.handleSigint ?? true, runFiles: init ? { [INIT_REPORT]: init.fullReport } : undefined,
     });

@@ -9,11 +9,11 @@ import { formatShape } from '../compiler/layers/types.ts';
 import type { CheckedModel } from '../compiler/model.ts';
 import type { TrainConfig } from '../compiler/train-config.ts';
 import {
-  emitEval, emitTrainLoop, emitTrainStep, initialState, NEW_PREFIX, trainPlan, TRAIN_INPUTS, TRAIN_OUTPUTS, type TrainPlan,
+  emitEval, emitTrainLoop, emitTrainStep, initialState, NEW_PREFIX, trainPlan, TRAIN_INPUTS, TRAIN_OUTPUTS, type GraphOptions, type TrainPlan,
 } from '../compiler/emit/train.ts';
 import { UserError } from '../errors.ts';
-import { createSession } from './session.ts';
-import type { CreateTrainRunner, StepBatch, StepResult, TensorData, TrainRunnerOptions, TrainState, TrainStepRunner } from './train-step.ts';
+import { createSession, type SessionOptions } from './session.ts';
+import type { CreateTrainRunner, StepBatch, StepBlock, StepResult, TensorData, TrainRunnerOptions, TrainState, TrainStepRunner } from './train-step.ts';
 
 const scalarFloat = (v: number) => new ort.Tensor('float32', Float32Array.of(v), []);
 const scalarInt = (v: number) => new ort.Tensor('int64', BigInt64Array.of(BigInt(v)), []);
@@ -26,7 +26,7 @@ function labelsTensor(y: StepBatch['y'], dims: number[]): ort.Tensor {
 export interface OrtRunnerOptions extends TrainRunnerOptions {
   /** Initial values by name (a pretrained file); the rest initialised as `cnnc compile` does. */
   init?: ReadonlyMap<string, TensorData>;
-  /** Also build the K-step Loop graph (for runBlock). */
+  /** Build the K-step Loop graph (for runBlock) now rather than on runBlock's first call. */
   loop?: boolean;
   /** Let idle onnxruntime threads spin (default false: the trainer prepares batches meanwhile). */
   spinning?: boolean;
@@ -46,9 +46,12 @@ export class OrtTrainRunner implements TrainStepRunner {
     readonly plan: TrainPlan,
     private readonly step: ort.InferenceSession,
     private readonly evalSession: ort.InferenceSession,
-    private readonly loop: ort.InferenceSession | undefined,
+    private loop: ort.InferenceSession | undefined,
     readonly device: 'cpu' | 'cuda',
     readonly notice: string | undefined,
+    /** For the Loop session made on runBlock's first call. */
+    private readonly graphOpts: GraphOptions,
+    private readonly sessionOpts: SessionOptions,
   ) {
     this.updated = plan.state.filter((e) => e.updated).map((e) => e.name);
   }
@@ -65,7 +68,7 @@ export class OrtTrainRunner implements TrainStepRunner {
     const resolved = { ...sessionOpts, device: step.device };
     const evalSession = await createSession(emitEval(plan, graphOpts), resolved);
     const loop = opts.loop ? await createSession(emitTrainLoop(plan, graphOpts), resolved) : undefined;
-    const runner = new OrtTrainRunner(plan, step.session, evalSession.session, loop?.session, step.device, step.notice);
+    const runner = new OrtTrainRunner(plan, step.session, evalSession.session, loop?.session, step.device, step.notice, graphOpts, resolved);
     const state = initialState(plan);
     if (opts.init) for (const [name, t] of opts.init) if (state.has(name)) state.set(name, t);
     runner.load(state);
@@ -94,23 +97,17 @@ export class OrtTrainRunner implements TrainStepRunner {
   }
 
   /**
-   * K steps in one call of the Loop graph: batches of equal size, lrs[k] and step numbers
-   * step, step + 1, ...; the same result as K calls of run.
+   * K steps in one call of the Loop graph (K = block.steps): lrs[k] and step numbers step,
+   * step + 1, ...; the same result as K calls of run. The Loop session is made on the first call
+   * unless the runner was created with `loop`.
    */
-  async runBlock(batches: readonly StepBatch[], lrs: readonly number[], step: number): Promise<StepResult[]> {
-    if (!this.loop) throw new Error('runBlock: the runner was created without the loop graph');
-    const k = batches.length, count = batches[0].count;
-    if (batches.some((b) => b.count !== count) || lrs.length !== k) throw new Error('runBlock: batches of equal size and one lr per batch');
-    const per = batches[0].x.length;
-    const x = new Float32Array(k * per);
-    const y = new BigInt64Array(k * count);
-    batches.forEach((b, i) => {
-      x.set(b.x, i * per);
-      y.set(b.y instanceof BigInt64Array ? b.y : BigInt64Array.from(b.y, (v) => BigInt(v)), i * count);
-    });
+  async runBlock(block: StepBlock, lrs: readonly number[], step: number): Promise<StepResult[]> {
+    const k = block.steps, count = block.count / k;
+    if (!Number.isInteger(count) || lrs.length !== k) throw new Error('runBlock: a block of K equal batches and one lr per batch');
+    this.loop ??= (await createSession(emitTrainLoop(this.plan, this.graphOpts), this.sessionOpts)).session;
     const feeds = this.feeds(ALL);
-    feeds[TRAIN_INPUTS.input] = this.inputTensor(x, [k, count]);
-    feeds[TRAIN_INPUTS.labels] = new ort.Tensor('int64', y, [k, count]);
+    feeds[TRAIN_INPUTS.input] = this.inputTensor(block.x, [k, count]);
+    feeds[TRAIN_INPUTS.labels] = labelsTensor(block.y, [k, count]);
     feeds[TRAIN_INPUTS.lr] = new ort.Tensor('float32', Float32Array.from(lrs), [k]);
     feeds[TRAIN_INPUTS.step] = scalarInt(step);
     const out = await this.loop.run(feeds);

@@ -19,6 +19,15 @@ export interface StepBatch {
   count: number;
 }
 
+/**
+ * K batches of the same size, one after the other, for K steps in one call (runBlock): `count`
+ * counts the samples of all K (K times the batch size), batch k's samples come k-th.
+ */
+export interface StepBlock extends StepBatch {
+  /** K, the number of steps (batches) in the block. */
+  steps: number;
+}
+
 export interface StepResult {
   /** Mean loss over the batch's samples (the trainer weights it by count). */
   loss: number;
@@ -60,6 +69,12 @@ export interface TrainStepRunner {
    * forward pass before the update.
    */
   run(batch: StepBatch, lr: number, step: number): Promise<StepResult>;
+  /**
+   * Optional: block.steps steps in one call, with lrs[k] for step number step + k; the same results
+   * and final state as that many calls of run. The state then crosses between the host and the
+   * device once per block instead of once per step (what makes it worth having on a GPU).
+   */
+  runBlock?(block: StepBlock, lrs: readonly number[], step: number): Promise<StepResult[]>;
   /** Forward only, in evaluation mode (batch norm uses running statistics, dropout off); no state changes. */
   evaluate(batch: StepBatch): Promise<StepResult>;
   /** A snapshot of the complete state (copies, or arrays the runner will not modify afterwards). */

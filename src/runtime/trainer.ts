@@ -13,7 +13,9 @@ import { join } from 'node:path';
 import type { CheckedModel } from '../compiler/model.ts';
 import type { TrainConfig } from '../compiler/train-config.ts';
 import { UserError } from '../errors.ts';
+import { batchBytes, chooseStepsPerCall, epochBlocks, outOfMemoryError, type BlockChoice, type EpochBlock, type StepsPerCall } from './blocks.ts';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { freeGpuBytes } from './cuda/probe.ts';
 import { appendText, ensureWritableDir, removeStaleTemps, tempName, writeFileAtomic } from './files.ts';
 import { batchCount, batches, checkAgainstModel, prefetch, sliceDataset, type Dataset } from './dataset.ts';
 import { configLearningRate, warmupWarning, type StepCounts } from './schedule.ts';
@@ -50,12 +52,19 @@ export interface TrainOptions {
   logEvery?: number;
   /** Hash of the source text, stored in checkpoints; a resume from a different source gets a notice. */
   sourceHash?: string;
-  /** Stop after the current step when aborted (what Ctrl-C does through handleSigint). */
+  /** Stop after the current step (or block of steps) when aborted (what Ctrl-C does through handleSigint). */
   stop?: AbortSignal;
-  /** Install a SIGINT handler: the first Ctrl-C stops after the current step, the second exits at once. */
+  /** Install a SIGINT handler: the first Ctrl-C stops after the current step or block, the second exits at once. */
   handleSigint?: boolean;
-  /** Batches prepared ahead of the running step (default 2). */
+  /** Batches (or blocks) prepared ahead of the running step (default 2). */
   prefetchDepth?: number;
+  /**
+   * Steps per runner call (blocks.ts): a number, or `auto` to choose from memory. Default: auto on
+   * CUDA, single steps on the CPU. A run ends bit-identical either way.
+   */
+  stepsPerCall?: StepsPerCall;
+  /** The GPU's free memory in bytes, for `auto` on CUDA; nvidia-smi's answer when omitted. */
+  freeDeviceBytes?: () => number | undefined;
   /** Files a new run writes into outDir with its log, by name (the --init report). */
   runFiles?: Record<string, string>;
 }
@@ -311,8 +320,11 @@ class Progress {
     return epochEta + evaluation + (this.epochs - epoch - 1) * (epochTrain + evaluation);
   }
 
-  /** Called after each step; batch is the 1-based batch just finished within the epoch. */
-  step(epoch: number, batch: number, sums: EpochSums): void {
+  /**
+   * Called after each step; batch is the 1-based batch just finished within the epoch. `redraw`
+   * draws even within 100 ms of the last drawing (the last step of a block of steps).
+   */
+  step(epoch: number, batch: number, sums: EpochSums, redraw = false): void {
     const frac = batch / this.stepsPerEpoch;
     const rate = sums.seconds > 0 ? sums.seen / sums.seconds : 0;
     const perStep = sums.steps > 0 ? sums.seconds / sums.steps : NaN;
@@ -326,7 +338,7 @@ class Progress {
     ];
     if (this.out.isTTY) {
       const now = Date.now();
-      if (now - this.lastDraw < 100 && batch < this.stepsPerEpoch) return;
+      if (now - this.lastDraw < 100 && batch < this.stepsPerEpoch && !redraw) return;
       this.lastDraw = now;
       const width = Math.max(20, (this.out.columns ?? process.stdout.columns ?? 100) - 1);
       // The bar goes first when the line is too wide for the terminal, then parts by priority.
@@ -414,6 +426,17 @@ function checkFinite(r: StepResult, where: string, step?: number): void {
   }
 }
 
+/** Steps per runner call for this run (blocks.ts), from the option, the device and the batch's size. */
+function stepsPerCall(opts: TrainOptions, trainSet: Dataset, labelType: 'int32' | 'int64'): BlockChoice {
+  const device = opts.runner.device ?? 'cpu';
+  const perSample = trainSet.shape.reduce((a, b) => a * b, 1);
+  return chooseStepsPerCall({
+    requested: opts.stepsPerCall, device, canBlock: typeof opts.runner.runBlock === 'function',
+    batchBytes: batchBytes(opts.config.batch, perSample, labelType === 'int32' ? 4 : 8),
+    freeDeviceBytes: device === 'cuda' ? (opts.freeDeviceBytes ?? freeGpuBytes)() : undefined,
+  });
+}
+
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { model, config, runner, trainSet, testSet, outDir } = opts;
   const evalName = opts.evalName ?? 'test';
@@ -482,6 +505,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     for (const [name, text] of Object.entries(opts.runFiles ?? {})) writeFileAtomic(join(outDir, name), text);
   }
   if (runner.notice) out.write(`notice: ${runner.notice}\n`);
+  const blocks = stepsPerCall(opts, trainSet, labelType);
+  const blocked = blocks.steps > 1;
+  const checkpointWritten = () => (existsSync(lastPath) ? lastPath : undefined);
 
   const sessionStart = performance.now();
   const elapsed = () => elapsedBase + (performance.now() - sessionStart) / 1000;
@@ -501,7 +527,22 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     for (const path of paths) await saveCheckpoint(path, { model: model.name, sourceHash: opts.sourceHash, meta: m, tensors });
   };
 
-  // Ctrl-C: finish the step, save, return; a second Ctrl-C exits at once.
+  // A device out of memory becomes one line (blocks.ts); the last checkpoint is left as it was.
+  const memoryError = (e: unknown, where: string, steps: number) =>
+    outOfMemoryError(e, { device: runner.device ?? 'cpu', where, batch: batchSize, stepsPerCall: steps, checkpoint: checkpointWritten() }) ?? e;
+  const trainCall = async (g: EpochBlock, lrs: number[]): Promise<StepResult[]> => {
+    try {
+      return blocked ? await runner.runBlock!({ x: g.x, y: g.y, count: g.count, steps: g.steps }, lrs, step)
+        : [await runner.run({ x: g.x, y: g.y, count: g.count }, lrs[0], step)];
+    } catch (e) {
+      throw memoryError(e, g.steps > 1 ? `training steps ${step + 1}-${step + g.steps}` : `training step ${step + 1}`, g.steps);
+    }
+  };
+  const evaluateChecked = (ds: Dataset) =>
+    evaluateSet(runner, ds, batchSize, { mean: model.preprocess.mean, std: model.preprocess.std, labelType, depth })
+      .catch((e: unknown) => { throw memoryError(e, 'evaluation', 1); });
+
+  // Ctrl-C: finish the step (or block), save, return; a second Ctrl-C exits at once.
   let stopRequested = false;
   const onStop = () => { stopRequested = true; };
   opts.stop?.addEventListener('abort', onStop);
@@ -517,7 +558,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       process.exit(130);
     }
     stopRequested = true;
-    progress.line('stopping after this step and saving a checkpoint (Ctrl-C again to abort)');
+    progress.line(`stopping after this ${blocked ? 'block of steps' : 'step'} and saving a checkpoint (Ctrl-C again to abort)`);
   };
   if (opts.handleSigint) process.on('SIGINT', onSigint);
 
@@ -526,7 +567,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (epoch >= config.epochs) {
       out.write(`nothing to do: the run in ${outDir} has finished its ${plural(epoch, 'epoch')} (raise --epochs to train further)\n`);
     } else out.write(`training ${model.name}: ${plural(config.epochs, 'epoch')} of ${plural(stepsPerEpoch, 'step')} (batch ${batchSize}), ` +
-      `${trainSet.size} training and ${testSet?.size ?? 0} ${evalName} samples, device ${runner.device ?? opts.device ?? 'cpu'}\n`);
+      `${trainSet.size} training and ${testSet?.size ?? 0} ${evalName} samples, device ${runner.device ?? opts.device ?? 'cpu'}` +
+      `${blocks.reason ? `; ${blocks.reason}` : ''}\n`);
     const warmup = epoch < config.epochs ? warmupWarning(config.schedule, config.epochs) : undefined;
     if (warmup) out.write(`warning: ${warmup}\n`);
     while (epoch < config.epochs) {
@@ -538,27 +580,32 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       progress.startEpoch(batch);
       let lr = configLearningRate(config, step, counts);
       let t0 = performance.now();
-      for await (const b of prefetch(source, depth)) {
-        lr = configLearningRate(config, step, counts);
-        const r = await runner.run({ x: b.x, y: b.y, count: b.count }, lr, step);
-        checkFinite(r, 'training', step);
-        step++;
-        batch = b.index + 1;
+      for await (const g of prefetch(epochBlocks(source, blocks.steps), blocked ? Math.min(depth, 2) : depth)) {
+        const lrs = Array.from({ length: g.steps }, (_, i) => configLearningRate(config, step + i, counts));
+        const results = await trainCall(g, lrs);
         const now = performance.now();
-        sums.seconds += (now - t0) / 1000;
+        // A block's time is shared out evenly over its steps.
+        const seconds = (now - t0) / 1000 / g.steps;
         t0 = now;
-        sums.lossSum += r.loss * b.count;
-        sums.correct += r.correct;
-        sums.seen += b.count;
-        sums.steps++;
-        trace.add(step, r.loss);
-        progress.step(epoch, batch, sums);
-        if (logEvery > 0 && step % logEvery === 0 && batch < stepsPerEpoch) { // the epoch line covers an epoch's last step
-          logLine({
-            type: 'step', epoch: epoch + 1, step, loss: sums.lossSum / sums.seen, acc: sums.correct / sums.seen, lr,
-            images_per_s: round(sums.seen / Math.max(sums.seconds, 1e-9), 1), elapsed: round(elapsed(), 3),
-          });
-        }
+        results.forEach((r, i) => {
+          checkFinite(r, 'training', step);
+          lr = lrs[i];
+          step++;
+          batch = g.first + i + 1;
+          sums.seconds += seconds;
+          sums.lossSum += r.loss * g.perStep;
+          sums.correct += r.correct;
+          sums.seen += g.perStep;
+          sums.steps++;
+          trace.add(step, r.loss);
+          progress.step(epoch, batch, sums, blocked && i === g.steps - 1);
+          if (logEvery > 0 && step % logEvery === 0 && batch < stepsPerEpoch) { // the epoch line covers an epoch's last step
+            logLine({
+              type: 'step', epoch: epoch + 1, step, loss: sums.lossSum / sums.seen, acc: sums.correct / sums.seen, lr,
+              images_per_s: round(sums.seen / Math.max(sums.seconds, 1e-9), 1), elapsed: round(elapsed(), 3),
+            });
+          }
+        });
         if (stopRequested) break;
       }
       if (stopRequested && batch < stepsPerEpoch) {
@@ -568,7 +615,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
       // Epoch end: evaluate, log, checkpoint.
       const evalStart = performance.now();
-      const test = testSet ? await evaluateSet(runner, testSet, batchSize, { mean: model.preprocess.mean, std: model.preprocess.std, labelType, depth }) : undefined;
+      const test = testSet ? await evaluateChecked(testSet) : undefined;
       progress.evalSeconds = (performance.now() - evalStart) / 1000;
       const record: LogRecord = {
         type: 'epoch', epoch: epoch + 1, step, loss: sums.lossSum / sums.seen, acc: sums.correct / sums.seen,

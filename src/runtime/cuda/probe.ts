@@ -235,3 +235,15 @@ function readText(file: string): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * Free memory of the GPU that CUDA numbers 0 (the first of CUDA_VISIBLE_DEVICES when set, which
+ * nvidia-smi takes by index or UUID), in bytes; undefined when nvidia-smi cannot tell.
+ */
+export function freeGpuBytes(run: Runner = runCommand, env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const visible = env.CUDA_VISIBLE_DEVICES?.split(',')[0]?.trim();
+  const select = visible ? ['-i', visible] : [];
+  const r = run('nvidia-smi', ['--query-gpu=memory.free', '--format=csv,noheader,nounits', ...select]);
+  const mib = r.status === 0 ? Number(r.stdout.trim().split('\n')[0]) : NaN;
+  return Number.isFinite(mib) && mib > 0 ? mib * 2 ** 20 : undefined;
+}
