@@ -6,9 +6,9 @@
 import type { Command } from 'commander';
 import { deviceFlag, positiveIntFlag, seedFlag } from './options.ts';
 import type { CompileOptions } from './compile.ts';
-import type { ExportOptions } from './export.ts';
 import type { CudaInstallOptions } from './cuda.ts';
 import type { DoctorOptions } from './doctor.ts';
+import type { ExportOptions } from './export.ts';
 import type { CheckOptions } from './check.ts';
 import type { FmtOptions } from './fmt.ts';
 import type { PredictOptions } from './predict.ts';

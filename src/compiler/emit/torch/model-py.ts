@@ -86,12 +86,16 @@ class ModelPyWriter implements TreeWriter {
     const out = items.flatMap((item) => formOf(item, this, c));
     const seen = new Set<string>();
     for (const ch of out) {
-      const fail = (why: string) => { throw new UserError(`${this.input.file}:${this.line(ch.node)}: cannot export ${ch.node.path}: ${why}`); };
-      if (seen.has(ch.name)) fail(`two steps in ${c.at || 'the model'} are named ${ch.name}, and PyTorch needs distinct module names`);
-      if (MODULE_ATTRIBUTES.has(ch.name) || ch.name.startsWith('_')) fail(`PyTorch cannot name a submodule ${ch.name} (an nn.Module attribute, or a private name); rename the label`);
+      if (seen.has(ch.name)) this.fail(ch.node, `two steps in ${c.at || 'the model'} are named ${ch.name}, and PyTorch needs distinct module names`);
+      if (MODULE_ATTRIBUTES.has(ch.name) || ch.name.startsWith('_')) this.fail(ch.node, `PyTorch cannot name a submodule ${ch.name} (an nn.Module attribute, or a private name); rename the label`);
       seen.add(ch.name);
     }
     return out;
+  }
+
+  /** Refuses to export `node`, saying why, with the file and line. */
+  private fail(node: Node, why: string): never {
+    throw new UserError(`${this.input.file}:${this.line(node)}: cannot export ${node.path}: ${why}`);
   }
 
   onFinalPath(node: Node): boolean {
