@@ -308,7 +308,7 @@ function poolsBeforeRelus<N extends Node>(node: N): N {
 const MAX_POOLS = new Set(['maxpool', 'globalmaxpool']);
 
 /** Which probabilities each loss takes as logits instead (PyTorch's CrossEntropyLoss, BCEWithLogitsLoss). */
-const FOLDED_BY_LOSS: Record<TrainConfig['loss']['kind'], LayerKind['probabilities']> = { cross_entropy: 'softmax', bce: 'sigmoid', mse: undefined };
+export const FOLDED_BY_LOSS: Record<TrainConfig['loss']['kind'], LayerKind['probabilities']> = { cross_entropy: 'softmax', bce: 'sigmoid', mse: undefined };
 
 /**
  * The final layer folded into the loss: a softmax before cross-entropy or a sigmoid before BCE,

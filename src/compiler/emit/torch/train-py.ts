@@ -1,6 +1,123 @@
-// Placeholder while the export is being written; replaced by the module's real generator.
+/**
+ * train.py of `cnnc export --torch`: the chosen model's train { } section as PyTorch code. The
+ * settings become constants at the top (each the default of a command-line flag); the code below
+ * them (train-py-body.ts) is the same for every model and follows cnnc's training step: the loss
+ * with the final softmax or sigmoid folded in, PyTorch's optimizers (cnnc's have their semantics),
+ * frozen layers, the learning-rate schedule per step, augmentation, cnnc's data layouts and
+ * checkpoints, in one process or several under torchrun (DistributedDataParallel).
+ */
+import type { TrainConfig } from '../../train-config.ts';
+import { FOLDED_BY_LOSS } from '../train.ts';
 import type { TorchExportInput } from './index.ts';
+import { TRAIN_PY_BODY } from './train-py-body.ts';
 
-export function trainPy(_input: TorchExportInput): string {
-  throw new Error('train-py: not written yet');
+/** What train.py writes in its checkpoints' meta.format, so that --resume knows its own. */
+export const TRAIN_PY_META_FORMAT = 'cnnc-torch-train/1';
+
+type PyValue = number | boolean | string | readonly string[];
+
+/**
+ * A Python literal for a setting: numbers as JavaScript prints them (Python reads them back as the
+ * same double), strings in JSON's quotes (its escapes are Python's), lists as lists (what argparse
+ * gives for --freeze, so that a resume compares like with like).
+ */
+function settingLiteral(value: PyValue): string {
+  if (typeof value === 'boolean') return value ? 'True' : 'False';
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new Error(`train-py: ${value} has no Python literal`);
+    return String(value);
+  }
+  if (typeof value === 'string') return JSON.stringify(value);
+  return `[${value.map(settingLiteral).join(', ')}]`;
+}
+
+interface Setting {
+  name: string;
+  value: (c: TrainConfig) => PyValue;
+  /** The flag that overrides it and what it means. */
+  note: string;
+}
+
+/** The train { } fields in the order the section lists them, with their flags. */
+const SETTINGS: Setting[] = [
+  { name: 'LOSS', value: (c) => c.loss.kind, note: '--loss: cross_entropy, bce or mse' },
+  { name: 'LABEL_SMOOTHING', value: (c) => c.loss.smoothing, note: '--label-smoothing (cross_entropy)' },
+  { name: 'OPTIMIZER', value: (c) => c.optimizer.kind, note: '--optimizer: sgd, adam or adamw' },
+  { name: 'LR', value: (c) => c.optimizer.lr, note: '--lr: the base learning rate, for the global batch' },
+  { name: 'MOMENTUM', value: (c) => c.optimizer.momentum, note: '--momentum (sgd)' },
+  { name: 'NESTEROV', value: (c) => c.optimizer.nesterov, note: '--nesterov on|off (sgd)' },
+  { name: 'WEIGHT_DECAY', value: (c) => c.optimizer.weight_decay, note: '--weight-decay: L2 in the gradient (sgd, adam), decoupled (adamw)' },
+  { name: 'BETA1', value: (c) => c.optimizer.beta1, note: '--beta1 (adam, adamw)' },
+  { name: 'BETA2', value: (c) => c.optimizer.beta2, note: '--beta2 (adam, adamw)' },
+  { name: 'EPS', value: (c) => c.optimizer.eps, note: '--eps (adam, adamw)' },
+  { name: 'SCHEDULE', value: (c) => c.schedule.kind, note: '--schedule: constant, step or cosine' },
+  { name: 'STEP_SIZE', value: (c) => c.schedule.step_size, note: '--step-size: epochs between decays (step)' },
+  { name: 'GAMMA', value: (c) => c.schedule.gamma, note: '--gamma: the decay factor (step)' },
+  { name: 'WARMUP', value: (c) => c.schedule.warmup, note: '--warmup: epochs of linear warm-up (fractions allowed)' },
+  { name: 'BATCH', value: (c) => c.batch, note: '--batch: the global batch, split evenly among the processes' },
+  { name: 'EPOCHS', value: (c) => c.epochs, note: '--epochs' },
+  { name: 'SEED', value: (c) => c.seed, note: '--seed: initialisation, data order and augmentation' },
+  { name: 'FLIP', value: (c) => c.augment.flip, note: '--flip on|off: random horizontal flips' },
+  { name: 'CROP', value: (c) => c.augment.crop, note: '--crop: random crops after padding by this many black pixels' },
+  { name: 'FREEZE', value: (c) => c.freeze, note: '--freeze PATTERN...: layers not trained (* matches any run of characters)' },
+];
+
+/** `NAME = value  # note` lines, the notes aligned. */
+function constantLines(rows: { name: string; value: string; note?: string }[]): string {
+  const width = Math.max(...rows.map((r) => r.name.length + 3 + r.value.length));
+  return rows.map((r) => {
+    const code = `${r.name} = ${r.value}`;
+    return r.note ? `${code.padEnd(width)}  # ${r.note}` : code;
+  }).join('\n');
+}
+
+/** File names and model names in comments: one line, no quotes that could end a docstring. */
+const inComment = (text: string) => text.replace(/[\r\n]+/g, ' ').replace(/"/g, "'").replace(/\\/g, '/');
+
+function header(input: TorchExportInput): string {
+  const { model, file } = input;
+  return `#!/usr/bin/env python3
+"""Trains ${model.name} (model.py, from ${inComment(file)}) with the settings of its train { } section.
+
+Generated by \`cnnc export --torch\`; see README.md beside it. One process on the CPU or a GPU, or
+one process per GPU under torchrun with DistributedDataParallel:
+
+    python train.py --data DIR [--device cuda]
+    torchrun --nproc_per_node=4 train.py --data DIR --device cuda
+
+--batch is the global batch: each process takes an equal slice of it. The checkpoints it writes
+(OUT/last.ckpt, OUT/best.ckpt) are cnnc checkpoints: \`cnnc predict ${inComment(file)} --weights OUT/best.ckpt IMAGE\`.
+"""`;
+}
+
+/** The constants that come from the file rather than the train section. */
+function fileConstants(input: TorchExportInput): string {
+  const folds = Object.entries(FOLDED_BY_LOSS).filter(([, p]) => p !== undefined).map(([loss, p]) => `${JSON.stringify(loss)}: ${JSON.stringify(p)}`);
+  return [
+    `SOURCE_FILE = ${settingLiteral(inComment(input.file))}`,
+    `MODEL = ${settingLiteral(input.model.name)}  # the class in model.py`,
+    '# The final layer each loss takes the values before (when the model ends in it: its PROBABILITIES),',
+    "# as cnnc folds it into the loss and PyTorch's cross_entropy and binary_cross_entropy_with_logits expect.",
+    `FOLDED_BY_LOSS = {${folds.join(', ')}}`,
+    `META_FORMAT = ${settingLiteral(TRAIN_PY_META_FORMAT)}  # meta.format of the checkpoints this script writes`,
+  ].join('\n');
+}
+
+/** Each setting of train.py's top with its value, as a Python literal, and its flag and meaning (the README lists them too). */
+export function settingRows(config: TrainConfig): { name: string; value: string; note: string }[] {
+  return SETTINGS.map((s) => ({ name: s.name, value: settingLiteral(s.value(config)), note: s.note }));
+}
+
+export function trainPy(input: TorchExportInput): string {
+  const settings = constantLines(settingRows(input.model.train));
+  return [
+    header(input),
+    TRAIN_PY_BODY.imports,
+    `# The train { } section of ${inComment(input.file)} (cnnc's defaults where it says nothing): the defaults`,
+    '# of the command-line flags (python train.py --help).',
+    settings,
+    '',
+    fileConstants(input),
+    TRAIN_PY_BODY.code,
+  ].join('\n');
 }

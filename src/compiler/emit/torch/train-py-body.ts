@@ -1,0 +1,747 @@
+/**
+ * The part of train.py that is the same for every model (train-py.ts puts the settings above it).
+ * Python, kept as text; test/export-train.test.ts runs it against cnnc's training graphs.
+ */
+
+const imports = String.raw`import argparse
+import gzip
+import json
+import math
+import os
+import re
+import struct
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from model import CheckpointError, build_model, load_checkpoint, save_checkpoint
+
+try:  # only image folders need Pillow
+    from PIL import Image, ImageOps
+except ImportError:
+    Image = ImageOps = None
+`;
+
+const commandLine = String.raw`
+
+class UserError(Exception):
+    """A problem with the command line, the data or a checkpoint: one line, no traceback."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line: every setting above is a flag
+
+def on_off(text):
+    value = text.lower()
+    if value in ("on", "true", "yes", "1"):
+        return True
+    if value in ("off", "false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+
+
+def number(low, high=None, low_open=False, high_open=False, kind=float):
+    """An argparse type: a number (kind float or int) in [low, high], the ends open where asked."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+        below = value < low or (low_open and value == low)
+        above = high is not None and (value > high or (high_open and value == high))
+        if not math.isfinite(value) or below or above:
+            interval = f"{'(' if low_open else '['}{low}, {'inf' if high is None else high}{')' if high_open or high is None else ']'}"
+            raise argparse.ArgumentTypeError(f"{text} is outside {interval}")
+        return value
+    return parse
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description=f"Trains {MODEL} (model.py) with the train {{ }} settings of {SOURCE_FILE}, in one process "
+        "or one per GPU under torchrun (DistributedDataParallel).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", required=True,
+                   help="IDX files (train-/t10k-...-ubyte[.gz]) or class folders of PNG/JPEG images (optionally under train/ and test/)")
+    p.add_argument("--out", default=os.path.join("runs", MODEL), help="folder for last.ckpt, best.ckpt and train.jsonl")
+    p.add_argument("--epochs", type=number(1, kind=int), default=EPOCHS)
+    p.add_argument("--batch", type=number(1, kind=int), default=BATCH, help="the global batch, split evenly among the processes")
+    p.add_argument("--lr", type=number(0, low_open=True), default=LR, help="the base learning rate, for the global batch")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default=OPTIMIZER)
+    p.add_argument("--momentum", type=number(0, 1, high_open=True), default=MOMENTUM, help="sgd")
+    p.add_argument("--nesterov", type=on_off, default=NESTEROV, help="sgd: on or off")
+    p.add_argument("--weight-decay", type=number(0), default=WEIGHT_DECAY, help="L2 in the gradient (sgd, adam), decoupled (adamw)")
+    p.add_argument("--beta1", type=number(0, 1, high_open=True), default=BETA1, help="adam, adamw")
+    p.add_argument("--beta2", type=number(0, 1, high_open=True), default=BETA2, help="adam, adamw")
+    p.add_argument("--eps", type=number(0, low_open=True), default=EPS, help="adam, adamw")
+    p.add_argument("--loss", choices=["cross_entropy", "bce", "mse"], default=LOSS)
+    p.add_argument("--label-smoothing", type=number(0, 1, high_open=True), default=LABEL_SMOOTHING, help="cross_entropy")
+    p.add_argument("--schedule", choices=["constant", "step", "cosine"], default=SCHEDULE)
+    p.add_argument("--step-size", type=number(1, kind=int), default=STEP_SIZE, help="step: epochs between decays")
+    p.add_argument("--gamma", type=number(0, low_open=True), default=GAMMA, help="step: the decay factor")
+    p.add_argument("--warmup", type=number(0), default=WARMUP, help="epochs of linear warm-up (fractions allowed)")
+    p.add_argument("--seed", type=number(0, kind=int), default=SEED, help="initialisation, data order, augmentation and dropout")
+    p.add_argument("--flip", type=on_off, default=FLIP, help="random horizontal flips: on or off")
+    p.add_argument("--crop", type=number(0, kind=int), default=CROP, help="random crops after padding by this many black pixels")
+    p.add_argument("--freeze", nargs="*", default=FREEZE, metavar="PATTERN",
+                   help="layers not trained (* matches any run of characters); --freeze alone trains all but frozen { }")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda when available")
+    p.add_argument("--sync-bn", action="store_true", help="batch statistics over all processes (SyncBatchNorm, CUDA only)")
+    p.add_argument("--workers", type=number(0, kind=int), default=0, help="DataLoader worker processes (the data are in memory)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last.ckpt")
+    p.add_argument("--init", metavar="CKPT", help="start from the weights of a cnnc checkpoint (cnnc train, cnnc compile --train, this script)")
+    p.add_argument("--val-split", type=number(0, 1, high_open=True), default=0.1,
+                   help="class folders without train/ and test/: the part of each class held out for validation")
+    p.add_argument("--resize", action="store_true", help="stretch and convert images whose size or channels differ from the model's input")
+    p.add_argument("--limit-train", type=number(1, kind=int), help="use only the first N training samples")
+    p.add_argument("--limit-test", type=number(1, kind=int), help="use only the first N held-out samples")
+    return p.parse_args(argv)
+`;
+
+const data = String.raw`
+
+# ---------------------------------------------------------------------------------------------
+# Data: IDX files or class folders, as cnnc finds them, held in memory as uint8 [N, C, H, W] and
+# int64 labels (each process holds all of it)
+
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+IDX_PREFIX = {"train": "train", "test": "t10k"}
+
+
+def idx_file(folder, split, kind, dims):
+    """DIR/train-images-idx3-ubyte and the other spellings cnnc accepts, gzipped or not."""
+    for infix in (f"-{kind}-idx{dims}-ubyte", f"-{kind}.idx{dims}-ubyte"):
+        for suffix in ("", ".gz"):
+            path = os.path.join(folder, IDX_PREFIX[split] + infix + suffix)
+            if os.path.exists(path):
+                return path
+    return None
+
+
+def read_idx(path):
+    """An IDX file of unsigned bytes as a uint8 tensor; gzip is told by the content, not the name."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as e:
+            raise UserError(f"{path}: corrupt gzip data ({e}); the file may be truncated")
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise UserError(f"{path}: not an IDX file (it must start with two zero bytes, a type byte and a dimension count)")
+    if raw[2] != 0x08:
+        raise UserError(f"{path}: IDX element type 0x{raw[2]:02x} is not supported; only unsigned bytes (0x08) are")
+    header = 4 + 4 * raw[3]
+    if raw[3] == 0 or len(raw) < header:
+        raise UserError(f"{path}: the IDX header is truncated or declares no dimensions")
+    dims = list(struct.unpack(f">{raw[3]}I", raw[4:header]))
+    if len(raw) != header + math.prod(dims):
+        raise UserError(f"{path}: IDX dimensions {dims} need {header + math.prod(dims)} bytes, the file has {len(raw)}")
+    return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(dims)
+
+
+def load_idx(folder, split):
+    images, labels = idx_file(folder, split, "images", 3), idx_file(folder, split, "labels", 1)
+    if not images or not labels:
+        raise UserError(f"{folder}: no {split} split ({IDX_PREFIX[split]}-images-idx3-ubyte and {IDX_PREFIX[split]}-labels-idx1-ubyte)")
+    x, y = read_idx(images), read_idx(labels)
+    if x.dim() != 3 or y.dim() != 1 or len(x) != len(y) or len(x) == 0:
+        raise UserError(f"{images}: expected [count, height, width] images and as many labels, got {list(x.shape)} and {list(y.shape)}")
+    return x.unsqueeze(1), y.long()
+
+
+def pixels_of(image):
+    return torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8).reshape(image.height, image.width, -1).permute(2, 0, 1)
+
+
+def decode_image(path, shape, resize):
+    """A PNG or JPEG file as uint8 [C, H, W] for a model taking shape (C, H, W), read as cnnc reads
+    it: EXIF orientation applied, alpha dropped, colour files whose pixels are all gray counted as
+    gray. Another size or channel count is an error unless resize (stretch; luminance or replication)."""
+    c, h, w = shape
+    try:
+        with Image.open(path) as opened:
+            if opened.format not in ("PNG", "JPEG"):
+                raise UserError(f"{path}: unsupported image format {opened.format}; use PNG or JPEG")
+            image = ImageOps.exif_transpose(opened)
+            image = image.convert("L" if image.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB")
+    except (OSError, SyntaxError, ValueError) as e:
+        raise UserError(f"{path}: not a readable PNG or JPEG image ({e})")
+    pixels = pixels_of(image)
+    if pixels.shape[0] == 3 and c == 1 and bool((pixels == pixels[:1]).all()):
+        pixels = pixels[:1]
+    if tuple(pixels.shape) == (c, h, w):
+        return pixels.contiguous()
+    if not resize:
+        raise UserError(f"{path}: image is {'x'.join(map(str, pixels.shape))} (channels x height x width) but the model "
+                        f"takes {c}x{h}x{w}; pass --resize to resize and convert such images")
+    return pixels_of(image.convert("L" if c == 1 else "RGB").resize((w, h), Image.LANCZOS)).contiguous()
+
+
+def class_folders(root):
+    """Class name -> its PNG/JPEG files, in sorted order (other files are ignored)."""
+    if not os.path.isdir(root):
+        raise UserError(f"{root}: image folder does not exist")
+    folders = {}
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        if name.startswith(".") or not os.path.isdir(path):
+            continue
+        files = sorted(f for f in os.listdir(path) if not f.startswith(".") and f.lower().endswith((".png", ".jpg", ".jpeg")))
+        if not files:
+            raise UserError(f"{path}: class folder contains no PNG or JPEG images")
+        folders[name] = [os.path.join(path, f) for f in files]
+    return folders
+
+
+def load_folder(root, classes, shape, resize):
+    """root/CLASS/IMAGE, labelled by the position of CLASS in classes."""
+    files, labels = [], []
+    for name, paths in class_folders(root).items():
+        if name not in classes:
+            raise UserError(f"{os.path.join(root, name)}: class folder '{name}' is not a class of the training split {classes}")
+        files += paths
+        labels += [classes.index(name)] * len(paths)
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # Pillow decodes without the GIL
+        images = list(pool.map(lambda f: decode_image(f, shape, resize), files))
+    return torch.stack(images), torch.tensor(labels, dtype=torch.long)
+
+
+def class_order(root, found, declared):
+    """The model's CLASSES when it has them (the folders must be the same names), else the sorted folder names."""
+    if len(found) < 2:
+        raise UserError(f"{root}: an image folder needs at least 2 class subfolders, found {len(found)}")
+    if declared and sorted(declared) != sorted(found):
+        raise UserError(f"{root}: the class folders {found} do not match the model's classes {declared}")
+    return list(declared or found)
+
+
+def hold_out(labels, fraction, seed):
+    """A seeded, stratified validation part (cnnc's rule; not cnnc's choice of samples):
+    round(fraction x count) of each class, at least one and never all. Returns (kept, held) indices."""
+    generator = torch.Generator().manual_seed(seed)
+    held = torch.zeros(len(labels), dtype=torch.bool)
+    for label in labels.unique().tolist():
+        members = (labels == label).nonzero().flatten()
+        take = min(len(members) - 1, max(1, math.floor(fraction * len(members) + 0.5)))
+        held[members[torch.randperm(len(members), generator=generator)[:take]]] = True
+    return (~held).nonzero().flatten(), held.nonzero().flatten()
+
+
+def load_data(args, net):
+    """(training set, held-out set or None, 'test' or 'val', class names, notices); a set is (images, labels)."""
+    folder = args.data
+    if not os.path.isdir(folder):
+        raise UserError(f"{folder}: data directory does not exist")
+    declared = list(net.CLASSES) if net.CLASSES else None
+    if idx_file(folder, "train", "images", 3) or idx_file(folder, "train", "labels", 1):
+        train = load_idx(folder, "train")
+        fashion = re.search(r"fashion[-_]?mnist", os.path.basename(os.path.abspath(folder)), re.I)
+        classes = declared or (FASHION_MNIST_CLASSES if fashion else [str(i) for i in range(max(int(train[1].max()) + 1, 2))])
+        if idx_file(folder, "test", "images", 3) or idx_file(folder, "test", "labels", 1):
+            return train, load_idx(folder, "test"), "test", classes, []
+        return train, None, "test", classes, [f"notice: {folder} has no test split (t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte); "
+                                              "training without evaluation (best.ckpt follows training accuracy)"]
+    shape = tuple(net.INPUT)
+    if len(shape) != 3 or shape[0] not in (1, 3):
+        raise UserError(f"{folder}: holds image folders, but model {MODEL} takes input {'x'.join(map(str, shape))}, not a 1- or 3-channel image")
+    if Image is None:
+        raise UserError(f"{folder}: reading image folders needs Pillow (apt-get install python3-pil, or pip install pillow)")
+    subdirs = [d for d in sorted(os.listdir(folder)) if not d.startswith(".") and os.path.isdir(os.path.join(folder, d))]
+    split = "train" in subdirs and all(d in ("train", "test") for d in subdirs)
+    root = os.path.join(folder, "train") if split else folder
+    classes = class_order(root, list(class_folders(root)), declared)
+    train = load_folder(root, classes, shape, args.resize)
+    if split and "test" in subdirs:
+        return train, load_folder(os.path.join(folder, "test"), classes, shape, args.resize), "test", classes, []
+    if split or args.val_split == 0:
+        return train, None, "val", classes, [f"notice: {folder} has no test split and no validation part (--val-split); "
+                                             "training without evaluation (best.ckpt follows training accuracy)"]
+    kept, held = hold_out(train[1], args.val_split, args.seed)
+    notice = (f"notice: {folder} has no train/ and test/ split; holding out {len(held)} of its {len(train[1])} images "
+              f"({100 * args.val_split:g}% of each class, seeded) for validation (--val-split)")
+    return (train[0][kept], train[1][kept]), (train[0][held], train[1][held]), "val", classes, [notice]
+
+
+def output_classes(net, loss):
+    """How many classes the model predicts: its output size, or 2 for a single output under bce."""
+    size = math.prod(net.OUTPUT)
+    return 2 if loss == "bce" and size == 1 else size
+
+
+def check_fits(net, data, where, loss):
+    images, labels = data
+    shape = tuple(images.shape[1:])
+    if shape != tuple(net.INPUT) and (len(net.INPUT) != 1 or math.prod(shape) != net.INPUT[0]):
+        raise UserError(f"{where}: images have shape {list(shape)} (channels, height, width) but the model's input is {list(net.INPUT)}")
+    classes = output_classes(net, loss)
+    if int(labels.max()) >= classes:
+        raise UserError(f"{where}: label {int(labels.max())} is out of range: the model has {classes} classes (labels 0..{classes - 1})")
+
+
+class InMemory(torch.utils.data.Dataset):
+    """Images and labels in memory, indexed a whole batch at a time (by a list of indices)."""
+
+    def __init__(self, data):
+        self.images, self.labels = data
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, indices):
+        return self.images[indices], self.labels[indices]
+
+
+class GlobalBatches(torch.utils.data.Sampler):
+    """This process's part of each global batch. Each epoch (set_epoch, as with DistributedSampler)
+    the samples are shuffled by a generator seeded with seed + epoch and cut into global batches of
+    'batch'; process 'rank' of 'world' takes the rank-th equal slice of each, so a global batch holds
+    the same samples whatever the number of processes. A last batch that does not split evenly is
+    padded with samples from the start of the epoch (as DistributedSampler pads)."""
+
+    def __init__(self, size, batch, rank=0, world=1, seed=0):
+        self.size, self.batch, self.rank, self.world, self.seed = size, batch, rank, world, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return math.ceil(self.size / self.batch)
+
+    def __iter__(self):
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        for start in range(0, self.size, self.batch):
+            chunk = order[start:start + self.batch]
+            per = math.ceil(len(chunk) / self.world)
+            if per * self.world > len(chunk):
+                chunk = torch.cat([chunk, order[:per * self.world - len(chunk)]])
+            yield chunk[self.rank * per:(self.rank + 1) * per].tolist()
+
+
+def shard(size, batch, rank, world):
+    """Evaluation batches: a contiguous 1/world of the samples per process, in order, unpadded."""
+    lo, hi = size * rank // world, size * (rank + 1) // world
+    return [list(range(i, min(i + batch, hi))) for i in range(lo, hi, batch)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Augmentation and normalisation, a batch at a time on the device
+
+def shift_and_flip(x, dy, dx, mirror):
+    """cnnc's augmentation with given draws: each image shifted by (dy, dx) pixels (out[r, c] =
+    in[r + dy, c + dx], black where that falls outside), then mirrored where 'mirror'. A shift is a
+    crop after padding with black pixels."""
+    b, _, h, w = x.shape
+    pad = int(max(dy.abs().max(), dx.abs().max()))
+    padded = F.pad(x, (pad, pad, pad, pad))
+    rows = torch.arange(h, device=x.device) + pad + dy.view(-1, 1)
+    cols = torch.arange(w, device=x.device) + pad + dx.view(-1, 1)
+    out = padded[torch.arange(b, device=x.device).view(-1, 1, 1), :, rows.view(b, h, 1), cols.view(b, 1, w)].permute(0, 3, 1, 2)
+    return torch.where(mirror.view(-1, 1, 1, 1), out.flip(3), out)
+
+
+def augment(x, generator, flip, crop, rank=0, world=1):
+    """Random flips (probability 1/2) and shifts (each offset uniform in -crop..crop) of this process's
+    slice x (uint8) of a global batch. The draws are made for the whole global batch, by a generator
+    seeded alike in every process, so that they do not depend on the number of processes either."""
+    if not flip and not crop:
+        return x
+    b = x.shape[0]
+    n = b * world
+    mirror = torch.rand(n, generator=generator) < 0.5 if flip else torch.zeros(n, dtype=torch.bool)
+    dy, dx = torch.randint(-crop, crop + 1, (2, n), generator=generator)
+    mine = slice(rank * b, (rank + 1) * b)
+    return shift_and_flip(x, dy[mine].to(x.device), dx[mine].to(x.device), mirror[mine].to(x.device))
+
+
+def normaliser(net, channels, device):
+    """uint8 batch -> float32 (pixel / 255 - mean) / std per channel, shaped as the model's input:
+    a table of the 256 byte values per channel, computed in float64 and rounded once, as cnnc does."""
+    mean = torch.tensor(net.MEAN, dtype=torch.float64).expand(channels).reshape(-1, 1)
+    std = torch.tensor(net.STD, dtype=torch.float64).expand(channels).reshape(-1, 1)
+    table = ((torch.arange(256, dtype=torch.float64) / 255 - mean) / std).float().to(device)
+    channel = torch.arange(channels, device=device).view(1, -1, 1, 1)
+    return lambda x: table[channel, x.long()].reshape(x.shape[0], *net.INPUT)
+`;
+
+const step = String.raw`
+
+# ---------------------------------------------------------------------------------------------
+# Loss, freezing, optimizer and learning rate: cnnc's training step
+
+def folds(net, loss):
+    """Whether the loss takes the values before the model's final softmax or sigmoid (its
+    PROBABILITIES), as cnnc's training does: cross_entropy folds a softmax in, bce a sigmoid. The
+    model then runs forward(x, logits=True)."""
+    return net.PROBABILITIES is not None and FOLDED_BY_LOSS.get(loss) == net.PROBABILITIES
+
+
+def loss_and_correct(z, y, loss, smoothing):
+    """The loss (the mean over the batch, and over every output for bce and mse) and the number of
+    correct predictions. bce and mse take one output against the 0/1 label (z > 0 for bce, z
+    rounded for mse, predicts) or K outputs against one-hot targets (the arg max predicts)."""
+    z = z.flatten(1)
+    k = z.shape[1]
+    if loss == "cross_entropy":
+        return F.cross_entropy(z, y, label_smoothing=smoothing), (z.argmax(1) == y).sum()
+    target = y.to(z.dtype).unsqueeze(1) if k == 1 else F.one_hot(y, k).to(z.dtype)
+    if loss == "bce":
+        value = F.binary_cross_entropy_with_logits(z, target)
+        predicted = (z[:, 0] > 0).long() if k == 1 else z.argmax(1)
+    else:
+        value = F.mse_loss(z, target)
+        predicted = torch.round(z[:, 0]).long() if k == 1 else z.argmax(1)
+    return value, (predicted == y).sum()
+
+
+def trained_parameters(net):
+    return [(name, p) for name, p in net.named_parameters() if p.requires_grad]
+
+
+def make_optimizer(named, args):
+    """cnnc's optimizers have PyTorch's semantics: SGD (momentum without dampening, Nesterov, L2
+    weight decay in the gradient), Adam (L2 in the gradient) and AdamW (decoupled), both with their
+    bias corrections in float64. Frozen parameters get no state."""
+    params = [p for _, p in named]
+    if args.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=args.lr, momentum=args.momentum, nesterov=args.nesterov and args.momentum > 0,
+                               weight_decay=args.weight_decay)
+    kind = torch.optim.Adam if args.optimizer == "adam" else torch.optim.AdamW
+    return kind(params, lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps, weight_decay=args.weight_decay)
+
+
+# PyTorch's optimizer state -> the suffix of cnnc's checkpoint names (optim.conv1.weight.m, ...).
+SLOTS = {"momentum_buffer": "momentum", "exp_avg": "m", "exp_avg_sq": "v"}
+
+
+def slots(args):
+    if args.optimizer == "sgd":
+        return ["momentum_buffer"] if args.momentum > 0 else []
+    return ["exp_avg", "exp_avg_sq"]
+
+
+def optimizer_tensors(optimizer, named, args):
+    """The optimizer state under cnnc's names, for save_checkpoint (zeros before the first step, as cnnc starts)."""
+    out = {}
+    for name, p in named:
+        state = optimizer.state.get(p, {})
+        for slot in slots(args):
+            out[f"optim.{name}.{SLOTS[slot]}"] = state.get(slot, torch.zeros_like(p)).detach()
+    return out
+
+
+def load_optimizer_state(optimizer, named, args, tensors, step):
+    """Restores what optimizer_tensors wrote; Adam's step count is the run's."""
+    for name, p in named:
+        state = {}
+        for slot in slots(args):
+            key = f"optim.{name}.{SLOTS[slot]}"
+            if key not in tensors:
+                raise UserError(f"the checkpoint has no optimizer state {key} (was it written with another optimizer?)")
+            state[slot] = tensors[key].to(p.device, p.dtype).reshape(p.shape).clone()
+        if args.optimizer != "sgd":
+            state["step"] = torch.tensor(float(step))
+        if state:
+            optimizer.state[p] = state
+
+
+def learning_rate(args, step, steps_per_epoch, total_steps):
+    """cnnc's schedule (src/runtime/schedule.ts) for one step (0-based, over the run): a linear
+    warm-up over 'warmup' epochs ((step + 1) / W) times the decay: constant, step (gamma to the
+    power epoch // step_size) or cosine over the steps after the warm-up."""
+    w = max(0.0, args.warmup) * steps_per_epoch
+    warm = (step + 1) / w if w > 0 and step + 1 < w else 1.0
+    if args.schedule == "constant":
+        decay = 1.0
+    elif args.schedule == "step":
+        decay = args.gamma ** ((step // max(1, steps_per_epoch)) // args.step_size)
+    else:
+        start = min(w, total_steps)
+        span = total_steps - start
+        decay = 1.0 if span <= 0 else 0.5 * (1 + math.cos(math.pi * min(max(step - start, 0), span) / span))
+    return args.lr * warm * decay
+
+
+def train_step(model, optimizer, x, y, lr, args, logits):
+    """One optimizer step on a normalised batch (logits: see folds). Returns the loss and correct
+    count of its forward pass as tensors, so that nothing waits for the device."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.zero_grad(set_to_none=True)
+    loss, correct = loss_and_correct(model(x, logits=logits), y, args.loss, args.label_smoothing)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), correct
+
+
+def batch_sums(loss, correct, count, device):
+    """loss x count, correct, count: what the processes sum for the epoch line."""
+    return torch.stack([loss.double() * count, correct.double(), torch.tensor(float(count), dtype=torch.float64, device=device)])
+
+
+@torch.no_grad()
+def evaluate(net, batches, prepare, args, device, logits):
+    """batch_sums over the held-out batches, in eval mode (running statistics, no dropout)."""
+    net.eval()
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
+    for x, y in batches:
+        y = y.to(device)
+        loss, correct = loss_and_correct(net(prepare(x.to(device)), logits=logits), y, args.loss, args.label_smoothing)
+        sums += batch_sums(loss, correct, len(y), device)
+    return sums
+`;
+
+const run = String.raw`
+
+# ---------------------------------------------------------------------------------------------
+# Processes: one, or one per GPU (or share of the CPU) under torchrun
+
+class Processes:
+    """The rank and world size (torchrun's environment; 0 and 1 without it), the device and the process group."""
+
+    def __init__(self, device):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda":
+            if not torch.cuda.is_available():
+                raise UserError("--device cuda: PyTorch sees no CUDA device (torch.cuda.is_available() is False)")
+            if local >= torch.cuda.device_count():
+                raise UserError(f"local rank {local} has no GPU of its own: this node has {torch.cuda.device_count()}; lower --nproc_per_node")
+            torch.cuda.set_device(local)
+            self.device = torch.device("cuda", local)
+            torch.backends.cudnn.benchmark = True  # the shapes are fixed: let cuDNN pick its fastest kernels
+        else:
+            self.device = torch.device("cpu")
+        self.backend = "nccl" if self.device.type == "cuda" else "gloo"
+        if self.world > 1:
+            dist.init_process_group(self.backend)
+
+    @property
+    def main(self):
+        return self.rank == 0
+
+    def sum(self, t):
+        """Sums a tensor over the processes, in place."""
+        if self.world > 1:
+            dist.all_reduce(t)
+        return t
+
+    def barrier(self):
+        if self.world > 1:
+            dist.barrier()
+
+    def close(self):
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+class Log:
+    """Lines from rank 0 only; the epoch records also go to OUT/train.jsonl."""
+
+    def __init__(self, procs, out):
+        self.procs, self.path = procs, os.path.join(out, "train.jsonl")
+
+    def line(self, text):
+        if self.procs.main:
+            print(text, flush=True)
+
+    def records(self, history):
+        """Writes the log from the checkpoint's history (a resumed run drops lines written after it)."""
+        if self.procs.main:
+            with open(self.path, "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in history)
+
+
+def plural(n, word):
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def fmt_time(seconds):
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def settings(args):
+    """The run's settings as the checkpoint records them (a resume names those that changed)."""
+    keys = ["epochs", "batch", "lr", "optimizer", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps", "loss",
+            "label_smoothing", "schedule", "step_size", "gamma", "warmup", "seed", "flip", "crop", "freeze"]
+    return {k: getattr(args, k) for k in keys}
+
+
+def start_state(args, net, optimizer, named, log):
+    """(epoch, step, best, history) to start from: --resume reads OUT/last.ckpt whole, --init only weights."""
+    last = os.path.join(args.out, "last.ckpt")
+    if not args.resume:
+        if os.path.exists(last):
+            raise UserError(f"{args.out}: already holds a training run (last.ckpt); pass --resume to continue it, or choose another --out")
+        if args.init:
+            load_checkpoint(net, args.init)
+            log.line(f"init from {args.init}")
+        return 0, 0, None, []
+    if not os.path.exists(last):
+        raise UserError(f"{args.out}: --resume: no last.ckpt to resume from")
+    tensors = {}
+    meta = load_checkpoint(net, last, extra=tensors)
+    if meta.get("format") != META_FORMAT:
+        raise UserError(f"{last}: is not a checkpoint written by this train.py (its meta.format is {meta.get('format')!r}, not {META_FORMAT!r})")
+    load_optimizer_state(optimizer, named, args, tensors, meta["step"])
+    changed = [f"{k} {v!r} -> {getattr(args, k)!r}" for k, v in meta["settings"].items() if getattr(args, k) != v]
+    if changed:
+        log.line(f"notice: resuming with changed settings: {', '.join(changed)}")
+    log.line(f"resuming {MODEL} at epoch {meta['epoch'] + 1}, step {meta['step'] + 1} from {last}")
+    return meta["epoch"], meta["step"], meta["best"], meta["history"]
+
+
+def epoch_seed(seed, epoch, rank=0):
+    """A seed per epoch (and process), so that a resumed run draws what an uninterrupted one would."""
+    return ((seed * 1_000_003 + epoch) * 1_000_003 + rank) % 2**63
+
+
+def load_sets(args, net, log):
+    train_set, held, held_name, classes, notices = load_data(args, net)
+    if args.limit_train:
+        train_set = tuple(t[:args.limit_train] for t in train_set)
+    if held is not None and args.limit_test:
+        held = tuple(t[:args.limit_test] for t in held)
+    check_fits(net, train_set, args.data, args.loss)
+    if held is not None:
+        check_fits(net, held, args.data, args.loss)
+    for n in notices:
+        log.line(n)
+    return train_set, held, held_name, classes
+
+
+def distribute(net, args, procs, log):
+    """The model the steps run: net itself in one process, else DistributedDataParallel around it
+    (after SyncBatchNorm conversion with --sync-bn; the state_dict names stay cnnc's)."""
+    if procs.world == 1:
+        if args.sync_bn:
+            log.line("notice: --sync-bn has no effect in a single process")
+        return net, net
+    if args.sync_bn:
+        if procs.device.type != "cuda":
+            raise UserError("--sync-bn needs CUDA devices: PyTorch's SyncBatchNorm does not run on the CPU")
+        net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    return DistributedDataParallel(net, device_ids=[procs.device] if procs.device.type == "cuda" else None), net
+
+
+def save(args, net, optimizer, named, meta, best):
+    extra = optimizer_tensors(optimizer, named, args)
+    save_checkpoint(net, os.path.join(args.out, "last.ckpt"), meta=meta, extra=extra)
+    if best:  # last before best, as cnnc writes them
+        save_checkpoint(net, os.path.join(args.out, "best.ckpt"), meta=meta, extra=extra)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    procs = None
+    try:
+        procs = Processes(args.device)
+        run(args, procs)
+        procs.barrier()
+    except (UserError, CheckpointError) as e:
+        prefix = f"[rank {procs.rank}] " if procs and procs.world > 1 else ""
+        sys.exit(f"{prefix}train.py: error: {e}")
+    finally:
+        if procs:
+            procs.close()
+
+
+def run(args, procs):
+    if args.batch % procs.world:
+        raise UserError(f"--batch {args.batch} does not split evenly among {procs.world} processes; give a multiple of {procs.world}")
+    torch.manual_seed(args.seed)
+    net = build_model(MODEL)
+    log = Log(procs, args.out)
+    train_set, held, held_name, classes = load_sets(args, net, log)
+    net.freeze(args.freeze)
+    named = trained_parameters(net)
+    if not named:
+        raise UserError(f"model {MODEL} has no trainable parameters (all frozen or none); there is nothing to train")
+    if procs.main:
+        os.makedirs(args.out, exist_ok=True)
+    net.to(procs.device)
+    optimizer = make_optimizer(named, args)
+    epoch, step, best, history = start_state(args, net, optimizer, named, log)
+    model, net = distribute(net, args, procs, log)
+    local = args.batch // procs.world
+    sampler = GlobalBatches(len(train_set[1]), args.batch, procs.rank, procs.world, args.seed)
+    loader = torch.utils.data.DataLoader(InMemory(train_set), sampler=sampler, batch_size=None, num_workers=args.workers,
+                                         pin_memory=procs.device.type == "cuda")
+    held_batches = None if held is None else [(held[0][i], held[1][i]) for i in shard(len(held[1]), local, procs.rank, procs.world)]
+    prepare = normaliser(net, train_set[0].shape[1], procs.device)
+    logits = folds(net, args.loss)
+    steps_per_epoch, total = len(sampler), len(sampler) * args.epochs
+    log.records(history)
+    if epoch >= args.epochs:
+        log.line(f"nothing to do: the run in {args.out} has finished its {plural(epoch, 'epoch')} (raise --epochs to train further)")
+    else:
+        split = f" = {procs.world} processes x {local}" if procs.world > 1 else ""
+        log.line(f"training {MODEL}: {plural(args.epochs, 'epoch')} of {plural(steps_per_epoch, 'step')} (batch {args.batch}{split}), "
+                 f"{len(train_set[1])} training and {0 if held is None else len(held[1])} {held_name} samples, "
+                 f"device {procs.device.type}" + (f", {procs.world} processes ({procs.backend})" if procs.world > 1 else ""))
+    if args.warmup > 0 and args.warmup >= args.epochs and epoch < args.epochs:
+        log.line(f"warning: the warm-up (--warmup {args.warmup:g}) spans the whole run of {plural(args.epochs, 'epoch')}: the learning rate only rises")
+    while epoch < args.epochs:
+        sampler.set_epoch(epoch)
+        torch.manual_seed(epoch_seed(args.seed, epoch, procs.rank))  # dropout: each process its own masks
+        generator = torch.Generator().manual_seed(epoch_seed(args.seed, epoch))  # augmentation: the global batch's draws
+        model.train()  # model.py keeps frozen batch norms in eval mode, as cnnc runs them
+        sums = torch.zeros(3, dtype=torch.float64, device=procs.device)
+        started = time.perf_counter()
+        for x, y in loader:
+            x = prepare(augment(x.to(procs.device, non_blocking=True), generator, args.flip, args.crop, procs.rank, procs.world))
+            y = y.to(procs.device, non_blocking=True)
+            lr = learning_rate(args, step, steps_per_epoch, total)
+            loss, correct = train_step(model, optimizer, x, y, lr, args, logits)
+            sums += batch_sums(loss, correct, len(y), procs.device)
+            step += 1
+        seconds = time.perf_counter() - started
+        loss_sum, correct, seen = procs.sum(sums).tolist()
+        if not math.isfinite(loss_sum):
+            raise UserError(f"the loss became {loss_sum / seen} in epoch {epoch + 1}; training diverged: "
+                            "try a lower --lr or a warm-up (--warmup 1)")
+        record = {"type": "epoch", "epoch": epoch + 1, "step": step, "loss": loss_sum / seen, "acc": correct / seen}
+        held_text = ""
+        if held_batches is not None:
+            h_loss, h_correct, h_seen = procs.sum(evaluate(net, held_batches, prepare, args, procs.device, logits)).tolist()
+            record.update({f"{held_name}_loss": h_loss / h_seen, f"{held_name}_acc": h_correct / h_seen})
+            held_text = f"  {held_name} loss {h_loss / h_seen:.4f}  {held_name} acc {100 * h_correct / h_seen:.2f}%"
+        record.update({"lr": lr, "images_per_s": round(seen / max(seconds, 1e-9), 1), "seconds": round(seconds, 3)})
+        history = history + [record]
+        score = record.get(f"{held_name}_acc", record["acc"])
+        is_best = best is None or score > best["acc"]
+        if is_best:
+            best = {"epoch": epoch + 1, "acc": score}
+        epoch += 1
+        log.line(f"epoch {epoch}/{args.epochs}  loss {record['loss']:.4f}  acc {100 * record['acc']:.2f}%{held_text}  "
+                 f"lr {lr:.3g}  {record['images_per_s']:.0f} img/s  {fmt_time(seconds)}")
+        if procs.main:
+            meta = {"format": META_FORMAT, "epoch": epoch, "step": step, "best": best, "history": history, "classes": classes,
+                    "settings": settings(args), "processes": procs.world}
+            save(args, net, optimizer, named, meta, is_best)
+            log.records(history)
+        procs.barrier()
+    if best:
+        log.line(f"{MODEL}: best {held_name if held is not None else 'training'} accuracy {100 * best['acc']:.2f}% at epoch {best['epoch']}; "
+                 f"checkpoints: {os.path.join(args.out, 'last.ckpt')}, {os.path.join(args.out, 'best.ckpt')}")
+
+
+if __name__ == "__main__":
+    main()
+`;
+
+/** The imports (after the docstring) and the code (after the settings). */
+export const TRAIN_PY_BODY = { imports, code: commandLine + data + step + run };
