@@ -242,6 +242,8 @@ function difference(a: Float32Array, b: Float32Array): number {
 
 /** Sampler layouts: [samples, global batch, processes]. */
 const SAMPLERS = [[10, 4, 2], [10, 4, 4], [11, 6, 3], [7, 8, 2]] as const;
+/** [samples, global batch, processes, steps left] where the last batch would give each process one sample. */
+const DROPPED = [[9, 4, 1, 2], [10, 4, 2, 2], [26, 8, 2, 3]] as const;
 
 const SCHEDULES = [
   ['cosine warmup=1', 'lr=0.1', 7, 3], ['cosine warmup=0.5', 'lr=0.01', 5, 4], ['step step_size=2 gamma=0.5 warmup=1', 'lr=0.3', 4, 5],
@@ -279,6 +281,25 @@ async function writePngFolders(dir: string): Promise<string> {
     }
   }
   return join(dir, 'square', '3.png');
+}
+
+/** Inputs train.py must refuse: a truncated IDX file, a model with fewer classes than the labels, a PNG of another size. */
+async function writeBadInputs(): Promise<{ truncated: string; three: string; png: string }> {
+  const truncated = join(work, 'truncated');
+  mkdirSync(truncated, { recursive: true });
+  writeIdx(join(truncated, 'train-labels-idx1-ubyte'), [4], Uint8Array.of(0, 1, 2, 3));
+  const header = Buffer.from([0, 0, 8, 3, 0, 0, 0, 4, 0, 0, 0, 28, 0, 0, 0, 28]);
+  writeFileSync(join(truncated, 'train-images-idx3-ubyte'), Buffer.concat([header, Buffer.alloc(3000 - header.length)]));
+  const three = join(work, 'three');
+  exportPackage(three, 'three.cnn', 'model Three {\n  input 1x28x28\n  flatten -> dense 3\n}\n');
+  const png = join(work, 'bad-png');
+  if (pillow) {
+    for (const [cls, h] of [['a', 8], ['b', 9]] as const) {
+      mkdirSync(join(png, cls), { recursive: true });
+      await sharp(Buffer.alloc(h * 8 * 3, 90), { raw: { width: 8, height: h, channels: 3 } }).png().toFile(join(png, cls, '0.png'));
+    }
+  }
+  return { truncated, three, png };
 }
 
 /** The models the end-to-end runs train: MnistCnn from the tutorials, and small ones for DDP and PNGs. */
@@ -353,6 +374,7 @@ describe.skipIf(!python)('train.py of cnnc export --torch', () => {
   };
   const batchCases: { ds: Dataset; dir: string; seed: number; epoch: number; want: Float32Array; out: string }[] = [];
   let pngImage = '';
+  const runs: Record<string, { log: string; error?: string }> = {};
 
   beforeAll(async () => {
     const cases = [...EXAMPLE_CASES, ...FEATURE_CASES];
@@ -367,27 +389,41 @@ describe.skipIf(!python)('train.py of cnnc export --torch', () => {
     const fashion = exportPackage(dirs.fashion, 'small.cnn', readFileSync(join(ROOT, 'examples/fashion/small.cnn'), 'utf8'));
     const rgb = exportPackage(dirs.rgb, 'resnet18.cnn', readFileSync(join(ROOT, 'examples/zoo/resnet18.cnn'), 'utf8').replace('3x224x224', '3x12x10'));
     batchCases.push(augmentCase(dirs.fashion, fashion, 0), augmentCase(dirs.rgb, rgb, 1));
-    const runs = [
+    const mnistRun = (out: string, ...more: string[]) => ({ dir: dirs.mnist, argv: ['--data', dirs.idx, '--out', join(work, out), '--batch', '16', '--device', 'cpu', ...more] });
+    const bad = await writeBadInputs();
+    const runJobs: Record<string, { dir: string; argv: string[] }> = {
       // --resume against an uninterrupted run (both two epochs of MnistCnn, the second resumed)
-      { dir: dirs.mnist, argv: ['--data', dirs.idx, '--out', join(work, 'whole'), '--epochs', '2', '--batch', '16', '--device', 'cpu', '--flip', 'on', '--crop', '1'] },
-      { dir: dirs.mnist, argv: ['--data', dirs.idx, '--out', join(work, 'resumed'), '--epochs', '1', '--batch', '16', '--device', 'cpu', '--flip', 'on', '--crop', '1'] },
-      { dir: dirs.mnist, argv: ['--data', dirs.idx, '--out', join(work, 'resumed'), '--epochs', '2', '--batch', '16', '--device', 'cpu', '--flip', 'on', '--crop', '1', '--resume'] },
+      whole: mnistRun('whole', '--epochs', '2', '--flip', 'on', '--crop', '1'),
+      first: mnistRun('resumed', '--epochs', '1', '--flip', 'on', '--crop', '1'),
+      resumed: mnistRun('resumed', '--epochs', '2', '--flip', 'on', '--crop', '1', '--resume'),
       // the one-process reference for the DDP run
-      { dir: dirs.ddp, argv: ['--data', dirs.idx, '--out', join(work, 'single'), '--device', 'cpu', '--limit-train', '36'] },
-      ...(pillow ? [{ dir: dirs.shapes, argv: ['--data', dirs.png, '--out', join(work, 'shapes-run'), '--device', 'cpu'] }] : []),
-    ];
+      single: { dir: dirs.ddp, argv: ['--data', dirs.idx, '--out', join(work, 'single'), '--device', 'cpu', '--limit-train', '36'] },
+      ...(pillow ? { shapes: { dir: dirs.shapes, argv: ['--data', dirs.png, '--out', join(work, 'shapes-run'), '--device', 'cpu'] } } : {}),
+      // bad input: one line each
+      noData: mnistRun('bad1', '--data', join(work, 'nowhere')),
+      truncated: mnistRun('bad2', '--data', bad.truncated),
+      noRun: mnistRun('bad3', '--resume'),
+      otherModel: mnistRun('bad4', '--init', steps[0].job.init),
+      shape: { dir: dirs.shapes, argv: ['--data', dirs.idx, '--out', join(work, 'bad5'), '--device', 'cpu'] },
+      labels: { dir: bad.three, argv: ['--data', dirs.idx, '--out', join(work, 'bad6'), '--device', 'cpu'] },
+      ...(pillow ? { size: { dir: dirs.shapes, argv: ['--data', bad.png, '--out', join(work, 'bad7'), '--device', 'cpu'] } } : {}),
+    };
     const job = {
       steps: steps.map((s) => s.job),
       schedules: SCHEDULES.map(([schedule, opt, spe, epochs]) => ({ dir: dirs.schedule, argv: scheduleArgv(schedule, opt), steps_per_epoch: spe, epochs })),
       batches: batchCases.map((b) => ({ dir: b.dir, images: join(b.dir, 'images.bin'), count: b.ds.size, ...draws(b.ds, b.seed, b.epoch), out: b.out })),
       convert: [dirs.fashion],
       // each layout twice: in one process, and in `world`
-      samplers: SAMPLERS.flatMap(([size, batch, world]) => [1, world].map((w) => ({ dir: dirs.ddp, size, batch, world: w, seed: 5, epoch: 3 }))),
-      runs,
+      samplers: [
+        ...SAMPLERS.flatMap(([size, batch, world]) => [1, world].map((w) => ({ dir: dirs.ddp, size, batch, world: w, seed: 5, epoch: 3 }))),
+        ...DROPPED.map(([size, batch, world]) => ({ dir: dirs.ddp, size, batch, world, seed: 5, epoch: 3, drop_single: true })),
+      ],
+      runs: Object.values(runJobs),
     };
     const r = spawnSync(python!, [HELPER], { input: JSON.stringify(job), encoding: 'utf8', maxBuffer: 256 << 20, env: { ...process.env, OMP_NUM_THREADS: '1' } });
     if (r.status !== 0) throw new Error(`torch_train.py failed (status ${r.status}): ${r.stderr}`);
     answer = JSON.parse(r.stdout) as HelperAnswer;
+    Object.keys(runJobs).forEach((key, i) => { runs[key] = answer.runs[i]; });
   }, 600_000);
 
   describe('one training step, twice, against cnnc\'s training graph', () => {
@@ -450,6 +486,13 @@ describe.skipIf(!python)('train.py of cnnc export --torch', () => {
     });
   });
 
+  it('with batch norm, a last batch of one sample per process is left out', () => {
+    DROPPED.forEach(([size, batch, world, steps], i) => {
+      const ranks = answer.samplers[2 * SAMPLERS.length + i];
+      for (const r of ranks) expect(r.map((b) => b.length), `${size}/${batch}/${world}`).toEqual(Array(steps).fill(batch / world));
+    });
+  });
+
   it('SyncBatchNorm conversion keeps cnnc\'s tensor names', () => {
     const c = answer.convert[0];
     expect(c.converted).toBe(3);
@@ -457,8 +500,8 @@ describe.skipIf(!python)('train.py of cnnc export --torch', () => {
   });
 
   it('--resume continues a run exactly: the same tensors and history as an uninterrupted one', () => {
-    for (const r of answer.runs.slice(0, 3)) expect(r.error).toBeUndefined();
-    expect(answer.runs[2].log).toMatch(/resuming MnistCnn at epoch 2, step 6/);
+    for (const r of [runs.whole, runs.first, runs.resumed]) expect(r.error).toBeUndefined();
+    expect(runs.resumed.log).toMatch(/resuming MnistCnn at epoch 2, step 6/);
     expectSameTensors(join(work, 'resumed', 'last.ckpt'), join(work, 'whole', 'last.ckpt'), 0);
     const history = (dir: string) => (loadCheckpointSync(join(work, dir, 'last.ckpt')).meta.history as { loss: number }[]).map((h) => h.loss);
     expect(history('resumed')).toEqual(history('whole'));
@@ -484,7 +527,7 @@ describe.skipIf(!python)('train.py of cnnc export --torch', () => {
   }, 120_000);
 
   it.skipIf(!pillow)('trains on PNG class folders with a held-out validation part; cnnc predict takes a PNG with its checkpoint', async () => {
-    const r = answer.runs[4];
+    const r = runs.shapes;
     expect(r.error).toBeUndefined();
     expect(r.log).toMatch(/holding out 3 of its 24 images/);
     expect(r.log).toMatch(/21 training and 3 val samples/);
@@ -496,8 +539,20 @@ describe.skipIf(!python)('train.py of cnnc export --torch', () => {
     expect(predicted).toMatch(/circle/);
   });
 
+  it('bad input stops train.py with one line naming the file and the problem', () => {
+    const error = (key: string) => runs[key].error ?? `no error; the log:\n${runs[key].log}`;
+    expect(error('noData')).toBe(`train.py: error: ${join(work, 'nowhere')}: data directory does not exist`);
+    expect(error('truncated')).toMatch(/^train\.py: error: .*train-images-idx3-ubyte: IDX dimensions \[4, 28, 28\] need 3152 bytes, the file has 3000$/);
+    expect(error('noRun')).toBe(`train.py: error: ${join(work, 'bad3')}: --resume: no last.ckpt to resume from`);
+    expect(error('otherModel')).toMatch(/^train\.py: error: .*init\.ckpt: a checkpoint of model FashionBN, not MnistCnn$/);
+    expect(error('shape')).toBe(`train.py: error: ${dirs.idx}: images have shape [1, 28, 28] (channels, height, width) but the model's input is [3, 8, 8]`);
+    expect(error('labels')).toMatch(/^train\.py: error: .*: label 9 is out of range: the model has 3 classes \(labels 0\.\.2\)$/);
+    if (pillow) expect(error('size')).toMatch(/^train\.py: error: .*b[/\\]0\.png: image is 3x9x8 \(channels x height x width\) but the model takes 3x8x8; pass --resize/);
+    for (const key of ['noData', 'truncated', 'noRun', 'otherModel', 'shape', 'labels', 'size']) expect(runs[key]?.error ?? '', key).not.toMatch(/\n/);
+  });
+
   it('DistributedDataParallel with 2 processes (torchrun, gloo) gives the weights of one process with the whole batch', () => {
-    expect(answer.runs[3].error).toBeUndefined();
+    expect(runs.single.error).toBeUndefined();
     const out = join(work, 'ddp-run');
     // Debian's torch 1.13 torchrun cannot parse its own --redirects default under Python 3.11 (see the README).
     const log = run(python!, ['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', '--redirects', '2', '--tee', '2',

@@ -15,8 +15,8 @@ The job: {"steps": [STEP...], "schedules": [SCHEDULE...], "batches": [BATCH...],
              "out": F32_FILE}: train.py's shift_and_flip with these draws, then its normalisation;
              writes the float32 batch.
   CONVERT   D: the state_dict keys of D's model before and after SyncBatchNorm conversion.
-  SAMPLER   {"dir": D, "size": N, "batch": B, "world": W, "seed": S, "epoch": E}: the index lists
-            train.py's GlobalBatches gives each of the W processes in epoch E, rank by rank.
+  SAMPLER   {"dir": D, "size": N, "batch": B, "world": W, "seed": S, "epoch": E, "drop_single": bool}: the
+            index lists train.py's GlobalBatches gives each of the W processes in epoch E, rank by rank.
   RUN       {"dir": D, "argv": [...]}: D/train.py's main(argv) in this process, its output captured.
             Answers {"log"} and, when it exits with an error, "error".
 """
@@ -98,7 +98,7 @@ def sampler(job):
     train = load_package(job["dir"])
     out = []
     for rank in range(job["world"]):
-        s = train.GlobalBatches(job["size"], job["batch"], rank, job["world"], job["seed"])
+        s = train.GlobalBatches(job["size"], job["batch"], rank, job["world"], job["seed"], job.get("drop_single", False))
         s.set_epoch(job["epoch"])
         out.append(list(s))
     return out

@@ -263,6 +263,9 @@ def load_data(args, net):
         return train, None, "val", classes, [f"notice: {folder} has no test split and no validation part (--val-split); "
                                              "training without evaluation (best.ckpt follows training accuracy)"]
     kept, held = hold_out(train[1], args.val_split, args.seed)
+    if len(held) == 0:
+        return train, None, "val", classes, [f"notice: {folder}: no class has two images to hold one out for validation; "
+                                             "training without evaluation (best.ckpt follows training accuracy)"]
     notice = (f"notice: {folder} has no train/ and test/ split; holding out {len(held)} of its {len(train[1])} images "
               f"({100 * args.val_split:g}% of each class, seeded) for validation (--val-split)")
     return (train[0][kept], train[1][kept]), (train[0][held], train[1][held]), "val", classes, [notice]
@@ -302,21 +305,24 @@ class GlobalBatches(torch.utils.data.Sampler):
     the samples are shuffled by a generator seeded with seed + epoch and cut into global batches of
     'batch'; process 'rank' of 'world' takes the rank-th equal slice of each, so a global batch holds
     the same samples whatever the number of processes. A last batch that does not split evenly is
-    padded with samples from the start of the epoch (as DistributedSampler pads)."""
+    padded with samples from the start of the epoch (as DistributedSampler pads). With
+    drop_single, a last batch that would leave one sample per process is left out (PyTorch's batch
+    norm refuses to normalise a single value per channel in training)."""
 
-    def __init__(self, size, batch, rank=0, world=1, seed=0):
+    def __init__(self, size, batch, rank=0, world=1, seed=0, drop_single=False):
         self.size, self.batch, self.rank, self.world, self.seed = size, batch, rank, world, seed
         self.epoch = 0
+        self.dropped = drop_single and 0 < size % batch <= world and size > batch
 
     def set_epoch(self, epoch):
         self.epoch = epoch
 
     def __len__(self):
-        return math.ceil(self.size / self.batch)
+        return math.ceil(self.size / self.batch) - self.dropped
 
     def __iter__(self):
         order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch))
-        for start in range(0, self.size, self.batch):
+        for start in range(0, len(self) * self.batch, self.batch):
             chunk = order[start:start + self.batch]
             per = math.ceil(len(chunk) / self.world)
             if per * self.world > len(chunk):
@@ -651,7 +657,9 @@ def main(argv=None):
         procs = Processes(args.device)
         run(args, procs)
         procs.barrier()
-    except (UserError, CheckpointError) as e:
+    except BrokenPipeError:
+        os._exit(141)  # the reader of the log went away (| head): quietly, as cnnc does
+    except (UserError, CheckpointError, OSError) as e:
         prefix = f"[rank {procs.rank}] " if procs and procs.world > 1 else ""
         sys.exit(f"{prefix}train.py: error: {e}")
     finally:
@@ -659,83 +667,126 @@ def main(argv=None):
             procs.close()
 
 
-def run(args, procs):
-    if args.batch % procs.world:
-        raise UserError(f"--batch {args.batch} does not split evenly among {procs.world} processes; give a multiple of {procs.world}")
-    torch.manual_seed(args.seed)
-    net = build_model(MODEL)
-    log = Log(procs, args.out)
-    train_set, held, held_name, classes = load_sets(args, net, log)
-    net.freeze(args.freeze)
-    named = trained_parameters(net)
-    if not named:
-        raise UserError(f"model {MODEL} has no trainable parameters (all frozen or none); there is nothing to train")
-    if procs.main:
-        os.makedirs(args.out, exist_ok=True)
-    net.to(procs.device)
-    optimizer = make_optimizer(named, args)
-    epoch, step, best, history = start_state(args, net, optimizer, named, log)
-    model, net = distribute(net, args, procs, log)
-    local = args.batch // procs.world
-    sampler = GlobalBatches(len(train_set[1]), args.batch, procs.rank, procs.world, args.seed)
-    loader = torch.utils.data.DataLoader(InMemory(train_set), sampler=sampler, batch_size=None, num_workers=args.workers,
-                                         pin_memory=procs.device.type == "cuda")
-    held_batches = None if held is None else [(held[0][i], held[1][i]) for i in shard(len(held[1]), local, procs.rank, procs.world)]
-    prepare = normaliser(net, train_set[0].shape[1], procs.device)
-    logits = folds(net, args.loss)
-    steps_per_epoch, total = len(sampler), len(sampler) * args.epochs
-    log.records(history)
-    if epoch >= args.epochs:
-        log.line(f"nothing to do: the run in {args.out} has finished its {plural(epoch, 'epoch')} (raise --epochs to train further)")
-    else:
-        split = f" = {procs.world} processes x {local}" if procs.world > 1 else ""
-        log.line(f"training {MODEL}: {plural(args.epochs, 'epoch')} of {plural(steps_per_epoch, 'step')} (batch {args.batch}{split}), "
-                 f"{len(train_set[1])} training and {0 if held is None else len(held[1])} {held_name} samples, "
-                 f"device {procs.device.type}" + (f", {procs.world} processes ({procs.backend})" if procs.world > 1 else ""))
-    if args.warmup > 0 and args.warmup >= args.epochs and epoch < args.epochs:
-        log.line(f"warning: the warm-up (--warmup {args.warmup:g}) spans the whole run of {plural(args.epochs, 'epoch')}: the learning rate only rises")
-    while epoch < args.epochs:
-        sampler.set_epoch(epoch)
+class Run:
+    """What the epochs share: the model (net, and model, the DistributedDataParallel around it),
+    the optimizer, the data and the counts."""
+
+    def __init__(self, args, procs, log):
+        if args.batch % procs.world:
+            raise UserError(f"--batch {args.batch} does not split evenly among {procs.world} processes; give a multiple of {procs.world}")
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            raise UserError(f"{args.out}: --out is a file, not a folder")
+        self.args, self.procs, self.log = args, procs, log
+        torch.manual_seed(args.seed)
+        net = build_model(MODEL)
+        self.train_set, self.held, self.held_name, self.classes = load_sets(args, net, log)
+        net.freeze(args.freeze)
+        self.named = trained_parameters(net)
+        if not self.named:
+            raise UserError(f"model {MODEL} has no trainable parameters (all frozen or none); there is nothing to train")
+        self.frozen = sum(p.numel() for p in net.parameters() if not p.requires_grad)
+        if procs.main:
+            os.makedirs(args.out, exist_ok=True)
+        net.to(procs.device)
+        self.optimizer = make_optimizer(self.named, args)
+        self.epoch, self.step, self.best, self.history = start_state(args, net, self.optimizer, self.named, log)
+        self.model, self.net = distribute(net, args, procs, log)
+        self.local = args.batch // procs.world
+        has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+        self.sampler = GlobalBatches(len(self.train_set[1]), args.batch, procs.rank, procs.world, args.seed, drop_single=has_bn)
+        self.loader = torch.utils.data.DataLoader(InMemory(self.train_set), sampler=self.sampler, batch_size=None,
+                                                  num_workers=args.workers, pin_memory=procs.device.type == "cuda")
+        held = self.held
+        self.held_batches = None if held is None else [(held[0][i], held[1][i]) for i in shard(len(held[1]), self.local, procs.rank, procs.world)]
+        self.prepare = normaliser(self.net, self.train_set[0].shape[1], procs.device)
+        self.logits = folds(self.net, args.loss)
+        self.steps_per_epoch = len(self.sampler)
+        self.total = self.steps_per_epoch * args.epochs
+
+    def header(self):
+        args, procs = self.args, self.procs
+        if self.epoch >= args.epochs:
+            return f"nothing to do: the run in {args.out} has finished its {plural(self.epoch, 'epoch')} (raise --epochs to train further)"
+        split = f" = {procs.world} processes x {self.local}" if procs.world > 1 else ""
+        frozen = f", {self.frozen} parameters frozen" if self.frozen else ""
+        if self.sampler.dropped:
+            self.log.line(f"notice: each epoch's last batch ({len(self.train_set[1]) % args.batch} samples) is left out: it would leave one sample "
+                          "per process, and PyTorch's batch norm refuses to train on one")
+        return (f"training {MODEL}: {plural(args.epochs, 'epoch')} of {plural(self.steps_per_epoch, 'step')} (batch {args.batch}{split}), "
+                f"{len(self.train_set[1])} training and {0 if self.held is None else len(self.held[1])} {self.held_name} samples{frozen}, "
+                f"device {procs.device.type}" + (f", {procs.world} processes ({procs.backend})" if procs.world > 1 else ""))
+
+    def train_epoch(self):
+        """One epoch's steps; returns the sums of loss x count, correct and count over all processes, the last lr and the seconds."""
+        args, procs, epoch = self.args, self.procs, self.epoch
+        self.sampler.set_epoch(epoch)
         torch.manual_seed(epoch_seed(args.seed, epoch, procs.rank))  # dropout: each process its own masks
         generator = torch.Generator().manual_seed(epoch_seed(args.seed, epoch))  # augmentation: the global batch's draws
-        model.train()  # model.py keeps frozen batch norms in eval mode, as cnnc runs them
+        self.model.train()  # model.py keeps frozen batch norms in eval mode, as cnnc runs them
         sums = torch.zeros(3, dtype=torch.float64, device=procs.device)
+        every = math.ceil(self.steps_per_epoch / 10) if self.steps_per_epoch >= 20 else 0
         started = time.perf_counter()
-        for x, y in loader:
-            x = prepare(augment(x.to(procs.device, non_blocking=True), generator, args.flip, args.crop, procs.rank, procs.world))
+        for i, (x, y) in enumerate(self.loader, 1):
+            x = self.prepare(augment(x.to(procs.device, non_blocking=True), generator, args.flip, args.crop, procs.rank, procs.world))
             y = y.to(procs.device, non_blocking=True)
-            lr = learning_rate(args, step, steps_per_epoch, total)
-            loss, correct = train_step(model, optimizer, x, y, lr, args, logits)
+            lr = learning_rate(args, self.step, self.steps_per_epoch, self.total)
+            loss, correct = train_step(self.model, self.optimizer, x, y, lr, args, self.logits)
             sums += batch_sums(loss, correct, len(y), procs.device)
-            step += 1
+            self.step += 1
+            if every and i % every == 0 and i < self.steps_per_epoch and procs.main:
+                self.progress(i, sums, time.perf_counter() - started)
         seconds = time.perf_counter() - started
-        loss_sum, correct, seen = procs.sum(sums).tolist()
+        return procs.sum(sums).tolist(), lr, seconds
+
+    def progress(self, i, sums, seconds):
+        """A line during the epoch, from rank 0's share of the batches."""
+        loss_sum, correct, seen = sums.tolist()
+        share = " (rank 0's share)" if self.procs.world > 1 else ""
+        self.log.line(f"epoch {self.epoch + 1}/{self.args.epochs} {100 * i // self.steps_per_epoch:3d}%  loss {loss_sum / seen:.4f}  "
+                      f"acc {100 * correct / seen:.2f}%  {seen * self.procs.world / seconds:.0f} img/s{share}")
+
+    def finish_epoch(self, sums, lr, seconds):
+        """Evaluates, logs and (rank 0) writes the checkpoints."""
+        args, procs = self.args, self.procs
+        loss_sum, correct, seen = sums
         if not math.isfinite(loss_sum):
-            raise UserError(f"the loss became {loss_sum / seen} in epoch {epoch + 1}; training diverged: "
+            raise UserError(f"the loss became {loss_sum / seen} in epoch {self.epoch + 1}; training diverged: "
                             "try a lower --lr or a warm-up (--warmup 1)")
-        record = {"type": "epoch", "epoch": epoch + 1, "step": step, "loss": loss_sum / seen, "acc": correct / seen}
-        held_text = ""
-        if held_batches is not None:
-            h_loss, h_correct, h_seen = procs.sum(evaluate(net, held_batches, prepare, args, procs.device, logits)).tolist()
-            record.update({f"{held_name}_loss": h_loss / h_seen, f"{held_name}_acc": h_correct / h_seen})
-            held_text = f"  {held_name} loss {h_loss / h_seen:.4f}  {held_name} acc {100 * h_correct / h_seen:.2f}%"
+        record = {"type": "epoch", "epoch": self.epoch + 1, "step": self.step, "loss": loss_sum / seen, "acc": correct / seen}
+        held_text, name = "", self.held_name
+        if self.held_batches is not None:
+            h_loss, h_correct, h_seen = procs.sum(evaluate(self.net, self.held_batches, self.prepare, args, procs.device, self.logits)).tolist()
+            record.update({f"{name}_loss": h_loss / h_seen, f"{name}_acc": h_correct / h_seen})
+            held_text = f"  {name} loss {h_loss / h_seen:.4f}  {name} acc {100 * h_correct / h_seen:.2f}%"
         record.update({"lr": lr, "images_per_s": round(seen / max(seconds, 1e-9), 1), "seconds": round(seconds, 3)})
-        history = history + [record]
-        score = record.get(f"{held_name}_acc", record["acc"])
-        is_best = best is None or score > best["acc"]
+        self.history = self.history + [record]
+        score = record.get(f"{name}_acc", record["acc"])
+        is_best = self.best is None or score > self.best["acc"]
         if is_best:
-            best = {"epoch": epoch + 1, "acc": score}
-        epoch += 1
-        log.line(f"epoch {epoch}/{args.epochs}  loss {record['loss']:.4f}  acc {100 * record['acc']:.2f}%{held_text}  "
-                 f"lr {lr:.3g}  {record['images_per_s']:.0f} img/s  {fmt_time(seconds)}")
+            self.best = {"epoch": self.epoch + 1, "acc": score}
+        self.epoch += 1
+        self.log.line(f"epoch {self.epoch}/{args.epochs}  loss {record['loss']:.4f}  acc {100 * record['acc']:.2f}%{held_text}  "
+                      f"lr {lr:.3g}  {record['images_per_s']:.0f} img/s  {fmt_time(seconds)}")
         if procs.main:
-            meta = {"format": META_FORMAT, "epoch": epoch, "step": step, "best": best, "history": history, "classes": classes,
-                    "settings": settings(args), "processes": procs.world}
-            save(args, net, optimizer, named, meta, is_best)
-            log.records(history)
+            meta = {"format": META_FORMAT, "epoch": self.epoch, "step": self.step, "best": self.best, "history": self.history,
+                    "classes": self.classes, "settings": settings(args), "processes": procs.world}
+            save(args, self.net, self.optimizer, self.named, meta, is_best)
+            self.log.records(self.history)
         procs.barrier()
-    if best:
-        log.line(f"{MODEL}: best {held_name if held is not None else 'training'} accuracy {100 * best['acc']:.2f}% at epoch {best['epoch']}; "
+
+
+def run(args, procs):
+    log = Log(procs, args.out)
+    r = Run(args, procs, log)
+    log.records(r.history)
+    log.line(r.header())
+    if args.warmup > 0 and args.warmup >= args.epochs and r.epoch < args.epochs:
+        log.line(f"warning: the warm-up (--warmup {args.warmup:g}) spans the whole run of {plural(args.epochs, 'epoch')}: the learning rate only rises")
+    while r.epoch < args.epochs:
+        r.finish_epoch(*r.train_epoch())
+    if r.best:
+        where = r.held_name if r.held is not None else "training"
+        log.line(f"{MODEL}: best {where} accuracy {100 * r.best['acc']:.2f}% at epoch {r.best['epoch']}; "
                  f"checkpoints: {os.path.join(args.out, 'last.ckpt')}, {os.path.join(args.out, 'best.ckpt')}")
 
 
