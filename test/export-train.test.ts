@@ -302,6 +302,34 @@ async function writeBadInputs(): Promise<{ truncated: string; three: string; png
   return { truncated, three, png };
 }
 
+/** A train section that sets every field away from cnnc's defaults (Adam's are checked as cnnc's defaults). */
+const SETTINGS_SOURCE = `block stage(c) {
+  conv c 3x3 pad=same -> relu
+}
+
+model Settings {
+  input 1x28x28
+  s1: stage(4) -> flatten -> fc: dense 10
+  train {
+    loss: cross_entropy smoothing=0.05
+    optimizer: sgd lr=0.02 momentum=0.85 nesterov=on weight_decay=3e-4
+    schedule: step step_size=3 gamma=0.5 warmup=0.25
+    batch: 24
+    epochs: 7
+    seed: 9
+    augment: flip=on crop=3
+    freeze: "s1.*" fc
+  }
+}
+`;
+
+/** [flag, value, argparse's complaint]: the bounds of the train section's own specs. */
+const BAD_FLAGS = [
+  ['--lr', '0', '0 is outside (0, inf)'], ['--momentum', '1', '1 is outside [0, 1)'], ['--label-smoothing', '1', '1 is outside [0, 1)'],
+  ['--batch', '2.5', "expected an integer, got '2.5'"], ['--flip', 'maybe', "expected on or off, got 'maybe'"],
+  ['--optimizer', 'rmsprop', "invalid choice: 'rmsprop'"], ['--gamma', 'nan', 'nan is outside (0, inf)'],
+] as const;
+
 /** The models the end-to-end runs train: MnistCnn from the tutorials, and small ones for DDP and PNGs. */
 const DDP_SOURCE = `model NoBn {
   input 1x28x28 mean=[0.3] std=[0.3]
@@ -361,6 +389,7 @@ interface HelperAnswer {
   batches: number[][];
   convert: { before: string[]; after: string[]; converted: number }[];
   samplers: number[][][][];
+  defaults: Record<string, unknown>[];
   runs: { log: string; error?: string }[];
   torch: string;
 }
@@ -370,7 +399,7 @@ describe.skipIf(!python)('train.py of cnnc export --torch', () => {
   let answer: HelperAnswer;
   const dirs = {
     idx: join(work, 'idx'), png: join(work, 'png'), mnist: join(work, 'mnist'), ddp: join(work, 'ddp'), shapes: join(work, 'shapes'),
-    schedule: join(work, 'schedule'), fashion: join(work, 'fashion'), rgb: join(work, 'rgb'),
+    schedule: join(work, 'schedule'), fashion: join(work, 'fashion'), rgb: join(work, 'rgb'), settings: join(work, 'settings'),
   };
   const batchCases: { ds: Dataset; dir: string; seed: number; epoch: number; want: Float32Array; out: string }[] = [];
   let pngImage = '';
@@ -386,6 +415,7 @@ describe.skipIf(!python)('train.py of cnnc export --torch', () => {
     exportPackage(dirs.ddp, 'nobn.cnn', DDP_SOURCE);
     exportPackage(dirs.shapes, 'shapes.cnn', PNG_SOURCE);
     exportPackage(dirs.schedule, 'schedule.cnn', DDP_SOURCE);
+    exportPackage(dirs.settings, 'settings.cnn', SETTINGS_SOURCE);
     const fashion = exportPackage(dirs.fashion, 'small.cnn', readFileSync(join(ROOT, 'examples/fashion/small.cnn'), 'utf8'));
     const rgb = exportPackage(dirs.rgb, 'resnet18.cnn', readFileSync(join(ROOT, 'examples/zoo/resnet18.cnn'), 'utf8').replace('3x224x224', '3x12x10'));
     batchCases.push(augmentCase(dirs.fashion, fashion, 0), augmentCase(dirs.rgb, rgb, 1));
@@ -407,6 +437,8 @@ describe.skipIf(!python)('train.py of cnnc export --torch', () => {
       shape: { dir: dirs.shapes, argv: ['--data', dirs.idx, '--out', join(work, 'bad5'), '--device', 'cpu'] },
       labels: { dir: bad.three, argv: ['--data', dirs.idx, '--out', join(work, 'bad6'), '--device', 'cpu'] },
       ...(pillow ? { size: { dir: dirs.shapes, argv: ['--data', bad.png, '--out', join(work, 'bad7'), '--device', 'cpu'] } } : {}),
+      // flags out of the train section's bounds
+      ...Object.fromEntries(BAD_FLAGS.map(([flag, value], i) => [`flag${i}`, { dir: dirs.settings, argv: ['--data', dirs.idx, flag, value] }])),
     };
     const job = {
       steps: steps.map((s) => s.job),
@@ -418,6 +450,7 @@ describe.skipIf(!python)('train.py of cnnc export --torch', () => {
         ...SAMPLERS.flatMap(([size, batch, world]) => [1, world].map((w) => ({ dir: dirs.ddp, size, batch, world: w, seed: 5, epoch: 3 }))),
         ...DROPPED.map(([size, batch, world]) => ({ dir: dirs.ddp, size, batch, world, seed: 5, epoch: 3, drop_single: true })),
       ],
+      defaults: [dirs.settings],
       runs: Object.values(runJobs),
     };
     const r = spawnSync(python!, [HELPER], { input: JSON.stringify(job), encoding: 'utf8', maxBuffer: 256 << 20, env: { ...process.env, OMP_NUM_THREADS: '1' } });
@@ -537,6 +570,19 @@ describe.skipIf(!python)('train.py of cnnc export --torch', () => {
     writeFileSync(join(work, 'shapes.cnn'), PNG_SOURCE);
     const predicted = await captured(() => predictCommand(join(work, 'shapes.cnn'), [pngImage], { weights: best, top: 3, device: 'cpu', json: true }));
     expect(predicted).toMatch(/circle/);
+  });
+
+  it('the flags default to the train { } section and refuse what the section refuses', () => {
+    const config = check(SETTINGS_SOURCE, 'settings.cnn').models[0].train;
+    expect(answer.defaults[0]).toMatchObject({
+      loss: 'cross_entropy', label_smoothing: 0.05, optimizer: 'sgd', lr: 0.02, momentum: 0.85, nesterov: true, weight_decay: 3e-4,
+      schedule: 'step', step_size: 3, gamma: 0.5, warmup: 0.25, batch: 24, epochs: 7, seed: 9, flip: true, crop: 3, freeze: ['s1.*', 'fc'],
+    });
+    expect(answer.defaults[0]).toMatchObject({ beta1: config.optimizer.beta1, beta2: config.optimizer.beta2, eps: config.optimizer.eps });
+    BAD_FLAGS.forEach(([flag, value, why], i) => {
+      expect(runs[`flag${i}`].error, `${flag} ${value}`).toBe('2');
+      expect(runs[`flag${i}`].log).toContain(`train.py: error: argument ${flag}: ${why}`);
+    });
   });
 
   it('bad input stops train.py with one line naming the file and the problem', () => {

@@ -2,7 +2,7 @@
 (importing torch takes seconds). Reads a JSON job on stdin, writes a JSON answer on stdout.
 
 The job: {"steps": [STEP...], "schedules": [SCHEDULE...], "batches": [BATCH...], "convert": [DIR...],
-"samplers": [SAMPLER...], "runs": [RUN...]}; the answer has a list of results under each key.
+"samplers": [SAMPLER...], "defaults": [DIR...], "runs": [RUN...]}; the answer has a list of results under each key.
   STEP      {"dir": D, "init": CKPT, "batches": [{"x": F32_FILE, "y": I64_FILE, "count": N}], "lrs": [...],
              "out": CKPT}: imports D/train.py (and D/model.py), loads the cnnc checkpoint CKPT into the
              model, freezes as train.py does, and runs train.py's train_step on each batch (inputs
@@ -17,6 +17,7 @@ The job: {"steps": [STEP...], "schedules": [SCHEDULE...], "batches": [BATCH...],
   CONVERT   D: the state_dict keys of D's model before and after SyncBatchNorm conversion.
   SAMPLER   {"dir": D, "size": N, "batch": B, "world": W, "seed": S, "epoch": E, "drop_single": bool}: the
             index lists train.py's GlobalBatches gives each of the W processes in epoch E, rank by rank.
+  DEFAULTS  D: the settings train.py's flags default to (vars of parse_args with --data only).
   RUN       {"dir": D, "argv": [...]}: D/train.py's main(argv) in this process, its output captured.
             Answers {"log"} and, when it exits with an error, "error".
 """
@@ -104,6 +105,10 @@ def sampler(job):
     return out
 
 
+def defaults(folder):
+    return vars(load_package(folder).parse_args(["--data", "."]))
+
+
 def run(job):
     train = load_package(job["dir"])
     out = io.StringIO()
@@ -124,6 +129,7 @@ def main():
         "batches": [batch(j) for j in job.get("batches", [])],
         "convert": [convert(d) for d in job.get("convert", [])],
         "samplers": [sampler(j) for j in job.get("samplers", [])],
+        "defaults": [defaults(d) for d in job.get("defaults", [])],
         "runs": [run(j) for j in job.get("runs", [])],
         "torch": torch.__version__,
     }, sys.stdout)

@@ -9,12 +9,9 @@ import { PRODUCER, sourceHash } from '../inference.ts';
 import type { TorchExportInput } from './index.ts';
 import { settingRows } from './train-py.ts';
 
-/** The settings as a Markdown table: flag, value, meaning. */
+/** The settings as a Markdown table: flag, default, meaning. */
 function settingsTable(input: TorchExportInput): string {
-  const rows = settingRows(input.model.train).map((r) => {
-    const [flag, ...rest] = r.note.split(': ');
-    return `| \`${flag}\` | \`${r.value}\` | ${rest.join(': ')} |`;
-  });
+  const rows = settingRows(input.model.train).map((r) => `| \`${r.flag}\` | \`${r.flagValue}\` | ${r.help} |`);
   return ['| flag | default | |', '|---|---|---|', ...rows].join('\n');
 }
 
@@ -94,8 +91,11 @@ DistributedDataParallel averages the gradients, a step on N processes is the ste
 on the whole batch, up to rounding, except for batch norm: each process normalises with the
 statistics of its own slice, and the running statistics of rank 0 are kept (DistributedDataParallel
 broadcasts them). \`--sync-bn\` computes the batch statistics over all processes (SyncBatchNorm; it
-runs on CUDA devices only, not with gloo on CPUs). Augmentation and dropout draw from generators
-seeded by seed, epoch and rank. Held-out data is split among the processes and the results summed.
+runs on CUDA devices only, not with gloo on CPUs). The augmentation is drawn for the whole global
+batch, the same in every process (seeded by seed and epoch), so it does not depend on N either;
+dropout masks are each process's own (seeded by seed, epoch and rank). A model with batch norm
+leaves out a last batch that would give each process one sample, which PyTorch's batch norm refuses
+to train on (the log says so). Held-out data is split among the processes and the results summed.
 
 With Debian's PyTorch 1.13 under Python 3.11, \`torchrun\` stops at once with \`AttributeError: 'NoneType'
 object has no attribute 'get'\` (its default \`--redirects 0\` is not parsed there); give it

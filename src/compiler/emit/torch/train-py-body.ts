@@ -60,6 +60,9 @@ def number(low, high=None, low_open=False, high_open=False, kind=float):
         return value
     return parse
 
+`;
+
+const parseArgs = String.raw`
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
@@ -69,27 +72,7 @@ def parse_args(argv=None):
     p.add_argument("--data", required=True,
                    help="IDX files (train-/t10k-...-ubyte[.gz]) or class folders of PNG/JPEG images (optionally under train/ and test/)")
     p.add_argument("--out", default=os.path.join("runs", MODEL), help="folder for last.ckpt, best.ckpt and train.jsonl")
-    p.add_argument("--epochs", type=number(1, kind=int), default=EPOCHS)
-    p.add_argument("--batch", type=number(1, kind=int), default=BATCH, help="the global batch, split evenly among the processes")
-    p.add_argument("--lr", type=number(0, low_open=True), default=LR, help="the base learning rate, for the global batch")
-    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default=OPTIMIZER)
-    p.add_argument("--momentum", type=number(0, 1, high_open=True), default=MOMENTUM, help="sgd")
-    p.add_argument("--nesterov", type=on_off, default=NESTEROV, help="sgd: on or off")
-    p.add_argument("--weight-decay", type=number(0), default=WEIGHT_DECAY, help="L2 in the gradient (sgd, adam), decoupled (adamw)")
-    p.add_argument("--beta1", type=number(0, 1, high_open=True), default=BETA1, help="adam, adamw")
-    p.add_argument("--beta2", type=number(0, 1, high_open=True), default=BETA2, help="adam, adamw")
-    p.add_argument("--eps", type=number(0, low_open=True), default=EPS, help="adam, adamw")
-    p.add_argument("--loss", choices=["cross_entropy", "bce", "mse"], default=LOSS)
-    p.add_argument("--label-smoothing", type=number(0, 1, high_open=True), default=LABEL_SMOOTHING, help="cross_entropy")
-    p.add_argument("--schedule", choices=["constant", "step", "cosine"], default=SCHEDULE)
-    p.add_argument("--step-size", type=number(1, kind=int), default=STEP_SIZE, help="step: epochs between decays")
-    p.add_argument("--gamma", type=number(0, low_open=True), default=GAMMA, help="step: the decay factor")
-    p.add_argument("--warmup", type=number(0), default=WARMUP, help="epochs of linear warm-up (fractions allowed)")
-    p.add_argument("--seed", type=number(0, kind=int), default=SEED, help="initialisation, data order, augmentation and dropout")
-    p.add_argument("--flip", type=on_off, default=FLIP, help="random horizontal flips: on or off")
-    p.add_argument("--crop", type=number(0, kind=int), default=CROP, help="random crops after padding by this many black pixels")
-    p.add_argument("--freeze", nargs="*", default=FREEZE, metavar="PATTERN",
-                   help="layers not trained (* matches any run of characters); --freeze alone trains all but frozen { }")
+    add_settings(p)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda when available")
     p.add_argument("--sync-bn", action="store_true", help="batch statistics over all processes (SyncBatchNorm, CUDA only)")
     p.add_argument("--workers", type=number(0, kind=int), default=0, help="DataLoader worker processes (the data are in memory)")
@@ -794,5 +777,8 @@ if __name__ == "__main__":
     main()
 `;
 
-/** The imports (after the docstring) and the code (after the settings). */
-export const TRAIN_PY_BODY = { imports, code: commandLine + data + step + run };
+/**
+ * The imports (after the docstring), the argparse helpers (after the settings; train-py.ts's
+ * add_settings follows them) and the code.
+ */
+export const TRAIN_PY_BODY = { imports, commandLine, code: parseArgs + data + step + run };
