@@ -1,16 +1,18 @@
 /**
  * train.py of `cnnc export --torch` against cnnc itself (PyTorch from /usr/bin/python3; skipped with
  * a warning without it):
- * - one training step, twice, of train.py's train_step from cnnc's initial weights gives the new
- *   weights, batch-norm statistics and optimizer state of cnnc's training graph on the same batches,
- *   for the examples and for models that cover each loss, optimizer option and freezing;
- * - its learning-rate schedule is cnnc's, step by step; its augmentation with cnnc's draws and its
- *   normalisation give cnnc's batches exactly; SyncBatchNorm conversion keeps cnnc's names;
+ * - two training steps (one for the deep zoo models) of train.py's train_step, run in float64 from
+ *   cnnc's initial weights, give the weights, batch-norm statistics and optimizer state of cnnc's
+ *   training graph on the same batches, to cnnc's float32 rounding, for the examples and for models
+ *   that cover each loss, optimizer option and freezing;
+ * - its learning rate is cnnc's step by step; its augmentation with cnnc's draws and its
+ *   normalisation give cnnc's batches exactly; each process takes its slice of the same global
+ *   batches; SyncBatchNorm conversion keeps cnnc's names; the flags default to the train section
+ *   and refuse what it refuses; bad input is one line;
  * - end to end: train.py on generated IDX files and PNG class folders, cnnc predict and cnnc train
  *   --init on its checkpoint, --resume against an uninterrupted run, and a real 2-process
  *   DistributedDataParallel run (torchrun, gloo) against one process with the whole batch.
- * All Python work runs in one helper process and two train.py command lines (importing torch takes seconds).
- */
+ * All Python work runs in one helper process and two train.py command lines (importing torch takes seconds). */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -399,7 +401,7 @@ describe.skipIf(!python)('train.py of cnnc export --torch', () => {
   let answer: HelperAnswer;
   const dirs = {
     idx: join(work, 'idx'), png: join(work, 'png'), mnist: join(work, 'mnist'), ddp: join(work, 'ddp'), shapes: join(work, 'shapes'),
-    schedule: join(work, 'schedule'), fashion: join(work, 'fashion'), rgb: join(work, 'rgb'), settings: join(work, 'settings'),
+    fashion: join(work, 'fashion'), rgb: join(work, 'rgb'), settings: join(work, 'settings'),
   };
   const batchCases: { ds: Dataset; dir: string; seed: number; epoch: number; want: Float32Array; out: string }[] = [];
   let pngImage = '';
@@ -414,7 +416,6 @@ describe.skipIf(!python)('train.py of cnnc export --torch', () => {
     exportPackage(dirs.mnist, '003_mnist.cnn', mnist);
     exportPackage(dirs.ddp, 'nobn.cnn', DDP_SOURCE);
     exportPackage(dirs.shapes, 'shapes.cnn', PNG_SOURCE);
-    exportPackage(dirs.schedule, 'schedule.cnn', DDP_SOURCE);
     exportPackage(dirs.settings, 'settings.cnn', SETTINGS_SOURCE);
     const fashion = exportPackage(dirs.fashion, 'small.cnn', readFileSync(join(ROOT, 'examples/fashion/small.cnn'), 'utf8'));
     const rgb = exportPackage(dirs.rgb, 'resnet18.cnn', readFileSync(join(ROOT, 'examples/zoo/resnet18.cnn'), 'utf8').replace('3x224x224', '3x12x10'));
@@ -442,7 +443,7 @@ describe.skipIf(!python)('train.py of cnnc export --torch', () => {
     };
     const job = {
       steps: steps.map((s) => s.job),
-      schedules: SCHEDULES.map(([schedule, opt, spe, epochs]) => ({ dir: dirs.schedule, argv: scheduleArgv(schedule, opt), steps_per_epoch: spe, epochs })),
+      schedules: SCHEDULES.map(([schedule, opt, spe, epochs]) => ({ dir: dirs.ddp, argv: scheduleArgv(schedule, opt), steps_per_epoch: spe, epochs })),
       batches: batchCases.map((b) => ({ dir: b.dir, images: join(b.dir, 'images.bin'), count: b.ds.size, ...draws(b.ds, b.seed, b.epoch), out: b.out })),
       convert: [dirs.fashion],
       // each layout twice: in one process, and in `world`
