@@ -54,6 +54,11 @@ export class JsonProcess {
     return this.proc.pid;
   }
 
+  /** What the process has written to stderr so far (onnxruntime's log lines, for instance). */
+  get errorOutput(): string {
+    return this.stderr;
+  }
+
   /** Sends a command; throws (loudly) on any error the Python side reports. */
   async send<T = Record<string, unknown>>(msg: Record<string, unknown>): Promise<T> {
     if (this.exited) throw new Error(`${this.label} ${this.exited}: ${this.stderr.slice(-2000)}`);
