@@ -188,6 +188,8 @@ function copyRange(from: string, to: string, offset: number, bytes: number): voi
     const buf = Buffer.alloc(Math.min(bytes, 8 * MIB));
     for (let done = 0; done < bytes;) {
       const n = fs.readSync(fd, buf, 0, Math.min(buf.length, bytes - done), offset + done);
+      // A file that shrank since it was measured would otherwise loop here for ever.
+      if (n === 0) throw new Error(`pack: ${from} ended at byte ${offset + done}, before the ${offset + bytes} planned`);
       fs.writeSync(out, buf, 0, n);
       done += n;
     }
