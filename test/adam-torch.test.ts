@@ -11,6 +11,7 @@ import { OrtTrainRunner } from '../src/runtime/train-runner.ts';
 import type { StepBatch } from '../src/runtime/train-step.ts';
 import { checkModel } from './helpers/grad-check.ts';
 import { uniform } from './helpers/random.ts';
+import { pythonWith } from './helpers/python.ts';
 
 const SCRIPT = fileURLToPath(new URL('./helpers/adam_torch.py', import.meta.url));
 const [D, K, N, STEPS] = [6, 4, 8, 50];
@@ -23,12 +24,7 @@ const LR = Math.fround(0.01);
  */
 const TOL = 5e-7;
 
-/** A Python 3 that can `import torch`, or null (CNNC_PYTHON overrides; a pyenv python3 may lack Debian's packages). */
-function torchPython(): string | null {
-  const candidates = [process.env.CNNC_PYTHON, 'python3', '/usr/bin/python3'].filter((c): c is string => !!c);
-  return candidates.find((c) => spawnSync(c, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) ?? null;
-}
-const python = torchPython();
+const python = pythonWith('torch');
 if (!python) console.warn('adam-torch: skipping the comparison with PyTorch: no python3 with torch (install python3-torch, or set CNNC_PYTHON)');
 
 const batches: StepBatch[] = [1, 2, 3, 4].map((seed) => ({

@@ -24,17 +24,13 @@ import { encodeCheckpoint, loadCheckpointSync, type CheckpointTensor } from '../
 import { JsonLines, type Reply } from './helpers/json-lines.ts';
 import { OrtTrainRunner } from '../src/runtime/train-runner.ts';
 import { uniform } from './helpers/random.ts';
+import { pythonWith } from './helpers/python.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const SCRIPT = fileURLToPath(new URL('./helpers/torch_export.py', import.meta.url));
 const EDGE = 'test/fixtures/export/edge.cnn';
 
-/** A Python 3 that can `import torch`, or null (CNNC_PYTHON overrides; a pyenv python3 may lack Debian's packages). */
-function torchPython(): string | null {
-  const candidates = [process.env.CNNC_PYTHON, 'python3', '/usr/bin/python3'].filter((c): c is string => !!c);
-  return candidates.find((c) => spawnSync(c, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) ?? null;
-}
-const python = torchPython();
+const python = pythonWith('torch');
 if (!python) console.warn('export-torch: skipping the comparisons with PyTorch: no python3 with torch (install python3-torch, or set CNNC_PYTHON)');
 
 const cnnFiles = (dir: string): string[] =>

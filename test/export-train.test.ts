@@ -34,6 +34,7 @@ import { learningRate } from '../src/runtime/schedule.ts';
 import { OrtTrainRunner } from '../src/runtime/train-runner.ts';
 import type { TrainState } from '../src/runtime/train-step.ts';
 import { uniform } from './helpers/random.ts';
+import { pythonWith } from './helpers/python.ts';
 
 /**
  * The tolerance of the step comparisons, relative to how far the steps moved each tensor (see
@@ -46,12 +47,7 @@ const STEP_TOLERANCE = 2e-3;
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const HELPER = join(ROOT, 'test/helpers/torch_train.py');
 
-/** A Python 3 that can `import torch` (CNNC_PYTHON overrides; a pyenv python3 may lack Debian's packages). */
-function torchPython(): string | null {
-  const candidates = [process.env.CNNC_PYTHON, '/usr/bin/python3', 'python3'].filter((c): c is string => !!c);
-  return candidates.find((c) => spawnSync(c, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) ?? null;
-}
-const python = torchPython();
+const python = pythonWith('torch');
 if (!python) console.warn('export-train: skipping: no python3 with torch (install python3-torch, or set CNNC_PYTHON)');
 const pillow = python !== null && spawnSync(python, ['-c', 'import PIL'], { stdio: 'ignore' }).status === 0;
 if (python && !pillow) console.warn('export-train: skipping the PNG class-folder run: no Pillow (install python3-pil)');

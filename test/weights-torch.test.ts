@@ -25,6 +25,7 @@ import { buildModel, float, GraphBuilder } from '../src/compiler/onnx/builder.ts
 import { decodeSafetensors } from '../src/runtime/weights/safetensors.ts';
 import { loadModelWeights } from '../src/runtime/weights/index.ts';
 import { expectUserError } from './helpers/errors.ts';
+import { pythonWith } from './helpers/python.ts';
 
 const root = join(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'cnnc-weights-torch-'));
@@ -32,12 +33,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const at = (...parts: string[]) => join(tmp, ...parts);
 const TOLERANCE = 1e-5;
 
-/** A Python 3 with torch and torchvision, or null (CNNC_PYTHON overrides; a pyenv python3 may lack Debian's packages). */
-function torchvisionPython(): string | null {
-  const candidates = [process.env.CNNC_PYTHON, '/usr/bin/python3', 'python3'].filter((c): c is string => !!c);
-  return candidates.find((c) => spawnSync(c, ['-c', 'import torch, torchvision'], { stdio: 'ignore' }).status === 0) ?? null;
-}
-const python = torchvisionPython();
+const python = pythonWith('torch, torchvision');
 if (!python) console.warn('weights-torch: skipping the torchvision comparisons: no python3 with torch and torchvision (install python3-torch python3-torchvision, or set CNNC_PYTHON)');
 
 /** At most two CLI processes at a time: CI machines have 2 cores. */

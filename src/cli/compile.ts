@@ -4,14 +4,12 @@
  */
 import path from 'node:path';
 import type { CheckedModel } from '../compiler/model.ts';
-import { hasErrors } from '../compiler/diagnostics.ts';
 import { compileInference, sourceHash } from '../compiler/emit/inference.ts';
 import { UserError } from '../errors.ts';
 import { saveCheckpoint } from '../runtime/checkpoint.ts';
 import { ensureWritableDir, writeFileAtomic } from '../runtime/files.ts';
-import { checkFileAt, pickModel } from './io.ts';
+import { checkFileForWriting, pickModel } from './io.ts';
 import { checkOutputDir, checkOutputFile } from './outputs.ts';
-import { printDiagnostics } from './report.ts';
 import { formatBytes } from './summary.ts';
 import { weightsForModel } from './weights.ts';
 import { checkTritonOptions, writeTritonCommand, type TritonCliOptions } from './triton.ts';
@@ -30,12 +28,8 @@ export interface CompileOptions extends TritonCliOptions {
 /** Returns the exit status. Diagnostics go to stderr, the summary line to stdout. */
 export async function compileCommand(file: string, opts: CompileOptions): Promise<number> {
   const output = checkOutput(opts);
-  const result = checkFileAt(file);
-  printDiagnostics(process.stderr, file, result.text, result.diagnostics);
-  if (hasErrors(result.diagnostics)) {
-    console.error(`cnnc: ${file} has errors; nothing written`);
-    return 1;
-  }
+  const result = checkFileForWriting(file);
+  if (!result) return 1;
   const model = pickModel(result, opts.model);
   if (opts.train) return compileTrainingCommand(file, result.text, model, output, opts);
   const weights = opts.weights ? weightsForModel(model, opts.weights, { transfer: false, purpose: 'weights', more: reportAt(opts), log: (s) => console.error(s) }) : undefined;

@@ -8,13 +8,11 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { hasErrors } from '../compiler/diagnostics.ts';
 import { torchPackage } from '../compiler/emit/torch/index.ts';
 import { UserError } from '../errors.ts';
 import { ensureWritableDir, writeFileAtomic } from '../runtime/files.ts';
-import { checkFileAt, pickModel } from './io.ts';
+import { checkFileForWriting, pickModel } from './io.ts';
 import { checkOutputDir } from './outputs.ts';
-import { printDiagnostics } from './report.ts';
 
 export interface ExportOptions {
   model?: string;
@@ -38,12 +36,8 @@ export function exportCommand(file: string, opts: ExportOptions): number {
   if (!opts.output) throw new UserError('export: give the folder for the package with -o DIR');
   const dir = opts.output;
   checkOutputDir(dir, '-o', 'the PyTorch package');
-  const result = checkFileAt(file);
-  printDiagnostics(process.stderr, file, result.text, result.diagnostics);
-  if (hasErrors(result.diagnostics)) {
-    console.error(`cnnc: ${file} has errors; nothing written`);
-    return 1;
-  }
+  const result = checkFileForWriting(file);
+  if (!result) return 1;
   const model = pickModel(result, opts.model);
   const files = torchPackage({ file, source: result.text, models: result.models, model });
   checkReplaceable(dir, files);

@@ -1,7 +1,9 @@
 /** Reading source files for the CLI, with errors that name the file. */
 import { readFileSync, statSync } from 'node:fs';
 import { UserError } from '../errors.ts';
+import { hasErrors } from '../compiler/diagnostics.ts';
 import { check, type CheckResult } from '../index.ts';
+import { printDiagnostics } from './report.ts';
 
 const MAX_SOURCE_BYTES = 64 * 1024 * 1024;
 
@@ -30,4 +32,16 @@ export function pickModel(result: CheckResult, name?: string) {
   const m = result.models.find((x) => x.name === name);
   if (!m) throw new UserError(`has no model "${name}" (models: ${result.models.map((x) => x.name).join(', ')})`, result.file);
   return m;
+}
+
+/**
+ * For commands that write files: checks FILE and prints its diagnostics to stderr; null, after
+ * saying that nothing was written, when it has errors.
+ */
+export function checkFileForWriting(file: string): CheckResult | null {
+  const result = checkFileAt(file);
+  printDiagnostics(process.stderr, file, result.text, result.diagnostics);
+  if (!hasErrors(result.diagnostics)) return result;
+  console.error(`cnnc: ${file} has errors; nothing written`);
+  return null;
 }

@@ -3,6 +3,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { pythonWith } from './python.ts';
 
 export interface OnnxCheckResult {
   ok: boolean;
@@ -13,18 +14,8 @@ export interface OnnxCheckResult {
 
 const SCRIPT = fileURLToPath(new URL('./onnx_check.py', import.meta.url));
 
-let python: string | null | undefined;
-
-/**
- * A Python 3 that can `import onnx`, or null. `python3` on PATH may be a pyenv or venv shim without
- * the Debian python3-onnx package, so the system interpreter is tried too; CNNC_PYTHON overrides.
- */
-export function onnxPython(): string | null {
-  if (python !== undefined) return python;
-  const candidates = [process.env.CNNC_PYTHON, 'python3', '/usr/bin/python3'].filter((c): c is string => !!c);
-  python = candidates.find((c) => spawnSync(c, ['-c', 'import onnx'], { stdio: 'ignore' }).status === 0) ?? null;
-  return python;
-}
+/** A Python 3 that can `import onnx` (Debian's python3-onnx), or null. */
+export const onnxPython = (): string | null => pythonWith('onnx');
 
 export function onnxCheck(path: string): OnnxCheckResult {
   const py = onnxPython();
