@@ -18,7 +18,6 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
@@ -33,7 +32,7 @@ import { createSession, type InferenceSession } from '../src/runtime/session.ts'
 import { OrtTrainRunner } from '../src/runtime/train-runner.ts';
 import type { StepBatch, StepBlock, TrainState } from '../src/runtime/train-step.ts';
 import { loadModel, torchModel } from './models.ts';
-import { JsonProcess } from './torch-client.ts';
+import { JsonProcess, serveJsonLines } from './torch-client.ts';
 import { fmt, fmtRatio, median, range, stats } from './util.ts';
 
 type Device = 'cuda' | 'cpu';
@@ -234,18 +233,7 @@ async function trainTimes(state: WorkerState, iters: number, mode: 'block' | 'st
 
 async function worker(): Promise<void> {
   const state: WorkerState = { step: 0 };
-  for await (const line of createInterface({ input: process.stdin })) {
-    if (!line.trim()) continue;
-    const msg = JSON.parse(line) as Record<string, unknown>;
-    if (msg.cmd === 'quit') break;
-    let reply: Record<string, unknown>;
-    try {
-      reply = { ok: true, ...(await workerCommand(state, msg)) };
-    } catch (e) {
-      reply = { ok: false, error: (e as Error).message };
-    }
-    process.stdout.write(JSON.stringify(reply) + '\n');
-  }
+  await serveJsonLines((msg) => workerCommand(state, msg));
   await state.session?.release();
   await state.runner?.dispose();
   process.exit(0);

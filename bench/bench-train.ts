@@ -10,11 +10,10 @@
  * Environment: BENCH_ROUNDS (default 8), BENCH_SECONDS (target seconds per measurement, default 1),
  * BENCH_NO_WRITE=1 (print only), BENCH_TRAIN_MODELS=file.cnn,... (default: the two below).
  */
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { TRAIN_RUNNER_MODULE, type CreateTrainRunner, type StepBatch, type TrainStepRunner } from '../src/runtime/train-step.ts';
 import { loadModel, torchModel } from './models.ts';
-import { JsonProcess, TorchProcess, torchAvailable, TORCH_INSTALL_HINT, type TorchInfo } from './torch-client.ts';
+import { JsonProcess, serveJsonLines, TorchProcess, torchAvailable, TORCH_INSTALL_HINT, type TorchInfo } from './torch-client.ts';
 import { fmt, fmtRatio, machineInfo, mb, median, range, sleep, stats, updateSection, withLoad } from './util.ts';
 
 const THREADS = 2;
@@ -76,18 +75,7 @@ async function worker(): Promise<void> {
         throw new Error(`unknown command ${String(msg.cmd)}`);
     }
   };
-  for await (const line of createInterface({ input: process.stdin })) {
-    if (!line.trim()) continue;
-    const msg = JSON.parse(line) as Record<string, unknown>;
-    if (msg.cmd === 'quit') break;
-    let reply: Record<string, unknown>;
-    try {
-      reply = { ok: true, ...(await handle(msg)) };
-    } catch (e) {
-      reply = { ok: false, error: (e as Error).stack ?? String(e) };
-    }
-    process.stdout.write(JSON.stringify(reply) + '\n');
-  }
+  await serveJsonLines(handle, (e) => e.stack ?? String(e));
   await runner?.dispose?.();
   process.exit(0);
 }

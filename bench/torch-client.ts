@@ -30,6 +30,28 @@ export interface TorchInfo {
 
 type Reply = { ok: true; [k: string]: unknown } | { ok: false; error: string; check?: boolean };
 
+/**
+ * The other end of a JsonProcess, for a worker written in TypeScript: answers each JSON command
+ * line on stdin with one JSON line, until `quit` or the end of stdin. `describe` words a failure.
+ */
+export async function serveJsonLines(
+  handle: (msg: Record<string, unknown>) => Promise<Record<string, unknown>>,
+  describe: (e: Error) => string = (e) => e.message,
+): Promise<void> {
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (!line.trim()) continue;
+    const msg = JSON.parse(line) as Record<string, unknown>;
+    if (msg.cmd === 'quit') break;
+    let reply: Record<string, unknown>;
+    try {
+      reply = { ok: true, ...(await handle(msg)) };
+    } catch (e) {
+      reply = { ok: false, error: describe(e as Error) };
+    }
+    process.stdout.write(JSON.stringify(reply) + '\n');
+  }
+}
+
 /** A child process that answers one JSON line per JSON command line ({ok: true, ...} or {ok: false, error}). */
 export class JsonProcess {
   private proc: ChildProcessWithoutNullStreams;

@@ -191,11 +191,8 @@ def export(msg):
     return {'tensors': len(named_tensors(model)) + 2}
 
 
-def main():
-    handlers = {
-        'info': lambda m: info(), 'rss': lambda m: rss(), 'load': load, 'infer': infer, 'train': train,
-        'export': export, 'drop': lambda m: models.pop(m['id'], None) and {},
-    }
+def serve(handlers):
+    """Answers one JSON command a line on stdin with one JSON line on stdout, until `quit`."""
     for line in sys.stdin:
         line = line.strip()
         if not line:
@@ -204,14 +201,21 @@ def main():
         if msg['cmd'] == 'quit':
             break
         try:
-            result = handlers[msg['cmd']](msg) or {}
-            out = {'ok': True, **result}
+            out = {'ok': True, **(handlers[msg['cmd']](msg) or {})}
         except CheckError as e:
             out = {'ok': False, 'error': str(e), 'check': True}
         except Exception as e:  # noqa: BLE001 - reported to the harness, which fails loudly
             out = {'ok': False, 'error': f'{type(e).__name__}: {e}'}
         sys.stdout.write(json.dumps(out) + '\n')
         sys.stdout.flush()
+
+
+def main():
+    handlers = {
+        'info': lambda m: info(), 'rss': lambda m: rss(), 'load': load, 'infer': infer, 'train': train,
+        'export': export, 'drop': lambda m: models.pop(m['id'], None) and {},
+    }
+    serve(handlers)
 
 
 if __name__ == '__main__':

@@ -18,7 +18,6 @@ Commands ({"cmd": ..., ...}):
   drop  id                      forget a model (and release its GPU memory)
   quit
 """
-import json
 import os
 import sys
 import time
@@ -27,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_bench import CheckError, model_py  # noqa: E402
+from torch_bench import CheckError, model_py, serve  # noqa: E402
 
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
@@ -128,21 +127,7 @@ def drop(msg):
 
 def main():
     handlers = {'info': lambda m: info(), 'load': load, 'infer': infer, 'train': train, 'memory': memory, 'drop': drop}
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
-            continue
-        msg = json.loads(line)
-        if msg['cmd'] == 'quit':
-            break
-        try:
-            out = {'ok': True, **(handlers[msg['cmd']](msg) or {})}
-        except CheckError as e:
-            out = {'ok': False, 'error': str(e), 'check': True}
-        except Exception as e:  # noqa: BLE001 - reported to the harness, which fails loudly
-            out = {'ok': False, 'error': f'{type(e).__name__}: {e}'}
-        sys.stdout.write(json.dumps(out) + '\n')
-        sys.stdout.flush()
+    serve(handlers)
 
 
 if __name__ == '__main__':

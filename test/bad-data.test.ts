@@ -4,7 +4,6 @@
  * with a non-zero status and one clear line naming the file and the problem, no stack trace, and
  * nothing written.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,27 +11,13 @@ import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeIdx } from '../src/runtime/idx.ts';
+import { cnncFromSources } from './helpers/cli-sources.ts';
 
 const root = join(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'cnnc-bad-data-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** The tests run concurrently, but at most two commands at a time: CI machines have 2 cores. */
-let running = 0;
-const waiting: (() => void)[] = [];
-async function slot<T>(fn: () => Promise<T>): Promise<T> {
-  if (running >= 2) await new Promise<void>((r) => waiting.push(r));
-  running++;
-  try { return await fn(); } finally { running--; waiting.shift()?.(); }
-}
-
-/** Runs the CLI from the sources (what is under test, whatever the state of a build). */
-function cnnc(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return slot(() => new Promise((done) => {
-    execFile(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), ...args], { cwd: root, encoding: 'utf8' },
-      (error, stdout, stderr) => done({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }));
-  }));
-}
+const cnnc = cnncFromSources;
 
 const MODEL = join(tmp, 'tiny.cnn');
 const at = (...parts: string[]) => join(tmp, ...parts);

@@ -9,7 +9,7 @@
  *
  * Tolerance: max |cnnc - torch| / max |torch logit| below 1e-5 (float32; measured 3e-7 to 6e-7).
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +26,7 @@ import { decodeSafetensors } from '../src/runtime/weights/safetensors.ts';
 import { loadModelWeights } from '../src/runtime/weights/index.ts';
 import { expectUserError } from './helpers/errors.ts';
 import { pythonWith } from './helpers/python.ts';
+import { cnncFromSources } from './helpers/cli-sources.ts';
 
 const root = join(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'cnnc-weights-torch-'));
@@ -36,22 +37,7 @@ const TOLERANCE = 1e-5;
 const python = pythonWith('torch, torchvision');
 if (!python) console.warn('weights-torch: skipping the torchvision comparisons: no python3 with torch and torchvision (install python3-torch python3-torchvision, or set CNNC_PYTHON)');
 
-/** At most two CLI processes at a time: CI machines have 2 cores. */
-let running = 0;
-const waiting: (() => void)[] = [];
-async function slot<T>(fn: () => Promise<T>): Promise<T> {
-  if (running >= 2) await new Promise<void>((r) => waiting.push(r));
-  running++;
-  try { return await fn(); } finally { running--; waiting.shift()?.(); }
-}
-
-/** The CLI from the sources. */
-function cnnc(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return slot(() => new Promise((done) => {
-    execFile(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), ...args], { cwd: root, encoding: 'utf8', maxBuffer: 16 << 20 },
-      (error, stdout, stderr) => done({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }));
-  }));
-}
+const cnnc = cnncFromSources;
 
 /** One `cnnc: error:` line naming the file, with each phrase; no stack trace. */
 function expectCleanFailure(r: { code: number; stderr: string }, file: string, ...phrases: string[]): string {

@@ -207,18 +207,22 @@ export function buildModel(graph: GraphBuilder, opts: ModelOptions): Uint8Array 
 }
 
 /** protobufjs decodes int64 as Long when the `long` package is present, else as number. */
-const toNum = (v: number | { toNumber(): number }): number => (typeof v === 'number' ? v : v.toNumber());
+export const toNum = (v: number | { toNumber(): number }): number => (typeof v === 'number' ? v : v.toNumber());
+
+/** A serialized model, or a UserError naming the file when the bytes are not one. */
+export function decodeModel(bytes: Uint8Array, file?: string): O.ModelProto {
+  try {
+    return onnx.ModelProto.decode(bytes);
+  } catch (e) {
+    throw new UserError(`not a valid ONNX model (${(e as Error).message})`, file);
+  }
+}
 
 export interface FloatInitializer { dims: number[]; data: Float32Array }
 
 /** The float initializers of a serialized model (e.g. pretrained weights); other types are skipped. */
 export function readInitializers(bytes: Uint8Array, file?: string): Map<string, FloatInitializer> {
-  let model: O.ModelProto;
-  try {
-    model = onnx.ModelProto.decode(bytes);
-  } catch (e) {
-    throw new UserError(`not a valid ONNX model (${(e as Error).message})`, file);
-  }
+  const model = decodeModel(bytes, file);
   const out = new Map<string, FloatInitializer>();
   for (const t of model.graph?.initializer ?? []) {
     if (t.dataType !== onnx.TensorProto.DataType.FLOAT) continue;

@@ -8,6 +8,7 @@ import onnxProto from 'onnx-proto';
 import type { onnx as O } from 'onnx-proto';
 import { UserError } from '../../errors.ts';
 import { METADATA_KEYS } from '../../compiler/emit/inference.ts';
+import { decodeModel, toNum } from '../../compiler/onnx/builder.ts';
 import { conversionNotes, toFloat32, type FileLayer, type FileTensor, type FloatType } from './tensors.ts';
 
 const { onnx } = onnxProto;
@@ -24,16 +25,8 @@ export interface OnnxWeights {
   notes: string[];
 }
 
-/** protobufjs decodes int64 as Long when the `long` package is present, else as number. */
-const toNum = (v: number | { toNumber(): number }): number => (typeof v === 'number' ? v : v.toNumber());
-
 export function readOnnxWeights(bytes: Uint8Array, file: string): OnnxWeights {
-  let model: O.ModelProto;
-  try {
-    model = onnx.ModelProto.decode(bytes);
-  } catch (e) {
-    throw new UserError(`not a valid ONNX model (${(e as Error).message})`, file);
-  }
+  const model = decodeModel(bytes, file);
   const converted = new Map<string, number>();
   const tensors = new Map<string, FileTensor>();
   for (const t of model.graph?.initializer ?? []) {
