@@ -39,6 +39,13 @@ export const bn: LayerKind = {
     { name: 'momentum', type: 'number', default: 0.1, min: 0, max: 1, doc: 'running statistics update weight (PyTorch convention)' },
   ],
   shape: (input) => input,
+  // (x - 0) / sqrt((1 - eps) + eps) * 1 + bias: exact at inference.
+  unfold: (bias, args) => ({
+    weight: { data: new Float32Array(bias.length).fill(1), from: '1' },
+    bias: { data: bias, from: 'the folded bias' },
+    running_mean: { data: new Float32Array(bias.length), from: '0' },
+    running_var: { data: new Float32Array(bias.length).fill(1 - (args.eps as number)), from: '1 - eps' },
+  }),
   params: (input) => {
     const c = [input[0]];
     return [

@@ -97,6 +97,12 @@ export interface LayerKind {
    */
   probabilities?: 'softmax' | 'sigmoid';
   /**
+   * Set on normalisations that an exporter may fold into the convolution before them (batch norm
+   * in torch.onnx.export's eval export): this layer's tensors that make it the identity plus the
+   * folded `bias` ([C]), each with how the weights report shows its origin (`1`, `1 - eps`).
+   */
+  unfold?(bias: Float32Array, args: Args): Record<string, { data: Float32Array; from: string }>;
+  /**
    * Adds the ONNX nodes (opset 17) computing this layer on `x` ([N, ...node.input]) and returns
    * the output value. Parameters come from `ctx.param(node, 'weight')`; nodes from `ctx.op`.
    * `ctx.mode` is 'inference' or 'training' (batch statistics, active dropout); in training,

@@ -295,7 +295,7 @@ class Aligner {
     const bn = this.params[pos + 1];
     if (!weight || !bias || f.roles.size !== 2 || !bn || this.feeds.get(conv) !== bn) return undefined;
     if (conv.params.length !== 1 || conv.params[0].name !== 'weight' || !sameDims(weight.dims, conv.params[0].shape) || this.windowMismatch(f, conv)) return undefined;
-    return isBatchNorm(bn, bias.dims) ? bn : undefined;
+    return isUnfoldable(bn, bias.dims) ? bn : undefined;
   }
 
   private result(reached: number): WeightMatch {
@@ -323,12 +323,14 @@ class Aligner {
 
   private addFolded(m: WeightMatch, f: FileLayer, conv: LayerNode, bn: LayerNode): void {
     const weight = f.roles.get('weight')!, bias = f.roles.get('bias')!;
-    const c = bias.dims[0], eps = bn.args.eps as number, how = 'batch norm folded in the file';
     set(m, `${conv.path}.weight`, weight.dims, weight.data, { from: weight.name, dims: weight.dims });
-    set(m, `${bn.path}.weight`, [c], new Float32Array(c).fill(1), { from: '1', how });
-    set(m, `${bn.path}.bias`, [c], bias.data, { from: bias.name, dims: bias.dims, how: 'the folded bias' });
-    set(m, `${bn.path}.running_mean`, [c], new Float32Array(c), { from: '0', how });
-    set(m, `${bn.path}.running_var`, [c], new Float32Array(c).fill(1 - eps), { from: '1 - eps', how });
+    const tensors = bn.layer.unfold!(bias.data, bn.args);
+    for (const spec of bn.params) {
+      const t = tensors[spec.name];
+      // The bias comes from the file (its name and dims); the rest are the constants unfold chose.
+      const pairing = spec.name === 'bias' ? { from: bias.name, dims: bias.dims, how: t.from } : { from: t.from, how: 'batch norm folded in the file' };
+      set(m, `${bn.path}.${spec.name}`, spec.shape, t.data, pairing);
+    }
     m.folded.push(bn.path);
   }
 
@@ -346,10 +348,9 @@ function set(m: WeightMatch, name: string, dims: readonly number[], data: Float3
   m.pairs.push({ ...pairing, to: name });
 }
 
-/** Batch norm's parameters and running statistics, each of `dims`. */
-function isBatchNorm(node: LayerNode, dims: readonly number[]): boolean {
-  const names = node.params.map((p) => p.name).join(',');
-  return names === 'weight,bias,running_mean,running_var' && node.params.every((p) => sameDims(p.shape, dims)) && typeof node.args.eps === 'number';
+/** A normalisation that can take a folded bias (its kind has unfold), every tensor of `dims`. */
+function isUnfoldable(node: LayerNode, dims: readonly number[]): boolean {
+  return node.layer.unfold !== undefined && node.params.every((p) => sameDims(p.shape, dims));
 }
 
 function describe(f: FileLayer): string {
