@@ -187,6 +187,27 @@ describe('pooling lowering', () => {
   }
 });
 
+describe('resampling lowering', () => {
+  const cases: { body: string; input: number[]; f: (x: Float32Array, d: number[]) => ref.Result }[] = [
+    { body: 'upsample 2', input: [3, 4, 5], f: (x, d) => ref.upsampleNearest2d(x, d, [8, 10]) },
+    { body: 'upsample 3x1', input: [2, 3, 4], f: (x, d) => ref.upsampleNearest2d(x, d, [9, 4]) },
+    // Sizes where onnxruntime's Resize picks other neighbours than PyTorch: 6 to 74, 14 to 2.
+    { body: 'upsample size=74x2', input: [2, 6, 14], f: (x, d) => ref.upsampleNearest2d(x, d, [74, 2]) },
+    { body: 'upsample size=7x11', input: [2, 3, 4], f: (x, d) => ref.upsampleNearest2d(x, d, [7, 11]) },
+    { body: 'upsample 2 mode=bilinear', input: [3, 4, 5], f: (x, d) => ref.upsampleBilinear2d(x, d, [8, 10]) },
+    { body: 'upsample size=3x9 mode=bilinear', input: [2, 5, 4], f: (x, d) => ref.upsampleBilinear2d(x, d, [3, 9]) },
+    { body: 'upsample size=7x1 mode=bilinear align_corners=on', input: [2, 3, 4], f: (x, d) => ref.upsampleBilinear2d(x, d, [7, 1], true) },
+  ];
+  for (const k of cases) {
+    it(k.body, async () => {
+      const { x, dims, out } = await lowerAndRun(k.input, k.body);
+      const expected = k.f(x, dims);
+      expect(out.dims).toEqual(expected.shape);
+      expectClose(out.data, expected.data);
+    });
+  }
+});
+
 describe('combinator lowering', () => {
   const convOf = (c: Compiled, name: string, x: ArrayLike<number>, xs: number[], o: ref.Conv2dOptions = {}, bias = true) => {
     const w = c.weights.get(`${name}.weight`)!;

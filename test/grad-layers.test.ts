@@ -51,6 +51,17 @@ describe('pooling gradients', () => {
   for (const [name, input, body] of cases) it(name, () => gradCase(input, body));
 });
 
+describe('resampling gradients', () => {
+  const cases: [string, string, string][] = [
+    ['upsample 2 nearest', '2x3x4', 'upsample 2'],
+    ['upsample nearest to a size not a multiple (and down along W)', '2x4x6', 'upsample size=7x4'],
+    ['upsample 2x3 bilinear', '2x3x4', 'upsample 2x3 mode=bilinear'],
+    ['upsample bilinear to a size, align_corners', '2x4x3', 'upsample size=6x5 mode=bilinear align_corners=on'],
+    ['upsample bilinear down along H, identity along W', '2x5x3', 'upsample size=3x3 mode=bilinear'],
+  ];
+  for (const [name, input, body] of cases) it(name, () => gradCase(input, body));
+});
+
 describe('normalisation, activation and head gradients', () => {
   const cases: [string, string, string][] = [
     ['bn on a feature map (batch statistics)', '3x4x5', 'bn eps=1e-3'],

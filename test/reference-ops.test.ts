@@ -74,4 +74,14 @@ describe('reference ops', () => {
     const bn = ref.batchNormInference([3, 5], [1, 2, 1, 1], [2, 1], [1, 0], [1, 1], [4, 1], 0);
     close(bn.data, [3, 4]);
   });
+
+  it('upsamples as PyTorch: nearest (float32 source indices), bilinear with and without align_corners', () => {
+    expect([...ref.upsampleNearest2d([1, 2, 3, 4], [1, 1, 2, 2], [4, 4]).data]).toEqual([1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4]);
+    // F.interpolate(size=82) of [0, 1]: floor(41 · float32(2/82)) is 0 in float32.
+    expect([...ref.upsampleNearest2d([0, 1], [1, 1, 1, 2], [1, 82]).data.slice(40, 43)]).toEqual([0, 0, 1]);
+    close(ref.upsampleBilinear2d([0, 1], [1, 1, 1, 2], [1, 4]).data, [0, 0.25, 0.75, 1]);
+    close(ref.upsampleBilinear2d([0, 1], [1, 1, 1, 2], [1, 3], true).data, [0, 0.5, 1]);
+    // Down to 3×2 from 2×3 (PyTorch's values).
+    close(ref.upsampleBilinear2d([0, 1, 2, 3, 4, 5], [1, 1, 2, 3], [3, 2]).data, [0.25, 1.75, 1.75, 3.25, 3.25, 4.75]);
+  });
 });

@@ -79,6 +79,7 @@ export const catalog = {
     'CNN2020', 'warning', (p) => `${p.field} option "${p.option}" has no effect with ${p.kind}`),
   useTooLarge: entry<{ use: string; size: number; limit: number }>(
     'CNN2022', 'error', (p) => `${p.use} would expand to ${sizeText(p.size)} layers, over the limit of ${p.limit.toLocaleString('en-US')}; it is not expanded`),
+  conflictingArguments: entry<{ layer: string; detail: string }>('CNN2023', 'error', (p) => `${p.layer} ${p.detail}`),
   moreDiagnostics: entry<{ hidden: number; errors: number }>(
     'CNN2021', 'error', (p) => `${p.hidden.toLocaleString('en-US')} more problems (${p.errors.toLocaleString('en-US')} errors) are not shown; fix the ones above first`),
 

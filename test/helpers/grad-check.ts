@@ -140,6 +140,10 @@ function refLayer(node: LayerNode, x: T64, p: Params, frozen: (n: LayerNode) => 
       if (node.layer.name === 'sumpool') return r(ref.sumPool2d(x.data, x.dims, o));
       return r(ref.avgPool2d(x.data, x.dims, { ...o, countIncludePad: a.count_pad as boolean }));
     }
+    case 'upsample': {
+      const out = [node.output![1], node.output![2]] as [number, number];
+      return r(a.mode === 'bilinear' ? ref.upsampleBilinear2d(x.data, x.dims, out, a.align_corners as boolean) : ref.upsampleNearest2d(x.data, x.dims, out));
+    }
     case 'globalavgpool': return r(ref.globalAvgPool(x.data, x.dims));
     case 'globalmaxpool': return r(ref.globalMaxPool(x.data, x.dims));
     case 'flatten': return { data: x.data, dims: [x.dims[0], size(x.dims.slice(1))] };

@@ -176,3 +176,33 @@ export function prelu(x: Data, s: number[], slopes: Data): Result {
   const inner = s.slice(2).reduce((a, b) => a * b, 1);
   return map(x, s, (v, i) => (v >= 0 ? v : slopes[Math.floor(i / inner) % C] * v));
 }
+
+/**
+ * Resampling along H and W as PyTorch's F.interpolate: `sources(dst)` gives, per axis, the input
+ * indices and weights output index dst reads.
+ */
+function resample2d(x: Data, xShape: number[], out: [number, number], sources: (dst: number, inSize: number, outSize: number) => [number, number][]): Result {
+  const [N, C, H, W] = xShape;
+  const [oH, oW] = out;
+  const y = new Float64Array(N * C * oH * oW);
+  for (let nc = 0; nc < N * C; nc++)
+    for (let i = 0; i < oH; i++)
+      for (let j = 0; j < oW; j++) {
+        let s = 0;
+        for (const [r, wr] of sources(i, H, oH)) for (const [c, wc] of sources(j, W, oW)) s += wr * wc * x[(nc * H + r) * W + c];
+        y[(nc * oH + i) * oW + j] = s;
+      }
+  return { data: y, shape: [N, C, oH, oW] };
+}
+
+/** Nearest: PyTorch's src = floor(dst · (in/out)), computed in float32, clamped; equal sizes copy. */
+export const upsampleNearest2d = (x: Data, xShape: number[], out: [number, number]): Result =>
+  resample2d(x, xShape, out, (d, n, o) => [[n === o ? d : Math.min(Math.floor(Math.fround(d * Math.fround(n / o))), n - 1), 1]]);
+
+/** Bilinear: source position (dst + ½)·in/out - ½ clamped at 0, or dst·(in-1)/(out-1) with alignCorners. */
+export const upsampleBilinear2d = (x: Data, xShape: number[], out: [number, number], alignCorners = false): Result =>
+  resample2d(x, xShape, out, (d, n, o) => {
+    const src = alignCorners ? (o > 1 ? (d * (n - 1)) / (o - 1) : 0) : Math.max((d + 0.5) * (n / o) - 0.5, 0);
+    const i0 = Math.floor(src), i1 = Math.min(i0 + 1, n - 1), t = src - i0;
+    return [[i0, 1 - t], [i1, t]];
+  });

@@ -4,12 +4,14 @@ import { avgpool, globalavgpool, globalmaxpool, maxpool, sumpool } from './pool.
 import { bn } from './norm.ts';
 import { elu, gelu, hardswish, leakyrelu, prelu, relu, relu6, sigmoid, silu, softmax, tanh } from './activations.ts';
 import { dense, dropout, flatten } from './dense.ts';
+import { upsample } from './resample.ts';
 import type { LayerKind } from './types.ts';
 
 export const layerKinds: readonly LayerKind[] = [
   conv, dwconv, bn,
   relu, relu6, leakyrelu, prelu, elu, gelu, silu, sigmoid, tanh, hardswish, softmax,
   maxpool, avgpool, sumpool, globalavgpool, globalmaxpool,
+  upsample,
   flatten, dense, dropout,
 ];
 
