@@ -225,7 +225,7 @@ describe.skipIf(!python)('model.py against cnnc', () => {
     const cnncAfter = runner.state();
     await runner.dispose();
     const match = frozenMatcher(model.train.freeze);
-    const stats = layers(model.root).filter((l) => l.layer.name === 'bn').flatMap((l) => ['running_mean', 'running_var'].map((p) => ({ name: `${l.path}.${p}`, frozen: l.frozen || match(l) })));
+    const stats = layers(model.root).flatMap((l) => (l.layer.updates ?? []).map((p) => ({ name: `${l.path}.${p}`, frozen: l.frozen || match(l) })));
     expect(stats.some((s) => !s.frozen)).toBe(true);
     for (const { name: t, frozen } of stats) {
       const before = tensors.get(t)!.data, cnnc = cnncAfter.get(t)!.data, torch = torchAfter.get(t)!.data;
