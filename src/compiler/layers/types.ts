@@ -1,7 +1,9 @@
 /**
  * What every layer kind declares, in one place: its arguments, shape rule, parameters, MACs
  * spatial window (for the receptive field), ONNX lowering and gradient, and PyTorch form, so that
- * a new layer is one entry.
+ * a new layer is one entry. Its proofs are entries too: a float64 forward in test/reference/layers.ts
+ * and cases in test/helpers/layer-cases.ts (lowering, gradient, PyTorch parity), which
+ * test/registry.test.ts requires of every kind.
  */
 import type { CatalogKey, DiagnosticExtras, Diagnostic } from '../diagnostics.ts';
 import type { LowerContext } from '../emit/context.ts';
