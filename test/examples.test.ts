@@ -40,6 +40,7 @@ const expected: Record<string, Expected> = {
   'zoo/googlenet.cnn': { params: 6_624_904, gmacs: 1.5, output: [1000] },
   'zoo/mobilenet_v2.cnn': { params: 3_504_872, gmacs: 0.3, output: [1000] },
   'zoo/efficientnet_b0.cnn': { params: 5_288_548, gmacs: 0.39, output: [1000] },
+  'zoo/densenet121.cnn': { params: 7_978_856, gmacs: 2.83, output: [1000] },
 };
 
 function checkExample(name: string) {

@@ -307,6 +307,7 @@ const MODELS: { name: string; zoo: string; seed: number; files: string[]; kwargs
   { name: 'vgg16', zoo: 'vgg16', seed: 6, files: ['safetensors'] },
   { name: 'resnet50', zoo: 'resnet50', seed: 7, files: ['safetensors'] },
   { name: 'googlenet', zoo: 'googlenet', seed: 8, files: ['safetensors'], kwargs: { aux_logits: false, init_weights: true } },
+  { name: 'densenet121', zoo: 'densenet121', seed: 9, files: ['safetensors'] },
 ];
 const zooModel = (zoo: string) => check(readFileSync(join(root, 'examples', 'zoo', `${zoo}.cnn`), 'utf8'), `${zoo}.cnn`).models[0];
 const zooInput = (zoo: string) => [...zooModel(zoo).input!];
