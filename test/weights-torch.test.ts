@@ -322,7 +322,7 @@ const EXPORTS: [file: string, folded: boolean, what: string][] = [
 
 describe.skipIf(!python)('weights from torchvision', () => {
   const dir = at('torch');
-  let counts: Record<string, { params: number; buffers: number }>;
+  let counts: Record<string, { params: number; buffers: number; macs: number }>;
   beforeAll(() => {
     mkdirSync(dir);
     const job = { dir, models: MODELS.map(({ name, seed, files, kwargs, zoo }) => ({ name, seed, files, kwargs, input: zooInput(zoo) })) };
@@ -336,10 +336,11 @@ describe.skipIf(!python)('weights from torchvision', () => {
     expect(files.sort()).toEqual(MODELS.map((m) => m.zoo).sort());
   });
 
-  it('the zoo\'s models have torchvision 0.14.1\'s parameter and buffer counts', () => {
+  // MACs: cnnc counts those of conv, dwconv and dense; the reference's Conv2d and Linear modules, counted by hooks.
+  it('the zoo\'s models have torchvision 0.14.1\'s parameter, buffer and MAC counts', () => {
     for (const m of MODELS) {
       const model = zooModel(m.zoo);
-      expect({ params: model.totals.trainable, buffers: model.totals.nonTrainable }, m.name).toEqual(counts[m.name]);
+      expect({ params: model.totals.trainable, buffers: model.totals.nonTrainable, macs: model.totals.macs }, m.name).toEqual(counts[m.name]);
     }
   });
 

@@ -18,7 +18,8 @@ ConvNeXt's layer scale of 1e-6) drawn at random, so that a misplaced one changes
                                 export's forward pass in training mode updates the running statistics first)
   DIR/pth/NAME.pth              torch.save of the state dict (a pickle)
   DIR/NAME.input.bin, NAME.logits.bin   a seeded [1, *input] batch and the eval-mode logits (float32)
-Writes {"NAME": {"params": trainable count, "buffers": buffer count without num_batches_tracked}} to stdout.
+Writes {"NAME": {"params": trainable count, "buffers": buffer count without num_batches_tracked,
+"macs": the multiply-accumulates of its Conv2d and Linear modules on one sample}} to stdout.
 """
 import copy
 import json
@@ -79,6 +80,20 @@ def randomised(name, seed, kwargs):
     return model.eval()
 
 
+def macs_counter(model):
+    """Forward hooks adding up each Conv2d's and Linear's multiply-accumulates per sample into a list's one entry."""
+    total = [0]
+
+    def count(m, inputs, output):
+        per_output = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1] if isinstance(m, torch.nn.Conv2d) else m.in_features
+        total[0] += output.numel() // output.shape[0] * per_output
+
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            m.register_forward_hook(count)
+    return total
+
+
 def export(model, x, path, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -110,6 +125,7 @@ def run(job):
         if "training" in files:
             # A training-mode export runs the model in training mode, which updates the running statistics: a copy.
             export(copy.deepcopy(model), x, base + ".training.onnx", training=torch.onnx.TrainingMode.TRAINING)
+        macs = macs_counter(model)
         with torch.no_grad():
             logits = model(x)
         x.numpy().astype("<f4").tofile(base + ".input.bin")
@@ -117,6 +133,7 @@ def run(job):
         out[name] = {
             "params": sum(p.numel() for p in model.parameters()),
             "buffers": sum(b.numel() for k, b in model.named_buffers() if not k.endswith("num_batches_tracked")),
+            "macs": macs[0],
         }
     return out
 
