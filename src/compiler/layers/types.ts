@@ -1,7 +1,9 @@
 /**
  * What every layer kind declares, in one place: its arguments, shape rule, parameters, MACs
  * spatial window (for the receptive field), ONNX lowering and gradient, and PyTorch form, so that
- * a new layer is one entry.
+ * a new layer is one entry. Its proofs are entries too: a float64 forward in test/reference/layers.ts
+ * and cases in test/helpers/layer-cases.ts (lowering, gradient, PyTorch parity), which
+ * test/registry.test.ts requires of every kind.
  */
 import type { CatalogKey, DiagnosticExtras, Diagnostic } from '../diagnostics.ts';
 import type { LowerContext } from '../emit/context.ts';
@@ -104,6 +106,21 @@ export interface LayerKind {
    */
   probabilities?: 'softmax' | 'sigmoid';
   /**
+   * The buffers (non-trainable parameters, by local name) that the training-mode forward gives
+   * new values with `ctx.updateState` when the layer is not frozen: bn's running statistics.
+   * Training carries these from step to step; the other buffers stay as they are.
+   */
+  updates?: readonly string[];
+  /**
+   * Set on element-wise layers that commute with a window max in values and gradients: f does
+   * not decrease (so f(max x) = max f(x)) and its gradient is 0 where it is flat (so the maximum's
+   * gradient is the same whichever tied input the window picks), as relu. Training pools first
+   * (`windowMax` after it) and runs f on the smaller, pooled tensor.
+   */
+  commutesWithMax?: boolean;
+  /** Set on layers whose output is each window's maximum (maxpool, globalmaxpool), for `commutesWithMax`. */
+  windowMax?: boolean;
+  /**
    * Set on normalisations that an exporter may fold into the convolution before them (batch norm
    * in torch.onnx.export's eval export): this layer's tensors that make it the identity plus the
    * folded `bias` ([C]), each with how the weights report shows its origin (`1`, `1 - eps`).
@@ -113,7 +130,7 @@ export interface LayerKind {
    * Adds the ONNX nodes (opset 17) computing this layer on `x` ([N, ...node.input]) and returns
    * the output value. Parameters come from `ctx.param(node, 'weight')`; nodes from `ctx.op`.
    * `ctx.mode` is 'inference' or 'training' (batch statistics, active dropout); in training,
-   * updated buffers are reported with `ctx.updateState`. Only called on nodes the checker
+   * the buffers listed in `updates` get their new values with `ctx.updateState`. Only called on nodes the checker
    * inferred without errors (node.input and node.output are set).
    */
   lower(ctx: LowerContext, x: string, node: LayerNode): string;
