@@ -84,4 +84,21 @@ describe('reference ops', () => {
     // Down to 3×2 from 2×3 (PyTorch's values).
     close(ref.upsampleBilinear2d([0, 1, 2, 3, 4, 5], [1, 1, 2, 3], [3, 2]).data, [0.25, 1.75, 1.75, 3.25, 3.25, 4.75]);
   });
+
+  it('transposes a convolution: <conv(a), b> = <a, convTranspose(b)> with the same weight and window', () => {
+    // Strides, asymmetric pads, dilation, groups, and two leftover columns that output padding restores.
+    const o = { stride: [2, 3] as [number, number], pads: [1, 0, 2, 1] as [number, number, number, number], dilation: [2, 1] as [number, number], groups: 2 };
+    const a = Array.from({ length: 1 * 4 * 10 * 9 }, (_, i) => Math.sin(i + 1));
+    const w = Array.from({ length: 6 * 2 * 3 * 2 }, (_, i) => Math.cos(i));
+    const y = ref.conv2d(a, [1, 4, 10, 9], w, [6, 2, 3, 2], null, o);
+    expect(y.shape).toEqual([1, 6, 5, 3]);
+    const b = Array.from({ length: y.data.length }, (_, i) => Math.sin(3 * i));
+    // conv's weight [M, C/g, kh, kw] is the transposed convolution's [C_in, C_out/g, kh, kw] with C_in = M.
+    const t = ref.convTranspose2d(b, y.shape, w, [6, 2, 3, 2], null, { ...o, outputPadding: [0, 2] });
+    expect(t.shape).toEqual([1, 4, 10, 9]);
+    const dot = (u: ArrayLike<number>, v: ArrayLike<number>) => Array.from(u).reduce((s, x, i) => s + x * v[i], 0);
+    expect(Math.abs(dot(y.data, b) - dot(a, t.data))).toBeLessThan(1e-9);
+    // A 2x2 stride-2 transposed convolution puts each pixel's kernel in its own 2x2 block.
+    close(ref.convTranspose2d([1, 2], [1, 1, 1, 2], [1, 2, 3, 4], [1, 1, 2, 2], [10], { stride: [2, 2] }).data, [11, 12, 12, 14, 13, 14, 16, 18]);
+  });
 });

@@ -4,7 +4,7 @@
  * requires of every kind.
  */
 import type { LayerNode } from '../../src/compiler/model.ts';
-import { convGeometry } from '../../src/compiler/layers/conv.ts';
+import { convGeometry, transposeGeometry } from '../../src/compiler/layers/conv.ts';
 import * as ref from './ops.ts';
 
 export interface T64 { data: Float64Array; dims: number[] }
@@ -39,6 +39,13 @@ const pool = (f: (x: ref.Data, dims: number[], o: ref.Pool2dOptions, node: Layer
 export const referenceLayers: Record<string, ReferenceLayer> = {
   conv,
   dwconv: conv,
+  convtranspose: (node, x, param) => {
+    const g = transposeGeometry(node.input!, node.args);
+    return t64(ref.convTranspose2d(x.data, x.dims, param('weight'), shapeOf(node, 'weight'), node.args.bias ? param('bias') : null, {
+      stride: [...g.window.stride] as [number, number], pads: [...g.window.pads] as [number, number, number, number],
+      dilation: [...g.window.dilation] as [number, number], groups: g.groups, outputPadding: g.outputPadding,
+    }));
+  },
   bn: (node, x, param, batchStats) => {
     const eps = node.args.eps as number;
     if (batchStats) return t64(ref.batchNormTrain(x.data, x.dims, param('weight'), param('bias'), eps));

@@ -54,6 +54,47 @@ export function conv2d(x: Data, xShape: number[], w: Data, wShape: number[], bia
   return { data: out, shape: [N, M, oH, oW] };
 }
 
+export interface ConvTranspose2dOptions extends Conv2dOptions {
+  /** Rows and columns added at the end of the output. */
+  outputPadding?: [number, number];
+}
+
+/**
+ * Transposed convolution (PyTorch's ConvTranspose2d): each input pixel (i, j) adds its value
+ * times the kernel at output (i·s + ki·d - top, j·s + kj·d - left); weights are [C, M/groups, kH, kW].
+ */
+export function convTranspose2d(x: Data, xShape: number[], w: Data, wShape: number[], bias: Data | null, o: ConvTranspose2dOptions = {}): Result {
+  const [N, C, H, W] = xShape;
+  const [C2, Mg, kH, kW] = wShape;
+  const [sh, sw] = o.stride ?? [1, 1];
+  const [pt, pl, pb, pr] = o.pads ?? [0, 0, 0, 0];
+  const [dh, dw] = o.dilation ?? [1, 1];
+  const [oph, opw] = o.outputPadding ?? [0, 0];
+  const groups = o.groups ?? 1;
+  if (C2 !== C || C % groups !== 0) throw new Error('convTranspose2d: channels do not divide into groups');
+  const M = Mg * groups, Cg = C / groups;
+  const oH = (H - 1) * sh - pt - pb + dh * (kH - 1) + oph + 1, oW = (W - 1) * sw - pl - pr + dw * (kW - 1) + opw + 1;
+  const out = new Float64Array(N * M * oH * oW);
+  for (let n = 0; n < N; n++)
+    for (let m = 0; m < M; m++) for (let k = 0; k < oH * oW; k++) out[(n * M + m) * oH * oW + k] = bias ? bias[m] : 0;
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++) {
+      const g = Math.floor(c / Cg);
+      for (let i = 0; i < H; i++)
+        for (let j = 0; j < W; j++) {
+          const v = x[((n * C + c) * H + i) * W + j];
+          for (let ml = 0; ml < Mg; ml++)
+            for (let ki = 0; ki < kH; ki++)
+              for (let kj = 0; kj < kW; kj++) {
+                const p = i * sh + ki * dh - pt, q = j * sw + kj * dw - pl;
+                if (p < 0 || p >= oH || q < 0 || q >= oW) continue; // cropped by the padding
+                out[((n * M + g * Mg + ml) * oH + p) * oW + q] += v * w[((c * Mg + ml) * kH + ki) * kW + kj];
+              }
+        }
+    }
+  return { data: out, shape: [N, M, oH, oW] };
+}
+
 /**
  * Visits every pooling window; `reduce` gets the in-bounds values and the window's full size
  * (padding included) so average variants can choose their divisor.

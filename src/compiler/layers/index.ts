@@ -1,5 +1,5 @@
 /** The registry of layer kinds: the parser, checker, emitter, completion and docs all read it. */
-import { conv, dwconv } from './conv.ts';
+import { conv, convtranspose, dwconv } from './conv.ts';
 import { avgpool, globalavgpool, globalmaxpool, maxpool, sumpool } from './pool.ts';
 import { bn } from './norm.ts';
 import { elu, gelu, hardswish, leakyrelu, prelu, relu, relu6, sigmoid, silu, softmax, tanh } from './activations.ts';
@@ -8,7 +8,7 @@ import { upsample } from './resample.ts';
 import type { LayerKind } from './types.ts';
 
 export const layerKinds: readonly LayerKind[] = [
-  conv, dwconv, bn,
+  conv, dwconv, convtranspose, bn,
   relu, relu6, leakyrelu, prelu, elu, gelu, silu, sigmoid, tanh, hardswish, softmax,
   maxpool, avgpool, sumpool, globalavgpool, globalmaxpool,
   upsample,
