@@ -117,8 +117,8 @@ export function trainPlan(model: CheckedModel, config: TrainConfig): TrainPlan {
           for (const s of slotNames) optim.push({ name: `optim.${name}.${s}`, dims, kind: 'optim', updated: true });
         }
       } else {
-        // Buffers: batch-norm running statistics, updated when the layer trains.
-        state.push({ name, dims, kind: 'buffer', updated: !frozen && node.layer.name === 'bn', node, spec });
+        // Buffers: updated when the layer trains, if its kind updates them (bn's running statistics).
+        state.push({ name, dims, kind: 'buffer', updated: !frozen && (node.layer.updates?.includes(spec.name) ?? false), node, spec });
       }
     }
   }
@@ -296,24 +296,22 @@ interface LossValues {
 const FLOAT = 1, INT64 = 7;
 
 /**
- * The tree the training graphs run: `relu -> maxpool` (or `globalmaxpool`) as `maxpool -> relu`,
- * which gives the same values and gradients (relu does not change the order of values, so the
- * max of the relus is the relu of the max, and a window's gradient goes to its first maximum, or
- * nowhere when that is not positive) with relu's forward and backward on the pooled tensor.
+ * The tree the training graphs run: an activation that commutes with a max (relu) before a window
+ * max (`maxpool`, `globalmaxpool`) swapped to after it, which gives the same values and gradients
+ * (LayerKind.commutesWithMax) with the activation's forward and backward on the pooled tensor.
  */
-function poolsBeforeRelus<N extends Node>(node: N): N {
-  const copy = withChildren(node, poolsBeforeRelus);
+function poolsBeforeActivations<N extends Node>(node: N): N {
+  const copy = withChildren(node, poolsBeforeActivations);
   if (copy.kind !== 'seq') return copy;
   const items = copy.items;
   for (let i = 0; i + 1 < items.length; i++) {
-    const [relu, pool] = [items[i], items[i + 1]];
-    if (relu.kind !== 'layer' || pool.kind !== 'layer' || relu.layer.name !== 'relu' || !MAX_POOLS.has(pool.layer.name)) continue;
-    items.splice(i, 2, { ...pool, input: relu.input }, { ...relu, input: pool.output, output: pool.output });
+    const [act, pool] = [items[i], items[i + 1]];
+    if (act.kind !== 'layer' || pool.kind !== 'layer' || !act.layer.commutesWithMax || !pool.layer.windowMax) continue;
+    items.splice(i, 2, { ...pool, input: act.input }, { ...act, input: pool.output, output: pool.output });
     i++;
   }
   return copy;
 }
-const MAX_POOLS = new Set(['maxpool', 'globalmaxpool']);
 
 /** Which probabilities each loss takes as logits instead (PyTorch's CrossEntropyLoss, BCEWithLogitsLoss). */
 export const FOLDED_BY_LOSS: Record<TrainConfig['loss']['kind'], LayerKind['probabilities']> = { cross_entropy: 'softmax', bce: 'sigmoid', mse: undefined };
@@ -510,7 +508,7 @@ function stepSeed(graph: GraphBuilder, plan: TrainPlan, step: string): string {
 /** Forward, loss, backward and update on `ctx`; returns the loss, correct count and new state values. */
 function emitStep(ctx: LowerContext, plan: TrainPlan, v: StepValues): Omit<LossValues, 'dz'> & { updates: Map<string, string> } {
   const { model, config } = plan;
-  const root = poolsBeforeRelus(model.root);
+  const root = poolsBeforeActivations(model.root);
   const out = lowerNode(ctx, root, v.input);
   const tail = foldedTail(root, config);
   const z = tail ? ctx.lowered.get(tail.path)!.input : out;
@@ -679,7 +677,7 @@ export function emitGradient(plan: TrainPlan, opts: GraphOptions & { inputGrad?:
   const step = graph.input(TRAIN_INPUTS.step, [], 'int64');
   const ctx = newContext(graph, plan, 'training', (n) => n, opts, stepSeed(graph, plan, step));
   reserveAll(ctx, graph);
-  const root = poolsBeforeRelus(plan.model.root);
+  const root = poolsBeforeActivations(plan.model.root);
   const out = lowerNode(ctx, root, input);
   const inputGrad = opts.inputGrad ?? true;
   const backward = new Backward(ctx, plan, root, inputGrad);
