@@ -267,3 +267,16 @@ describe('commands and the language server read imports', () => {
     expect(same().diagnostics).toEqual([]);
   });
 });
+
+describe('compiled graphs name nodes from imported blocks after their own file', () => {
+  it('names an ONNX node of an imported block with the imported file and line', async () => {
+    const { compileInference } = await import('../src/compiler/emit/inference.ts');
+    const { decodeModel } = await import('../src/compiler/onnx/builder.ts');
+    const at = files({ 'blocks.cnn': BLOCKS, 'main.cnn': `import "blocks.cnn"\n${MODEL}` });
+    const r = checkAt(path.join(at, 'main.cnn'));
+    const bytes = compileInference(r.models[0], { file: 'main.cnn', source: r.text, sources: r.sources }).bytes;
+    const names = decodeModel(bytes).graph!.node!.map((n) => n.name ?? '');
+    expect(names.some((n) => n.includes('blocks.cnn:2'))).toBe(true);
+    expect(names.some((n) => n.includes('main.cnn:4'))).toBe(true);
+  });
+});
