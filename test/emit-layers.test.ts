@@ -125,6 +125,19 @@ describe('activation lowering', () => {
     const x = uniform(102, 2 * 60, -9, 9);
     expectClose((await run(c.bytes, x, [2, 3, 4, 5])).data, ref.relu6(x, s).data);
   });
+  it('hardsigmoid (inputs past -3 and 3) is PyTorch\'s relu6(x + 3) / 6', async () => {
+    const c = compile(modelSource('3x4x5', 'hardsigmoid'), { seed: 7, partial: true });
+    const x = uniform(103, 2 * 60, -5, 5);
+    expectClose((await run(c.bytes, x, [2, 3, 4, 5])).data, ref.hardsigmoid(x, s).data);
+  });
+  it('identity on a feature map and on a vector, alone and between layers', async () => {
+    for (const input of [[3, 4, 5], [7]]) {
+      const only = await lowerAndRun(input, 'identity');
+      expectClose(only.out.data, only.x);
+    }
+    const { x, out } = await lowerAndRun([3, 4, 5], 'identity -> tanh -> identity');
+    expectClose(out.data, ref.tanh(x, s).data);
+  });
   for (const [body, f] of cases) {
     it(body, async () => {
       const { x, out } = await lowerAndRun(s.slice(1), body);

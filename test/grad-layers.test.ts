@@ -3,8 +3,9 @@
  * directional central differences of the float64 reference forward, on small odd shapes with
  * strides, asymmetric padding, dilation, groups and depthwise convolutions.
  */
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { checkModel, expectGradients, runGradient } from './helpers/grad-check.ts';
+import { GRAD_PREFIX } from '../src/compiler/emit/train.ts';
 
 const model = (input: string, body: string) => checkModel(`model G {\n  input ${input}\n  ${body}\n}\n`);
 
@@ -66,6 +67,8 @@ describe('normalisation, activation and head gradients', () => {
     ['sigmoid', '3x4x5', 'sigmoid'],
     ['tanh', '3x4x5', 'tanh'],
     ['hardswish', '3x4x5', 'hardswish'],
+    ['identity on a feature map', '3x4x5', 'identity'],
+    ['identity on a vector, between layers', '6', 'dense 5 -> identity -> tanh'],
     ['softmax over channels', '4x3x2', 'softmax'],
     ['softmax over a vector', '7', 'softmax'],
     ['flatten then dense', '3x4x5', 'flatten -> dense 6'],
@@ -74,4 +77,11 @@ describe('normalisation, activation and head gradients', () => {
   ];
   for (const [name, input, body] of cases) it(name, () => gradCase(input, body, { batch: 3, xRange: [-4, 4] }));
   it('relu6, inputs on both sides of 0 and 6', () => gradCase('3x4x5', 'relu6', { batch: 3, xRange: [-9, 9] }));
+  it('hardsigmoid, inputs on both sides of -3 and 3', () => gradCase('3x4x5', 'hardsigmoid', { batch: 3, xRange: [-5, 5] }));
+  it('hardsigmoid at the kinks: dy/6 strictly inside (-3, 3), 0 at -3 and 3 (PyTorch\'s convention)', async () => {
+    const x = Float32Array.of(-3.5, -3, -2.999, 0, 2.999, 3, 3.5);
+    const { dy, outputs } = await runGradient(model('7', 'hardsigmoid'), { batch: 1, x });
+    const inside = [false, false, true, true, true, false, false];
+    expect([...outputs[`${GRAD_PREFIX}input`].data].map((v) => v + 0)).toEqual(inside.map((k, i) => (k ? Math.fround(dy[i] * Math.fround(1 / 6)) : 0)));
+  });
 });

@@ -59,6 +59,8 @@ describe('reference ops', () => {
     close(ref.leakyRelu(x, s, 0.1).data, [-0.2, -0.05, 0, 1, 4]);
     close(ref.elu(x, s, 1).data, [Math.exp(-2) - 1, Math.exp(-0.5) - 1, 0, 1, 4]);
     close(ref.hardswish(x, s).data, [-1 / 3, -0.5 * 2.5 / 6, 0, 4 / 6, 4]);
+    close(ref.hardsigmoid([-4, -3, -1.5, 0, 1.5, 3, 4], [7]).data, [0, 0, 0.25, 0.5, 0.75, 1, 1]);
+    close(ref.identity(x, s).data, x);
     close(ref.gelu([1], [1]).data, [0.8413447460685429]);
     close(ref.silu([1], [1]).data, [1 / (1 + Math.exp(-1))]);
     close(ref.tanh([1], [1]).data, [Math.tanh(1)]);

@@ -129,6 +129,8 @@ function refLayer(node: LayerNode, x: T64, p: Params, frozen: (n: LayerNode) => 
     case 'sigmoid': return r(ref.sigmoid(x.data, x.dims));
     case 'tanh': return r(ref.tanh(x.data, x.dims));
     case 'hardswish': return r(ref.hardswish(x.data, x.dims));
+    case 'hardsigmoid': return r(ref.hardsigmoid(x.data, x.dims));
+    case 'identity': return x;
     case 'softmax': return { data: softmaxAxis1(x.data, x.dims), dims: x.dims };
     case 'prelu': {
       const s = P('weight');

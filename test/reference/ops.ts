@@ -169,6 +169,8 @@ export const sigmoid = (x: Data, s: number[]) => map(x, s, sigmoidScalar);
 export const silu = (x: Data, s: number[]) => map(x, s, (v) => v * sigmoidScalar(v));
 export const tanh = (x: Data, s: number[]) => map(x, s, Math.tanh);
 export const hardswish = (x: Data, s: number[]) => map(x, s, (v) => (v * Math.min(Math.max(v + 3, 0), 6)) / 6);
+export const hardsigmoid = (x: Data, s: number[]) => map(x, s, (v) => Math.min(Math.max(v + 3, 0), 6) / 6);
+export const identity = (x: Data, s: number[]) => map(x, s, (v) => v);
 
 /** PReLU with one slope per channel (axis 1 of NCHW or NC). */
 export function prelu(x: Data, s: number[], slopes: Data): Result {
