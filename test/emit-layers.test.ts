@@ -70,7 +70,7 @@ describe('conv and dwconv lowering', () => {
   });
 });
 
-describe('bn, dense, flatten, dropout lowering', () => {
+describe('bn, layernorm, dense, flatten, dropout lowering', () => {
   it('bn (inference, running statistics) on a feature map and on a vector', async () => {
     for (const input of [[3, 5, 4], [6]]) {
       const { c, x, dims, out } = await lowerAndRun(input, 'bn eps=1e-3', { init: randomParams(5) });
@@ -78,6 +78,21 @@ describe('bn, dense, flatten, dropout lowering', () => {
       const expected = ref.batchNormInference(x, dims, p('weight'), p('bias'), p('running_mean'), p('running_var'), 1e-3);
       expectClose(out.data, expected.data);
     }
+  });
+
+  it('layernorm over the channels at each position of a feature map, and over a vector', async () => {
+    for (const input of [[5, 4, 3], [7]]) {
+      const { c, x, dims, out } = await lowerAndRun(input, 'layernorm eps=1e-3', { init: randomParams(6) });
+      expectClose(out.data, ref.layerNorm(x, dims, weight(c, 'layernorm1.weight'), weight(c, 'layernorm1.bias'), 1e-3).data);
+    }
+  });
+
+  it('layernorm stays exact where the mean is far larger than the spread (two passes), and starts as PyTorch', async () => {
+    const c = compile(modelSource('6x3x3', 'layernorm eps=1e-6'), { seed: 7, partial: true });
+    expect([...weight(c, 'layernorm1.weight')]).toEqual([1, 1, 1, 1, 1, 1]);
+    expect([...weight(c, 'layernorm1.bias')]).toEqual([0, 0, 0, 0, 0, 0]);
+    const x = uniform(104, 2 * 54, 99, 101);
+    expectClose((await run(c.bytes, x, [2, 6, 3, 3])).data, ref.layerNorm(x, [2, 6, 3, 3], new Float32Array(6).fill(1), new Float32Array(6), 1e-6).data);
   });
 
   it('bn parameters start as PyTorch: weight 1, bias 0, running mean 0, running var 1', () => {

@@ -56,6 +56,9 @@ describe('normalisation, activation and head gradients', () => {
   const cases: [string, string, string][] = [
     ['bn on a feature map (batch statistics)', '3x4x5', 'bn eps=1e-3'],
     ['bn on a vector', '6', 'bn'],
+    ['layernorm over channels on a feature map', '5x4x3', 'layernorm eps=1e-3'],
+    ['layernorm over a vector', '7', 'layernorm'],
+    ['layernorm with one channel (x̂ = 0)', '1x3x2', 'layernorm'],
     ['relu', '3x4x5', 'relu'],
     ['leakyrelu', '3x4x5', 'leakyrelu 0.2'],
     ['prelu shared', '3x4x5', 'prelu'],

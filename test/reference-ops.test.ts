@@ -68,12 +68,16 @@ describe('reference ops', () => {
     close(ref.prelu([-1, -1, 2, -2], [1, 2, 2], [0.5, 0.25]).data, [-0.5, -0.5, 2, -0.5]);
   });
 
-  it('computes softmax, dense and batch norm', () => {
+  it('computes softmax, dense, batch norm and layer norm', () => {
     close(ref.softmax([0, Math.log(3), 1000, 1000], [2, 2]).data, [0.25, 0.75, 0.5, 0.5]);
     const d = ref.dense([1, 2, 3], [1, 3], [1, 0, 0, 0, 1, 1], [2, 3], [10, 20]);
     expect(d.shape).toEqual([1, 2]);
     close(d.data, [11, 25]);
     const bn = ref.batchNormInference([3, 5], [1, 2, 1, 1], [2, 1], [1, 0], [1, 1], [4, 1], 0);
     close(bn.data, [3, 4]);
+    // Over the channels at each position: (1, 3) and (2, 6) have means 2 and 4, variances 1 and 4.
+    const ln = ref.layerNorm([1, 2, 3, 6], [1, 2, 2], [2, 1], [0, 10], 0);
+    close(ln.data, [-2, -2, 11, 11]);
+    close(ref.layerNorm([1, 3], [1, 2], [1, 1], [0, 0], 1).data, [-1 / Math.sqrt(2), 1 / Math.sqrt(2)]);
   });
 });

@@ -110,6 +110,23 @@ export function batchNormInference(x: Data, shape: number[], gamma: Data, beta: 
   return { data: out, shape: [...shape] };
 }
 
+/** Layer normalisation over axis 1 (the channels at each position, or a vector's features), then γ·x̂ + β per channel. */
+export function layerNorm(x: Data, shape: number[], gamma: Data, beta: Data, eps = 1e-5): Result {
+  const [N, C] = shape;
+  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+  const out = new Float64Array(x.length);
+  for (let n = 0; n < N; n++)
+    for (let k = 0; k < inner; k++) {
+      const idx = (c: number) => (n * C + c) * inner + k;
+      let mean = 0;
+      for (let c = 0; c < C; c++) mean += x[idx(c)] / C;
+      let variance = 0;
+      for (let c = 0; c < C; c++) variance += (x[idx(c)] - mean) ** 2 / C;
+      for (let c = 0; c < C; c++) out[idx(c)] = ((x[idx(c)] - mean) / Math.sqrt(variance + eps)) * gamma[c] + beta[c];
+    }
+  return { data: out, shape: [...shape] };
+}
+
 /** y = x W^T + b with W in PyTorch's [out, in] layout. */
 export function dense(x: Data, xShape: number[], w: Data, wShape: number[], b: Data | null): Result {
   const [N, K] = xShape;

@@ -1,13 +1,13 @@
 /** The registry of layer kinds: the parser, checker, emitter, completion and docs all read it. */
 import { conv, dwconv } from './conv.ts';
 import { avgpool, globalavgpool, globalmaxpool, maxpool, sumpool } from './pool.ts';
-import { bn } from './norm.ts';
+import { bn, layernorm } from './norm.ts';
 import { elu, gelu, hardsigmoid, hardswish, identity, leakyrelu, prelu, relu, relu6, sigmoid, silu, softmax, tanh } from './activations.ts';
 import { dense, dropout, flatten } from './dense.ts';
 import type { LayerKind } from './types.ts';
 
 export const layerKinds: readonly LayerKind[] = [
-  conv, dwconv, bn,
+  conv, dwconv, bn, layernorm,
   relu, relu6, leakyrelu, prelu, elu, gelu, silu, sigmoid, tanh, hardswish, hardsigmoid, softmax, identity,
   maxpool, avgpool, sumpool, globalavgpool, globalmaxpool,
   flatten, dense, dropout,
