@@ -215,6 +215,15 @@ describe('pooling lowering', () => {
   }
 });
 
+describe('channel layer lowering', () => {
+  for (const [input, groups] of [[[6, 3, 2], 2], [[12, 2, 3], 3], [[12, 2, 3], 4], [[5, 2, 2], 1], [[5, 2, 2], 5]] as [number[], number][]) {
+    it(`shuffle ${groups} on ${input.join('×')}`, async () => {
+      const { x, dims, out } = await lowerAndRun(input, `shuffle ${groups}`);
+      expectClose(out.data, ref.channelShuffle(x, dims, groups).data, 0);
+    });
+  }
+});
+
 describe('combinator lowering', () => {
   const convOf = (c: Compiled, name: string, x: ArrayLike<number>, xs: number[], o: ref.Conv2dOptions = {}, bias = true) => {
     const w = c.weights.get(`${name}.weight`)!;

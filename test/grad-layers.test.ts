@@ -52,6 +52,15 @@ describe('pooling gradients', () => {
   for (const [name, input, body] of cases) it(name, () => gradCase(input, body));
 });
 
+describe('channel layer gradients', () => {
+  const cases: [string, string, string][] = [
+    ['shuffle 3 of 6 channels', '6x3x2', 'shuffle 3'],
+    ['shuffle 4 of 12 channels (not its own inverse)', '12x2x3', 'shuffle 4'],
+    ['shuffle in a residual body', '4x3x3', 'residual { conv 4 1x1 -> shuffle 2 -> conv 4 3x3 pad=1 }'],
+  ];
+  for (const [name, input, body] of cases) it(name, () => gradCase(input, body));
+});
+
 describe('normalisation, activation and head gradients', () => {
   const cases: [string, string, string][] = [
     ['bn on a feature map (batch statistics)', '3x4x5', 'bn eps=1e-3'],

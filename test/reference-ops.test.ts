@@ -68,6 +68,15 @@ describe('reference ops', () => {
     close(ref.prelu([-1, -1, 2, -2], [1, 2, 2], [0.5, 0.25]).data, [-0.5, -0.5, 2, -0.5]);
   });
 
+  it('shuffles channels as ShuffleNet (PyTorch\'s channel_shuffle of 0..5 in 2 groups is 0 3 1 4 2 5)', () => {
+    expect([...ref.channelShuffle([0, 1, 2, 3, 4, 5], [1, 6, 1, 1], 2).data]).toEqual([0, 3, 1, 4, 2, 5]);
+    expect([...ref.channelShuffle([0, 1, 2, 3, 4, 5], [1, 6, 1, 1], 3).data]).toEqual([0, 2, 4, 1, 3, 5]);
+    // Two values per channel stay together; one group or one channel per group changes nothing.
+    expect([...ref.channelShuffle([0, 1, 2, 3, 4, 5, 6, 7], [1, 4, 1, 2], 2).data]).toEqual([0, 1, 4, 5, 2, 3, 6, 7]);
+    expect([...ref.channelShuffle([5, 6, 7], [1, 3, 1, 1], 1).data]).toEqual([5, 6, 7]);
+    expect([...ref.channelShuffle([5, 6, 7], [1, 3, 1, 1], 3).data]).toEqual([5, 6, 7]);
+  });
+
   it('computes softmax, dense, batch norm and layer norm', () => {
     close(ref.softmax([0, Math.log(3), 1000, 1000], [2, 2]).data, [0.25, 0.75, 0.5, 0.5]);
     const d = ref.dense([1, 2, 3], [1, 3], [1, 0, 0, 0, 1, 1], [2, 3], [10, 20]);

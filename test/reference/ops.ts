@@ -110,6 +110,19 @@ export function batchNormInference(x: Data, shape: number[], gamma: Data, beta: 
   return { data: out, shape: [...shape] };
 }
 
+/** ShuffleNet's channel shuffle of NCHW: output channel j·G + i is input channel i·(C/G) + j. */
+export function channelShuffle(x: Data, shape: number[], groups: number): Result {
+  const [N, C] = shape;
+  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+  const per = C / groups;
+  const out = new Float64Array(x.length);
+  for (let n = 0; n < N; n++)
+    for (let i = 0; i < groups; i++)
+      for (let j = 0; j < per; j++)
+        for (let k = 0; k < inner; k++) out[(n * C + j * groups + i) * inner + k] = x[(n * C + i * per + j) * inner + k];
+  return { data: out, shape: [...shape] };
+}
+
 /** Layer normalisation over axis 1 (the channels at each position, or a vector's features), then γ·x̂ + β per channel. */
 export function layerNorm(x: Data, shape: number[], gamma: Data, beta: Data, eps = 1e-5): Result {
   const [N, C] = shape;
