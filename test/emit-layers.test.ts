@@ -224,6 +224,18 @@ describe('channel layer lowering', () => {
   }
 });
 
+describe('scale lowering', () => {
+  it('a learned multiplier per channel, [C, 1, 1] on a map and [C] on a vector, starting at init', async () => {
+    for (const input of [[4, 3, 2], [6]]) {
+      const { c, x, dims, out } = await lowerAndRun(input, 'scale', { init: randomParams(8) });
+      expect(c.weights.get('scale1.layer_scale')!.dims).toEqual(input.length === 3 ? [4, 1, 1] : [6]);
+      expectClose(out.data, ref.channelScale(x, dims, weight(c, 'scale1.layer_scale')).data);
+    }
+    expect([...weight(compile(modelSource('3x2x2', 'scale')), 'scale1.layer_scale')]).toEqual(Array(3).fill(Math.fround(1e-6)));
+    expect([...weight(compile(modelSource('2', 'scale init=0.5')), 'scale1.layer_scale')]).toEqual([0.5, 0.5]);
+  });
+});
+
 describe('combinator lowering', () => {
   const convOf = (c: Compiled, name: string, x: ArrayLike<number>, xs: number[], o: ref.Conv2dOptions = {}, bias = true) => {
     const w = c.weights.get(`${name}.weight`)!;

@@ -57,6 +57,9 @@ describe('channel layer gradients', () => {
     ['shuffle 3 of 6 channels', '6x3x2', 'shuffle 3'],
     ['shuffle 4 of 12 channels (not its own inverse)', '12x2x3', 'shuffle 4'],
     ['shuffle in a residual body', '4x3x3', 'residual { conv 4 1x1 -> shuffle 2 -> conv 4 3x3 pad=1 }'],
+    ['scale on a feature map', '4x3x5', 'scale'],
+    ['scale on a vector', '7', 'scale init=0.3'],
+    ['scale at the end of a residual body (layer scale)', '4x3x3', 'residual { dwconv 3x3 pad=1 -> layernorm -> conv 4 1x1 -> scale }'],
   ];
   for (const [name, input, body] of cases) it(name, () => gradCase(input, body));
 });

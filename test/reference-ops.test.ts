@@ -66,6 +66,8 @@ describe('reference ops', () => {
     close(ref.tanh([1], [1]).data, [Math.tanh(1)]);
     close(ref.sigmoid([0], [1]).data, [0.5]);
     close(ref.prelu([-1, -1, 2, -2], [1, 2, 2], [0.5, 0.25]).data, [-0.5, -0.5, 2, -0.5]);
+    close(ref.channelScale([1, 2, 3, 4, 5, 6], [1, 2, 3], [2, -1]).data, [2, 4, 6, -4, -5, -6]);
+    close(ref.channelScale([1, 2, 3, 4], [2, 2], [10, 0.5]).data, [10, 1, 30, 2]);
   });
 
   it('shuffles channels as ShuffleNet (PyTorch\'s channel_shuffle of 0..5 in 2 groups is 0 3 1 4 2 5)', () => {

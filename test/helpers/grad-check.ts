@@ -122,6 +122,7 @@ function refLayer(node: LayerNode, x: T64, p: Params, frozen: (n: LayerNode) => 
       return { data: batchNormTrain(x.data, x.dims, P('weight'), P('bias'), a.eps as number).y, dims: x.dims };
     case 'layernorm': return r(ref.layerNorm(x.data, x.dims, P('weight'), P('bias'), a.eps as number));
     case 'shuffle': return r(ref.channelShuffle(x.data, x.dims, a.groups as number));
+    case 'scale': return r(ref.channelScale(x.data, x.dims, P('layer_scale')));
     case 'relu': return r(ref.relu(x.data, x.dims));
     case 'relu6': return r(ref.relu6(x.data, x.dims));
     case 'leakyrelu': return r(ref.leakyRelu(x.data, x.dims, a.slope as number));

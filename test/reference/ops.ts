@@ -123,6 +123,13 @@ export function channelShuffle(x: Data, shape: number[], groups: number): Result
   return { data: out, shape: [...shape] };
 }
 
+/** x · s[c] per channel (axis 1 of NCHW or NC). */
+export function channelScale(x: Data, shape: number[], s: Data): Result {
+  const C = shape[1];
+  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+  return map(x, shape, (v, i) => v * s[Math.floor(i / inner) % C]);
+}
+
 /** Layer normalisation over axis 1 (the channels at each position, or a vector's features), then γ·x̂ + β per channel. */
 export function layerNorm(x: Data, shape: number[], gamma: Data, beta: Data, eps = 1e-5): Result {
   const [N, C] = shape;

@@ -4,14 +4,14 @@ import { avgpool, globalavgpool, globalmaxpool, maxpool, sumpool } from './pool.
 import { bn, layernorm } from './norm.ts';
 import { elu, gelu, hardsigmoid, hardswish, identity, leakyrelu, prelu, relu, relu6, sigmoid, silu, softmax, tanh } from './activations.ts';
 import { dense, dropout, flatten } from './dense.ts';
-import { shuffle } from './channels.ts';
+import { scale, shuffle } from './channels.ts';
 import type { LayerKind } from './types.ts';
 
 export const layerKinds: readonly LayerKind[] = [
   conv, dwconv, bn, layernorm,
   relu, relu6, leakyrelu, prelu, elu, gelu, silu, sigmoid, tanh, hardswish, hardsigmoid, softmax, identity,
   maxpool, avgpool, sumpool, globalavgpool, globalmaxpool,
-  shuffle,
+  shuffle, scale,
   flatten, dense, dropout,
 ];
 
