@@ -94,6 +94,8 @@ export const LOWERING_CASES: readonly LoweringCase[] = [
   })),
   plain('dropout 0.3 -> relu', [3, 4, 4], (x, d) => ref.relu(x, d), 'dropout is the identity at inference (before relu)'),
   plain('dropout', [5], (x, d) => ({ data: Float64Array.from(x), shape: d }), 'dropout is the identity at inference (alone)'),
+  plain('droppath 0.3 -> relu', [3, 4, 4], (x, d) => ref.relu(x, d), 'droppath is the identity at inference (before relu)'),
+  plain('droppath 0.5', [5], ref.identity, 'droppath is the identity at inference (alone, on a vector)'),
 
   plain('relu', MAP, ref.relu),
   { ...plain('relu6', MAP, ref.relu6, 'relu6 (inputs past 0 and 6)'), xRange: [-9, 9] },
@@ -219,6 +221,8 @@ export const GRADIENT_CASES: readonly GradientCase[] = [
     ['flatten then dense', '3x4x5', 'flatten -> dense 6'],
     ['dense without bias', '9', 'dense 4 bias=off'],
     ['dropout p=0', '9', 'dropout 0'],
+    ['droppath p=0', '9', 'droppath 0'],
+    ['droppath p=0 at the end of a residual body', '3x4x4', 'residual { conv 3 3x3 pad=1 -> droppath 0 }'],
   ], { batch: 3, xRange: [-4, 4] }),
   ...grads('normalisation, activation and head', [['relu6, inputs on both sides of 0 and 6', '3x4x5', 'relu6']], { batch: 3, xRange: [-9, 9] }),
   ...grads('normalisation, activation and head', [['hardsigmoid, inputs on both sides of -3 and 3', '3x4x5', 'hardsigmoid']], { batch: 3, xRange: [-5, 5] }),

@@ -74,4 +74,8 @@ export const referenceLayers: Record<string, ReferenceLayer> = {
     if (node.args.p !== 0) throw new Error('the reference forward has no dropout masks');
     return x;
   },
+  droppath: (node, x) => {
+    if (node.args.p !== 0) throw new Error('the reference forward has no droppath masks');
+    return x;
+  },
 };

@@ -3,7 +3,7 @@ import { conv, dwconv } from './conv.ts';
 import { avgpool, globalavgpool, globalmaxpool, maxpool, sumpool } from './pool.ts';
 import { bn, layernorm } from './norm.ts';
 import { elu, gelu, hardsigmoid, hardswish, identity, leakyrelu, prelu, relu, relu6, sigmoid, silu, softmax, tanh } from './activations.ts';
-import { dense, dropout, flatten } from './dense.ts';
+import { dense, dropout, droppath, flatten } from './dense.ts';
 import { scale, shuffle } from './channels.ts';
 import type { LayerKind } from './types.ts';
 
@@ -12,7 +12,7 @@ export const layerKinds: readonly LayerKind[] = [
   relu, relu6, leakyrelu, prelu, elu, gelu, silu, sigmoid, tanh, hardswish, hardsigmoid, softmax, identity,
   maxpool, avgpool, sumpool, globalavgpool, globalmaxpool,
   shuffle, scale,
-  flatten, dense, dropout,
+  flatten, dense, dropout, droppath,
 ];
 
 const byName = new Map<string, LayerKind>();
