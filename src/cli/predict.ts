@@ -34,7 +34,7 @@ export async function predictCommand(file: string, inputs: string[], opts: Predi
   for (const input of inputs) checkInput(input);
   const result = checkFileAt(file);
   if (hasErrors(result.diagnostics)) {
-    printDiagnostics(process.stderr, file, result.text, result.diagnostics);
+    printDiagnostics(process.stderr, result.sources, result.diagnostics);
     throw new UserError('has errors; fix them before predicting', file);
   }
   const picked = pickModel(result, opts.model);

@@ -104,7 +104,7 @@ export async function trainCommand(file: string, opts: TrainCliOptions, deps: Tr
   const print = deps.print ?? ((line: string) => console.log(line));
   const result = checkFileAt(file);
   if (hasErrors(result.diagnostics)) {
-    printDiagnostics(log, file, result.text, result.diagnostics.filter((x) => x.severity === 'error'));
+    printDiagnostics(log, result.sources, result.diagnostics.filter((x) => x.severity === 'error'));
     throw new UserError('has errors; fix them before training (cnnc check shows them all)', file);
   }
   const model = pickModel(result, opts.model);
