@@ -7,7 +7,7 @@
  */
 import type { CatalogKey, DiagnosticExtras, Diagnostic } from '../diagnostics.ts';
 import type { LowerContext } from '../emit/context.ts';
-import type { LayerNode } from '../model.ts';
+import type { LayerNode, Receptive } from '../model.ts';
 
 /** A per-sample shape: [C, H, W] for feature maps, [N] for vectors. The batch is symbolic. */
 export type Shape = readonly number[];
@@ -91,6 +91,13 @@ export interface LayerKind {
   window?(input: Shape, args: Args): Window;
   /** Whether the output sees the whole input (global pooling, flatten, dense). */
   global?: boolean;
+  /**
+   * The receptive field after this layer from the one before (`rf`), for layers whose rule is
+   * neither a sliding window's (`window`) nor a global layer's (`global`), the default ones: an
+   * upsampling divides the jump by its scale. Sizes and jumps are in input pixels; `inputExtent`
+   * is the model input's H and W.
+   */
+  receptive?(rf: Receptive, input: Shape, args: Args, inputExtent: readonly [number, number]): Receptive;
   /**
    * Set on layers that turn the values before them into probabilities: `softmax` (a distribution
    * over the outputs) or `sigmoid` (each output on its own). When a model ends in one, training
