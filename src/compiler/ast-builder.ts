@@ -20,7 +20,24 @@ export class AstBuilder {
   file(node: CstNode | undefined): A.SourceFile {
     const models = this.nodes(node, 'model').map((m) => this.model(m));
     const blocks = this.nodes(node, 'block').map((b) => this.block(b));
-    return { models, blocks, span: { start: 0, end: this.text.length } };
+    const imports = this.nodes(node, 'importDecl').map((i) => this.importDecl(i));
+    return { imports, models, blocks, span: { start: 0, end: this.text.length } };
+  }
+
+  private importDecl(node: CstNode): A.ImportDecl {
+    const span = this.span(node);
+    const file = this.token(node, 'StringLiteral');
+    if (file) return { kind: 'import', target: { kind: 'file', path: file.image.slice(1, -1) }, targetSpan: this.spanOfToken(file, node), span };
+    const library = this.token(node, 'library');
+    const module = this.token(node, 'module');
+    if (!library) return { kind: 'import', target: undefined, targetSpan: this.spanOfToken(this.token(node, 'Import'), node), span };
+    const last = module ?? library;
+    return {
+      kind: 'import',
+      target: { kind: 'library', name: library.image, module: module?.image },
+      targetSpan: { start: library.startOffset, end: (last.endOffset ?? last.startOffset) + 1 },
+      span,
+    };
   }
 
   private model(node: CstNode): A.ModelDecl {

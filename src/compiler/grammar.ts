@@ -23,7 +23,28 @@ class CnnParser extends CstParser {
   }
 
   file = this.RULE('file', () => {
-    this.MANY(() => this.OR(this.once(1, () => [{ ALT: () => this.SUBRULE(this.model) }, { ALT: () => this.SUBRULE(this.block) }])));
+    this.MANY(() => this.OR(this.once(1, () => [
+      { ALT: () => this.SUBRULE(this.model) },
+      { ALT: () => this.SUBRULE(this.block) },
+      { ALT: () => this.SUBRULE(this.importDecl) },
+    ])));
+  });
+
+  /** `import "file.cnn"`, `import std`, `import std.resnet`. */
+  importDecl = this.RULE('importDecl', () => {
+    this.CONSUME(T.Import);
+    this.OR(this.once(14, () => [
+      { ALT: () => this.CONSUME(T.StringLiteral) },
+      {
+        ALT: () => {
+          this.CONSUME(T.Identifier, { LABEL: 'library' });
+          this.OPTION(() => {
+            this.CONSUME(T.Dot);
+            this.CONSUME2(T.Identifier, { LABEL: 'module' });
+          });
+        },
+      },
+    ]));
   });
 
   model = this.RULE('model', () => {

@@ -121,5 +121,6 @@ function describeParseError(message: string, token: IToken): string {
 const tokenWords: Record<string, string> = {
   RBrace: '"}"', LBrace: '"{"', RParen: '")"', LParen: '"("', RBracket: '"]"', Identifier: 'a name',
   Arrow: '"->"', Colon: '":"', Equals: '"="', Comma: '","', Dims: 'a shape like 3x224x224',
+  StringLiteral: 'a quoted file name',
 };
 const tokenDescription = (name: string) => tokenWords[name] ?? name;
