@@ -118,4 +118,11 @@ describe('reference ops', () => {
     // A 2x2 stride-2 transposed convolution puts each pixel's kernel in its own 2x2 block.
     close(ref.convTranspose2d([1, 2], [1, 1, 1, 2], [1, 2, 3, 4], [1, 1, 2, 2], [10], { stride: [2, 2] }).data, [11, 12, 12, 14, 13, 14, 16, 18]);
   });
+
+  it('pixel-shuffles as PyTorch: each 2x2 output block from four consecutive channels', () => {
+    // Channels 0..3 of one pixel, then channels 0..3 of the next: one output channel of 2×4.
+    const y = ref.pixelShuffle([1, 5, 2, 6, 3, 7, 4, 8], [1, 4, 1, 2], 2);
+    expect(y.shape).toEqual([1, 1, 2, 4]);
+    expect([...y.data]).toEqual([1, 2, 5, 6, 3, 4, 7, 8]);
+  });
 });

@@ -170,6 +170,8 @@ export const LOWERING_CASES: readonly LoweringCase[] = [
   plain('globalavgpool', [3, 5, 4], ref.globalAvgPool),
   plain('gmp', [3, 5, 4], ref.globalMaxPool),
 
+  plain('pixelshuffle 2', [8, 3, 4], (x, d) => ref.pixelShuffle(x, d, 2)),
+  plain('depth_to_space 3', [9, 2, 3], (x, d) => ref.pixelShuffle(x, d, 3)),
   plain('upsample 2', [3, 4, 5], (x, d) => ref.upsampleNearest2d(x, d, [8, 10])),
   plain('upsample 3x1', [2, 3, 4], (x, d) => ref.upsampleNearest2d(x, d, [9, 4])),
   // Sizes where onnxruntime's Resize picks other neighbours than PyTorch: 6 to 74, 14 to 2.
@@ -235,6 +237,8 @@ export const GRADIENT_CASES: readonly GradientCase[] = [
     ['globalmaxpool', '3x5x4', 'globalmaxpool'],
   ]),
   ...grads('resampling', [
+    ['pixelshuffle 2 on 8 channels', '8x3x4', 'pixelshuffle 2'],
+    ['pixelshuffle 3', '9x2x3', 'pixelshuffle 3'],
     ['upsample 2 nearest', '2x3x4', 'upsample 2'],
     ['upsample nearest to a size not a multiple (and down along W)', '2x4x6', 'upsample size=7x4'],
     ['upsample 2x3 bilinear', '2x3x4', 'upsample 2x3 mode=bilinear'],

@@ -321,3 +321,18 @@ export const upsampleBilinear2d = (x: Data, xShape: number[], out: [number, numb
     const i0 = Math.floor(src), i1 = Math.min(i0 + 1, n - 1), t = src - i0;
     return [[i0, 1 - t], [i1, t]];
   });
+
+/** PyTorch's PixelShuffle: output (c, h·r + i, w·r + j) is input channel c·r² + i·r + j at (h, w). */
+export function pixelShuffle(x: Data, xShape: number[], r: number): Result {
+  const [N, C, H, W] = xShape;
+  const oC = C / (r * r), oH = H * r, oW = W * r;
+  const out = new Float64Array(x.length);
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < oC; c++)
+      for (let p = 0; p < oH; p++)
+        for (let q = 0; q < oW; q++) {
+          const from = c * r * r + (p % r) * r + (q % r);
+          out[((n * oC + c) * oH + p) * oW + q] = x[((n * C + from) * H + Math.floor(p / r)) * W + Math.floor(q / r)];
+        }
+  return { data: out, shape: [N, oC, oH, oW] };
+}

@@ -1,7 +1,8 @@
 /**
- * Resampling along H and W: upsample (nearest, bilinear). Each is a fixed linear map per axis,
+ * Resampling along H and W: upsample (nearest, bilinear), a fixed linear map per axis,
  * y = Mh · x · Mwᵀ for every sample and channel, whose gradient is the transposed map,
- * dx = Mhᵀ · dy · Mw (two MatMuls with constant matrices, exact for any sizes).
+ * dx = Mhᵀ · dy · Mw (two MatMuls with constant matrices, exact for any sizes); and pixelshuffle,
+ * which moves channels into space.
  */
 import type { Receptive } from '../model.ts';
 import type { LowerContext } from '../emit/context.ts';
@@ -152,4 +153,39 @@ export const upsample: LayerKind = {
       align_corners: mode === 'bilinear' ? py.lit(align as boolean) : undefined,
     });
   },
+};
+
+/**
+ * PyTorch's PixelShuffle: output (c, h·r + i, w·r + j) is input channel c·r² + i·r + j at (h, w),
+ * which is ONNX DepthToSpace in CRD mode.
+ */
+function pixelShuffleShape(input: Shape, args: Args, ctx: ShapeContext): Shape {
+  requireFeatureMap(input, ctx);
+  const r = args.factor as number;
+  if (input[0] % (r * r) !== 0) {
+    ctx.fail('indivisibleChannels', { layer: ctx.layer, channels: input[0], divisor: r * r, why: `the factor ${r} squared` }, { arg: 'factor' });
+  }
+  return [input[0] / (r * r), input[1] * r, input[2] * r];
+}
+
+/** The inverse rearrangement: dy [N, C, H·r, W·r] as [N, C, H, r, W, r], the two r axes moved after C. */
+function pixelShuffleGrad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutput {
+  if (!g.needInput) return {};
+  const [c, h, w] = node.input!;
+  const r = node.args.factor as number;
+  const split = ctx.op('Reshape', [g.dy, ctx.ints([-1, c / (r * r), h, r, w, r], 'shape')]);
+  const moved = ctx.op('Transpose', [split], { perm: [0, 1, 3, 5, 2, 4] });
+  return { dx: ctx.op('Reshape', [moved, ctx.ints([-1, c, h, w], 'shape')]) };
+}
+
+export const pixelshuffle: LayerKind = {
+  name: 'pixelshuffle',
+  aliases: ['depth_to_space'],
+  doc: 'pixel shuffle (depth to space): C·r²×H×W to C×H·r×W·r, each r×r block from r² channels: pixelshuffle R',
+  args: [{ name: 'factor', type: 'int', positional: true, required: true, min: 1, doc: 'upscaling factor r; the channels must divide by r²' }],
+  shape: pixelShuffleShape,
+  receptive: (rf, _input, args) => ({ ...rf, jump: [rf.jump[0] / (args.factor as number), rf.jump[1] / (args.factor as number)] }),
+  lower: (ctx, x, node) => ctx.op('DepthToSpace', [x], { blocksize: node.args.factor as number, mode: 'CRD' }),
+  grad: pixelShuffleGrad,
+  torch: (node, py) => py.call('nn.PixelShuffle', [node.args.factor as number]),
 };
