@@ -151,6 +151,23 @@ describe('safetensors read without torch', () => {
     expect(match.unused).toEqual([]);
   });
 
+  it('shapes that differ only in sizes of 1 are reshaped: a Linear\'s [out, in] into a 1x1 conv, a [C, 1, 1] scale into [C]', () => {
+    const file = at('reshaped.safetensors');
+    writeFileSync(file, safetensors([
+      ['proj.weight', 'F32', [3, 2], f32(seq(6))], ['proj.bias', 'F32', [3], f32([1, 2, 3])], ['act.weight', 'F32', [3, 1, 1], f32([0.1, 0.2, 0.3])],
+    ]));
+    const model = check('model R {\n  input 2x4x4\n  conv 3 1x1 -> prelu per_channel=on\n}\n', 'r.cnn').models[0];
+    const { match } = loadModelWeights(model, file, { transfer: false });
+    expect(match.pairs.map((p) => `${p.from} -> ${p.to}${p.how ? ` (${p.how})` : ''}`)).toEqual([
+      'proj.weight -> conv1.weight (reshaped from 3×2)', 'proj.bias -> conv1.bias', 'act.weight -> prelu1.weight (reshaped from 3×1×1)',
+    ]);
+    expect(match.tensors.get('conv1.weight')).toEqual({ dims: [3, 2, 1, 1], data: Float32Array.from(seq(6)) });
+    expect(match.tensors.get('prelu1.weight')!.dims).toEqual([3]);
+    // The same number of values in another order of sizes is still a mismatch.
+    writeFileSync(file, safetensors([['proj.weight', 'F32', [2, 3], f32(seq(6))], ['proj.bias', 'F32', [3], f32([1, 2, 3])], ['act.weight', 'F32', [3], f32([0.1, 0.2, 0.3])]]));
+    expect(() => loadModelWeights(model, file, { transfer: false })).toThrow(/safetensors 'proj.weight' 2×3 where model R needs 'conv1.weight' 3×2×1×1/);
+  });
+
   it('the same file sorted by name (as safetensors.torch.save_file writes it) gives the same match, with a note', () => {
     const file = at('small.sorted.safetensors');
     writeFileSync(file, safetensors([...smallEntries()].sort((a, b) => a[0].localeCompare(b[0]))));
