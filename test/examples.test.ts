@@ -43,6 +43,7 @@ const expected: Record<string, Expected> = {
   'zoo/densenet121.cnn': { params: 7_978_856, gmacs: 2.83, output: [1000] },
   // torchvision's 0.06 GFLOPS is rounded too far for 2%: its 56,510,400 MACs are compared exactly in weights-torch.test.ts.
   'zoo/mobilenet_v3_small.cnn': { params: 2_542_856, output: [1000] },
+  'zoo/convnext_tiny.cnn': { params: 28_589_128, gmacs: 4.46, output: [1000] },
 };
 
 function checkExample(name: string) {

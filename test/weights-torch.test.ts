@@ -326,6 +326,7 @@ const MODELS: { name: string; zoo: string; seed: number; files: string[]; kwargs
   { name: 'googlenet', zoo: 'googlenet', seed: 8, files: ['safetensors'], kwargs: { aux_logits: false, init_weights: true } },
   { name: 'densenet121', zoo: 'densenet121', seed: 9, files: ['safetensors'] },
   { name: 'mobilenet_v3_small', zoo: 'mobilenet_v3_small', seed: 10, files: ['safetensors'] },
+  { name: 'convnext_tiny', zoo: 'convnext_tiny', seed: 11, files: ['safetensors'] },
 ];
 const zooModel = (zoo: string) => check(readFileSync(join(root, 'examples', 'zoo', `${zoo}.cnn`), 'utf8'), `${zoo}.cnn`).models[0];
 const zooInput = (zoo: string) => [...zooModel(zoo).input!];
