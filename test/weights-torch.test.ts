@@ -345,6 +345,7 @@ const MODELS: { name: string; zoo: string; seed: number; files: string[]; kwargs
   { name: 'densenet121', zoo: 'densenet121', seed: 9, files: ['safetensors'] },
   { name: 'mobilenet_v3_small', zoo: 'mobilenet_v3_small', seed: 10, files: ['safetensors'] },
   { name: 'convnext_tiny', zoo: 'convnext_tiny', seed: 11, files: ['safetensors'] },
+  { name: 'shufflenet_v2_x1_0', zoo: 'shufflenet_v2_x1_0', seed: 12, files: ['safetensors'] },
 ];
 const zooModel = (zoo: string) => check(readFileSync(join(root, 'examples', 'zoo', `${zoo}.cnn`), 'utf8'), `${zoo}.cnn`).models[0];
 const zooInput = (zoo: string) => [...zooModel(zoo).input!];
