@@ -46,6 +46,8 @@ const expected: Record<string, Expected> = {
   'zoo/mobilenet_v3_small.cnn': { params: 2_542_856, output: [1000] },
   'zoo/shufflenet_v2_x1_0.cnn': { params: 2_278_604, output: [1000] },
   'zoo/convnext_tiny.cnn': { params: 28_589_128, gmacs: 4.46, output: [1000] },
+  // A dense model: a 3-class logit map (16·9+16 + 3·(16·16·9+16) + 32·16·9+16 + 16·3+3 + 4·32 bn).
+  'segmentation/shapes.cnn': { params: 11_955, output: [3, 32, 32] },
 };
 
 function checkExample(name: string) {
@@ -60,7 +62,7 @@ const codes = (severity: string, r: ReturnType<typeof check>) =>
 
 describe('examples', () => {
   it('every example file has expectations here', () => {
-    const files = ['tutorials', 'zoo'].flatMap((dir) =>
+    const files = ['tutorials', 'zoo', 'segmentation'].flatMap((dir) =>
       readdirSync(join(EXAMPLES, dir)).filter((f) => f.endsWith('.cnn')).map((f) => `${dir}/${f}`));
     expect(files.sort()).toEqual(Object.keys(expected).sort());
   });
