@@ -117,6 +117,13 @@ describe('examples', () => {
     expect(checkExample('tutorials/004_fashion_mnist.cnn').model.preprocess.classes).toEqual(FASHION_MNIST_CLASSES);
   });
 
+  it('ConvNeXt-T\'s stochastic depth grows from 0 to 0.1 over its 18 blocks, as torchvision\'s', () => {
+    const { model } = checkExample('zoo/convnext_tiny.cnn');
+    const p = [...layers(model.root)].filter((l) => l.layer.name === 'droppath').map((l) => l.args.p as number);
+    expect(p).toHaveLength(18);
+    p.forEach((v, i) => expect(v, `block ${i}`).toBeCloseTo(0.1 * i / 17, 12));
+  });
+
   it('GoogLeNet follows torchvision\'s spatial sizes 112, 56, 28, 14, 7 (ceil-mode pools as padding)', () => {
     const { model } = checkExample('zoo/googlenet.cnn');
     const sizes = new Set([...layers(model.root)].map((l) => l.output).filter((s) => s?.length === 3).map((s) => s![1]));
