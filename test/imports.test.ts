@@ -5,6 +5,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { check } from '../src/index.ts';
+import { layers } from '../src/compiler/model.ts';
 import { format } from '../src/compiler/format.ts';
 import { LIBRARY_DIR, nodeHost, type ImportHost } from '../src/compiler/host.ts';
 import { DocumentChecker } from '../src/compiler/incremental.ts';
@@ -268,15 +269,91 @@ describe('commands and the language server read imports', () => {
   });
 });
 
-describe('compiled graphs name nodes from imported blocks after their own file', () => {
+describe('every command reads the imported files, as compile does', () => {
+  const project = () => files({ 'lib/blocks.cnn': BLOCKS, 'main.cnn': `import "lib/blocks.cnn"\nimport std.se\n${MODEL.replace('-> gap', '-> squeeze_excite(32, 8) -> gap')}` });
+
   it('names an ONNX node of an imported block with the imported file and line', async () => {
     const { compileInference } = await import('../src/compiler/emit/inference.ts');
     const { decodeModel } = await import('../src/compiler/onnx/builder.ts');
-    const at = files({ 'blocks.cnn': BLOCKS, 'main.cnn': `import "blocks.cnn"\n${MODEL}` });
-    const r = checkAt(path.join(at, 'main.cnn'));
-    const bytes = compileInference(r.models[0], { file: 'main.cnn', source: r.text, sources: r.sources }).bytes;
+    const r = checkAt(path.join(project(), 'main.cnn'));
+    const bytes = compileInference(r.models[0], { file: 'main.cnn', source: r.sources }).bytes;
     const names = decodeModel(bytes).graph!.node!.map((n) => n.name ?? '');
-    expect(names.some((n) => n.includes('blocks.cnn:2'))).toBe(true);
-    expect(names.some((n) => n.includes('main.cnn:4'))).toBe(true);
+    expect(names).toContain('stage1.conv1 (lib/blocks.cnn:2)');
+    expect(names.some((n) => n.includes('(std/se.cnn:8)'))).toBe(true);
+    expect(names.some((n) => n.includes('main.cnn:5'))).toBe(true);
+  });
+
+  it('export --torch: the steps of imported blocks carry their own file, line and text', async () => {
+    const { modelPy } = await import('../src/compiler/emit/torch/model-py.ts');
+    const main = path.join(project(), 'main.cnn');
+    const r = checkAt(main);
+    const text = modelPy({ file: main, source: r.sources, models: r.models, model: r.models[0] });
+    expect(text).toContain('"""stage(16): block stage (lib/blocks.cnn:1), 3×32×32 -> 16×16×16."""');
+    expect(text).toContain('self.conv1 = nn.Conv2d(3, 16, 3, padding=1)  # lib/blocks.cnn:2  conv c 3x3 pad=same\n');
+    expect(text).toContain('block squeeze_excite (std/se.cnn:');
+    expect(text).toMatch(/nn\.Conv2d\(32, 8, 1\),  # std\/se\.cnn:\d+  conv squeeze 1x1\n/);
+    expect(text).toContain('self.stage1 = Stage_16()  # main.cnn:5  stage(16)\n');
+    // Every layer's comment is its own step's line in its own file.
+    for (const layer of layers(r.models[0].root)) {
+      const { source, position } = r.sources.locate(layer.span.start);
+      expect(text, layer.path).toContain(`  # ${source.label}:${position.line + 1}  `);
+    }
+  });
+
+  it('hashes the imported files with the file: an imported change changes the hash in the ONNX metadata and checkpoints', async () => {
+    const { compileInference, METADATA_KEYS, readModelMetadata, sourceHash } = await import('../src/compiler/emit/inference.ts');
+    const at = project();
+    const main = path.join(at, 'main.cnn');
+    const before = checkAt(main);
+    // A file without imports keeps the hash of its text (checkpoints written before imports still match).
+    expect(sourceHash(check(MODEL, 'm.cnn').sources)).toBe(sourceHash(MODEL));
+    expect(sourceHash(before.sources)).not.toBe(sourceHash(before.text));
+    writeFileSync(path.join(at, 'lib/blocks.cnn'), BLOCKS.replace('maxpool 2', 'avgpool 2'));
+    const after = checkAt(main);
+    expect(after.text).toBe(before.text);
+    expect(sourceHash(after.sources)).not.toBe(sourceHash(before.sources));
+    const meta = readModelMetadata(compileInference(after.models[0], { file: main, source: after.sources }).bytes);
+    expect(meta[METADATA_KEYS.sourceHash]).toBe(sourceHash(after.sources));
+    const compiled = await cnncFromSources('compile', main, '--train', '-o', path.join(at, 'train'));
+    expect(compiled.code, compiled.stderr).toBe(0);
+    const { loadCheckpoint } = await import('../src/runtime/checkpoint.ts');
+    expect((await loadCheckpoint(path.join(at, 'train', 'init.ckpt'))).sourceHash).toBe(sourceHash(after.sources));
+  });
+
+  it('train builds its graphs from the imported files, and --resume notices an imported file that changed', async () => {
+    const { trainCommand } = await import('../src/cli/train.ts');
+    const { OrtTrainRunner } = await import('../src/runtime/train-runner.ts');
+    const { emitTrainStep, trainPlan } = await import('../src/compiler/emit/train.ts');
+    const { decodeModel } = await import('../src/compiler/onnx/builder.ts');
+    const sharp = (await import('sharp')).default;
+    const at = files({
+      'blocks.cnn': 'block tiny(c) {\n  conv c 3x3 pad=same -> relu\n}\n',
+      'm.cnn': 'import "blocks.cnn"\nmodel M {\n  input 1x4x4\n  tiny(2) -> flatten -> dense 2\n  train {\n    batch: 4\n    epochs: 1\n  }\n}\n',
+    });
+    for (const [cls, value] of [['dark', 20], ['light', 230]] as const) {
+      mkdirSync(path.join(at, 'data', cls), { recursive: true });
+      for (let i = 0; i < 4; i++) {
+        await sharp(Buffer.alloc(16, value + i), { raw: { width: 4, height: 4, channels: 1 } }).toColourspace('b-w').png().toFile(path.join(at, 'data', cls, `${i}.png`));
+      }
+    }
+    const given: Parameters<typeof OrtTrainRunner.create>[2][] = [];
+    const run = async (more: { resume?: boolean; epochs?: string }) => {
+      const lines: string[] = [];
+      const log = { isTTY: false, write: (s: string) => { lines.push(s); return true; } };
+      await trainCommand(path.join(at, 'm.cnn'), { data: path.join(at, 'data'), out: path.join(at, 'run'), threads: '1', valSplit: '0.25', ...more }, {
+        log, print: () => {}, handleSigint: false,
+        createTrainRunner: (model, config, opts) => (given.push(opts), OrtTrainRunner.create(model, config, opts)),
+      });
+      return lines.join('');
+    };
+    await run({});
+    const [opts] = given;
+    expect(opts.file).toBe('m.cnn');
+    const r = checkAt(path.join(at, 'm.cnn'));
+    const names = decodeModel(emitTrainStep(trainPlan(r.models[0], r.models[0].train), { file: opts.file, source: opts.source })).graph!.node!.map((n) => n.name ?? '');
+    expect(names).toContain('tiny1.conv1 (blocks.cnn:2)');
+    expect(await run({ resume: true, epochs: '2' })).not.toMatch(/changed since/);
+    writeFileSync(path.join(at, 'blocks.cnn'), '# the same block, with a comment\nblock tiny(c) {\n  conv c 3x3 pad=same -> relu\n}\n');
+    expect(await run({ resume: true, epochs: '3' })).toMatch(/notice: the source \(the \.cnn file or a file it imports\) changed since .*last\.ckpt was written/);
   });
 });
