@@ -240,7 +240,8 @@ export const GRADIENT_CASES: readonly GradientCase[] = [
 // PyTorch parity: every model of these files, model.py against the ONNX graph
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const cnnFiles = (dir: string): string[] =>
+/** The .cnn files under `dir` (repository-relative), sorted. */
+export const cnnFiles = (dir: string): string[] =>
   readdirSync(path.join(root, dir), { recursive: true }).map(String).filter((f) => f.endsWith('.cnn')).sort().map((f) => path.join(dir, f));
 
 /** Repository-relative .cnn files whose every model export-torch.test.ts runs in PyTorch and onnxruntime. */

@@ -65,6 +65,8 @@ export interface EmitOptions {
   partial?: boolean;
   /** Seed for initial values (default 0). */
   seed?: number;
+  /** Where parameters come from instead (tools and tests, e.g. initializers without values); default: init and seed as above. */
+  params?: ParamBinding;
 }
 
 /**
@@ -146,7 +148,7 @@ export function compileInference(model: CheckedModel, opts: EmitOptions = {}): C
   }
   const file = opts.file ? path.basename(opts.file) : undefined;
   const graph = new GraphBuilder(model.name);
-  const ctx = new LowerContext(graph, { mode: 'inference', params: initializerParams(opts), file, source: opts.source });
+  const ctx = new LowerContext(graph, { mode: 'inference', params: opts.params ?? initializerParams(opts), file, source: opts.source });
   const input = graph.input(ctx.reserve(INPUT_NAME), ctx.dims(model.input));
   ctx.reserve(OUTPUT_NAME);
   const last = lowerModel(ctx, model, input);
