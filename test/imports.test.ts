@@ -142,6 +142,20 @@ describe('the standard library', () => {
     }
   });
 
+  it('is written as cnnc fmt prints it', () => {
+    for (const f of modules) {
+      const text = readFileSync(path.join(LIBRARY_DIR, f), 'utf8');
+      expect(format(text), f).toBe(text);
+    }
+  });
+
+  it('docs/stdlib.md: every example checks without errors', () => {
+    const doc = readFileSync(new URL('../docs/stdlib.md', import.meta.url), 'utf8');
+    const examples = [...doc.matchAll(/```cnn\n([\s\S]*?)```/g)].map((m) => m[1]);
+    expect(examples.length).toBeGreaterThanOrEqual(2);
+    for (const text of examples) expect(check(text, 'example.cnn').diagnostics, text).toEqual([]);
+  });
+
   it('reports an unknown library or module, with a suggestion', () => {
     const r = check('import std.resnt\nimport stdlib\nmodel M { input 3 dense 1 }');
     expect(r.diagnostics.map((d) => [d.code, d.message, d.hint])).toEqual([
@@ -150,6 +164,9 @@ describe('the standard library', () => {
     ]);
   });
 
+  /** n ConvNeXt blocks on c channels, the first being block `first` of ConvNeXt-T's 18. */
+  const convnextBlocks = (c: number, first: number, n: number) =>
+    Array.from({ length: n }, (_, i) => `convnext_block(${c}, 0.1 * ${first + i} / 17)`).join(' -> ');
   // torchvision 0.14.1's parameter counts; every block of the library is used by one of these.
   const zoo: [string, string, number][] = [
     ['resnet18', `conv 64 7x7 stride=2 pad=3 bias=off -> bn -> relu -> maxpool 3 stride=2 pad=1
@@ -181,6 +198,29 @@ describe('the standard library', () => {
       -> mbconv(672, 28, 5, 2, 192) -> repeat 3 { mbconv_residual(1152, 48, 5, 192) }
       -> mbconv(1152, 48, 3, 1, 320) -> conv 1280 1x1 bias=off -> bn -> silu
       -> gap -> flatten -> dropout 0.2 -> dense 1000`, 5_288_548],
+    ['mobilenet_v3_small', `conv 16 3x3 stride=2 pad=1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
+      -> bneck_re_se_t1(16, 8, 3, 2, 16)
+      -> bneck_re(72, 3, 2, 24) -> residual { bneck_re(88, 3, 1, 24) }
+      -> bneck_hs_se(96, 24, 5, 2, 40) -> repeat 2 { residual { bneck_hs_se(240, 64, 5, 1, 40) } }
+      -> bneck_hs_se(120, 32, 5, 1, 48) -> residual { bneck_hs_se(144, 40, 5, 1, 48) }
+      -> bneck_hs_se(288, 72, 5, 2, 96) -> repeat 2 { residual { bneck_hs_se(576, 144, 5, 1, 96) } }
+      -> conv 576 1x1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
+      -> gap -> flatten -> dense 1024 -> hardswish -> dropout 0.2 -> dense 1000`, 2_542_856],
+    ['mobilenet_v3_large', `conv 16 3x3 stride=2 pad=1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
+      -> residual { bneck_re_t1(3, 1, 16) }
+      -> bneck_re(64, 3, 2, 24) -> residual { bneck_re(72, 3, 1, 24) }
+      -> bneck_re_se(72, 24, 5, 2, 40) -> repeat 2 { residual { bneck_re_se(120, 32, 5, 1, 40) } }
+      -> bneck_hs(240, 3, 2, 80) -> residual { bneck_hs(200, 3, 1, 80) } -> repeat 2 { residual { bneck_hs(184, 3, 1, 80) } }
+      -> bneck_hs_se(480, 120, 3, 1, 112) -> residual { bneck_hs_se(672, 168, 3, 1, 112) }
+      -> bneck_hs_se(672, 168, 5, 2, 160) -> repeat 2 { residual { bneck_hs_se(960, 240, 5, 1, 160) } }
+      -> conv 960 1x1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
+      -> gap -> flatten -> dense 1280 -> hardswish -> dropout 0.2 -> dense 1000`, 5_483_032],
+    // torchvision's stochastic-depth probability grows linearly over the 18 blocks, from 0 to 0.1.
+    ['convnext_tiny', `convnext_stem(96) -> ${convnextBlocks(96, 0, 3)}
+      -> convnext_downsample(192) -> ${convnextBlocks(192, 3, 3)}
+      -> convnext_downsample(384) -> ${convnextBlocks(384, 6, 9)}
+      -> convnext_downsample(768) -> ${convnextBlocks(768, 15, 3)}
+      -> convnext_head(1000)`, 28_589_128],
     ['squeezenet1_1', `conv 64 3x3 stride=2 pad=1 -> relu -> maxpool 3 stride=2
       -> fire(16, 64, 64) -> fire(16, 64, 64) -> maxpool 3 stride=2
       -> fire(32, 128, 128) -> fire(32, 128, 128) -> maxpool 3 stride=2
@@ -203,7 +243,7 @@ describe('the standard library', () => {
   it('uses every block of the library in the models above', () => {
     const used = zoo.map(([, chain]) => chain).join(' ');
     for (const f of modules) for (const b of checkAt(path.join(LIBRARY_DIR, f)).ast.blocks) {
-      if (['basic_block', 'bottleneck', 'squeeze_excite_silu', 'dense_layer'].includes(b.name)) continue; // used by the stages and blocks above
+      if (['basic_block', 'bottleneck', 'squeeze_excite_silu', 'squeeze_excite_hardsigmoid', 'dense_layer'].includes(b.name)) continue; // used by the stages and blocks above
       expect(used, b.name).toMatch(new RegExp(`\\b${b.name}\\(`));
     }
   });
