@@ -4,6 +4,7 @@
  */
 import { CstParser, createTokenInstance, type CstNode, type IToken, type CstElement, type TokenType, tokenMatcher, EOF } from 'chevrotain';
 import * as T from './lexer.ts';
+import { combinatorList } from './combinators/index.ts';
 import type * as A from './ast.ts';
 import { diagnostic, type Diagnostic } from './diagnostics.ts';
 import { lineStartOf, NextLineBreak, type Span } from './source.ts';
@@ -370,7 +371,7 @@ export function closeOpenBodies(tokens: IToken[], text: string): { tokens: IToke
   return { tokens: out, closed };
 }
 
-const BODY_KEYWORDS = new Set<TokenType>([T.Repeat, T.Residual, T.Concat, T.Add, T.Gate, T.Frozen]);
+const BODY_KEYWORDS = new Set<TokenType>(combinatorList.map((c) => c.token));
 
 /** The `}` tokens closeOpenBodies adds (zero-width, after the body's last token). */
 export const virtualBraces = new WeakSet<IToken>();
