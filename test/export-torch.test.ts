@@ -25,6 +25,7 @@ import { JsonLines, type Reply } from './helpers/json-lines.ts';
 import { OrtTrainRunner } from '../src/runtime/train-runner.ts';
 import { uniform } from './helpers/random.ts';
 import { pythonWith } from './helpers/python.ts';
+import { TORCH_PARITY_FILES } from './helpers/layer-cases.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const SCRIPT = fileURLToPath(new URL('./helpers/torch_export.py', import.meta.url));
@@ -33,9 +34,7 @@ const EDGE = 'test/fixtures/export/edge.cnn';
 const python = pythonWith('torch');
 if (!python) console.warn('export-torch: skipping the comparisons with PyTorch: no python3 with torch (install python3-torch, or set CNNC_PYTHON)');
 
-const cnnFiles = (dir: string): string[] =>
-  readdirSync(path.join(root, dir), { recursive: true }).map(String).filter((f) => f.endsWith('.cnn')).sort().map((f) => path.join(dir, f));
-const FILES = [...cnnFiles('examples'), ...cnnFiles('bench/models'), ...cnnFiles('test/fixtures/export')];
+const FILES = TORCH_PARITY_FILES;
 
 const checked = new Map<string, CheckResult>();
 function checkedFile(file: string): CheckResult {
@@ -225,7 +224,7 @@ describe.skipIf(!python)('model.py against cnnc', () => {
     const cnncAfter = runner.state();
     await runner.dispose();
     const match = frozenMatcher(model.train.freeze);
-    const stats = layers(model.root).filter((l) => l.layer.name === 'bn').flatMap((l) => ['running_mean', 'running_var'].map((p) => ({ name: `${l.path}.${p}`, frozen: l.frozen || match(l) })));
+    const stats = layers(model.root).flatMap((l) => (l.layer.updates ?? []).map((p) => ({ name: `${l.path}.${p}`, frozen: l.frozen || match(l) })));
     expect(stats.some((s) => !s.frozen)).toBe(true);
     for (const { name: t, frozen } of stats) {
       const before = tensors.get(t)!.data, cnnc = cnncAfter.get(t)!.data, torch = torchAfter.get(t)!.data;

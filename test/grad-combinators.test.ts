@@ -5,10 +5,12 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
-import { batchNormTrain, checkModel, expectGradients, runGradient } from './helpers/grad-check.ts';
+import { checkModel, expectGradients, runGradient } from './helpers/grad-check.ts';
+import { batchNormTrain } from './reference/ops.ts';
 import { defaultTrainConfig } from '../src/compiler/train-config.ts';
 import { emitEval, emitGradient, frozenMatcher, GRAD_PREFIX, graphSignature, NEW_PREFIX, trainPlan } from '../src/compiler/emit/train.ts';
 import { uniform } from './helpers/random.ts';
+import { decodeModel } from '../src/compiler/onnx/builder.ts';
 
 const model = (input: string, body: string) => checkModel(`model G {\n  input ${input}\n  ${body}\n}\n`);
 
@@ -43,6 +45,13 @@ describe('relu before max pooling', () => {
       for (let i = 0; i < got.length; i++) if (Math.abs(got[i] - expected[i]) > 1e-6) expect.fail(`dx[${i}]: ${got[i]} vs ${expected[i]}`);
     });
   }
+
+  // The kinds' fields decide the exchange: relu commutes with a max, gelu (not monotone) does not.
+  it.each([['relu', 'input'], ['gelu', 'gelu1']])('%s -> maxpool 2: the training graph pools %s', (act, pooled) => {
+    const graph = decodeModel(emitGradient(trainPlan(model('2x4x4', `${act} -> maxpool 2`), defaultTrainConfig()))).graph!;
+    const pool = graph.node!.filter((n) => n.opType === 'MaxPool');
+    expect(pool.map((n) => n.input)).toEqual([[pooled]]);
+  });
 });
 
 /** dx of relu then a k×k max pool, by the definition: each window's first largest relu, if positive, gets dy. */

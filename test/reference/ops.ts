@@ -139,6 +139,41 @@ export function softmax(x: Data, shape: number[]): Result {
   return { data: out, shape: [...shape] };
 }
 
+/** Softmax over axis 1 (the channels) of [N, C, ...]. */
+export function softmaxChannels(x: Data, shape: number[]): Result {
+  const [N, C] = shape;
+  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+  const out = new Float64Array(x.length);
+  for (let n = 0; n < N; n++)
+    for (let k = 0; k < inner; k++) {
+      const at = (c: number) => (n * C + c) * inner + k;
+      let max = -Infinity;
+      for (let c = 0; c < C; c++) max = Math.max(max, x[at(c)]);
+      let total = 0;
+      for (let c = 0; c < C; c++) total += out[at(c)] = Math.exp(x[at(c)] - max);
+      for (let c = 0; c < C; c++) out[at(c)] /= total;
+    }
+  return { data: out, shape: [...shape] };
+}
+
+/** Batch norm with the batch's statistics (training mode): the output, the per-channel mean and biased variance. */
+export function batchNormTrain(x: Data, shape: number[], gamma: Data, beta: Data, eps: number): Result & { mean: Float64Array; variance: Float64Array; count: number } {
+  const [N, C] = shape;
+  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+  const count = N * inner;
+  const mean = new Float64Array(C), variance = new Float64Array(C);
+  for (let c = 0; c < C; c++) {
+    let s = 0;
+    for (let n = 0; n < N; n++) for (let k = 0; k < inner; k++) s += x[(n * C + c) * inner + k];
+    mean[c] = s / count;
+    let v = 0;
+    for (let n = 0; n < N; n++) for (let k = 0; k < inner; k++) v += (x[(n * C + c) * inner + k] - mean[c]) ** 2;
+    variance[c] = v / count;
+  }
+  const y = batchNormInference(x, shape, gamma, beta, mean, variance, eps);
+  return { ...y, mean, variance, count };
+}
+
 const map = (x: Data, shape: number[], f: (v: number, i: number) => number): Result =>
   ({ data: Float64Array.from(x, f), shape: [...shape] });
 

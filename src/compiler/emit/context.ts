@@ -202,8 +202,9 @@ export class LowerContext {
     }
   }
 
-  /** Training mode: `value` holds the new value of buffer `param` of `node` (bn running stats). */
+  /** Training mode: `value` holds the new value of buffer `param` of `node`, one its kind lists in `updates`. */
   updateState(node: LayerNode, param: string, value: string): void {
+    if (!node.layer.updates?.includes(param)) throw new Error(`layer ${node.path} (${node.layer.name}) updates ${param}, which its kind does not list in updates`);
     this.stateUpdates.set(`${node.path}.${param}`, value);
   }
 

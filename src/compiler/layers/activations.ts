@@ -28,8 +28,11 @@ const unary = (op: string, attrs: (args: LayerNode['args']) => Record<string, At
   (ctx, x, node) => ctx.op(op, [x], attrs(node.args));
 
 // dy · (x > 0): a multiply by the cast mask runs faster on onnxruntime than Where.
-export const relu = activation('relu', 'max(x, 0)', unary('Relu'),
-  elementwise((ctx, { x }) => ctx.op('Cast', [ctx.op('Greater', [x, ctx.scalar(0, 'zero')])], { to: 1 })), torchModule('ReLU'));
+export const relu: LayerKind = {
+  ...activation('relu', 'max(x, 0)', unary('Relu'),
+    elementwise((ctx, { x }) => ctx.op('Cast', [ctx.op('Greater', [x, ctx.scalar(0, 'zero')])], { to: 1 })), torchModule('ReLU')),
+  commutesWithMax: true,
+};
 // Clip takes min and max as inputs since opset 11. PyTorch's backward (hardtanh's): dy where 0 < x < 6.
 export const relu6 = activation('relu6', 'min(max(x, 0), 6), as in MobileNet', (ctx, x) => ctx.op('Clip', [x, ctx.scalar(0, 'zero'), ctx.scalar(6, 'six')]),
   elementwise((ctx, { x }) => ctx.op('Cast', [ctx.op('And', [ctx.op('Greater', [x, ctx.scalar(0, 'zero')]), ctx.op('Less', [x, ctx.scalar(6, 'six')])])], { to: 1 })), torchModule('ReLU6'));

@@ -39,6 +39,7 @@ export const bn: LayerKind = {
     { name: 'momentum', type: 'number', default: 0.1, min: 0, max: 1, doc: 'running statistics update weight (PyTorch convention)' },
   ],
   shape: (input) => input,
+  updates: ['running_mean', 'running_var'],
   // (x - 0) / sqrt((1 - eps) + eps) * 1 + bias: exact at inference.
   unfold: (bias, args) => ({
     weight: { data: new Float32Array(bias.length).fill(1), from: '1' },
