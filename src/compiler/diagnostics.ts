@@ -104,6 +104,9 @@ export const catalog = {
   gateMismatch: entry<{ input: Shape; gate: Shape }>(
     'CNN3011', 'error', (p) => `gate: ${fmt(p.gate)} does not broadcast against the input ${fmt(p.input)}`),
   emptyOutput: entry<{ layer: string; detail: string }>('CNN3012', 'error', (p) => `${p.layer} ${p.detail}`),
+  splitSizes: entry<{ detail: string }>('CNN3020', 'error', (p) => `split: ${p.detail}`),
+  splitMismatch: entry<{ first: Shape; other: Shape; index: number }>(
+    'CNN3021', 'error', (p) => `split: branch 1 gives ${fmt(p.first)} but branch ${p.index} gives ${fmt(p.other)}; all but the channel count must match`),
 
   // 4xxx: emit and runtime
   notEmittable: entry<{ detail: string }>('CNN4001', 'error', (p) => p.detail),

@@ -330,6 +330,11 @@ class Formatter {
     return this.close(i, w, saved);
   }
 
+  /** A branch of a body: a chain, or nothing (an empty branch, which passes its input). */
+  private branch(i: number, w: Writer, home: boolean, cont: number, inline: boolean): number {
+    return this.is(i, T.Pipe, T.RBrace) ? i : this.chain(i, w, home, cont, inline);
+  }
+
   /** A chain of steps; `cont` is the level of its continuation lines, `inline` forbids breaks. */
   private chain(i: number, w: Writer, home: boolean, cont: number, inline: boolean): number {
     i = this.step(i, w, home);
@@ -411,10 +416,10 @@ class Formatter {
 
   private inlineBody(i: number, w: Writer): number {
     w.tok(i);
-    i = this.chain(i + 1, w, false, 0, true);
+    i = this.branch(i + 1, w, false, 0, true);
     while (this.is(i, T.Pipe)) {
       w.tok(i);
-      i = this.chain(i + 1, w, false, 0, true);
+      i = this.branch(i + 1, w, false, 0, true);
     }
     this.expect(i, T.RBrace);
     w.tok(i);
@@ -434,12 +439,12 @@ class Formatter {
     const base = w.lineIndent;
     w.indent = base + 1;
     w.newline();
-    i = this.chain(i, w, true, base + 1, false);
+    i = this.branch(i, w, true, base + 1, false);
     while (this.is(i, T.Pipe)) {
       // `|` sits at the brace's level so that every branch's first step lines up.
       w.newline(base);
       w.tok(i, true, true);
-      i = this.chain(i + 1, w, false, base + 1, false);
+      i = this.branch(i + 1, w, false, base + 1, false);
     }
     return this.close(i, w, saved);
   }

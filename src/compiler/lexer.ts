@@ -16,8 +16,9 @@ export const Concat = keyword('concat');
 export const Add = keyword('add');
 export const Gate = keyword('gate');
 export const Frozen = keyword('frozen');
+export const Split = keyword('split');
 export const Train = keyword('train');
-export const keywords = [Model, Block, Input, Repeat, Residual, Concat, Add, Gate, Frozen, Train];
+export const keywords = [Model, Block, Input, Repeat, Residual, Concat, Add, Gate, Frozen, Split, Train];
 
 export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\f\v]+/, group: Lexer.SKIPPED, line_breaks: true });
 /** Comments go to the `comments` group: the parser never sees them; the formatter and the editor read them. */

@@ -56,12 +56,20 @@ export interface BranchNode extends NodeBase {
   branches: SeqNode[];
 }
 
+/** `split [sizes] { a | b }`: branch i runs on the channels `sizes[i]` of the input; the outputs are joined along the channels. */
+export interface SplitNode extends NodeBase {
+  kind: 'split';
+  branches: SeqNode[];
+  /** Channels of each part (empty when they could not be worked out). */
+  sizes: number[];
+}
+
 export interface GateNode extends NodeBase {
   kind: 'gate';
   body: SeqNode;
 }
 
-export type Node = LayerNode | SeqNode | ResidualNode | BranchNode | GateNode;
+export type Node = LayerNode | SeqNode | ResidualNode | BranchNode | SplitNode | GateNode;
 
 export interface Preprocess {
   mean: number[];

@@ -110,13 +110,15 @@ class CnnParser extends CstParser {
     this.SUBRULE(this.body);
   });
 
+  /** `concat { a | b }`, `add { ... }`, `split [sizes] { ... }`: branches, any of which may be empty (it passes its input). */
   branchStep = this.RULE('branchStep', () => {
-    this.OR(this.once(7, () => [{ ALT: () => this.CONSUME(T.Concat) }, { ALT: () => this.CONSUME(T.Add) }]));
+    this.OR(this.once(7, () => [{ ALT: () => this.CONSUME(T.Concat) }, { ALT: () => this.CONSUME(T.Add) }, { ALT: () => this.CONSUME(T.Split) }]));
+    this.MANY(() => this.SUBRULE(this.arg));
     this.CONSUME(T.LBrace);
-    this.SUBRULE(this.chain);
-    this.MANY(() => {
+    this.OPTION(() => this.SUBRULE(this.chain));
+    this.MANY2(() => {
       this.CONSUME(T.Pipe);
-      this.SUBRULE2(this.chain);
+      this.OPTION2(() => this.SUBRULE2(this.chain));
     });
     this.CONSUME(T.RBrace);
   });
@@ -511,8 +513,9 @@ class AstBuilder {
         return { kind: 'residual', args: this.nodes(inner, 'arg').map((a) => this.arg(a)), body: this.body(inner), span, keywordSpan: this.keywordSpan(inner) };
       case 'branchStep':
         return {
-          kind: this.token(inner, 'Concat') ? 'concat' : 'add',
-          branches: this.nodes(inner, 'chain').map((c) => this.chain(c)),
+          kind: this.token(inner, 'Concat') ? 'concat' : this.token(inner, 'Add') ? 'add' : 'split',
+          args: this.nodes(inner, 'arg').map((a) => this.arg(a)),
+          branches: this.branches(inner),
           span,
           keywordSpan: this.keywordSpan(inner),
         };
@@ -526,6 +529,19 @@ class AstBuilder {
   private body(node: CstNode): A.Chain {
     const body = this.nodes(node, 'body')[0];
     return body ? this.chainOrEmpty(body) : { steps: [], span: { start: this.span(node).end, end: this.span(node).end } };
+  }
+
+  /** The branches between `{`, each `|` and `}`; an empty one is an empty chain just after its `{` or `|`. */
+  private branches(node: CstNode): A.Chain[] {
+    const chains = this.nodes(node, 'chain');
+    const starts = [...this.tokens(node, 'LBrace'), ...this.tokens(node, 'Pipe')].map((t) => t.endOffset! + 1).sort((a, b) => a - b);
+    // Recovery may have left separators out: the chains as they are.
+    if (starts.length !== 1 + ((node.children.Pipe as IToken[] | undefined)?.length ?? 0)) return chains.map((c) => this.chain(c));
+    return starts.map((start, i) => {
+      const end = starts[i + 1] ?? Infinity;
+      const c = chains.find((ch) => (ch.location?.startOffset ?? NaN) >= start && (ch.location?.startOffset ?? NaN) < end);
+      return c ? this.chain(c) : { steps: [], span: { start, end: start } };
+    });
   }
 
   private keywordSpan(node: CstNode): Span {

@@ -7,36 +7,48 @@ import { diagnostic } from '../diagnostics.ts';
 import { accumulate } from '../emit/grad-ops.ts';
 import { chain, child } from '../emit/torch/containers.ts';
 import { formatShape, type Shape } from '../layers/types.ts';
-import type { BranchNode } from '../model.ts';
+import type * as A from '../ast.ts';
+import { bindArgs, type Env } from '../args.ts';
+import type { BranchNode, SeqNode, SplitNode } from '../model.ts';
 import type { TreeWriter, Container } from '../emit/torch/containers.ts';
 import type { PyChild } from '../emit/torch/python.ts';
 import { maxReceptive, nodeAround, sameShape } from './common.ts';
 import type { CheckContext, Combinator, Flow, NodeOf, NodeRules, Scope, StepOf } from './types.ts';
 
-type BranchKind = BranchNode['kind'];
+type BranchKind = StepOf<'concat' | 'add' | 'split'>['kind'];
 
-/** The check both share: every branch on the input, then `join` (undefined when the outputs do not fit, with the diagnostic key). */
-function checkBranches<K extends BranchKind>(step: StepOf<K>, cx: CheckContext, flow: Flow, scope: Scope, fits: (o: Shape, first: Shape) => boolean, join: (outs: Shape[]) => Shape): NodeOf<K> {
+/** How the branches' outputs meet: whether each fits the first, what they make, and the diagnostic when one does not fit. */
+export interface Join {
+  fits(o: Shape, first: Shape): boolean;
+  join(outs: Shape[]): Shape;
+  mismatch: 'concatMismatch' | 'addMismatch' | 'splitMismatch';
+}
+
+/**
+ * The check concat, add and split share: each branch on its input (`inputs`, the step's input
+ * for all when not given), then the join. `inputs` gives null shapes after an error.
+ */
+export function checkBranches<K extends BranchKind>(step: StepOf<K>, cx: CheckContext, flow: Flow, scope: Scope, rule: Join, inputs?: (Shape | null)[]): NodeOf<K> {
   const path = cx.childPath(scope, step.kind, step.label);
   const start = { ...flow };
   const branches = step.branches.map((b, i) => {
-    const f = { ...start };
+    const f = { shape: inputs ? inputs[i] : start.shape, rf: start.rf };
     return cx.chain(b, f, cx.subScope(scope, `${path}.${i}`), b.span);
   });
-  const node = { kind: step.kind, path, span: step.span, input: start.shape, output: null, rf: null, frozen: scope.frozen, branches } as BranchNode as NodeOf<K>;
+  const node = { kind: step.kind, path, span: step.span, input: start.shape, output: null, rf: null, frozen: scope.frozen, branches } as unknown as NodeOf<K>;
   const outs = branches.map((b) => b.output);
   if (outs.every((o): o is Shape => o !== null) && outs.length > 0) {
     const first = outs[0];
-    const bad = outs.findIndex((o) => !fits(o, first));
+    const bad = outs.findIndex((o) => !rule.fits(o, first));
     if (bad >= 0) {
-      const d = diagnostic(step.kind === 'add' ? 'addMismatch' : 'concatMismatch', step.keywordSpan, { first, other: outs[bad], index: bad + 1 }, {
+      const d = diagnostic(rule.mismatch, step.keywordSpan, { first, other: outs[bad], index: bad + 1 }, {
         related: branches.map((b, i) => ({ span: b.span, message: `branch ${i + 1} gives ${formatShape(outs[i])}` })),
         hint: 'change the branches\' strides or padding (pad=same keeps H and W)',
       });
       cx.diags.push(d);
       node.error = d;
     } else {
-      node.output = join(outs);
+      node.output = rule.join(outs);
       node.rf = maxReceptive(branches.map((b) => b.rf));
       if (!cx.sizeCheck(node.output, step.span)) node.output = null;
     }
@@ -46,29 +58,44 @@ function checkBranches<K extends BranchKind>(step: StepOf<K>, cx: CheckContext, 
   return node;
 }
 
-/** Each branch a Seq of its own under the container module `cls`. */
-const branchesTorch = (cls: string, code: string) => (node: BranchNode, w: TreeWriter, c: Container): PyChild[] => {
-  const each = node.branches.map((b) => child(b, { at: node.path, frozen: node.frozen }, chain(b, w)));
-  return [child(node, c, { fn: w.py.define(cls, code), args: [{ children: each }] }, w.comment(node))];
+type Branched = BranchNode | SplitNode;
+
+/** Each branch a Seq of its own (or nn.Identity, empty) under the container module `cls`, built with `args` before the branches. */
+export const branchesTorch = <N extends Branched>(cls: string, code: string, args: (node: N, w: TreeWriter) => string[] = () => []) => (node: N, w: TreeWriter, c: Container): PyChild[] => {
+  // An empty branch's nn.Identity() gets the combinator's line, as every module that stands for source does.
+  const each = node.branches.map((b) => child(b, { at: node.path, frozen: node.frozen }, chain(b, w), b.items.length ? undefined : w.comment(node)));
+  return [child(node, c, { fn: w.py.define(cls, code), args: [...args(node, w), { children: each }] }, w.comment(node))];
 };
 
-/** The node rules concat and add share. */
-const branchRules = {
-  children: (node: BranchNode) => node.branches,
-  withChildren: <N extends BranchNode>(node: N, branches: readonly BranchNode['branches'][number][]): N => ({ ...node, branches: [...branches] }),
+/** The node rules concat, add and split share. */
+export const branchRules = {
+  children: (node: Branched) => node.branches,
+  withChildren: <N extends Branched>(node: N, branches: readonly SeqNode[]): N => ({ ...node, branches: [...branches] }),
   usesInput: () => false,
-  label: (node: BranchNode) => `${node.kind} of ${node.branches.length} branches`,
-  hover: (node: BranchNode) => ` (branches ${node.branches.map((b) => (b.output ? formatShape(b.output) : '?')).join(', ')})`,
+  label: (node: Branched) => `${node.kind} of ${node.branches.length} branches`,
+  hover: (node: Branched) => ` (branches ${node.branches.map((b) => (b.output ? formatShape(b.output) : '?')).join(', ')})`,
 };
 
-const syntax = {
-  head: 'none',
+/** The syntax concat, add and split share; concat and add take no arguments. */
+export const branchSyntax = {
+  head: 'args',
   chains: (step: StepOf<BranchKind>) => step.branches,
-  stepArgs: () => [],
+  stepArgs: (step: StepOf<BranchKind>) => step.args,
   exprs: () => [],
-  size: (step: StepOf<BranchKind>, _env: unknown, size: (c: import('../ast.ts').Chain) => number) => nodeAround(step.branches, size),
+  size: (step: StepOf<BranchKind>, _env: Env, size: (c: A.Chain) => number) => nodeAround(step.branches, size),
   named: true,
 } as const;
+
+/** concat and add: any argument is a mistake (reported), then the branches. */
+function noArgs<K extends 'concat' | 'add'>(step: StepOf<K>, cx: CheckContext, scope: Scope): void {
+  if (step.args.length) bindArgs([], step.args, step.kind, step.keywordSpan, scope.env, cx.diags);
+}
+
+export const concatJoin: Join = {
+  fits: (a, b) => a.length === b.length && a.every((x, i) => i === 0 || x === b[i]),
+  join: (outs) => [outs.reduce((sum, o) => sum + o[0], 0), ...outs[0].slice(1)],
+  mismatch: 'concatMismatch',
+};
 
 const CONCAT = `class Concat(nn.Module):
     """concat { a | b | ... }: every branch on the same input, joined along the channels."""
@@ -82,16 +109,14 @@ const CONCAT = `class Concat(nn.Module):
         return torch.cat([branch(x) for branch in self.children()], dim=1)
 `;
 
-const concatCompatible = (a: Shape, b: Shape) => a.length === b.length && a.every((x, i) => i === 0 || x === b[i]);
-
 export const concat = {
-  ...syntax,
+  ...branchSyntax,
   keyword: 'concat',
   token: T.Concat,
   doc: 'concat: branches joined on channels',
   snippet: { detail: 'concat { a | b }: branches joined on channels', body: 'concat { $1 | $2 }' },
   shapeHint: true,
-  check: (step, cx, flow, scope) => checkBranches(step, cx, flow, scope, concatCompatible, (outs) => [outs.reduce((sum, o) => sum + o[0], 0), ...outs[0].slice(1)]),
+  check: (step, cx, flow, scope) => (noArgs(step, cx, scope), checkBranches(step, cx, flow, scope, concatJoin)),
   node: {
     ...branchRules,
     lower: (ctx, node, x, lower) => ctx.op('Concat', node.branches.map((b) => lower(b, x)), { axis: 1 }),
@@ -121,13 +146,13 @@ const ADD = `class Add(nn.Module):
 `;
 
 export const add = {
-  ...syntax,
+  ...branchSyntax,
   keyword: 'add',
   token: T.Add,
   doc: 'add: branches summed',
   snippet: { detail: 'add { a | b }: branches summed', body: 'add { $1 | $2 }' },
   shapeHint: false,
-  check: (step, cx, flow, scope) => checkBranches(step, cx, flow, scope, sameShape, (outs) => outs[0]),
+  check: (step, cx, flow, scope) => (noArgs(step, cx, scope), checkBranches(step, cx, flow, scope, { fits: sameShape, join: (outs) => outs[0], mismatch: 'addMismatch' })),
   node: {
     ...branchRules,
     lower(ctx, node, x, lower) {

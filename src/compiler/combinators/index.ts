@@ -11,9 +11,10 @@ import { frozen } from './frozen.ts';
 import { gate } from './gate.ts';
 import { repeat } from './repeat.ts';
 import { residual } from './residual.ts';
+import { split } from './split.ts';
 import type { Combinator, CombinatorKeyword, CombinatorNode, CombinatorStep, NodeRules, SeqRules } from './types.ts';
 
-export const combinators = { repeat, residual, concat, add, gate, frozen } satisfies { [K in CombinatorKeyword]: Combinator<K> };
+export const combinators = { repeat, residual, concat, add, split, gate, frozen } satisfies { [K in CombinatorKeyword]: Combinator<K> };
 
 export const combinatorList: readonly Combinator<CombinatorKeyword>[] = Object.values(combinators) as Combinator<CombinatorKeyword>[];
 

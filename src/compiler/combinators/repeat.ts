@@ -29,8 +29,9 @@ export const repeat = {
   check(step, cx, flow, scope) {
     const v = step.count && evaluate(step.count, scope.env, cx.diags);
     const count = v?.kind === 'number' ? v.value : NaN;
-    if (!Number.isInteger(count) || count < 1 || count > MAX_REPEAT) {
-      if (v) cx.diags.push(diagnostic('argumentOutOfRange', step.count!.span, { layer: 'repeat', arg: 'count', value: showValue(v), range: `an integer in [1, ${MAX_REPEAT}]` }));
+    // repeat 0 passes its input: a stage a configuration leaves out.
+    if (!Number.isInteger(count) || count < 0 || count > MAX_REPEAT) {
+      if (v) cx.diags.push(diagnostic('argumentOutOfRange', step.count!.span, { layer: 'repeat', arg: 'count', value: showValue(v), range: `an integer in [0, ${MAX_REPEAT}]` }));
       return cx.invalidate(flow), undefined;
     }
     if (!cx.fitsExpansion(count * cx.expansion(step.body, scope.env), `repeat ${count}`, spanOf(step.keywordSpan, step.count!.span))) return cx.invalidate(flow), undefined;
@@ -47,7 +48,7 @@ export const repeat = {
     header: (node) => `repeat ${node.origin?.kind === 'repeat' ? node.origin.count : node.items.length}`,
     torch(node, w, c) {
       const repetitions = node.items.map((r) => child(r, { at: node.path, frozen: node.frozen }, chain(r as SeqNode, w)));
-      return [child(node, c, seq(node, repetitions, w), w.comment(node))];
+      return [child(node, c, repetitions.length ? seq(node, repetitions, w) : 'nn.Identity()', w.comment(node))];
     },
   },
 } satisfies Combinator<'repeat'>;

@@ -68,8 +68,8 @@ export function seq(node: SeqNode, children: PyChild[], w: TreeWriter): PyCall {
   return { fn: w.py.define('Seq', SEQ), args: [{ children }], kwargs };
 }
 
-/** A chain at a path of its own (a repetition, a branch, a shortcut) as a Seq. */
-export const chain = (node: SeqNode, w: TreeWriter): PyCall => seq(node, w.children(node.items, { at: node.path, frozen: node.frozen }), w);
+/** A chain at a path of its own (a repetition, a branch, a shortcut) as a Seq; an empty one (a branch that passes its input) as nn.Identity. */
+export const chain = (node: SeqNode, w: TreeWriter): PyExpr => (node.items.length ? seq(node, w.children(node.items, { at: node.path, frozen: node.frozen }), w) : 'nn.Identity()');
 
 /** Every node's form: layers from the layer registry, block expansions as classes, combinators from their table. */
 export function formOf(node: Node, w: TreeWriter, c: Container): PyChild[] {
