@@ -58,6 +58,22 @@ describe('initial parameters', () => {
     expect([...weight(c, 'bn1.running_mean')]).toEqual([0, 0]);
     expect([...weight(c, 'bn1.running_var')]).toEqual([1, 1]);
   });
+
+  it('layernorm starts as PyTorch (weight 1, bias 0); scale at init=, 1e-6 by default (torchvision\'s ConvNeXt)', () => {
+    const c = compile(modelSource('3x2x2', 'layernorm -> scale'));
+    expect([...weight(c, 'layernorm1.weight')]).toEqual([1, 1, 1]);
+    expect([...weight(c, 'layernorm1.bias')]).toEqual([0, 0, 0]);
+    expect([...weight(c, 'scale1.layer_scale')]).toEqual(Array(3).fill(Math.fround(1e-6)));
+    expect([...weight(compile(modelSource('2', 'scale init=0.5')), 'scale1.layer_scale')]).toEqual([0.5, 0.5]);
+  });
+});
+
+describe('layernorm numerics', () => {
+  it('stays exact where the mean is far larger than the spread (two passes; the one-pass E[x²] - E[x]² is off by 1e-3 here)', async () => {
+    const c = compile(modelSource('6x3x3', 'layernorm eps=1e-6'), { seed: 7, partial: true });
+    const x = uniform(104, 2 * 54, 99, 101);
+    expectClose((await run(c.bytes, x, [2, 6, 3, 3])).data, ref.layerNorm(x, [2, 6, 3, 3], new Float32Array(6).fill(1), new Float32Array(6), 1e-6).data);
+  });
 });
 
 describe('combinator lowering', () => {

@@ -43,6 +43,8 @@ const expected: Record<string, Expected> = {
   'zoo/densenet121.cnn': { params: 7_978_856, gmacs: 2.83, output: [1000] },
   // torchvision's 0.06 GFLOPS is rounded too far for 2%: its 56,510,400 MACs are compared exactly in weights-torch.test.ts.
   'zoo/mobilenet_v3_small.cnn': { params: 2_542_856, output: [1000] },
+  // A dense model: a 3-class logit map (16·9+16 + 3·(16·16·9+16) + 32·16·9+16 + 16·3+3 + 4·32 bn).
+  'segmentation/shapes.cnn': { params: 11_955, output: [3, 32, 32] },
 };
 
 function checkExample(name: string) {
@@ -57,7 +59,7 @@ const codes = (severity: string, r: ReturnType<typeof check>) =>
 
 describe('examples', () => {
   it('every example file has expectations here', () => {
-    const files = ['tutorials', 'zoo'].flatMap((dir) =>
+    const files = ['tutorials', 'zoo', 'segmentation'].flatMap((dir) =>
       readdirSync(join(EXAMPLES, dir)).filter((f) => f.endsWith('.cnn')).map((f) => `${dir}/${f}`));
     expect(files.sort()).toEqual(Object.keys(expected).sort());
   });

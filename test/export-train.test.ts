@@ -21,7 +21,8 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { check, type CheckedModel } from '../src/index.ts';
-import { initialState, trainPlan } from '../src/compiler/emit/train.ts';
+import { denseOutput } from '../src/compiler/dense.ts';
+import { initialState, labelDims, trainPlan } from '../src/compiler/emit/train.ts';
 import { applyOverrides } from '../src/compiler/train-config.ts';
 import { torchPackage } from '../src/compiler/emit/torch/index.ts';
 import { compileCommand } from '../src/cli/compile.ts';
@@ -154,6 +155,14 @@ const FEATURE_CASES: StepCase[] = [
   input 5
   dense 6 -> prelu -> dense 3 -> softmax
   train { loss: mse  optimizer: adam lr=0.01 }`],
+  ['dense: cross-entropy per pixel against masks, an ignore label, label smoothing, bn', `
+  input 1x6x6
+  conv 4 3x3 pad=same -> bn -> relu -> conv 3 1x1
+  train { loss: cross_entropy smoothing=0.1 ignore=255  optimizer: sgd lr=0.1 momentum=0.9 }`],
+  ['dense: bce per pixel on one channel (binary masks), a final sigmoid folded', `
+  input 2x5x5
+  conv 4 3x3 pad=same -> relu -> conv 1 1x1 -> sigmoid
+  train { loss: bce  optimizer: adam lr=0.01 }`],
 ].map(([name, body], i) => ({
   name,
   source: `${FEATURE_BLOCKS}model Case${i} {${body.replace(/train \{ (.*) \}/, (_, t: string) => `train {\n    ${t.split(/\s{2,}/).join('\n    ')}\n  }`)}\n}\n`,
@@ -170,8 +179,8 @@ interface PreparedStep {
   job: { dir: string; init: string; batches: { x: string; y: string; count: number }[]; lrs: number[]; out: string };
 }
 
-/** Labels in range: the classes, or 0/1 for a single output under bce or mse. */
-const labelCount = (model: CheckedModel) => Math.max(2, model.output!.reduce((a, b) => a * b, 1));
+/** Labels in range: the classes (a dense model's channels), or 0/1 for a single output under bce or mse. */
+const labelCount = (model: CheckedModel) => Math.max(2, denseOutput(model.output)?.channels ?? model.output!.reduce((a, b) => a * b, 1));
 
 /** cnnc's side: the initial state as a checkpoint, and two steps of the training graph. */
 async function prepareStep(c: StepCase, i: number): Promise<PreparedStep> {
@@ -188,7 +197,10 @@ async function prepareStep(c: StepCase, i: number): Promise<PreparedStep> {
   const losses: number[] = [];
   for (let s = 0; s < c.steps; s++) {
     const x = uniform(100 * i + s, c.batch * per, -2, 2);
-    const y = BigInt64Array.from({ length: c.batch }, (_, k) => BigInt((k * 5 + s + i) % labelCount(model)));
+    // A dense model's labels are masks, every seventh pixel the ignore label when there is one.
+    const ignore = model.train.loss.ignore;
+    const labels = c.batch * labelDims(model).reduce((a, b) => a * b, 1);
+    const y = BigInt64Array.from({ length: labels }, (_, k) => BigInt(ignore !== undefined && k % 7 === 3 ? ignore : (k * 5 + s + i) % labelCount(model)));
     const files = { x: join(dir, `x${s}.bin`), y: join(dir, `y${s}.bin`), count: c.batch };
     writeFileSync(files.x, x);
     writeFileSync(files.y, new Uint8Array(y.buffer));

@@ -151,6 +151,24 @@ describe('safetensors read without torch', () => {
     expect(match.unused).toEqual([]);
   });
 
+  it('torchvision\'s ConvNeXt layer_scale, a tensor of the block itself after its layers, goes to scale\'s layer_scale', () => {
+    const source = 'model Block {\n  input 4x5x5\n  residual { dwconv 7x7 pad=3 -> layernorm eps=1e-6 -> conv 4 1x1 -> scale }\n}\n';
+    const file = at('convnext-block.safetensors');
+    writeFileSync(file, safetensors([
+      ['features.0.block.0.weight', 'F32', [4, 1, 7, 7], f32(seq(196, 0.01))], ['features.0.block.0.bias', 'F32', [4], f32(seq(4))],
+      ['features.0.block.2.weight', 'F32', [4], f32([1, 2, 3, 4])], ['features.0.block.2.bias', 'F32', [4], f32(seq(4))],
+      ['features.0.block.3.weight', 'F32', [4, 4, 1, 1], f32(seq(16))], ['features.0.block.3.bias', 'F32', [4], f32(seq(4))],
+      ['features.0.layer_scale', 'F32', [4, 1, 1], f32([0.5, 0.25, 2, 1e-6])],
+    ]));
+    const { match } = loadModelWeights(check(source, 'block.cnn').models[0], file, { transfer: false });
+    expect(match.by).toBe('structure');
+    expect(match.pairs.map((p) => `${p.from} -> ${p.to}`).slice(-3)).toEqual([
+      'features.0.block.3.weight -> residual1.conv1.weight', 'features.0.block.3.bias -> residual1.conv1.bias', 'features.0.layer_scale -> residual1.scale1.layer_scale',
+    ]);
+    expect([...match.tensors.get('residual1.scale1.layer_scale')!.data]).toEqual([0.5, 0.25, 2, Math.fround(1e-6)]);
+    expect(match.unused).toEqual([]);
+  });
+
   it('the same file sorted by name (as safetensors.torch.save_file writes it) gives the same match, with a note', () => {
     const file = at('small.sorted.safetensors');
     writeFileSync(file, safetensors([...smallEntries()].sort((a, b) => a[0].localeCompare(b[0]))));

@@ -30,8 +30,11 @@ const inputArgs: ArgSpec[] = [
   { name: 'classes', type: 'enum', doc: 'class names, in label order' },
 ];
 
-/** `cache` (the language server's) reuses the checks of unchanged top-level steps; see step-cache.ts. */
-export function checkFile(file: A.SourceFile, diagnostics: Diagnostic[], cache?: StepLookup): CheckedModel[] {
+/**
+ * `cache` (the language server's) reuses the checks of unchanged top-level steps; see step-cache.ts.
+ * `imported`: the blocks of the files the file imports (imports.ts), whose names it does not declare.
+ */
+export function checkFile(file: A.SourceFile, diagnostics: Diagnostic[], cache?: StepLookup, imported: readonly A.BlockDecl[] = []): CheckedModel[] {
   const blocks = new Map<string, A.BlockDecl>();
   for (const b of file.blocks) {
     if (!b.name) continue;
@@ -39,6 +42,7 @@ export function checkFile(file: A.SourceFile, diagnostics: Diagnostic[], cache?:
       diagnostics.push(diagnostic('duplicateName', b.nameSpan, { what: lookupLayer(b.name) ? 'block (shadowing a layer kind)' : 'block', name: b.name }));
     } else blocks.set(b.name, b);
   }
+  for (const b of imported) if (!blocks.has(b.name)) blocks.set(b.name, b);
   const recursive = findRecursiveBlocks(blocks, diagnostics);
   const expansion = new ExpansionSize(blocks, recursive);
   const seen = new Set<string>();

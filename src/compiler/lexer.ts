@@ -18,7 +18,8 @@ export const Gate = keyword('gate');
 export const Frozen = keyword('frozen');
 export const Split = keyword('split');
 export const Train = keyword('train');
-export const keywords = [Model, Block, Input, Repeat, Residual, Concat, Add, Gate, Frozen, Split, Train];
+export const Import = keyword('import');
+export const keywords = [Model, Block, Input, Repeat, Residual, Concat, Add, Gate, Frozen, Split, Train, Import];
 
 export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\f\v]+/, group: Lexer.SKIPPED, line_breaks: true });
 /** Comments go to the `comments` group: the parser never sees them; the formatter and the editor read them. */
@@ -43,12 +44,14 @@ export const Plus = createToken({ name: 'Plus', pattern: /\+/ });
 export const Minus = createToken({ name: 'Minus', pattern: /-/ });
 export const Star = createToken({ name: 'Star', pattern: /\*/ });
 export const Slash = createToken({ name: 'Slash', pattern: /\// });
+/** `std.resnet` in an import; after NumberLiteral, so that `.5` stays a number. */
+export const Dot = createToken({ name: 'Dot', pattern: /\./ });
 
 export const allTokens: TokenType[] = [
   WhiteSpace, BlockComment, Comment,
   ...keywords, Identifier,
   Dims, NumberLiteral, StringLiteral,
-  Arrow, LBrace, RBrace, LParen, RParen, LBracket, RBracket, Comma, Colon, Equals, Pipe, Plus, Minus, Star, Slash,
+  Arrow, LBrace, RBrace, LParen, RParen, LBracket, RBracket, Comma, Colon, Equals, Pipe, Plus, Minus, Star, Slash, Dot,
 ];
 
 export const cnnLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false });

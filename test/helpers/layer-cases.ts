@@ -87,8 +87,15 @@ export const LOWERING_CASES: readonly LoweringCase[] = [
       return ref.dense(h.data, h.shape, weight(c, 'dense2.weight'), [4, 7], null);
     },
   },
+  ...[[5, 4, 3], [7]].map((input): LoweringCase => ({
+    name: `layernorm over ${input.length === 1 ? 'a vector' : 'the channels at each position of a feature map'}`,
+    input, body: 'layernorm eps=1e-3', randomSeed: 6,
+    expected: (x, dims, c) => ref.layerNorm(x, dims, weight(c, 'layernorm1.weight'), weight(c, 'layernorm1.bias'), 1e-3),
+  })),
   plain('dropout 0.3 -> relu', [3, 4, 4], (x, d) => ref.relu(x, d), 'dropout is the identity at inference (before relu)'),
   plain('dropout', [5], (x, d) => ({ data: Float64Array.from(x), shape: d }), 'dropout is the identity at inference (alone)'),
+  plain('droppath 0.3 -> relu', [3, 4, 4], (x, d) => ref.relu(x, d), 'droppath is the identity at inference (before relu)'),
+  plain('droppath 0.5', [5], ref.identity, 'droppath is the identity at inference (alone, on a vector)'),
 
   plain('relu', MAP, ref.relu),
   { ...plain('relu6', MAP, ref.relu6, 'relu6 (inputs past 0 and 6)'), xRange: [-9, 9] },
@@ -101,6 +108,10 @@ export const LOWERING_CASES: readonly LoweringCase[] = [
   plain('sigmoid', MAP, ref.sigmoid),
   plain('tanh', MAP, ref.tanh),
   plain('hardswish', MAP, ref.hardswish),
+  { ...plain('hardsigmoid', MAP, ref.hardsigmoid, 'hardsigmoid, PyTorch\'s relu6(x + 3) / 6 (inputs past -3 and 3)'), xRange: [-5, 5] },
+  plain('identity', MAP, ref.identity, 'identity on a feature map'),
+  plain('identity', [7], ref.identity, 'identity on a vector'),
+  plain('identity -> tanh -> identity', MAP, ref.tanh, 'identity between layers'),
   plain('softmax', MAP, ref.softmaxChannels, 'softmax over the channels'),
   plain('softmax', [7], ref.softmax, 'softmax over a vector'),
   {
@@ -115,6 +126,16 @@ export const LOWERING_CASES: readonly LoweringCase[] = [
     expected(x, dims, c) {
       expect(c.weights.get('prelu1.weight')!.dims).toEqual([input[0]]);
       return ref.prelu(x, dims, weight(c, 'prelu1.weight'));
+    },
+  })),
+
+  ...([[[6, 3, 2], 2], [[12, 2, 3], 3], [[12, 2, 3], 4], [[5, 2, 2], 1], [[5, 2, 2], 5]] as [number[], number][]).map(([input, groups]) =>
+    plain(`shuffle ${groups}`, input, (x, d) => ref.channelShuffle(x, d, groups), `shuffle ${groups} of ${input[0]} channels`)),
+  ...[[4, 3, 2], [6]].map((input): LoweringCase => ({
+    name: `scale, [C, 1, 1] on a map and [C] on a vector: ${input.join('×')}`, input, body: 'scale', randomSeed: 8,
+    expected(x, dims, c) {
+      expect(c.weights.get('scale1.layer_scale')!.dims).toEqual(input.length === 3 ? [input[0], 1, 1] : [input[0]]);
+      return ref.channelScale(x, dims, weight(c, 'scale1.layer_scale'));
     },
   })),
 
@@ -179,6 +200,9 @@ export const GRADIENT_CASES: readonly GradientCase[] = [
   ...grads('normalisation, activation and head', [
     ['bn on a feature map (batch statistics)', '3x4x5', 'bn eps=1e-3'],
     ['bn on a vector', '6', 'bn'],
+    ['layernorm over channels on a feature map', '5x4x3', 'layernorm eps=1e-3'],
+    ['layernorm over a vector', '7', 'layernorm'],
+    ['layernorm with one channel (x̂ = 0)', '1x3x2', 'layernorm'],
     ['relu', '3x4x5', 'relu'],
     ['leakyrelu', '3x4x5', 'leakyrelu 0.2'],
     ['prelu shared', '3x4x5', 'prelu'],
@@ -190,20 +214,34 @@ export const GRADIENT_CASES: readonly GradientCase[] = [
     ['sigmoid', '3x4x5', 'sigmoid'],
     ['tanh', '3x4x5', 'tanh'],
     ['hardswish', '3x4x5', 'hardswish'],
+    ['identity on a feature map', '3x4x5', 'identity'],
+    ['identity on a vector, between layers', '6', 'dense 5 -> identity -> tanh'],
     ['softmax over channels', '4x3x2', 'softmax'],
     ['softmax over a vector', '7', 'softmax'],
     ['flatten then dense', '3x4x5', 'flatten -> dense 6'],
     ['dense without bias', '9', 'dense 4 bias=off'],
     ['dropout p=0', '9', 'dropout 0'],
+    ['droppath p=0', '9', 'droppath 0'],
+    ['droppath p=0 at the end of a residual body', '3x4x4', 'residual { conv 3 3x3 pad=1 -> droppath 0 }'],
   ], { batch: 3, xRange: [-4, 4] }),
   ...grads('normalisation, activation and head', [['relu6, inputs on both sides of 0 and 6', '3x4x5', 'relu6']], { batch: 3, xRange: [-9, 9] }),
+  ...grads('normalisation, activation and head', [['hardsigmoid, inputs on both sides of -3 and 3', '3x4x5', 'hardsigmoid']], { batch: 3, xRange: [-5, 5] }),
+  ...grads('channels', [
+    ['shuffle 3 of 6 channels', '6x3x2', 'shuffle 3'],
+    ['shuffle 4 of 12 channels (not its own inverse)', '12x2x3', 'shuffle 4'],
+    ['shuffle in a residual body', '4x3x3', 'residual { conv 4 1x1 -> shuffle 2 -> conv 4 3x3 pad=1 }'],
+    ['scale on a feature map', '4x3x5', 'scale'],
+    ['scale on a vector', '7', 'scale init=0.3'],
+    ['scale at the end of a residual body (layer scale)', '4x3x3', 'residual { dwconv 3x3 pad=1 -> layernorm -> conv 4 1x1 -> scale }'],
+  ]),
 ];
 
 // ---------------------------------------------------------------------------------------------
 // PyTorch parity: every model of these files, model.py against the ONNX graph
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const cnnFiles = (dir: string): string[] =>
+/** The .cnn files under `dir` (repository-relative), sorted. */
+export const cnnFiles = (dir: string): string[] =>
   readdirSync(path.join(root, dir), { recursive: true }).map(String).filter((f) => f.endsWith('.cnn')).sort().map((f) => path.join(dir, f));
 
 /** Repository-relative .cnn files whose every model export-torch.test.ts runs in PyTorch and onnxruntime. */

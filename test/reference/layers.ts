@@ -44,6 +44,9 @@ export const referenceLayers: Record<string, ReferenceLayer> = {
     if (batchStats) return t64(ref.batchNormTrain(x.data, x.dims, param('weight'), param('bias'), eps));
     return t64(ref.batchNormInference(x.data, x.dims, param('weight'), param('bias'), param('running_mean'), param('running_var'), eps));
   },
+  layernorm: (node, x, param) => t64(ref.layerNorm(x.data, x.dims, param('weight'), param('bias'), node.args.eps as number)),
+  shuffle: unary((x, d, node) => ref.channelShuffle(x, d, node.args.groups as number)),
+  scale: (_node, x, param) => t64(ref.channelScale(x.data, x.dims, param('layer_scale'))),
   relu: unary(ref.relu),
   relu6: unary(ref.relu6),
   leakyrelu: unary((x, d, node) => ref.leakyRelu(x, d, node.args.slope as number)),
@@ -57,6 +60,8 @@ export const referenceLayers: Record<string, ReferenceLayer> = {
   sigmoid: unary(ref.sigmoid),
   tanh: unary(ref.tanh),
   hardswish: unary(ref.hardswish),
+  hardsigmoid: unary(ref.hardsigmoid),
+  identity: (_node, x) => x,
   softmax: unary(ref.softmaxChannels),
   maxpool: pool(ref.maxPool2d),
   avgpool: pool((x, d, o, node) => ref.avgPool2d(x, d, { ...o, countIncludePad: node.args.count_pad as boolean })),
@@ -67,6 +72,10 @@ export const referenceLayers: Record<string, ReferenceLayer> = {
   dense: (node, x, param) => t64(ref.dense(x.data, x.dims, param('weight'), shapeOf(node, 'weight'), node.args.bias ? param('bias') : null)),
   dropout: (node, x) => {
     if (node.args.p !== 0) throw new Error('the reference forward has no dropout masks');
+    return x;
+  },
+  droppath: (node, x) => {
+    if (node.args.p !== 0) throw new Error('the reference forward has no droppath masks');
     return x;
   },
 };

@@ -110,6 +110,43 @@ export function batchNormInference(x: Data, shape: number[], gamma: Data, beta: 
   return { data: out, shape: [...shape] };
 }
 
+/** ShuffleNet's channel shuffle of NCHW: output channel j·G + i is input channel i·(C/G) + j. */
+export function channelShuffle(x: Data, shape: number[], groups: number): Result {
+  const [N, C] = shape;
+  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+  const per = C / groups;
+  const out = new Float64Array(x.length);
+  for (let n = 0; n < N; n++)
+    for (let i = 0; i < groups; i++)
+      for (let j = 0; j < per; j++)
+        for (let k = 0; k < inner; k++) out[(n * C + j * groups + i) * inner + k] = x[(n * C + i * per + j) * inner + k];
+  return { data: out, shape: [...shape] };
+}
+
+/** x · s[c] per channel (axis 1 of NCHW or NC). */
+export function channelScale(x: Data, shape: number[], s: Data): Result {
+  const C = shape[1];
+  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+  return map(x, shape, (v, i) => v * s[Math.floor(i / inner) % C]);
+}
+
+/** Layer normalisation over axis 1 (the channels at each position, or a vector's features), then γ·x̂ + β per channel. */
+export function layerNorm(x: Data, shape: number[], gamma: Data, beta: Data, eps = 1e-5): Result {
+  const [N, C] = shape;
+  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+  const out = new Float64Array(x.length);
+  for (let n = 0; n < N; n++)
+    for (let k = 0; k < inner; k++) {
+      const idx = (c: number) => (n * C + c) * inner + k;
+      let mean = 0;
+      for (let c = 0; c < C; c++) mean += x[idx(c)] / C;
+      let variance = 0;
+      for (let c = 0; c < C; c++) variance += (x[idx(c)] - mean) ** 2 / C;
+      for (let c = 0; c < C; c++) out[idx(c)] = ((x[idx(c)] - mean) / Math.sqrt(variance + eps)) * gamma[c] + beta[c];
+    }
+  return { data: out, shape: [...shape] };
+}
+
 /** y = x W^T + b with W in PyTorch's [out, in] layout. */
 export function dense(x: Data, xShape: number[], w: Data, wShape: number[], b: Data | null): Result {
   const [N, K] = xShape;
@@ -204,6 +241,8 @@ export const sigmoid = (x: Data, s: number[]) => map(x, s, sigmoidScalar);
 export const silu = (x: Data, s: number[]) => map(x, s, (v) => v * sigmoidScalar(v));
 export const tanh = (x: Data, s: number[]) => map(x, s, Math.tanh);
 export const hardswish = (x: Data, s: number[]) => map(x, s, (v) => (v * Math.min(Math.max(v + 3, 0), 6)) / 6);
+export const hardsigmoid = (x: Data, s: number[]) => map(x, s, (v) => Math.min(Math.max(v + 3, 0), 6) / 6);
+export const identity = (x: Data, s: number[]) => map(x, s, (v) => v);
 
 /** PReLU with one slope per channel (axis 1 of NCHW or NC). */
 export function prelu(x: Data, s: number[], slopes: Data): Result {

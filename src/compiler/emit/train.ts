@@ -24,6 +24,7 @@
  */
 import onnxProto from 'onnx-proto';
 import { UserError } from '../../errors.ts';
+import type { SourceSet } from '../source.ts';
 import type { LayerKind, ParamSpec } from '../layers/types.ts';
 import { assertNever, finalLayer, layers, withChildren, type CheckedModel, type LayerNode, type Node } from '../model.ts';
 import { Backward } from './backward.ts';
@@ -336,6 +337,8 @@ export interface GraphOptions {
   /** Source file and text, for node names and metadata. */
   file?: string;
   source?: string;
+  /** The check's texts, for node names from imported files. */
+  sources?: SourceSet;
 }
 
 interface StepValues {
@@ -349,7 +352,7 @@ interface StepValues {
 
 function newContext(graph: GraphBuilder, plan: TrainPlan, mode: 'inference' | 'training', values: (name: string) => string, opts: GraphOptions, seed?: string): LowerContext {
   return new LowerContext(graph, {
-    mode, file: opts.file, source: opts.source, frozen: plan.isFrozen, seed,
+    mode, file: opts.file, source: opts.source, sources: opts.sources, frozen: plan.isFrozen, seed,
     params: { bind: (name) => values(name) },
   });
 }
