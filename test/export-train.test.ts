@@ -87,8 +87,8 @@ interface StepCase {
 
 /**
  * The examples as they are, except where that would compare rounding noise instead of semantics:
- * - dropout is 0: PyTorch draws its own masks and cnnc hashes its own (dropout has no parameters,
- *   so no name changes);
+ * - dropout and droppath are 0: PyTorch draws its own masks and cnnc hashes its own (neither has
+ *   parameters, so no name changes);
  * - 224x224 inputs are 64x64 (32x32 for the tutorials): where a global pool comes before the dense
  *   layers every tensor stays the same, and a step costs a twelfth;
  * - Adam's eps is 1e-3 (not 1e-8) for the binary tutorial model: its convolutions have biases
@@ -112,7 +112,7 @@ const EXAMPLE_CASES: StepCase[] = ([
   ['zoo/efficientnet_b0.cnn', 2, { size: 64, ...DEEP }], ['zoo/googlenet.cnn', 2, { size: 64, ...DEEP }],
   ['zoo/densenet121.cnn', 2, { size: 64, ...DEEP }], ['zoo/mobilenet_v3_small.cnn', 2, { size: 64, ...DEEP }],
 ] as [string, number, { size?: number; set?: string; steps?: number }][]).map(([file, batch, o]) => {
-  let source = readFileSync(join(ROOT, 'examples', file), 'utf8').replace(/\bdropout\s+[0-9.]+/g, 'dropout 0');
+  let source = readFileSync(join(ROOT, 'examples', file), 'utf8').replace(/\b(dropout|droppath)\s+[0-9.]+/g, '$1 0');
   if (o.size) source = source.replace(/input 3x224x224/, `input 3x${o.size}x${o.size}`);
   return { name: file, source, batch, set: o.set, steps: o.steps ?? 2 };
 });
@@ -165,6 +165,12 @@ const FEATURE_CASES: StepCase[] = [
   input 2x5x5
   conv 4 3x3 pad=same -> relu -> conv 1 1x1 -> sigmoid
   train { loss: bce  optimizer: adam lr=0.01 }`],
+  ['adamw through layernorm, shuffle, layer scale, hardsigmoid, identity and droppath 0 (a ConvNeXt-style block)', `
+  input 4x6x6
+  conv 8 3x3 pad=same -> layernorm eps=1e-6 -> shuffle 2
+  -> residual { dwconv 3x3 pad=1 -> layernorm -> conv 16 1x1 -> hardsigmoid -> conv 8 1x1 -> scale init=0.5 -> droppath 0 }
+  -> identity -> gap -> flatten -> dense 6 -> layernorm -> dense 3
+  train { optimizer: adamw lr=0.01 weight_decay=0.05 }`],
 ].map(([name, body], i) => ({
   name,
   source: `${FEATURE_BLOCKS}model Case${i} {${body.replace(/train \{ (.*) \}/, (_, t: string) => `train {\n    ${t.split(/\s{2,}/).join('\n    ')}\n  }`)}\n}\n`,

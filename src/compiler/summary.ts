@@ -87,6 +87,15 @@ export function summarize(model: CheckedModel): ModelSummary {
 
 const rf = (r: Receptive | null) => (r ? { size: [...r.size], jump: [...r.jump], global: r.global ?? false } : null);
 
+/**
+ * A receptive-field size or jump pair for display, `3` when both are equal: after upsampling they
+ * are fractions of an input pixel, shown to two decimals.
+ */
+export function rfText(pair: readonly number[], joinEqual = false): string {
+  const [a, b] = pair.map((v) => String(Number(v.toFixed(2))));
+  return a === b && !joinEqual ? a : `${a}×${b}`;
+}
+
 export function shapeText(s: readonly number[] | null): string {
   return s ? formatShape(s) : '?';
 }

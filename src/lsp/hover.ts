@@ -9,6 +9,7 @@ import { lookupLayer } from '../compiler/layers/index.ts';
 import { formatShape, product, type ArgSpec, type LayerKind } from '../compiler/layers/types.ts';
 import { sizeFormula } from '../compiler/layers/window.ts';
 import { layers, type LayerNode, type Node, type SeqNode } from '../compiler/model.ts';
+import { rfText } from '../compiler/summary.ts';
 import { trainFields } from '../compiler/train-config.ts';
 import { locate, type Analysis, type Use } from './analysis.ts';
 import { count, short, toRange } from './convert.ts';
@@ -152,7 +153,7 @@ function layerFacts(node: LayerNode): string[] {
     const { trainable, buffers } = paramCount(node);
     const parts = [`params ${count(trainable)}${buffers ? ` (+${count(buffers)} buffers)` : ''}${node.frozen ? ' frozen' : ''}`];
     if (node.macs) parts.push(`MACs ${short(node.macs)}`);
-    if (node.rf) parts.push(`receptive field ${node.rf.size.join('×')} (jump ${node.rf.jump.join('×')})`);
+    if (node.rf) parts.push(`receptive field ${rfText(node.rf.size, true)} (jump ${rfText(node.rf.jump, true)})`);
     lines.push(parts.join(' · '));
   }
   return lines;

@@ -24,7 +24,7 @@
  */
 import onnxProto from 'onnx-proto';
 import { UserError } from '../../errors.ts';
-import type { SourceSet } from '../source.ts';
+import type { SourceInput } from '../source.ts';
 import type { LayerKind, ParamSpec } from '../layers/types.ts';
 import { assertNever, finalLayer, layers, withChildren, type CheckedModel, type LayerNode, type Node } from '../model.ts';
 import { buildModel, GraphBuilder, type Dim } from '../onnx/builder.ts';
@@ -479,11 +479,9 @@ function emitOptimizer(ctx: LowerContext, plan: TrainPlan, root: Node, grads: Ma
 // The step, shared by the single-step graph and the Loop body
 
 export interface GraphOptions {
-  /** Source file and text, for node names and metadata. */
+  /** Source file and source (text, or the check's texts with its imports), for node names and metadata. */
   file?: string;
-  source?: string;
-  /** The check's texts, for node names from imported files. */
-  sources?: SourceSet;
+  source?: SourceInput;
 }
 
 interface StepValues {
@@ -497,7 +495,7 @@ interface StepValues {
 
 function newContext(graph: GraphBuilder, plan: TrainPlan, mode: 'inference' | 'training', values: (name: string) => string, opts: GraphOptions, seed?: string): LowerContext {
   return new LowerContext(graph, {
-    mode, file: opts.file, source: opts.source, sources: opts.sources, frozen: plan.isFrozen, seed,
+    mode, file: opts.file, source: opts.source, frozen: plan.isFrozen, seed,
     params: { bind: (name) => values(name) },
   });
 }
