@@ -5,6 +5,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { check } from '../src/index.ts';
+import { layers } from '../src/compiler/model.ts';
 import { format } from '../src/compiler/format.ts';
 import { LIBRARY_DIR, nodeHost, type ImportHost } from '../src/compiler/host.ts';
 import { DocumentChecker } from '../src/compiler/incremental.ts';
@@ -141,6 +142,20 @@ describe('the standard library', () => {
     }
   });
 
+  it('is written as cnnc fmt prints it', () => {
+    for (const f of modules) {
+      const text = readFileSync(path.join(LIBRARY_DIR, f), 'utf8');
+      expect(format(text), f).toBe(text);
+    }
+  });
+
+  it('docs/stdlib.md: every example checks without errors', () => {
+    const doc = readFileSync(new URL('../docs/stdlib.md', import.meta.url), 'utf8');
+    const examples = [...doc.matchAll(/```cnn\n([\s\S]*?)```/g)].map((m) => m[1]);
+    expect(examples.length).toBeGreaterThanOrEqual(2);
+    for (const text of examples) expect(check(text, 'example.cnn').diagnostics, text).toEqual([]);
+  });
+
   it('reports an unknown library or module, with a suggestion', () => {
     const r = check('import std.resnt\nimport stdlib\nmodel M { input 3 dense 1 }');
     expect(r.diagnostics.map((d) => [d.code, d.message, d.hint])).toEqual([
@@ -149,6 +164,9 @@ describe('the standard library', () => {
     ]);
   });
 
+  /** n ConvNeXt blocks on c channels, the first being block `first` of ConvNeXt-T's 18. */
+  const convnextBlocks = (c: number, first: number, n: number) =>
+    Array.from({ length: n }, (_, i) => `convnext_block(${c}, 0.1 * ${first + i} / 17)`).join(' -> ');
   // torchvision 0.14.1's parameter counts; every block of the library is used by one of these.
   const zoo: [string, string, number][] = [
     ['resnet18', `conv 64 7x7 stride=2 pad=3 bias=off -> bn -> relu -> maxpool 3 stride=2 pad=1
@@ -180,6 +198,29 @@ describe('the standard library', () => {
       -> mbconv(672, 28, 5, 2, 192) -> repeat 3 { mbconv_residual(1152, 48, 5, 192) }
       -> mbconv(1152, 48, 3, 1, 320) -> conv 1280 1x1 bias=off -> bn -> silu
       -> gap -> flatten -> dropout 0.2 -> dense 1000`, 5_288_548],
+    ['mobilenet_v3_small', `conv 16 3x3 stride=2 pad=1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
+      -> bneck_re_se_t1(16, 8, 3, 2, 16)
+      -> bneck_re(72, 3, 2, 24) -> residual { bneck_re(88, 3, 1, 24) }
+      -> bneck_hs_se(96, 24, 5, 2, 40) -> repeat 2 { residual { bneck_hs_se(240, 64, 5, 1, 40) } }
+      -> bneck_hs_se(120, 32, 5, 1, 48) -> residual { bneck_hs_se(144, 40, 5, 1, 48) }
+      -> bneck_hs_se(288, 72, 5, 2, 96) -> repeat 2 { residual { bneck_hs_se(576, 144, 5, 1, 96) } }
+      -> conv 576 1x1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
+      -> gap -> flatten -> dense 1024 -> hardswish -> dropout 0.2 -> dense 1000`, 2_542_856],
+    ['mobilenet_v3_large', `conv 16 3x3 stride=2 pad=1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
+      -> residual { bneck_re_t1(3, 1, 16) }
+      -> bneck_re(64, 3, 2, 24) -> residual { bneck_re(72, 3, 1, 24) }
+      -> bneck_re_se(72, 24, 5, 2, 40) -> repeat 2 { residual { bneck_re_se(120, 32, 5, 1, 40) } }
+      -> bneck_hs(240, 3, 2, 80) -> residual { bneck_hs(200, 3, 1, 80) } -> repeat 2 { residual { bneck_hs(184, 3, 1, 80) } }
+      -> bneck_hs_se(480, 120, 3, 1, 112) -> residual { bneck_hs_se(672, 168, 3, 1, 112) }
+      -> bneck_hs_se(672, 168, 5, 2, 160) -> repeat 2 { residual { bneck_hs_se(960, 240, 5, 1, 160) } }
+      -> conv 960 1x1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
+      -> gap -> flatten -> dense 1280 -> hardswish -> dropout 0.2 -> dense 1000`, 5_483_032],
+    // torchvision's stochastic-depth probability grows linearly over the 18 blocks, from 0 to 0.1.
+    ['convnext_tiny', `convnext_stem(96) -> ${convnextBlocks(96, 0, 3)}
+      -> convnext_downsample(192) -> ${convnextBlocks(192, 3, 3)}
+      -> convnext_downsample(384) -> ${convnextBlocks(384, 6, 9)}
+      -> convnext_downsample(768) -> ${convnextBlocks(768, 15, 3)}
+      -> convnext_head(1000)`, 28_589_128],
     ['squeezenet1_1', `conv 64 3x3 stride=2 pad=1 -> relu -> maxpool 3 stride=2
       -> fire(16, 64, 64) -> fire(16, 64, 64) -> maxpool 3 stride=2
       -> fire(32, 128, 128) -> fire(32, 128, 128) -> maxpool 3 stride=2
@@ -202,7 +243,7 @@ describe('the standard library', () => {
   it('uses every block of the library in the models above', () => {
     const used = zoo.map(([, chain]) => chain).join(' ');
     for (const f of modules) for (const b of checkAt(path.join(LIBRARY_DIR, f)).ast.blocks) {
-      if (['basic_block', 'bottleneck', 'squeeze_excite_silu', 'dense_layer'].includes(b.name)) continue; // used by the stages and blocks above
+      if (['basic_block', 'bottleneck', 'squeeze_excite_silu', 'squeeze_excite_hardsigmoid', 'dense_layer'].includes(b.name)) continue; // used by the stages and blocks above
       expect(used, b.name).toMatch(new RegExp(`\\b${b.name}\\(`));
     }
   });
@@ -268,15 +309,91 @@ describe('commands and the language server read imports', () => {
   });
 });
 
-describe('compiled graphs name nodes from imported blocks after their own file', () => {
+describe('every command reads the imported files, as compile does', () => {
+  const project = () => files({ 'lib/blocks.cnn': BLOCKS, 'main.cnn': `import "lib/blocks.cnn"\nimport std.se\n${MODEL.replace('-> gap', '-> squeeze_excite(32, 8) -> gap')}` });
+
   it('names an ONNX node of an imported block with the imported file and line', async () => {
     const { compileInference } = await import('../src/compiler/emit/inference.ts');
     const { decodeModel } = await import('../src/compiler/onnx/builder.ts');
-    const at = files({ 'blocks.cnn': BLOCKS, 'main.cnn': `import "blocks.cnn"\n${MODEL}` });
-    const r = checkAt(path.join(at, 'main.cnn'));
-    const bytes = compileInference(r.models[0], { file: 'main.cnn', source: r.text, sources: r.sources }).bytes;
+    const r = checkAt(path.join(project(), 'main.cnn'));
+    const bytes = compileInference(r.models[0], { file: 'main.cnn', source: r.sources }).bytes;
     const names = decodeModel(bytes).graph!.node!.map((n) => n.name ?? '');
-    expect(names.some((n) => n.includes('blocks.cnn:2'))).toBe(true);
-    expect(names.some((n) => n.includes('main.cnn:4'))).toBe(true);
+    expect(names).toContain('stage1.conv1 (lib/blocks.cnn:2)');
+    expect(names.some((n) => n.includes('(std/se.cnn:8)'))).toBe(true);
+    expect(names.some((n) => n.includes('main.cnn:5'))).toBe(true);
+  });
+
+  it('export --torch: the steps of imported blocks carry their own file, line and text', async () => {
+    const { modelPy } = await import('../src/compiler/emit/torch/model-py.ts');
+    const main = path.join(project(), 'main.cnn');
+    const r = checkAt(main);
+    const text = modelPy({ file: main, source: r.sources, models: r.models, model: r.models[0] });
+    expect(text).toContain('"""stage(16): block stage (lib/blocks.cnn:1), 3×32×32 -> 16×16×16."""');
+    expect(text).toContain('self.conv1 = nn.Conv2d(3, 16, 3, padding=1)  # lib/blocks.cnn:2  conv c 3x3 pad=same\n');
+    expect(text).toContain('block squeeze_excite (std/se.cnn:');
+    expect(text).toMatch(/nn\.Conv2d\(32, 8, 1\),  # std\/se\.cnn:\d+  conv squeeze 1x1\n/);
+    expect(text).toContain('self.stage1 = Stage_16()  # main.cnn:5  stage(16)\n');
+    // Every layer's comment is its own step's line in its own file.
+    for (const layer of layers(r.models[0].root)) {
+      const { source, position } = r.sources.locate(layer.span.start);
+      expect(text, layer.path).toContain(`  # ${source.label}:${position.line + 1}  `);
+    }
+  });
+
+  it('hashes the imported files with the file: an imported change changes the hash in the ONNX metadata and checkpoints', async () => {
+    const { compileInference, METADATA_KEYS, readModelMetadata, sourceHash } = await import('../src/compiler/emit/inference.ts');
+    const at = project();
+    const main = path.join(at, 'main.cnn');
+    const before = checkAt(main);
+    // A file without imports keeps the hash of its text (checkpoints written before imports still match).
+    expect(sourceHash(check(MODEL, 'm.cnn').sources)).toBe(sourceHash(MODEL));
+    expect(sourceHash(before.sources)).not.toBe(sourceHash(before.text));
+    writeFileSync(path.join(at, 'lib/blocks.cnn'), BLOCKS.replace('maxpool 2', 'avgpool 2'));
+    const after = checkAt(main);
+    expect(after.text).toBe(before.text);
+    expect(sourceHash(after.sources)).not.toBe(sourceHash(before.sources));
+    const meta = readModelMetadata(compileInference(after.models[0], { file: main, source: after.sources }).bytes);
+    expect(meta[METADATA_KEYS.sourceHash]).toBe(sourceHash(after.sources));
+    const compiled = await cnncFromSources('compile', main, '--train', '-o', path.join(at, 'train'));
+    expect(compiled.code, compiled.stderr).toBe(0);
+    const { loadCheckpoint } = await import('../src/runtime/checkpoint.ts');
+    expect((await loadCheckpoint(path.join(at, 'train', 'init.ckpt'))).sourceHash).toBe(sourceHash(after.sources));
+  });
+
+  it('train builds its graphs from the imported files, and --resume notices an imported file that changed', async () => {
+    const { trainCommand } = await import('../src/cli/train.ts');
+    const { OrtTrainRunner } = await import('../src/runtime/train-runner.ts');
+    const { emitTrainStep, trainPlan } = await import('../src/compiler/emit/train.ts');
+    const { decodeModel } = await import('../src/compiler/onnx/builder.ts');
+    const sharp = (await import('sharp')).default;
+    const at = files({
+      'blocks.cnn': 'block tiny(c) {\n  conv c 3x3 pad=same -> relu\n}\n',
+      'm.cnn': 'import "blocks.cnn"\nmodel M {\n  input 1x4x4\n  tiny(2) -> flatten -> dense 2\n  train {\n    batch: 4\n    epochs: 1\n  }\n}\n',
+    });
+    for (const [cls, value] of [['dark', 20], ['light', 230]] as const) {
+      mkdirSync(path.join(at, 'data', cls), { recursive: true });
+      for (let i = 0; i < 4; i++) {
+        await sharp(Buffer.alloc(16, value + i), { raw: { width: 4, height: 4, channels: 1 } }).toColourspace('b-w').png().toFile(path.join(at, 'data', cls, `${i}.png`));
+      }
+    }
+    const given: Parameters<typeof OrtTrainRunner.create>[2][] = [];
+    const run = async (more: { resume?: boolean; epochs?: string }) => {
+      const lines: string[] = [];
+      const log = { isTTY: false, write: (s: string) => { lines.push(s); return true; } };
+      await trainCommand(path.join(at, 'm.cnn'), { data: path.join(at, 'data'), out: path.join(at, 'run'), threads: '1', valSplit: '0.25', ...more }, {
+        log, print: () => {}, handleSigint: false,
+        createTrainRunner: (model, config, opts) => (given.push(opts), OrtTrainRunner.create(model, config, opts)),
+      });
+      return lines.join('');
+    };
+    await run({});
+    const [opts] = given;
+    expect(opts.file).toBe('m.cnn');
+    const r = checkAt(path.join(at, 'm.cnn'));
+    const names = decodeModel(emitTrainStep(trainPlan(r.models[0], r.models[0].train), { file: opts.file, source: opts.source })).graph!.node!.map((n) => n.name ?? '');
+    expect(names).toContain('tiny1.conv1 (blocks.cnn:2)');
+    expect(await run({ resume: true, epochs: '2' })).not.toMatch(/changed since/);
+    writeFileSync(path.join(at, 'blocks.cnn'), '# the same block, with a comment\nblock tiny(c) {\n  conv c 3x3 pad=same -> relu\n}\n');
+    expect(await run({ resume: true, epochs: '3' })).toMatch(/notice: the source \(the \.cnn file or a file it imports\) changed since .*last\.ckpt was written/);
   });
 });
