@@ -99,7 +99,7 @@ describe('model.py text', () => {
       }
     }
     // Every line that builds a layer module ends in a comment naming the file and line.
-    const builders = text.split('\n').filter((l) => /^ {8,}(self\.|'|self\.add_module).*\b(nn\.(?!Parameter\b)[A-Z]\w*|PaddedConv2d|AvgPoolNoPad|LayerNorm2d|ChannelShuffle|LayerScale)\(/.test(l));
+    const builders = text.split('\n').filter((l) => /^ {8,}(self\.|'|self\.add_module).*\b(nn\.(?!Parameter\b)[A-Z]\w*|PaddedConv2d|CroppedConvTranspose2d|AvgPoolNoPad|LayerNorm2d|ChannelShuffle|LayerScale)\(/.test(l));
     expect(builders.length).toBeGreaterThan(0);
     for (const l of builders) expect(l).toMatch(new RegExp(`  # ${base.replace('.', '\\.')}:\\d+  \\S`));
   });

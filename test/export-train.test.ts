@@ -87,19 +87,20 @@ interface StepCase {
 
 /**
  * The examples as they are, except where that would compare rounding noise instead of semantics:
- * - dropout is 0: PyTorch draws its own masks and cnnc hashes its own (dropout has no parameters,
- *   so no name changes);
+ * - dropout and droppath are 0: PyTorch draws its own masks and cnnc hashes its own (neither has
+ *   parameters, so no name changes);
  * - 224x224 inputs are 64x64 (32x32 for the tutorials): where a global pool comes before the dense
  *   layers every tensor stays the same, and a step costs a twelfth;
  * - Adam's eps is 1e-3 (not 1e-8) for the binary tutorial model: its convolutions have biases
  *   before batch norm, whose gradients are zero up to rounding, and Adam divides a gradient by its
  *   size, so that with a tiny eps cnnc's float32 step moves such a bias by +lr or -lr at random;
- * - the deep models of the zoo (resnet18, mobilenet_v2, efficientnet_b0, googlenet) take one step
+ * - the deep models of the zoo (resnet18, mobilenet_v2, efficientnet_b0, googlenet, densenet121,
+ *   mobilenet_v3_small) take one step
  *   of SGD (lr 1e-3, momentum 0.9) at batch 2 instead of two of their default Adam: at batch 2
  *   their float32 gradients are right to about 2e-4 of the largest (cnnc's, against float64 for
  *   MobileNetV2; PyTorch's own float32 to 5e-3), which Adam turns into random signs wherever a
  *   gradient is that small, and a second step from there compares two chaotic trajectories.
- * Left out: vgg16, alexnet and resnet50, whose 25-138M parameters make one step and its
+ * Left out: vgg16, alexnet, resnet50 and convnext_tiny, whose 25-138M parameters make one step and its
  * checkpoints cost more than all the rest; their layer kinds and combinators are in the ones kept.
  */
 const DEEP = { set: 'optimizer: sgd lr=1e-3 momentum=0.9', steps: 1 };
@@ -109,8 +110,9 @@ const EXAMPLE_CASES: StepCase[] = ([
   ['tutorials/002_rgb224_flatten.cnn', 2, { size: 32 }], ['tutorials/003_mnist.cnn', 4, {}], ['tutorials/004_fashion_mnist.cnn', 4, {}],
   ['zoo/lenet5.cnn', 4, {}], ['zoo/resnet18.cnn', 2, { size: 64, ...DEEP }], ['zoo/mobilenet_v2.cnn', 2, { size: 64, ...DEEP }],
   ['zoo/efficientnet_b0.cnn', 2, { size: 64, ...DEEP }], ['zoo/googlenet.cnn', 2, { size: 64, ...DEEP }],
+  ['zoo/densenet121.cnn', 2, { size: 64, ...DEEP }], ['zoo/mobilenet_v3_small.cnn', 2, { size: 64, ...DEEP }],
 ] as [string, number, { size?: number; set?: string; steps?: number }][]).map(([file, batch, o]) => {
-  let source = readFileSync(join(ROOT, 'examples', file), 'utf8').replace(/\bdropout\s+[0-9.]+/g, 'dropout 0');
+  let source = readFileSync(join(ROOT, 'examples', file), 'utf8').replace(/\b(dropout|droppath)\s+[0-9.]+/g, '$1 0');
   if (o.size) source = source.replace(/input 3x224x224/, `input 3x${o.size}x${o.size}`);
   return { name: file, source, batch, set: o.set, steps: o.steps ?? 2 };
 });
@@ -163,6 +165,12 @@ const FEATURE_CASES: StepCase[] = [
   input 2x5x5
   conv 4 3x3 pad=same -> relu -> conv 1 1x1 -> sigmoid
   train { loss: bce  optimizer: adam lr=0.01 }`],
+  ['adamw through layernorm, shuffle, layer scale, hardsigmoid, identity and droppath 0 (a ConvNeXt-style block)', `
+  input 4x6x6
+  conv 8 3x3 pad=same -> layernorm eps=1e-6 -> shuffle 2
+  -> residual { dwconv 3x3 pad=1 -> layernorm -> conv 16 1x1 -> hardsigmoid -> conv 8 1x1 -> scale init=0.5 -> droppath 0 }
+  -> identity -> gap -> flatten -> dense 6 -> layernorm -> dense 3
+  train { optimizer: adamw lr=0.01 weight_decay=0.05 }`],
 ].map(([name, body], i) => ({
   name,
   source: `${FEATURE_BLOCKS}model Case${i} {${body.replace(/train \{ (.*) \}/, (_, t: string) => `train {\n    ${t.split(/\s{2,}/).join('\n    ')}\n  }`)}\n}\n`,

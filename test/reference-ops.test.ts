@@ -91,4 +91,38 @@ describe('reference ops', () => {
     close(ln.data, [-2, -2, 11, 11]);
     close(ref.layerNorm([1, 3], [1, 2], [1, 1], [0, 0], 1).data, [-1 / Math.sqrt(2), 1 / Math.sqrt(2)]);
   });
+
+  it('upsamples as PyTorch: nearest (float32 source indices), bilinear with and without align_corners', () => {
+    expect([...ref.upsampleNearest2d([1, 2, 3, 4], [1, 1, 2, 2], [4, 4]).data]).toEqual([1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4]);
+    // F.interpolate(size=82) of [0, 1]: floor(41 · float32(2/82)) is 0 in float32.
+    expect([...ref.upsampleNearest2d([0, 1], [1, 1, 1, 2], [1, 82]).data.slice(40, 43)]).toEqual([0, 0, 1]);
+    close(ref.upsampleBilinear2d([0, 1], [1, 1, 1, 2], [1, 4]).data, [0, 0.25, 0.75, 1]);
+    close(ref.upsampleBilinear2d([0, 1], [1, 1, 1, 2], [1, 3], true).data, [0, 0.5, 1]);
+    // Down to 3×2 from 2×3 (PyTorch's values).
+    close(ref.upsampleBilinear2d([0, 1, 2, 3, 4, 5], [1, 1, 2, 3], [3, 2]).data, [0.25, 1.75, 1.75, 3.25, 3.25, 4.75]);
+  });
+
+  it('transposes a convolution: <conv(a), b> = <a, convTranspose(b)> with the same weight and window', () => {
+    // Strides, asymmetric pads, dilation, groups, and two leftover columns that output padding restores.
+    const o = { stride: [2, 3] as [number, number], pads: [1, 0, 2, 1] as [number, number, number, number], dilation: [2, 1] as [number, number], groups: 2 };
+    const a = Array.from({ length: 1 * 4 * 10 * 9 }, (_, i) => Math.sin(i + 1));
+    const w = Array.from({ length: 6 * 2 * 3 * 2 }, (_, i) => Math.cos(i));
+    const y = ref.conv2d(a, [1, 4, 10, 9], w, [6, 2, 3, 2], null, o);
+    expect(y.shape).toEqual([1, 6, 5, 3]);
+    const b = Array.from({ length: y.data.length }, (_, i) => Math.sin(3 * i));
+    // conv's weight [M, C/g, kh, kw] is the transposed convolution's [C_in, C_out/g, kh, kw] with C_in = M.
+    const t = ref.convTranspose2d(b, y.shape, w, [6, 2, 3, 2], null, { ...o, outputPadding: [0, 2] });
+    expect(t.shape).toEqual([1, 4, 10, 9]);
+    const dot = (u: ArrayLike<number>, v: ArrayLike<number>) => Array.from(u).reduce((s, x, i) => s + x * v[i], 0);
+    expect(Math.abs(dot(y.data, b) - dot(a, t.data))).toBeLessThan(1e-9);
+    // A 2x2 stride-2 transposed convolution puts each pixel's kernel in its own 2x2 block.
+    close(ref.convTranspose2d([1, 2], [1, 1, 1, 2], [1, 2, 3, 4], [1, 1, 2, 2], [10], { stride: [2, 2] }).data, [11, 12, 12, 14, 13, 14, 16, 18]);
+  });
+
+  it('pixel-shuffles as PyTorch: each 2x2 output block from four consecutive channels', () => {
+    // Channels 0..3 of one pixel, then channels 0..3 of the next: one output channel of 2×4.
+    const y = ref.pixelShuffle([1, 5, 2, 6, 3, 7, 4, 8], [1, 4, 1, 2], 2);
+    expect(y.shape).toEqual([1, 1, 2, 4]);
+    expect([...y.data]).toEqual([1, 2, 5, 6, 3, 4, 7, 8]);
+  });
 });

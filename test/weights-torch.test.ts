@@ -138,6 +138,23 @@ describe('safetensors read without torch', () => {
     expect(match.unused).toEqual([]);
   });
 
+  it('shapes that differ only in sizes of 1 are reshaped: a Linear\'s [out, in] into a 1x1 conv, a [C, 1, 1] scale into [C]', () => {
+    const file = at('reshaped.safetensors');
+    writeFileSync(file, safetensors([
+      ['proj.weight', 'F32', [3, 2], f32(seq(6))], ['proj.bias', 'F32', [3], f32([1, 2, 3])], ['act.weight', 'F32', [3, 1, 1], f32([0.1, 0.2, 0.3])],
+    ]));
+    const model = check('model R {\n  input 2x4x4\n  conv 3 1x1 -> prelu per_channel=on\n}\n', 'r.cnn').models[0];
+    const { match } = loadModelWeights(model, file, { transfer: false });
+    expect(match.pairs.map((p) => `${p.from} -> ${p.to}${p.how ? ` (${p.how})` : ''}`)).toEqual([
+      'proj.weight -> conv1.weight (reshaped from 3×2)', 'proj.bias -> conv1.bias', 'act.weight -> prelu1.weight (reshaped from 3×1×1)',
+    ]);
+    expect(match.tensors.get('conv1.weight')).toEqual({ dims: [3, 2, 1, 1], data: Float32Array.from(seq(6)) });
+    expect(match.tensors.get('prelu1.weight')!.dims).toEqual([3]);
+    // The same number of values in another order of sizes is still a mismatch.
+    writeFileSync(file, safetensors([['proj.weight', 'F32', [2, 3], f32(seq(6))], ['proj.bias', 'F32', [3], f32([1, 2, 3])], ['act.weight', 'F32', [3], f32([0.1, 0.2, 0.3])]]));
+    expect(() => loadModelWeights(model, file, { transfer: false })).toThrow(/safetensors 'proj.weight' 2×3 where model R needs 'conv1.weight' 3×2×1×1/);
+  });
+
   it('torchvision\'s ConvNeXt layer_scale, a tensor of the block itself after its layers, goes to scale\'s layer_scale', () => {
     const source = 'model Block {\n  input 4x5x5\n  residual { dwconv 7x7 pad=3 -> layernorm eps=1e-6 -> conv 4 1x1 -> scale }\n}\n';
     const file = at('convnext-block.safetensors');
@@ -314,6 +331,8 @@ const MODELS: { name: string; zoo: string; seed: number; files: string[]; kwargs
   { name: 'googlenet', zoo: 'googlenet', seed: 8, files: ['safetensors'], kwargs: { aux_logits: false, init_weights: true } },
   { name: 'densenet121', zoo: 'densenet121', seed: 9, files: ['safetensors'] },
   { name: 'mobilenet_v3_small', zoo: 'mobilenet_v3_small', seed: 10, files: ['safetensors'] },
+  { name: 'convnext_tiny', zoo: 'convnext_tiny', seed: 11, files: ['safetensors'] },
+  { name: 'shufflenet_v2_x1_0', zoo: 'shufflenet_v2_x1_0', seed: 12, files: ['safetensors'] },
 ];
 const zooModel = (zoo: string) => check(readFileSync(join(root, 'examples', 'zoo', `${zoo}.cnn`), 'utf8'), `${zoo}.cnn`).models[0];
 const zooInput = (zoo: string) => [...zooModel(zoo).input!];

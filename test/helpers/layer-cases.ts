@@ -55,6 +55,18 @@ function convCase(name: string, input: number[], body: string, o: ref.Conv2dOpti
   };
 }
 
+/** A convtranspose case with its padding, output padding, stride and dilation spelled out. */
+function convTransposeCase(name: string, input: number[], body: string, o: ref.ConvTranspose2dOptions, bias = true): LoweringCase {
+  return {
+    name, input, body,
+    expected(x, dims, c) {
+      const w = c.weights.get('convtranspose1.weight')!;
+      if (!bias) expect(c.weights.has('convtranspose1.bias')).toBe(false);
+      return ref.convTranspose2d(x, dims, w.data, w.dims, bias ? weight(c, 'convtranspose1.bias') : null, o);
+    },
+  };
+}
+
 /** A case whose expected output depends on the input alone (activations, pools). */
 const plain = (body: string, input: number[], f: (x: Float32Array, dims: number[]) => ref.Result, name = body): LoweringCase =>
   ({ name, input, body, expected: (x, dims) => f(x, dims) });
@@ -69,6 +81,14 @@ export const LOWERING_CASES: readonly LoweringCase[] = [
   convCase('no bias, PHxPW padding', [3, 5, 8], 'conv 5 3x5 pad=2x1 bias=off', { pads: [2, 1, 2, 1], stride: [1, 1] }, false),
   convCase('dwconv dilated, multiplier 2', [3, 6, 5], 'dwconv 3x3 dilation=2 pad=2 multiplier=2', { pads: [2, 2, 2, 2], stride: [1, 1], dilation: [2, 2], groups: 3 }),
   convCase('dwconv stride 2 pad=same', [4, 9, 9], 'dwconv 5x5 stride=2 pad=same', { pads: [2, 2, 2, 2], stride: [2, 2], groups: 4 }),
+
+  convTransposeCase('U-Net up-convolution', [3, 4, 5], 'convtranspose 4 2x2 stride=2', { stride: [2, 2] }),
+  convTransposeCase('pad 1 with output padding 1', [3, 5, 4], 'convtranspose 4 3x3 stride=2 pad=1 output_padding=1', { stride: [2, 2], pads: [1, 1, 1, 1], outputPadding: [1, 1] }),
+  convTransposeCase('asymmetric pads, dilation, groups, no bias', [4, 4, 3], 'convtranspose 6 3x2 stride=2x3 pad=[1,0,2,1] dilation=2x1 groups=2 bias=off',
+    { stride: [2, 3], pads: [1, 0, 2, 1], dilation: [2, 1], groups: 2 }, false),
+  convTransposeCase('pad=same cropping the excess at the end', [2, 5, 4], 'deconv 3 3x3 stride=2 pad=same', { stride: [2, 2], pads: [0, 0, 1, 1] }),
+  convTransposeCase('pad=same with a kernel shorter than the stride (output padding)', [2, 3, 2], 'upconv 2 1x1 stride=3 pad=same', { stride: [3, 3], outputPadding: [2, 2] }),
+  convTransposeCase('dilated, output padding along W', [2, 4, 3], 'convtranspose 2 3x3 stride=1x3 dilation=3 output_padding=0x2', { stride: [1, 3], dilation: [3, 3], outputPadding: [0, 2] }),
 
   ...[[3, 5, 4], [6]].map((input): LoweringCase => ({
     name: `bn (inference, running statistics) on ${input.length === 1 ? 'a vector' : 'a feature map'}`,
@@ -149,6 +169,17 @@ export const LOWERING_CASES: readonly LoweringCase[] = [
   plain('sumpool 3 stride=2 pad=1', [2, 7, 6], (x, d) => ref.sumPool2d(x, d, { kernel: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1] })),
   plain('globalavgpool', [3, 5, 4], ref.globalAvgPool),
   plain('gmp', [3, 5, 4], ref.globalMaxPool),
+
+  plain('pixelshuffle 2', [8, 3, 4], (x, d) => ref.pixelShuffle(x, d, 2)),
+  plain('depth_to_space 3', [9, 2, 3], (x, d) => ref.pixelShuffle(x, d, 3)),
+  plain('upsample 2', [3, 4, 5], (x, d) => ref.upsampleNearest2d(x, d, [8, 10])),
+  plain('upsample 3x1', [2, 3, 4], (x, d) => ref.upsampleNearest2d(x, d, [9, 4])),
+  // Sizes where onnxruntime's Resize picks other neighbours than PyTorch: 6 to 74, 14 to 2.
+  plain('upsample size=74x2', [2, 6, 14], (x, d) => ref.upsampleNearest2d(x, d, [74, 2])),
+  plain('upsample size=7x11', [2, 3, 4], (x, d) => ref.upsampleNearest2d(x, d, [7, 11])),
+  plain('upsample 2 mode=bilinear', [3, 4, 5], (x, d) => ref.upsampleBilinear2d(x, d, [8, 10])),
+  plain('upsample size=3x9 mode=bilinear', [2, 5, 4], (x, d) => ref.upsampleBilinear2d(x, d, [3, 9])),
+  plain('upsample size=7x1 mode=bilinear align_corners=on', [2, 3, 4], (x, d) => ref.upsampleBilinear2d(x, d, [7, 1], true)),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -184,6 +215,14 @@ export const GRADIENT_CASES: readonly GradientCase[] = [
     ['dwconv dilated, multiplier 2', '3x6x5', 'dwconv 3x3 dilation=2 pad=2 multiplier=2'],
     ['dwconv stride 2 pad=same', '4x9x9', 'dwconv 5x5 stride=2 pad=same'],
   ]),
+  ...grads('convtranspose', [
+    ['U-Net 2x2 stride 2', '3x4x5', 'convtranspose 4 2x2 stride=2'],
+    ['pad 1, output padding 1', '3x4x3', 'convtranspose 4 3x3 stride=2 pad=1 output_padding=1'],
+    ['asymmetric pads, dilation, groups, no bias', '4x4x3', 'convtranspose 6 3x2 stride=2x3 pad=[1,0,2,1] dilation=2x1 groups=2 bias=off'],
+    ['pad=same, kernel shorter than the stride', '2x3x2', 'convtranspose 2 1x1 stride=3 pad=same'],
+    ['dilated, output padding along W', '2x4x3', 'convtranspose 2 3x3 stride=1x3 dilation=3 output_padding=0x2'],
+    ['too large for im2col (dw as a Conv over dy and x)', '4x64x64', 'convtranspose 16 3x3 stride=2 pad=1'],
+  ]),
   ...grads('pooling', [
     ['maxpool 2', '2x6x6', 'maxpool 2'],
     ['maxpool 3 stride 2 pad 1 odd size (overlapping windows)', '2x7x5', 'maxpool 3 stride=2 pad=1'],
@@ -196,6 +235,15 @@ export const GRADIENT_CASES: readonly GradientCase[] = [
     ['sumpool 2x3 stride 1 pad same', '2x5x6', 'sumpool 2x3 stride=1 pad=same'],
     ['globalavgpool', '3x5x4', 'globalavgpool'],
     ['globalmaxpool', '3x5x4', 'globalmaxpool'],
+  ]),
+  ...grads('resampling', [
+    ['pixelshuffle 2 on 8 channels', '8x3x4', 'pixelshuffle 2'],
+    ['pixelshuffle 3', '9x2x3', 'pixelshuffle 3'],
+    ['upsample 2 nearest', '2x3x4', 'upsample 2'],
+    ['upsample nearest to a size not a multiple (and down along W)', '2x4x6', 'upsample size=7x4'],
+    ['upsample 2x3 bilinear', '2x3x4', 'upsample 2x3 mode=bilinear'],
+    ['upsample bilinear to a size, align_corners', '2x4x3', 'upsample size=6x5 mode=bilinear align_corners=on'],
+    ['upsample bilinear down along H, identity along W', '2x5x3', 'upsample size=3x3 mode=bilinear'],
   ]),
   ...grads('normalisation, activation and head', [
     ['bn on a feature map (batch statistics)', '3x4x5', 'bn eps=1e-3'],
