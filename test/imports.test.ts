@@ -188,6 +188,9 @@ const STD_NETWORKS: [string, string, number][] = [
     -> convnext_downsample(384) -> ${convnextBlocks(384, 6, 9)}
     -> convnext_downsample(768) -> ${convnextBlocks(768, 15, 3)}
     -> convnext_head(1000)`, 28_589_128],
+  ['shufflenet_v2_x1_0', `conv 24 3x3 stride=2 pad=1 bias=off -> bn -> relu -> maxpool 3 stride=2 pad=1
+    -> shuffle_stage(58, 4) -> shuffle_stage(116, 8) -> shuffle_stage(232, 4)
+    -> conv 1024 1x1 bias=off -> bn -> relu -> gap -> flatten -> dense 1000`, 2_278_604],
   ['squeezenet1_1', `conv 64 3x3 stride=2 pad=1 -> relu -> maxpool 3 stride=2
     -> fire(16, 64, 64) -> fire(16, 64, 64) -> maxpool 3 stride=2
     -> fire(32, 128, 128) -> fire(32, 128, 128) -> maxpool 3 stride=2
@@ -244,10 +247,23 @@ describe('the standard library', () => {
     });
   }
 
+  it('takes stages of one block (repeat 0 for the rest): the first block alone', () => {
+    const totals = (chain: string) => {
+      const r = check(`import std\nmodel M {\n  input 64x16x16\n  ${chain}\n}\n`);
+      expect(r.diagnostics, chain).toEqual([]);
+      return [r.models[0].totals, r.models[0].output];
+    };
+    expect(totals('basic_stage(64, 1, 2, project)')).toEqual(totals('basic_block(64, 2, project)'));
+    expect(totals('bottleneck_stage(16, 1, 1)')).toEqual(totals('bottleneck(16, 1, project)'));
+    expect(totals('shuffle_stage(32, 1)')).toEqual(totals('shuffle_down_unit(32)'));
+    const [none, output] = totals('dense_block(0, 32, 4)') as [{ trainable: number; macs: number }, number[]];
+    expect([none.trainable, none.macs, output]).toEqual([0, 0, [64, 16, 16]]);
+  });
+
   it('uses every block of the library in the models above', () => {
     const used = STD_NETWORKS.map(([, chain]) => chain).join(' ');
     for (const f of modules) for (const b of checkAt(path.join(LIBRARY_DIR, f)).ast.blocks) {
-      if (['basic_block', 'bottleneck', 'squeeze_excite_silu', 'squeeze_excite_hardsigmoid', 'dense_layer'].includes(b.name)) continue; // used by the stages and blocks above
+      if (['basic_block', 'bottleneck', 'squeeze_excite_silu', 'squeeze_excite_hardsigmoid', 'dense_layer', 'shuffle_branch', 'shuffle_unit', 'shuffle_down_unit'].includes(b.name)) continue; // used by the stages and blocks above
       expect(used, b.name).toMatch(new RegExp(`\\b${b.name}\\(`));
     }
   });
