@@ -303,6 +303,7 @@ export const GRADIENT_CASES: readonly GradientCase[] = [
     ['scale on a feature map', '4x3x5', 'scale'],
     ['scale on a vector', '7', 'scale init=0.3'],
     ['scale at the end of a residual body (layer scale)', '4x3x3', 'residual { dwconv 3x3 pad=1 -> layernorm -> conv 4 1x1 -> scale }'],
+    ['frozen layernorm and scale: no parameter gradients, the input gradient through them', '4x3x3', 'conv 4 1x1 -> frozen { layernorm -> scale init=0.5 } -> conv 2 1x1'],
   ]),
 ];
 
