@@ -88,9 +88,22 @@ function applyMaps(ctx: LowerContext, x: string, [mh, mw]: readonly [AxisMap, Ax
 function mapsReceptive(rf: Receptive, maps: readonly [AxisMap, AxisMap]): Receptive {
   const jump = maps.map((m, i) => (rf.jump[i] * m.inSize) / m.taps.length) as [number, number];
   if (rf.global) return { ...rf, jump };
-  const span = (m: AxisMap) => Math.max(...m.taps.map((t) => Math.max(...t.map((k) => k.src)) - Math.min(...t.map((k) => k.src))));
+  // Taps come in increasing order: the span of a row is its last less its first.
+  const span = (m: AxisMap) => m.taps.reduce((most, t) => Math.max(most, t[t.length - 1].src - t[0].src), 0);
   const size = maps.map((m, i) => rf.size[i] + span(m) * rf.jump[i]) as [number, number];
   return { size, jump };
+}
+
+/** Most entries of one axis's matrix, in × out (8192 × 8192): the gradient's, and adaptive pooling's forward. */
+const MAX_MAP = 1 << 26;
+
+/** Fails when an axis's map would exceed MAX_MAP, naming the argument that sets the output size. */
+function requireMapSize(input: Shape, out: readonly [number, number], arg: string, ctx: ShapeContext): void {
+  for (const i of [0, 1]) {
+    if (input[i + 1] * out[i] > MAX_MAP) {
+      ctx.fail('argumentOutOfRange', { layer: ctx.layer, arg, value: out.join('x'), range: `such that input × output along each axis is at most 2^26 (here ${input[i + 1]} × ${out[i]})` }, { arg });
+    }
+  }
 }
 
 /** The output H and W: the input times the scale, or the size asked for. */
@@ -115,7 +128,9 @@ function upsampleShape(input: Shape, args: Args, ctx: ShapeContext): Shape {
   if (args.align_corners && args.mode !== 'bilinear') {
     ctx.fail('conflictingArguments', { layer: ctx.layer, detail: 'align_corners applies to mode=bilinear only' }, { arg: 'align_corners' });
   }
-  return [input[0], ...upsampleSize(input, args)];
+  const out = upsampleSize(input, args);
+  requireMapSize(input, out, args.size ? 'size' : 'scale', ctx);
+  return [input[0], ...out];
 }
 
 /**
@@ -224,6 +239,7 @@ export const adaptiveavgpool: LayerKind = {
   args: [{ name: 'size', type: 'kernel', positional: true, required: true, min: 1, doc: 'output size: S or HxW' }],
   shape(input, args, ctx) {
     requireFeatureMap(input, ctx);
+    requireMapSize(input, args.size as [number, number], 'size', ctx);
     return [input[0], ...(args.size as [number, number])];
   },
   receptive: (rf, input, args) => mapsReceptive(rf, adaptiveMaps(input, args)),
