@@ -295,18 +295,17 @@ function convTransposeShape(input: Shape, args: Args, ctx: ShapeContext): Shape 
 
 /**
  * The receptive field through a transposed convolution: an output reads the inputs whose kernel
- * taps land on it, at most span inputs apart, and neighbouring outputs are 1/s inputs apart.
+ * taps land on it, and neighbouring outputs are 1/s inputs apart. Taps j and j' land on the same
+ * output when (j - j')·d is a multiple of s, that is when j - j' is a multiple of s/g (g = gcd(d, s)),
+ * so an output reads taps floor((k - 1)·g/s) steps of s/g apart, inputs d/g apart.
  */
 function transposeReceptive(rf: Receptive, w: Window): Receptive {
   const jump = [0, 1].map((i) => rf.jump[i] / w.stride[i]) as [number, number];
   if (rf.global) return { ...rf, jump };
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
   const span = (i: 0 | 1) => {
-    let most = 0;
-    for (let r = 0; r < w.stride[i]; r++) {
-      const taps = Array.from({ length: w.kernel[i] }, (_, j) => j).filter((j) => (r - j * w.dilation[i]) % w.stride[i] === 0);
-      if (taps.length) most = Math.max(most, ((taps[taps.length - 1] - taps[0]) * w.dilation[i]) / w.stride[i]);
-    }
-    return most;
+    const g = gcd(w.dilation[i], w.stride[i]);
+    return Math.floor(((w.kernel[i] - 1) * g) / w.stride[i]) * (w.dilation[i] / g);
   };
   return { size: [rf.size[0] + span(0) * rf.jump[0], rf.size[1] + span(1) * rf.jump[1]], jump };
 }
