@@ -33,26 +33,33 @@ function nearestMap(inSize: number, outSize: number): AxisMap {
  * corners. src then mixes its floor and the next index (the last index alone at the end).
  */
 function linearMap(inSize: number, outSize: number, alignCorners: boolean): AxisMap {
-  const src = (d: number) => (alignCorners
-    ? (outSize > 1 ? (d * (inSize - 1)) / (outSize - 1) : 0)
-    : Math.max(((d + 0.5) * inSize) / outSize - 0.5, 0));
   const taps = Array.from({ length: outSize }, (_, d) => {
-    const s = src(d);
-    const lo = Math.min(Math.floor(s), inSize - 1);
-    const frac = s - lo;
-    return lo < inSize - 1 && frac > 0 ? [{ src: lo, weight: 1 - frac }, { src: lo + 1, weight: frac }] : [{ src: lo, weight: 1 }];
+    const { lo, frac } = linearSource(inSize, outSize, alignCorners, d);
+    return frac > 0 ? [{ src: lo, weight: 1 - frac }, { src: lo + 1, weight: frac }] : [{ src: lo, weight: 1 }];
   });
   return { inSize, taps };
+}
+
+/** Where output d of linearMap reads: input lo, and lo + 1 with weight frac (0 when lo alone). */
+function linearSource(inSize: number, outSize: number, alignCorners: boolean, d: number): { lo: number; frac: number } {
+  const s = alignCorners
+    ? (outSize > 1 ? (d * (inSize - 1)) / (outSize - 1) : 0)
+    : Math.max(((d + 0.5) * inSize) / outSize - 0.5, 0);
+  const lo = Math.min(Math.floor(s), inSize - 1);
+  return { lo, frac: lo < inSize - 1 ? s - lo : 0 };
 }
 
 /** PyTorch's adaptive average pooling: output i averages inputs floor(i·in/out) to ceil((i + 1)·in/out) - 1. */
 function adaptiveMap(inSize: number, outSize: number): AxisMap {
   const taps = Array.from({ length: outSize }, (_, i) => {
-    const start = Math.floor((i * inSize) / outSize), end = Math.ceil(((i + 1) * inSize) / outSize);
+    const [start, end] = adaptiveBin(inSize, outSize, i);
     return Array.from({ length: end - start }, (_, k) => ({ src: start + k, weight: 1 / (end - start) }));
   });
   return { inSize, taps };
 }
+
+const adaptiveBin = (inSize: number, outSize: number, i: number): [number, number] =>
+  [Math.floor((i * inSize) / outSize), Math.ceil(((i + 1) * inSize) / outSize)];
 
 const isIdentity = (m: AxisMap) => m.taps.length === m.inSize && m.taps.every((t, i) => t.length === 1 && t[0].src === i && t[0].weight === 1);
 
@@ -81,27 +88,38 @@ function applyMaps(ctx: LowerContext, x: string, [mh, mw]: readonly [AxisMap, Ax
   return y;
 }
 
-/**
- * The receptive field through the maps: an output sees the inputs between its first and last
- * tap (one more input step for bilinear), and neighbouring outputs are in/out inputs apart.
- */
-function mapsReceptive(rf: Receptive, maps: readonly [AxisMap, AxisMap]): Receptive {
-  const jump = maps.map((m, i) => (rf.jump[i] * m.inSize) / m.taps.length) as [number, number];
-  if (rf.global) return { ...rf, jump };
-  // Taps come in increasing order: the span of a row is its last less its first.
-  const span = (m: AxisMap) => m.taps.reduce((most, t) => Math.max(most, t[t.length - 1].src - t[0].src), 0);
-  const size = maps.map((m, i) => rf.size[i] + span(m) * rf.jump[i]) as [number, number];
-  return { size, jump };
+/** One axis of a resampling, for its receptive field: the sizes, and the most inputs apart that one output reads. */
+interface AxisReach {
+  inSize: number;
+  outSize: number;
+  span: number;
 }
 
-/** Most entries of one axis's matrix, in × out (8192 × 8192): the gradient's, and adaptive pooling's forward. */
-const MAX_MAP = 1 << 26;
+/**
+ * The receptive field through a resampling: an output sees the inputs between the first and the
+ * last it reads (`span` input steps), and neighbouring outputs are in/out inputs apart.
+ */
+function resampleReceptive(rf: Receptive, axes: readonly [AxisReach, AxisReach]): Receptive {
+  const jump = axes.map((a, i) => (rf.jump[i] * a.inSize) / a.outSize) as [number, number];
+  if (rf.global) return { ...rf, jump };
+  return { size: axes.map((a, i) => rf.size[i] + a.span * rf.jump[i]) as [number, number], jump };
+}
+
+/** The largest `last - first` over `count` outputs, without building their maps (long axes). */
+function largestSpan(count: number, span: (i: number) => number): number {
+  let most = 0;
+  for (let i = 0; i < count; i++) most = Math.max(most, span(i));
+  return most;
+}
+
+/** Most entries of one axis's matrix, in × out (4096 × 4096): the gradient's, and adaptive pooling's forward. */
+const MAX_MAP = 1 << 24;
 
 /** Fails when an axis's map would exceed MAX_MAP, naming the argument that sets the output size. */
 function requireMapSize(input: Shape, out: readonly [number, number], arg: string, ctx: ShapeContext): void {
   for (const i of [0, 1]) {
     if (input[i + 1] * out[i] > MAX_MAP) {
-      ctx.fail('argumentOutOfRange', { layer: ctx.layer, arg, value: out.join('x'), range: `such that input × output along each axis is at most 2^26 (here ${input[i + 1]} × ${out[i]})` }, { arg });
+      ctx.fail('argumentOutOfRange', { layer: ctx.layer, arg, value: out.join('x'), range: `such that input × output along each axis is at most 2^24 (here ${input[i + 1]} × ${out[i]})` }, { arg });
     }
   }
 }
@@ -163,7 +181,14 @@ export const upsample: LayerKind = {
     { name: 'align_corners', type: 'bool', default: false, doc: 'bilinear: map the corner pixels onto each other instead of pixel centres (PyTorch align_corners)' },
   ],
   shape: upsampleShape,
-  receptive: (rf, input, args) => mapsReceptive(rf, upsampleMaps(input, args)),
+  receptive(rf, input, args) {
+    const out = upsampleSize(input, args);
+    const axis = (i: 0 | 1): AxisReach => ({
+      inSize: input[i + 1], outSize: out[i],
+      span: args.mode === 'bilinear' ? largestSpan(out[i], (d) => (linearSource(input[i + 1], out[i], args.align_corners as boolean, d).frac > 0 ? 1 : 0)) : 0,
+    });
+    return resampleReceptive(rf, [axis(0), axis(1)]);
+  },
   lower: lowerUpsample,
   grad: mapsGrad(upsampleMaps),
   torch(node, py) {
@@ -206,7 +231,10 @@ export const pixelshuffle: LayerKind = {
   doc: 'pixel shuffle (depth to space): C·r²×H×W to C×H·r×W·r, each r×r block from r² channels: pixelshuffle R',
   args: [{ name: 'factor', type: 'int', positional: true, required: true, min: 1, doc: 'upscaling factor r; the channels must divide by r²' }],
   shape: pixelShuffleShape,
-  receptive: (rf, _input, args) => ({ ...rf, jump: [rf.jump[0] / (args.factor as number), rf.jump[1] / (args.factor as number)] }),
+  receptive(rf, input, args) {
+    const r = args.factor as number;
+    return resampleReceptive(rf, [{ inSize: input[1], outSize: input[1] * r, span: 0 }, { inSize: input[2], outSize: input[2] * r, span: 0 }]);
+  },
   lower: (ctx, x, node) => ctx.op('DepthToSpace', [x], { blocksize: node.args.factor as number, mode: 'CRD' }),
   grad: pixelShuffleGrad,
   torch: (node, py) => py.call('nn.PixelShuffle', [node.args.factor as number]),
@@ -242,7 +270,14 @@ export const adaptiveavgpool: LayerKind = {
     requireMapSize(input, args.size as [number, number], 'size', ctx);
     return [input[0], ...(args.size as [number, number])];
   },
-  receptive: (rf, input, args) => mapsReceptive(rf, adaptiveMaps(input, args)),
+  receptive(rf, input, args) {
+    const out = args.size as [number, number];
+    const axis = (i: 0 | 1): AxisReach => ({
+      inSize: input[i + 1], outSize: out[i],
+      span: largestSpan(out[i], (k) => { const [start, end] = adaptiveBin(input[i + 1], out[i], k); return end - 1 - start; }),
+    });
+    return resampleReceptive(rf, [axis(0), axis(1)]);
+  },
   lower: lowerAdaptiveAvg,
   grad: mapsGrad(adaptiveMaps),
   torch: (node, py) => py.call('nn.AdaptiveAvgPool2d', [py.pair(node.args.size as [number, number])]),
