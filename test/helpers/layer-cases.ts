@@ -173,6 +173,14 @@ export const LOWERING_CASES: readonly LoweringCase[] = [
   plain('avgpool 2x3 pad=[0,1,1,0] count_pad=off', [2, 5, 7], (x, d) => ref.avgPool2d(x, d, { kernel: [2, 3], pads: [0, 1, 1, 0] as Pads, countIncludePad: false })),
   plain('sumpool 2', [3, 6, 6], (x, d) => ref.sumPool2d(x, d, { kernel: [2, 2] })),
   plain('sumpool 3 stride=2 pad=1', [2, 7, 6], (x, d) => ref.sumPool2d(x, d, { kernel: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1] })),
+  // Ceil mode: GoogLeNet's maxpool 3 stride=2 on 112 and 7, a window PyTorch leaves out as it would
+  // start in the padding, and avgpool divisors counting padding but not ceil mode's overhang.
+  plain('maxpool 3 stride=2 ceil=on', [2, 8, 7], (x, d) => ref.maxPool2d(x, d, { kernel: [3, 3], stride: [2, 2], ceil: true })),
+  plain('maxpool 1x2 stride=1x3 pad=0x1 ceil=on', [2, 3, 5], (x, d) => ref.maxPool2d(x, d, { kernel: [1, 2], stride: [1, 3], pads: [0, 1, 0, 1], ceil: true })),
+  plain('avgpool 3 stride=2 pad=1 ceil=on', [2, 6, 7], (x, d) => ref.avgPool2d(x, d, { kernel: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1], ceil: true })),
+  plain('avgpool 3 stride=2 pad=1 ceil=on count_pad=off', [2, 6, 7], (x, d) => ref.avgPool2d(x, d, { kernel: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1], ceil: true, countIncludePad: false })),
+  plain('avgpool 2 stride=3 pad=[1,0,0,1] ceil=on', [2, 6, 5], (x, d) => ref.avgPool2d(x, d, { kernel: [2, 2], stride: [3, 3], pads: [1, 0, 0, 1], ceil: true })),
+  plain('sumpool 3 stride=2 ceil=on', [2, 6, 7], (x, d) => ref.sumPool2d(x, d, { kernel: [3, 3], stride: [2, 2], ceil: true })),
   plain('globalavgpool', [3, 5, 4], ref.globalAvgPool),
   plain('gmp', [3, 5, 4], ref.globalMaxPool),
 
@@ -340,6 +348,11 @@ export const GRADIENT_CASES: readonly GradientCase[] = [
     ['avgpool count_pad off, asymmetric pads', '2x7x6', 'avgpool 3 stride=2 pad=[1,0,1,2] count_pad=off'],
     ['avgpool 2 on odd size', '3x5x5', 'avgpool 2'],
     ['sumpool 2x3 stride 1 pad same', '2x5x6', 'sumpool 2x3 stride=1 pad=same'],
+    ['maxpool 3 stride 2 ceil (overlapping, a partial last window)', '2x8x7', 'maxpool 3 stride=2 ceil=on'],
+    ['maxpool 2 ceil on odd sizes (MaxUnpool)', '2x5x7', 'maxpool 2 ceil=on'],
+    ['avgpool ceil, count_pad on (divisors without the overhang)', '2x6x7', 'avgpool 3 stride=2 pad=1 ceil=on'],
+    ['avgpool ceil, count_pad off, asymmetric pads', '2x6x5', 'avgpool 2 stride=3 pad=[1,0,0,1] ceil=on count_pad=off'],
+    ['sumpool ceil', '2x6x7', 'sumpool 3 stride=2 ceil=on'],
     ['globalavgpool', '3x5x4', 'globalavgpool'],
     ['globalmaxpool', '3x5x4', 'globalmaxpool'],
   ]),
