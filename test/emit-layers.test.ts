@@ -121,6 +121,27 @@ describe('combinator lowering', () => {
     expectClose(three.out.data, addInto(addInto(a, b), three.x));
   });
 
+  it('split runs branch i on channel part i and joins the outputs; an empty branch passes its part', async () => {
+    const { c, x, dims, out } = await lowerAndRun([5, 4, 4], 'split [2, 3] { | conv 4 3x3 pad=1 -> tanh }');
+    const part = (from: number, to: number) => { const p: number[] = []; for (let n = 0; n < 2; n++) p.push(...x.slice((n * 5 + from) * 16, (n * 5 + to) * 16)); return Float64Array.from(p); };
+    const b = ref.tanh(convOf(c, 'split1.1.conv1', part(2, 5), [2, 3, 4, 4], { pads: [1, 1, 1, 1] }).data, [2, 4, 4, 4]);
+    const a = part(0, 2);
+    const expected: number[] = [];
+    for (let n = 0; n < 2; n++) expected.push(...a.slice(n * 32, (n + 1) * 32), ...b.data.slice(n * 64, (n + 1) * 64));
+    expect(dims).toEqual([2, 5, 4, 4]);
+    expect(out.dims).toEqual([2, 6, 4, 4]);
+    expectClose(out.data, expected);
+  });
+
+  it('empty branches pass the input; repeat 0 passes it on', async () => {
+    const { c, x, dims, out } = await lowerAndRun([2, 3, 3], 'concat { | conv 1 1x1 } -> repeat 0 { conv 7 1x1 } -> add { | maxpool 1 }');
+    const f = convOf(c, 'concat1.1.conv1', x, dims);
+    const joined: number[] = [];
+    for (let n = 0; n < 2; n++) joined.push(...x.slice(n * 18, (n + 1) * 18), ...f.data.slice(n * 9, (n + 1) * 9));
+    expect(out.dims).toEqual([2, 3, 3, 3]);
+    expectClose(out.data, joined.map((v) => 2 * v));
+  });
+
   it('gate multiplies by a broadcast C×1×1 gate (squeeze-and-excitation)', async () => {
     const { c, x, dims, out } = await lowerAndRun([3, 4, 5], 'gate { globalavgpool -> conv 2 1x1 -> relu -> conv 3 1x1 -> sigmoid }');
     const g0 = ref.globalAvgPool(x, dims);

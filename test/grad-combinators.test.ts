@@ -23,6 +23,10 @@ describe('combinator gradients', () => {
     ['gate (squeeze-and-excitation)', '4x5x5', 'gate { globalavgpool -> conv 2 1x1 -> silu -> conv 4 1x1 -> sigmoid }'],
     ['gate broadcasting a per-position map', '3x4x5', 'gate { conv 1 3x3 pad=same -> sigmoid }'],
     ['a small network', '2x9x9', 'conv 4 3x3 pad=1 -> bn -> relu -> maxpool 2 -> conv 5 3x3 -> gelu -> flatten -> dense 6 -> softmax'],
+    ['split in equal halves (a ShuffleNetV2 unit)', '4x5x5', 'split { | conv 2 1x1 -> bn -> relu -> dwconv 3x3 pad=1 -> conv 2 1x1 } -> relu'],
+    ['split with sizes, both branches trained', '5x4x4', 'split [2, 3] { conv 3 3x3 pad=1 | conv 1 1x1 -> tanh }'],
+    ['empty branches in concat and add', '3x4x4', 'concat { | conv 2 3x3 pad=same } -> add { conv 5 1x1 | }'],
+    ['repeat 0 passes its input', '3x4x4', 'conv 2 1x1 -> repeat 0 { conv 3 1x1 } -> relu -> conv 2 1x1'],
     ['nested blocks', '4x6x6', 'residual { concat { conv 2 3x3 pad=1 | dwconv 3x3 pad=1 multiplier=1 -> conv 2 1x1 } -> bn -> relu } -> avgpool 2 -> gate { gap -> conv 4 1x1 -> sigmoid }'],
   ];
   for (const [name, input, body] of cases) {

@@ -125,4 +125,11 @@ describe('reference ops', () => {
     expect(y.shape).toEqual([1, 1, 2, 4]);
     expect([...y.data]).toEqual([1, 2, 5, 6, 3, 4, 7, 8]);
   });
+
+  it('pools adaptively as PyTorch: bins from floor(i·in/out) to ceil((i+1)·in/out), overlapping where out does not divide in', () => {
+    // 5 to 3: bins [0, 2), [1, 4), [3, 5).
+    close(ref.adaptiveAvgPool2d([1, 2, 3, 4, 5], [1, 1, 1, 5], [1, 3]).data, [1.5, 3, 4.5]);
+    // 2 to 3: bins [0, 1), [0, 2), [1, 2).
+    close(ref.adaptiveAvgPool2d([2, 4], [1, 1, 2, 1], [3, 1]).data, [2, 3, 4]);
+  });
 });

@@ -27,6 +27,7 @@ import { loadModelWeights } from '../src/runtime/weights/index.ts';
 import { expectUserError } from './helpers/errors.ts';
 import { pythonWith } from './helpers/python.ts';
 import { cnncFromSources } from './helpers/cli-sources.ts';
+import { safetensors, type Entry } from './helpers/safetensors.ts';
 
 const root = join(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'cnnc-weights-torch-'));
@@ -81,25 +82,11 @@ function relativeError(got: Float32Array, want: Float32Array): number {
 // ---------------------------------------------------------------------------------------------
 // safetensors files written here, for the reader's own cases
 
-type Entry = [name: string, dtype: string, shape: number[], bytes: Uint8Array];
 const f32 = (values: number[]) => new Uint8Array(Float32Array.from(values).buffer);
 const u16 = (bits: number[]) => new Uint8Array(Uint16Array.from(bits).buffer);
 const f64 = (values: number[]) => new Uint8Array(Float64Array.from(values).buffer);
 const i64 = (values: number[]) => new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer);
 const seq = (n: number, scale = 0.1) => Array.from({ length: n }, (_, i) => (i - n / 2) * scale);
-
-function safetensors(entries: Entry[], header?: Record<string, unknown>): Buffer {
-  let offset = 0;
-  const described: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  for (const [name, dtype, shape, bytes] of entries) {
-    described[name] = { dtype, shape, data_offsets: [offset, offset + bytes.byteLength] };
-    offset += bytes.byteLength;
-  }
-  const json = Buffer.from(JSON.stringify(header ?? described));
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(json.length));
-  return Buffer.concat([length, json, ...entries.map((e) => e[3])]);
-}
 
 /** A small model and a state dict for it under PyTorch-style names (an nn.Sequential and a classifier). */
 const SMALL = 'model Small {\n  input 1x4x4\n  conv 2 3x3 bias=off -> bn -> relu -> flatten -> dense 3\n}\n';

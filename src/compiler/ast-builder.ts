@@ -118,8 +118,9 @@ export class AstBuilder {
         return { kind: 'residual', args: this.nodes(inner, 'arg').map((a) => this.arg(a)), body: this.body(inner), span, keywordSpan: this.keywordSpan(inner) };
       case 'branchStep':
         return {
-          kind: this.token(inner, 'Concat') ? 'concat' : 'add',
-          branches: this.nodes(inner, 'chain').map((c) => this.chain(c)),
+          kind: this.token(inner, 'Concat') ? 'concat' : this.token(inner, 'Add') ? 'add' : 'split',
+          args: this.nodes(inner, 'arg').map((a) => this.arg(a)),
+          branches: this.branches(inner),
           span,
           keywordSpan: this.keywordSpan(inner),
         };
@@ -133,6 +134,19 @@ export class AstBuilder {
   private body(node: CstNode): A.Chain {
     const body = this.nodes(node, 'body')[0];
     return body ? this.chainOrEmpty(body) : { steps: [], span: { start: this.span(node).end, end: this.span(node).end } };
+  }
+
+  /** The branches between `{`, each `|` and `}`; an empty one is an empty chain just after its `{` or `|`. */
+  private branches(node: CstNode): A.Chain[] {
+    const chains = this.nodes(node, 'chain');
+    const starts = [...this.tokens(node, 'LBrace'), ...this.tokens(node, 'Pipe')].map((t) => t.endOffset! + 1).sort((a, b) => a - b);
+    // Recovery may have left separators out: the chains as they are.
+    if (starts.length !== 1 + ((node.children.Pipe as IToken[] | undefined)?.length ?? 0)) return chains.map((c) => this.chain(c));
+    return starts.map((start, i) => {
+      const end = starts[i + 1] ?? Infinity;
+      const c = chains.find((ch) => (ch.location?.startOffset ?? NaN) >= start && (ch.location?.startOffset ?? NaN) < end);
+      return c ? this.chain(c) : { steps: [], span: { start, end: start } };
+    });
   }
 
   private keywordSpan(node: CstNode): Span {

@@ -115,6 +115,9 @@ export const catalog = {
   emptyOutput: entry<{ layer: string; detail: string }>('CNN3012', 'error', (p) => `${p.layer} ${p.detail}`),
   indivisibleChannels: entry<{ layer: string; channels: number; divisor: number; why: string }>(
     'CNN3013', 'error', (p) => `${p.layer} needs a multiple of ${p.divisor} channels (${p.why}) but gets ${p.channels}`),
+  splitSizes: entry<{ detail: string }>('CNN3020', 'error', (p) => `split: ${p.detail}`),
+  splitMismatch: entry<{ first: Shape; other: Shape; index: number }>(
+    'CNN3021', 'error', (p) => `split: branch 1 gives ${fmt(p.first)} but branch ${p.index} gives ${fmt(p.other)}; all but the channel count must match`),
 
   // 4xxx: emit and runtime
   notEmittable: entry<{ detail: string }>('CNN4001', 'error', (p) => p.detail),

@@ -124,13 +124,15 @@ class CnnParser extends CstParser {
     this.SUBRULE(this.body);
   });
 
+  /** `concat { a | b }`, `add { ... }`, `split [sizes] { ... }`: branches, any of which may be empty (it passes its input). */
   branchStep = this.RULE('branchStep', () => {
-    this.OR(this.once(7, () => [{ ALT: () => this.CONSUME(T.Concat) }, { ALT: () => this.CONSUME(T.Add) }]));
+    this.OR(this.once(7, () => [{ ALT: () => this.CONSUME(T.Concat) }, { ALT: () => this.CONSUME(T.Add) }, { ALT: () => this.CONSUME(T.Split) }]));
+    this.MANY(() => this.SUBRULE(this.arg));
     this.CONSUME(T.LBrace);
-    this.SUBRULE(this.chain);
-    this.MANY(() => {
+    this.OPTION(() => this.SUBRULE(this.chain));
+    this.MANY2(() => {
       this.CONSUME(T.Pipe);
-      this.SUBRULE2(this.chain);
+      this.OPTION2(() => this.SUBRULE2(this.chain));
     });
     this.CONSUME(T.RBrace);
   });

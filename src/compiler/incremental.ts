@@ -11,6 +11,7 @@
  */
 import { tokenMatcher, type IToken } from 'chevrotain';
 import type * as A from './ast.ts';
+import { combinatorOf } from './combinators/index.ts';
 import { Arrow, cnnLexer, LBrace, RBrace } from './lexer.ts';
 import { parse, parseRestRecovering, parseStepsRecovering, type ParseResult } from './parser.ts';
 import { bracesLeftOpen, closeOpenBodies, virtualBraces, type ClosedBody } from './recovery.ts';
@@ -515,7 +516,7 @@ function moveSpans(ast: A.SourceFile, from: number, delta: number, skip: Readonl
       case 'binary': expr(e.left); expr(e.right); break;
     }
   };
-  const args = (list: A.Arg[]) => {
+  const args = (list: readonly A.Arg[]) => {
     for (const a of list) {
       if (a.span.end < from) continue;
       move(a.span);
@@ -532,13 +533,16 @@ function moveSpans(ast: A.SourceFile, from: number, delta: number, skip: Readonl
     if (skip.has(s) || s.span.end < from) return;
     move(s.span);
     move(s.label?.span);
-    switch (s.kind) {
-      case 'layer': move(s.nameSpan); args(s.args); break;
-      case 'repeat': move(s.keywordSpan); if (s.count) expr(s.count); chain(s.body); break;
-      case 'residual': move(s.keywordSpan); args(s.args); chain(s.body); break;
-      case 'concat': case 'add': move(s.keywordSpan); s.branches.forEach(chain); break;
-      case 'gate': case 'frozen': move(s.keywordSpan); chain(s.body); break;
+    if (s.kind === 'layer') {
+      move(s.nameSpan);
+      args(s.args);
+      return;
     }
+    const c = combinatorOf(s);
+    move(s.keywordSpan);
+    args(c.stepArgs(s));
+    c.exprs(s).forEach(expr);
+    c.chains(s).forEach(chain);
   };
   for (const i of ast.imports) {
     if (i.span.end < from) continue;

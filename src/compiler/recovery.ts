@@ -5,6 +5,7 @@
  */
 import { createTokenInstance, EOF, type IToken, type TokenType } from 'chevrotain';
 import * as T from './lexer.ts';
+import { combinatorList } from './combinators/index.ts';
 import { diagnostic, type Diagnostic } from './diagnostics.ts';
 import { lineStartOf, NextLineBreak, type Span } from './source.ts';
 
@@ -79,7 +80,7 @@ export function closeOpenBodies(tokens: IToken[], text: string): { tokens: IToke
   return { tokens: out, closed };
 }
 
-const BODY_KEYWORDS = new Set<TokenType>([T.Repeat, T.Residual, T.Concat, T.Add, T.Gate, T.Frozen]);
+const BODY_KEYWORDS = new Set<TokenType>(combinatorList.map((c) => c.token));
 
 /** The `}` tokens closeOpenBodies adds (zero-width, after the body's last token). */
 export const virtualBraces = new WeakSet<IToken>();

@@ -1,14 +1,12 @@
 /** Finds blocks that use themselves, directly or through others, so that expansion never loops. */
 import type * as A from './ast.ts';
+import { stepChains } from './combinators/index.ts';
 import { diagnostic, type Diagnostic } from './diagnostics.ts';
 
 function* callsIn(chain: A.Chain): Generator<A.LayerStep> {
   for (const step of chain.steps) {
-    switch (step.kind) {
-      case 'layer': yield step; break;
-      case 'concat': case 'add': for (const b of step.branches) yield* callsIn(b); break;
-      default: yield* callsIn(step.body);
-    }
+    if (step.kind === 'layer') yield step;
+    for (const inner of stepChains(step)) yield* callsIn(inner);
   }
 }
 

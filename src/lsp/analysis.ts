@@ -4,6 +4,7 @@
  * node per use, so the index maps a step to all of them. Built lazily, once per text version.
  */
 import type * as A from '../compiler/ast.ts';
+import { children, seqRole, stepChains, stepExprs } from '../compiler/combinators/index.ts';
 import type { Node, CheckedModel, LayerNode, SeqNode } from '../compiler/model.ts';
 import type { Span } from '../compiler/source.ts';
 import { format } from '../compiler/format.ts';
@@ -99,6 +100,7 @@ export class NodeIndex {
     else this.bySpan.set(k, [use]);
   }
 
+  /** Indexes layers by their step, and the other nodes by their kind and span (a block use's as `call`, a sequence's by its role). */
   private visit(node: Node, model: CheckedModel, root = false): void {
     switch (node.kind) {
       case 'layer':
@@ -108,24 +110,15 @@ export class NodeIndex {
           else this.layers.set(node.step, [{ node, model }]);
         }
         return;
-      case 'seq':
-        if (!root) this.add(key(node.origin?.kind === 'block' ? 'call' : node.origin?.kind === 'repeat' ? 'repeat' : 'seq', node.span), { node, model });
-        for (const item of node.items) this.visit(item, model);
-        return;
-      case 'residual':
-        this.add(key('residual', node.span), { node, model });
-        this.visit(node.body, model);
-        if (node.shortcut) this.visit(node.shortcut, model);
-        return;
-      case 'concat': case 'add':
+      case 'seq': {
+        const role = seqRole(node);
+        if (!root) this.add(key(role === 'block' ? 'call' : role, node.span), { node, model });
+        break;
+      }
+      default:
         this.add(key(node.kind, node.span), { node, model });
-        for (const b of node.branches) this.visit(b, model);
-        return;
-      case 'gate':
-        this.add(key('gate', node.span), { node, model });
-        this.visit(node.body, model);
-        return;
     }
+    for (const child of children(node)) this.visit(child, model);
   }
 
   /** Every checked use of a layer step (one per model use of its block). */
@@ -140,7 +133,7 @@ export class NodeIndex {
 
   /** The checked nodes of a composite step (residual, concat, add, gate, repeat, frozen). */
   compositeUses(step: Exclude<A.Step, A.LayerStep>): Use[] {
-    return this.bySpan.get(key(step.kind === 'frozen' ? 'seq' : step.kind, step.span)) ?? [];
+    return this.bySpan.get(key(step.kind, step.span)) ?? [];
   }
 
   /** The checked nodes of any step: layers, block expansions or composites. */
@@ -156,11 +149,7 @@ export function* stepsOf(chain: A.Chain, parents: A.Step[] = []): Generator<{ st
   for (const step of chain.steps) {
     yield { step, parents };
     const inner = [...parents, step];
-    switch (step.kind) {
-      case 'layer': break;
-      case 'concat': case 'add': for (const b of step.branches) yield* stepsOf(b, inner); break;
-      default: yield* stepsOf(step.body, inner);
-    }
+    for (const c of stepChains(step)) yield* stepsOf(c, inner);
   }
 }
 
@@ -182,15 +171,6 @@ export function* namesIn(e: A.Expr): Generator<{ name: string; span: Span }> {
     case 'negate': yield* namesIn(e.operand); break;
     case 'binary': yield* namesIn(e.left); yield* namesIn(e.right); break;
     default: break;
-  }
-}
-
-/** The argument expressions of a step (layer arguments, residual options, repeat count). */
-export function exprsOf(step: A.Step): A.Expr[] {
-  switch (step.kind) {
-    case 'layer': case 'residual': return step.args.map((a) => a.value);
-    case 'repeat': return step.count ? [step.count] : [];
-    default: return [];
   }
 }
 
@@ -249,7 +229,7 @@ function locateInChain(ast: A.SourceFile, chain: A.Chain, decl: Decl, offset: nu
       best = { kind: 'layer', step, decl, arg, onName: contains(step.nameSpan, offset) || (!!step.label && contains(step.label.span, offset)) };
     } else {
       if (decl.kind === 'block') {
-        const name = exprsOf(step).flatMap((e) => [...namesIn(e)]).find((n) => contains(n.span, offset) && decl.params.some((p) => p.name === n.name));
+        const name = stepExprs(step).flatMap((e) => [...namesIn(e)]).find((n) => contains(n.span, offset) && decl.params.some((p) => p.name === n.name));
         if (name) return { kind: 'param', block: decl, name: name.name, span: name.span };
       }
       best = { kind: 'composite', step, decl };

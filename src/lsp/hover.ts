@@ -5,6 +5,7 @@
  */
 import { MarkupKind, type Hover, type Position } from 'vscode-languageserver';
 import type * as A from '../compiler/ast.ts';
+import { combinatorOf, nodeRules } from '../compiler/combinators/index.ts';
 import { lookupLayer } from '../compiler/layers/index.ts';
 import { formatShape, product, type ArgSpec, type LayerKind } from '../compiler/layers/types.ts';
 import { sizeFormula } from '../compiler/layers/window.ts';
@@ -231,17 +232,8 @@ function usesTable(uses: Use<SeqNode>[]): string {
   return rows.join('\n');
 }
 
-const compositeWords: Record<string, string> = {
-  residual: 'residual: body(x) + shortcut(x)',
-  concat: 'concat: branches joined on channels',
-  add: 'add: branches summed',
-  gate: 'gate: x * body(x)',
-  repeat: 'repeat: the body stacked',
-  frozen: 'frozen: no gradient or updates inside',
-};
-
 function compositeHover(step: Exclude<A.Step, A.LayerStep>, uses: Use[]): string {
-  const parts = [`**${compositeWords[step.kind]}**`];
+  const parts = [`**${combinatorOf(step).doc}**`];
   for (const u of uses.slice(0, MAX_USES)) {
     const n: Node = u.node;
     let params = 0;
@@ -250,9 +242,8 @@ function compositeHover(step: Exclude<A.Step, A.LayerStep>, uses: Use[]): string
       params += paramCount(l).trainable;
       macs += l.macs;
     }
-    const branchShapes = n.kind === 'concat' || n.kind === 'add' ? ` (branches ${n.branches.map((b) => shape(b.output)).join(', ')})` : '';
-    const shortcut = n.kind === 'residual' ? (n.shortcut ? ' (projection shortcut)' : ' (identity shortcut)') : '';
-    parts.push(`\`${n.path}\`: ${shape(n.input)} → ${shape(n.output)}${branchShapes}${shortcut}  \nparams ${count(params)} · MACs ${short(macs)}${n.error ? `  \n⚠ ${n.error.message}` : ''}`);
+    const detail = n.kind === 'layer' || n.kind === 'seq' ? '' : nodeRules(n).hover?.(n) ?? '';
+    parts.push(`\`${n.path}\`: ${shape(n.input)} → ${shape(n.output)}${detail}  \nparams ${count(params)} · MACs ${short(macs)}${n.error ? `  \n⚠ ${n.error.message}` : ''}`);
   }
   if (uses.length > MAX_USES) parts.push(`_… ${uses.length - MAX_USES} more uses_`);
   return parts.join('\n\n');

@@ -4,7 +4,8 @@ import type * as A from '../compiler/ast.ts';
 import { lookupLayer } from '../compiler/layers/index.ts';
 import * as T from '../compiler/lexer.ts';
 import type { Span } from '../compiler/source.ts';
-import { allSteps, contains, exprsOf, locate, namesIn, stepsOf, type Analysis } from './analysis.ts';
+import { stepExprs } from '../compiler/combinators/index.ts';
+import { allSteps, contains, locate, namesIn, stepsOf, type Analysis } from './analysis.ts';
 import { toRange } from './convert.ts';
 
 export type Symbol =
@@ -47,7 +48,7 @@ export function occurrences(analysis: Analysis, s: Symbol): Span[] {
     for (const { step } of allSteps(analysis.ast)) if (step.kind === 'layer' && step.name === s.name) spans.push(step.nameSpan);
   } else if (s.kind === 'param') {
     for (const { step } of stepsOf(s.block.body)) {
-      for (const e of exprsOf(step)) for (const n of namesIn(e)) if (n.name === s.name) spans.push(n.span);
+      for (const e of stepExprs(step)) for (const n of namesIn(e)) if (n.name === s.name) spans.push(n.span);
     }
     // named arguments in calls: bottleneck(c=64)
     for (const { step } of allSteps(analysis.ast)) {

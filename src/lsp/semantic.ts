@@ -1,9 +1,10 @@
 /** Semantic tokens: layer kinds, block and model names, block parameters, options, keywords, numbers. */
 import type { SemanticTokens, SemanticTokensLegend } from 'vscode-languageserver';
 import type * as A from '../compiler/ast.ts';
+import { combinatorOf } from '../compiler/combinators/index.ts';
 import { lookupLayer } from '../compiler/layers/index.ts';
 import * as T from '../compiler/lexer.ts';
-import { allSteps, exprsOf, namesIn, type Analysis } from './analysis.ts';
+import { allSteps, namesIn, type Analysis } from './analysis.ts';
 
 const types = ['keyword', 'function', 'class', 'namespace', 'parameter', 'property', 'number', 'string', 'comment', 'operator', 'enumMember', 'variable'] as const;
 const modifiers = ['declaration', 'defaultLibrary'] as const;
@@ -50,8 +51,11 @@ function classifyNames(analysis: Analysis): Map<number, Classified> {
       if (blocks.has(step.name)) set(step.nameSpan.start, 'class');
       else if (lookupLayer(step.name)) set(step.nameSpan.start, 'function', LIB);
       args(step.args, params);
-    } else if (step.kind === 'residual') args(step.args, params);
-    else for (const e of exprsOf(step)) for (const n of namesIn(e)) set(n.span.start, params.has(n.name) ? 'parameter' : 'enumMember');
+    } else {
+      const c = combinatorOf(step);
+      args(c.stepArgs(step), params);
+      for (const e of c.exprs(step)) for (const n of namesIn(e)) set(n.span.start, params.has(n.name) ? 'parameter' : 'enumMember');
+    }
   }
   return map;
 }

@@ -56,6 +56,19 @@ function concatChannels(parts: T64[]): T64 {
   return { data: out, dims: [N, C, ...parts[0].dims.slice(2)] };
 }
 
+/** The channels of x cut into consecutive parts of `sizes` channels (the inverse of concatChannels). */
+function splitChannels(x: T64, sizes: readonly number[]): T64[] {
+  const [N, C, ...rest] = x.dims;
+  const inner = size(rest);
+  let offset = 0;
+  return sizes.map((pc) => {
+    const data = new Float64Array(N * pc * inner);
+    for (let n = 0; n < N; n++) data.set(x.data.subarray((n * C + offset) * inner, (n * C + offset + pc) * inner), n * pc * inner);
+    offset += pc;
+    return { data, dims: [N, pc, ...rest] };
+  });
+}
+
 /** The float64 forward of one layer in training mode (batch statistics unless frozen; dropout must have p = 0). */
 function refLayer(node: LayerNode, x: T64, p: Params, frozen: (n: LayerNode) => boolean): T64 {
   const reference = referenceLayers[node.layer.name];
@@ -78,6 +91,7 @@ export function refForward(node: Node, x: T64, p: Params, frozen: (n: LayerNode)
       return { data: b.data.map((v, i) => v + s.data[i]), dims: b.dims };
     }
     case 'concat': return concatChannels(node.branches.map((b) => refForward(b, x, p, frozen)));
+    case 'split': return concatChannels(splitChannels(x, node.sizes).map((part, i) => refForward(node.branches[i], part, p, frozen)));
     case 'add': {
       const outs = node.branches.map((b) => refForward(b, x, p, frozen));
       return { data: outs[0].data.map((_, i) => outs.reduce((s, o) => s + o.data[i], 0)), dims: outs[0].dims };

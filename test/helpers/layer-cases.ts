@@ -170,6 +170,11 @@ export const LOWERING_CASES: readonly LoweringCase[] = [
   plain('globalavgpool', [3, 5, 4], ref.globalAvgPool),
   plain('gmp', [3, 5, 4], ref.globalMaxPool),
 
+  plain('adaptiveavgpool 7', [2, 7, 7], (x, d) => ref.adaptiveAvgPool2d(x, d, [7, 7]), 'adaptiveavgpool to the input size (no node)'),
+  plain('adaptiveavgpool 7', [3, 14, 21], (x, d) => ref.adaptiveAvgPool2d(x, d, [7, 7]), 'adaptiveavgpool dividing the input (AveragePool)'),
+  plain('adaptiveavgpool 4x5', [2, 10, 9], (x, d) => ref.adaptiveAvgPool2d(x, d, [4, 5]), 'adaptiveavgpool with overlapping bins (matrix products)'),
+  plain('adaptive_avgpool 7x4', [2, 5, 3], (x, d) => ref.adaptiveAvgPool2d(x, d, [7, 4]), 'adaptiveavgpool to more than the input'),
+  plain('adaptiveavgpool 1', [3, 5, 4], (x, d) => ref.adaptiveAvgPool2d(x, d, [1, 1]), 'adaptiveavgpool to 1x1'),
   plain('pixelshuffle 2', [8, 3, 4], (x, d) => ref.pixelShuffle(x, d, 2)),
   plain('depth_to_space 3', [9, 2, 3], (x, d) => ref.pixelShuffle(x, d, 3)),
   plain('upsample 2', [3, 4, 5], (x, d) => ref.upsampleNearest2d(x, d, [8, 10])),
@@ -237,6 +242,10 @@ export const GRADIENT_CASES: readonly GradientCase[] = [
     ['globalmaxpool', '3x5x4', 'globalmaxpool'],
   ]),
   ...grads('resampling', [
+    ['adaptiveavgpool at the input size', '2x4x3', 'adaptiveavgpool 4x3'],
+    ['adaptiveavgpool dividing the input', '2x6x4', 'adaptiveavgpool 3x2'],
+    ['adaptiveavgpool with overlapping bins', '2x7x5', 'adaptiveavgpool 3'],
+    ['adaptiveavgpool to more than the input along H', '2x3x6', 'adaptiveavgpool 5x4'],
     ['pixelshuffle 2 on 8 channels', '8x3x4', 'pixelshuffle 2'],
     ['pixelshuffle 3', '9x2x3', 'pixelshuffle 3'],
     ['upsample 2 nearest', '2x3x4', 'upsample 2'],
@@ -281,6 +290,7 @@ export const GRADIENT_CASES: readonly GradientCase[] = [
     ['scale on a feature map', '4x3x5', 'scale'],
     ['scale on a vector', '7', 'scale init=0.3'],
     ['scale at the end of a residual body (layer scale)', '4x3x3', 'residual { dwconv 3x3 pad=1 -> layernorm -> conv 4 1x1 -> scale }'],
+    ['frozen layernorm and scale: no parameter gradients, the input gradient through them', '4x3x3', 'conv 4 1x1 -> frozen { layernorm -> scale init=0.5 } -> conv 2 1x1'],
   ]),
 ];
 

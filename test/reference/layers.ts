@@ -75,6 +75,7 @@ export const referenceLayers: Record<string, ReferenceLayer> = {
   sumpool: pool(ref.sumPool2d),
   globalavgpool: unary(ref.globalAvgPool),
   globalmaxpool: unary(ref.globalMaxPool),
+  adaptiveavgpool: unary((x, d, node) => ref.adaptiveAvgPool2d(x, d, node.args.size as [number, number])),
   pixelshuffle: unary((x, d, node) => ref.pixelShuffle(x, d, node.args.factor as number)),
   upsample: (node, x) => {
     const out = [node.output![1], node.output![2]] as [number, number];

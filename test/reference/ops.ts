@@ -336,3 +336,20 @@ export function pixelShuffle(x: Data, xShape: number[], r: number): Result {
         }
   return { data: out, shape: [N, oC, oH, oW] };
 }
+
+/** PyTorch's AdaptiveAvgPool2d: output (i, j) averages rows floor(i·H/oH) .. ceil((i+1)·H/oH) - 1, and so for columns. */
+export function adaptiveAvgPool2d(x: Data, xShape: number[], out: [number, number]): Result {
+  const [N, C, H, W] = xShape;
+  const [oH, oW] = out;
+  const y = new Float64Array(N * C * oH * oW);
+  for (let nc = 0; nc < N * C; nc++)
+    for (let i = 0; i < oH; i++)
+      for (let j = 0; j < oW; j++) {
+        const r0 = Math.floor((i * H) / oH), r1 = Math.ceil(((i + 1) * H) / oH);
+        const c0 = Math.floor((j * W) / oW), c1 = Math.ceil(((j + 1) * W) / oW);
+        let s = 0;
+        for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) s += x[(nc * H + r) * W + c];
+        y[(nc * oH + i) * oW + j] = s / ((r1 - r0) * (c1 - c0));
+      }
+  return { data: y, shape: [N, C, oH, oW] };
+}

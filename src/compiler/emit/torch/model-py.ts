@@ -14,7 +14,7 @@ import { formatShape } from '../../layers/types.ts';
 import { finalLayer, layers, type CheckedModel, type LayerNode, type Node, type SeqNode } from '../../model.ts';
 import { sourceSetOf, type Source, type SourceSet } from '../../source.ts';
 import { assertEmittable, PRODUCER, sourceHash } from '../inference.ts';
-import { formOf, type Container, type TreeWriter } from './combinators.ts';
+import { formOf, type Container, type TreeWriter } from './containers.ts';
 import type { TorchExportInput } from './index.ts';
 import { INDENT, PYTHON_KEYWORDS, PyWriter, pyLiteral, renderChild, type PyChild } from './python.ts';
 import { CHECKPOINTS, IMPORTS, MAIN, MODEL_BASE } from './runtime-py.ts';
