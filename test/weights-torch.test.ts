@@ -389,9 +389,9 @@ describe.skipIf(!python)('weights from torchvision', () => {
     const report = join(dir, 'report.txt');
     expect((await compileHere(join(root, 'examples', 'zoo', 'resnet18.cnn'), { output: join(dir, 'r.onnx'), weights: join(dir, 'resnet18.sorted.safetensors'), weightsReport: report })).code).toBe(0);
     const text = readFileSync(report, 'utf8');
-    expect(text).toContain('layer1.0.conv1.weight 64×64×3×3 -> repeat1.0.residual1.basic1.conv1.weight');
-    expect(text).toContain('layer2.0.downsample.0.weight 128×64×1×1 -> residual1.shortcut.conv.weight');
-    expect(text).toContain('layer4.1.bn2.running_var 512 -> residual6.basic1.bn2.running_var');
+    expect(text).toContain('layer1.0.conv1.weight 64×64×3×3 -> layer1.basic_block1.residual1.conv1.weight');
+    expect(text).toContain('layer2.0.downsample.0.weight 128×64×1×1 -> layer2.basic_block1.residual1.shortcut.conv.weight');
+    expect(text).toContain('layer4.1.bn2.running_var 512 -> layer4.repeat1.0.basic_block1.residual1.bn2.running_var');
     expect(text).toContain('fc.weight 1000×512 -> dense1.weight');
     expect(text.split('\n').filter((l) => l.includes(' -> '))).toHaveLength(102);
   });
@@ -402,7 +402,7 @@ describe.skipIf(!python)('weights from torchvision', () => {
     const dict = loadModelWeights(model, join(dir, 'resnet18.safetensors'), { transfer: false }).match;
     expect(training.folded).toEqual([]);
     expect(training.pairs.map((p) => p.to)).toEqual(dict.pairs.map((p) => p.to));
-    for (const name of ['conv1.weight', 'residual3.basic1.conv2.weight', 'bn1.weight', 'dense1.weight']) {
+    for (const name of ['conv1.weight', 'layer3.basic_block1.residual1.conv2.weight', 'bn1.weight', 'dense1.weight']) {
       expect([...training.tensors.get(name)!.data], name).toEqual([...dict.tensors.get(name)!.data]);
     }
   });
@@ -441,7 +441,7 @@ describe.skipIf(!python)('weights from torchvision', () => {
         'safetensors \'fc.weight\' 1000×512 where model ResNet18 needs \'head.weight\' 2×512 (layer 41 of 41); only train --init takes a file whose final layers differ');
       const lines: string[] = [];
       const log = { isTTY: false, columns: 200, write: (s: string) => { lines.push(s); return true; } };
-      const freeze = 'freeze: "conv1" "bn1" "repeat*" "residual*"';
+      const freeze = 'freeze: "conv1" "bn1" "layer*"';
       await trainCommand(model, { data, init: file, out, epochs: '8', batch: '8', optimizer: 'adam', lr: '0.001', threads: '1', set: [freeze] },
         { log, print: () => {}, handleSigint: false });
       const text = lines.join('');
