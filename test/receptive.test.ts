@@ -1,11 +1,13 @@
 /**
  * Receptive fields (size in input pixels / jump between neighbouring outputs) through the layer
  * kinds' own rules: sliding windows and global layers (the default), upsampling, transposed
- * convolution, pixel shuffle and adaptive pooling.
+ * convolution, pixel shuffle and adaptive pooling; and the size formulas hovers show for them.
  */
 import { describe, expect, it } from 'vitest';
 import { check } from '../src/index.ts';
 import { layers } from '../src/compiler/model.ts';
+import { Analysis } from '../src/lsp/analysis.ts';
+import { hover } from '../src/lsp/hover.ts';
 
 /** The receptive field after each layer of a one-model source. */
 function fields(input: string, body: string): { size: number[]; jump: number[]; global: boolean }[] {
@@ -50,5 +52,33 @@ describe('receptive fields', () => {
           const [f] = fields('1x40x40', `convtranspose 1 ${k}x1 stride=${s}x1 dilation=${d}x1`);
           expect(f.size[0] - 1, `k ${k} s ${s} d ${d}`).toBe(most);
         }
+  });
+});
+
+describe('size formulas in hovers', () => {
+  const text = `model H {
+  input 4x112x11
+  maxpool 3 stride=2 ceil=on -> maxpool 2 stride=3 pad=[0,1,0,1] ceil=on -> convtranspose 4 3x3 stride=2 pad=1 output_padding=1
+  -> upsample 2x3 -> upsample size=5x6 mode=bilinear -> pixelshuffle 2 -> avgpool 2
+}
+`;
+  const analysis = new Analysis(text);
+  const at = (needle: string) => {
+    const offset = text.indexOf(needle);
+    const line = text.slice(0, offset).split('\n').length - 1;
+    const h = hover(analysis, { line, character: offset - text.lastIndexOf('\n', offset - 1) });
+    return (h!.contents as { value: string }).value;
+  };
+
+  it('says how each kind sizes its output, with the numbers', () => {
+    expect(at('maxpool 3')).toContain('H: `ceil((112 + 0 - 3) / 2) + 1 = 56`');
+    expect(at('maxpool 3')).toContain('W: `ceil((11 + 0 - 3) / 2) + 1 = 5`');
+    expect(at('maxpool 2')).toContain('H: `ceil((56 + 0 - 2) / 3) + 1 = 19`');
+    expect(at('maxpool 2')).toContain('W: `ceil((5 + 2 - 2) / 3) + 1 - 1 = 2 (the last window would start in the padding)`');
+    expect(at('convtranspose')).toContain('H: `(19 - 1)·2 - 2 + 2 + 1 + 1 = 38`');
+    expect(at('upsample 2x3')).toContain('W: `4·3 = 12`');
+    expect(at('upsample size')).toContain('H: `size 5`');
+    expect(at('pixelshuffle')).toContain('H: `5·2 = 10`');
+    expect(at('avgpool 2')).toContain('H: `floor((10 + 0 - 2) / 2) + 1 = 5`');
   });
 });

@@ -7,7 +7,7 @@ import { MarkupKind, type Hover, type Position } from 'vscode-languageserver';
 import type * as A from '../compiler/ast.ts';
 import { combinatorOf, nodeRules } from '../compiler/combinators/index.ts';
 import { lookupLayer } from '../compiler/layers/index.ts';
-import { formatShape, product, type ArgSpec, type LayerKind } from '../compiler/layers/types.ts';
+import { formatShape, product, type ArgSpec, type Args, type LayerKind, type Shape } from '../compiler/layers/types.ts';
 import { sizeFormula } from '../compiler/layers/window.ts';
 import { layers, type LayerNode, type Node, type SeqNode } from '../compiler/model.ts';
 import { rfText } from '../compiler/summary.ts';
@@ -144,9 +144,11 @@ function paramCount(node: LayerNode): { trainable: number; buffers: number } {
 function layerFacts(node: LayerNode): string[] {
   const lines = [`\`${node.text}\` — \`${node.path}\``, `${shape(node.input)} → ${shape(node.output)}`];
   if (node.error) lines.push(`⚠ ${node.error.message}`);
-  if (node.window && node.input && node.output && node.input.length === 3 && node.output.length === 3) {
-    const h = sizeFormula(node.input, node.window, 0, node.output[1]);
-    const w = sizeFormula(node.input, node.window, 1, node.output[2]);
+  const window = node.window;
+  const formula = node.layer.sizeFormula ?? (window && ((input: Shape, _args: Args, i: 0 | 1, out: number) => sizeFormula(input, window, i, out)));
+  if (formula && node.input && node.output && node.input.length === 3 && node.output.length === 3) {
+    const h = formula(node.input, node.args, 0, node.output[1]);
+    const w = formula(node.input, node.args, 1, node.output[2]);
     if (h === w) lines.push(`H, W: \`${h}\``);
     else lines.push(`H: \`${h}\``, `W: \`${w}\``);
   }

@@ -400,6 +400,10 @@ export const convtranspose: LayerKind = {
   },
   macs: (input, _output, args) => product(input) * ((args.filters as number) / (args.groups as number)) * product(args.kernel as [number, number]),
   receptive: (rf, input, args) => transposeReceptive(rf, transposeGeometry(input, args).window),
+  sizeFormula(input, args, i, out) {
+    const { window: w, outputPadding } = transposeGeometry(input, args);
+    return `(${input[i + 1]} - 1)·${w.stride[i]} - ${w.pads[i] + w.pads[i + 2]} + ${w.dilation[i] * (w.kernel[i] - 1)} + ${outputPadding[i]} + 1 = ${out}`;
+  },
   lower: lowerConvTranspose,
   grad: convTransposeGrad,
   torch: torchConvTranspose,

@@ -2,7 +2,7 @@
 import type { ArgSpec, Args, GradInput, GradOutput, LayerKind, Shape, TorchContext, Window } from './types.ts';
 import type { LowerContext } from '../emit/context.ts';
 import type { LayerNode } from '../model.ts';
-import { requireFeatureMap, slideWindow, windowOf } from './window.ts';
+import { requireFeatureMap, sizeFormula, slideWindow, windowOf } from './window.ts';
 
 const poolArgs: ArgSpec[] = [
   { name: 'window', type: 'kernel', positional: true, required: true, min: 1, doc: 'window size: K or KHxKW' },
@@ -35,6 +35,14 @@ function poolWindow(input: Shape, args: Args): Window {
 }
 
 const userWindow = (input: Shape, args: Args) => windowOf(input, args, 'window');
+
+/** Ceil mode's size rule with numbers, and the window it leaves out: ceil((5 + 2 - 2) / 3) + 1 - 1 = 2. */
+function ceilFormula(input: Shape, w: Window, i: 0 | 1, out: number): string {
+  const pad = w.pads[i] + w.pads[i + 2];
+  const rule = `ceil((${input[i + 1]} + ${pad} - ${w.kernel[i]}) / ${w.stride[i]}) + 1`;
+  const rounded = Math.ceil((input[i + 1] + pad - w.kernel[i]) / w.stride[i]) + 1;
+  return rounded > out ? `${rule} - 1 = ${out} (the last window would start in the padding)` : `${rule} = ${out}`;
+}
 
 /** ONNX pooling attributes; pads [top, left, bottom, right] are ONNX's order for 2-D. */
 function poolAttrs(w: Window) {
@@ -236,6 +244,7 @@ function pool(name: string, doc: string, extra: ArgSpec[] = []): LayerKind {
       return [input[0], h, wd];
     },
     window: poolWindow,
+    sizeFormula: (input, args, i, out) => (args.ceil ? ceilFormula(input, userWindow(input, args), i, out) : sizeFormula(input, poolWindow(input, args), i, out)),
     lower: lowerPool[name],
     grad: name === 'maxpool' ? maxGrad : windowGrad,
     torch: torchPool[name],

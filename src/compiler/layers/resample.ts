@@ -181,6 +181,7 @@ export const upsample: LayerKind = {
     { name: 'align_corners', type: 'bool', default: false, doc: 'bilinear: map the corner pixels onto each other instead of pixel centres (PyTorch align_corners)' },
   ],
   shape: upsampleShape,
+  sizeFormula: (input, args, i, out) => (args.size ? `size ${out}` : `${input[i + 1]}·${(args.scale as [number, number])[i]} = ${out}`),
   receptive(rf, input, args) {
     const out = upsampleSize(input, args);
     const axis = (i: 0 | 1): AxisReach => ({
@@ -231,6 +232,7 @@ export const pixelshuffle: LayerKind = {
   doc: 'pixel shuffle (depth to space): C·r²×H×W to C×H·r×W·r, each r×r block from r² channels: pixelshuffle R',
   args: [{ name: 'factor', type: 'int', positional: true, required: true, min: 1, doc: 'upscaling factor r; the channels must divide by r²' }],
   shape: pixelShuffleShape,
+  sizeFormula: (input, args, i, out) => `${input[i + 1]}·${args.factor as number} = ${out}`,
   receptive(rf, input, args) {
     const r = args.factor as number;
     return resampleReceptive(rf, [{ inSize: input[1], outSize: input[1] * r, span: 0 }, { inSize: input[2], outSize: input[2] * r, span: 0 }]);

@@ -99,6 +99,11 @@ export interface LayerKind {
    */
   receptive?(rf: Receptive, input: Shape, args: Args, inputExtent: readonly [number, number]): Receptive;
   /**
+   * The output size along axis i (0: H, 1: W) with the layer's numbers filled in, for hovers
+   * (`ceil((112 + 0 - 3) / 2) + 1 = 56`); defaults to the sliding window's floor formula.
+   */
+  sizeFormula?(input: Shape, args: Args, i: 0 | 1, out: number): string;
+  /**
    * Set on layers that turn the values before them into probabilities: `softmax` (a distribution
    * over the outputs) or `sigmoid` (each output on its own). When a model ends in one, training
    * folds it into the matching loss (cross_entropy after softmax, bce after sigmoid), which then
