@@ -119,6 +119,14 @@ describe('examples', () => {
     expect(checkExample('tutorials/004_fashion_mnist.cnn').model.preprocess.classes).toEqual(FASHION_MNIST_CLASSES);
   });
 
+  it('AlexNet and VGG-16 take other input sizes, as torchvision\'s do: adaptive pooling before the classifier', () => {
+    for (const [name, at] of [['zoo/alexnet.cnn', 256], ['zoo/vgg16.cnn', 288]] as const) {
+      const r = check(readFileSync(join(EXAMPLES, name), 'utf8').replace('input 3x224x224', `input 3x${at}x${at}`), join(EXAMPLES, name));
+      expect(codes('error', r), name).toEqual([]);
+      expect(r.models[0].totals.trainable, name).toBe(expected[name].params);
+    }
+  });
+
   it('ConvNeXt-T\'s stochastic depth grows from 0 to 0.1 over its 18 blocks, as torchvision\'s', () => {
     const { model } = checkExample('zoo/convnext_tiny.cnn');
     const p = [...layers(model.root)].filter((l) => l.layer.name === 'droppath').map((l) => l.args.p as number);
