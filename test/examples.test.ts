@@ -119,12 +119,28 @@ describe('examples', () => {
     expect(checkExample('tutorials/004_fashion_mnist.cnn').model.preprocess.classes).toEqual(FASHION_MNIST_CLASSES);
   });
 
-  it('ConvNeXt-T\'s stochastic depth grows from 0 to 0.1 over its 18 blocks, as torchvision\'s', () => {
-    const { model } = checkExample('zoo/convnext_tiny.cnn');
-    const p = [...layers(model.root)].filter((l) => l.layer.name === 'droppath').map((l) => l.args.p as number);
-    expect(p).toHaveLength(18);
-    p.forEach((v, i) => expect(v, `block ${i}`).toBeCloseTo(0.1 * i / 17, 12));
+  it('AlexNet and VGG-16 take other input sizes, as torchvision\'s do: adaptive pooling before the classifier', () => {
+    for (const [name, at] of [['zoo/alexnet.cnn', 256], ['zoo/vgg16.cnn', 288]] as const) {
+      const r = check(readFileSync(join(EXAMPLES, name), 'utf8').replace('input 3x224x224', `input 3x${at}x${at}`), join(EXAMPLES, name));
+      expect(codes('error', r), name).toEqual([]);
+      expect(r.models[0].totals.trainable, name).toBe(expected[name].params);
+    }
   });
+
+  // torchvision's rule: block i of n drops with probability P·i/(n - 1) (ConvNeXt) or P·i/n
+  // (EfficientNet, whose blocks without a shortcut count but have no stochastic depth).
+  const stochasticDepth: [string, number[]][] = [
+    ['zoo/convnext_tiny.cnn', Array.from({ length: 18 }, (_, i) => 0.1 * i / 17)],
+    ['zoo/efficientnet_b0.cnn', [2, 4, 6, 7, 9, 10, 12, 13, 14].map((i) => 0.2 * i / 16)],
+  ];
+  for (const [name, want] of stochasticDepth) {
+    it(`${name}: stochastic depth grows over the blocks as torchvision's`, () => {
+      const { model } = checkExample(name);
+      const p = [...layers(model.root)].filter((l) => l.layer.name === 'droppath').map((l) => l.args.p as number);
+      expect(p).toHaveLength(want.length);
+      p.forEach((v, i) => expect(v, `droppath ${i}`).toBeCloseTo(want[i], 12));
+    });
+  }
 
   it('GoogLeNet follows torchvision\'s spatial sizes 112, 56, 28, 14, 7 (ceil-mode pools)', () => {
     const { model } = checkExample('zoo/googlenet.cnn');

@@ -102,6 +102,11 @@ interface StepCase {
  *   gradient is that small, and a second step from there compares two chaotic trajectories.
  * Left out: vgg16, alexnet, resnet50 and convnext_tiny, whose 25-138M parameters make one step and its
  * checkpoints cost more than all the rest; their layer kinds and combinators are in the ones kept.
+ * Also shufflenet_v2_x1_0: its one step is ill-conditioned for some batches (for 1 of 4 batches
+ * tried at 64x64 and 1 of 3 at 128x128 cnnc's step differed from train.py's by 1-2% of the
+ * movement; for the 64x64 one, a 1e-7 relative change of the input moves PyTorch's own float64
+ * step by as much, 1.3%: a relu or max pool taking the other side), so which batch it got would
+ * decide the case; the others agree to 2e-4.
  */
 const DEEP = { set: 'optimizer: sgd lr=1e-3 momentum=0.9', steps: 1 };
 const EXAMPLE_CASES: StepCase[] = ([
@@ -112,7 +117,7 @@ const EXAMPLE_CASES: StepCase[] = ([
   ['zoo/efficientnet_b0.cnn', 2, { size: 64, ...DEEP }], ['zoo/googlenet.cnn', 2, { size: 64, ...DEEP }],
   ['zoo/densenet121.cnn', 2, { size: 64, ...DEEP }], ['zoo/mobilenet_v3_small.cnn', 2, { size: 64, ...DEEP }],
 ] as [string, number, { size?: number; set?: string; steps?: number }][]).map(([file, batch, o]) => {
-  let source = readFileSync(join(ROOT, 'examples', file), 'utf8').replace(/\b(dropout|droppath)\s+[0-9.]+/g, '$1 0');
+  let source = readFileSync(join(ROOT, 'examples', file), 'utf8').replace(/\b(dropout|droppath)\s+[^\s}]+/g, '$1 0');
   if (o.size) source = source.replace(/input 3x224x224/, `input 3x${o.size}x${o.size}`);
   return { name: file, source, batch, set: o.set, steps: o.steps ?? 2 };
 });
