@@ -45,7 +45,7 @@ function checkedFile(file: string): CheckResult {
 
 const modelText = (file: string, model?: string): string => {
   const r = checkedFile(file);
-  return modelPy({ file, source: r.text, models: r.models, model: r.models.find((m) => m.name === model) ?? r.models[0] });
+  return modelPy({ file, source: r.sources, models: r.models, model: r.models.find((m) => m.name === model) ?? r.models[0] });
 };
 
 /**
@@ -91,17 +91,18 @@ describe('model.py text', () => {
   it.each(FILES)('%s: each layer construction carries its source line', (file) => {
     const r = checkedFile(file);
     const text = modelText(file);
-    const base = path.basename(file);
     for (const model of r.models) {
       for (const layer of layers(model.root)) {
-        const line = r.text.slice(0, layer.span.start).split('\n').length;
-        expect(text, `${layer.path} (line ${line})`).toContain(`  # ${base}:${line}  `);
+        // The file's own line, or an imported block's file and line (examples/segmentation/unet_small.cnn's U-Net).
+        const { source, position } = r.sources.locate(layer.span.start);
+        expect(text, `${layer.path} (${source.label}:${position.line + 1})`).toContain(`  # ${source.label}:${position.line + 1}  `);
       }
     }
-    // Every line that builds a layer module ends in a comment naming the file and line.
+    // Every line that builds a layer module ends in a comment naming the file (or one it imports) and line.
+    const labels = r.sources.sources.map((s) => s.label.replaceAll('.', '\\.')).join('|');
     const builders = text.split('\n').filter((l) => /^ {8,}(self\.|'|self\.add_module).*\b(nn\.(?!Parameter\b)[A-Z]\w*|PaddedConv2d|CroppedConvTranspose2d|AvgPoolNoPad|LayerNorm2d|ChannelShuffle|LayerScale)\(/.test(l));
     expect(builders.length).toBeGreaterThan(0);
-    for (const l of builders) expect(l).toMatch(new RegExp(`  # ${base.replace('.', '\\.')}:\\d+  \\S`));
+    for (const l of builders) expect(l).toMatch(new RegExp(`  # (${labels}):\\d+  \\S`));
   });
 
   it('names the module tree after cnnc (labels that are Python words, helper names the source takes)', () => {
