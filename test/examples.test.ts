@@ -128,7 +128,7 @@ describe('examples', () => {
     p.forEach((v, i) => expect(v, `block ${i}`).toBeCloseTo(0.1 * i / 17, 12));
   });
 
-  it('GoogLeNet follows torchvision\'s spatial sizes 112, 56, 28, 14, 7 (ceil-mode pools as padding)', () => {
+  it('GoogLeNet follows torchvision\'s spatial sizes 112, 56, 28, 14, 7 (ceil-mode pools)', () => {
     const { model } = checkExample('zoo/googlenet.cnn');
     const sizes = new Set([...layers(model.root)].map((l) => l.output).filter((s) => s?.length === 3).map((s) => s![1]));
     expect([...sizes]).toEqual([112, 56, 28, 14, 7, 1]);

@@ -94,12 +94,13 @@ interface StepCase {
  * - Adam's eps is 1e-3 (not 1e-8) for the binary tutorial model: its convolutions have biases
  *   before batch norm, whose gradients are zero up to rounding, and Adam divides a gradient by its
  *   size, so that with a tiny eps cnnc's float32 step moves such a bias by +lr or -lr at random;
- * - the deep models of the zoo (resnet18, mobilenet_v2, efficientnet_b0, googlenet) take one step
+ * - the deep models of the zoo (resnet18, mobilenet_v2, efficientnet_b0, googlenet, densenet121,
+ *   mobilenet_v3_small) take one step
  *   of SGD (lr 1e-3, momentum 0.9) at batch 2 instead of two of their default Adam: at batch 2
  *   their float32 gradients are right to about 2e-4 of the largest (cnnc's, against float64 for
  *   MobileNetV2; PyTorch's own float32 to 5e-3), which Adam turns into random signs wherever a
  *   gradient is that small, and a second step from there compares two chaotic trajectories.
- * Left out: vgg16, alexnet and resnet50, whose 25-138M parameters make one step and its
+ * Left out: vgg16, alexnet, resnet50 and convnext_tiny, whose 25-138M parameters make one step and its
  * checkpoints cost more than all the rest; their layer kinds and combinators are in the ones kept.
  */
 const DEEP = { set: 'optimizer: sgd lr=1e-3 momentum=0.9', steps: 1 };
@@ -109,6 +110,7 @@ const EXAMPLE_CASES: StepCase[] = ([
   ['tutorials/002_rgb224_flatten.cnn', 2, { size: 32 }], ['tutorials/003_mnist.cnn', 4, {}], ['tutorials/004_fashion_mnist.cnn', 4, {}],
   ['zoo/lenet5.cnn', 4, {}], ['zoo/resnet18.cnn', 2, { size: 64, ...DEEP }], ['zoo/mobilenet_v2.cnn', 2, { size: 64, ...DEEP }],
   ['zoo/efficientnet_b0.cnn', 2, { size: 64, ...DEEP }], ['zoo/googlenet.cnn', 2, { size: 64, ...DEEP }],
+  ['zoo/densenet121.cnn', 2, { size: 64, ...DEEP }], ['zoo/mobilenet_v3_small.cnn', 2, { size: 64, ...DEEP }],
 ] as [string, number, { size?: number; set?: string; steps?: number }][]).map(([file, batch, o]) => {
   let source = readFileSync(join(ROOT, 'examples', file), 'utf8').replace(/\b(dropout|droppath)\s+[0-9.]+/g, '$1 0');
   if (o.size) source = source.replace(/input 3x224x224/, `input 3x${o.size}x${o.size}`);
@@ -169,6 +171,12 @@ const FEATURE_CASES: StepCase[] = [
   -> residual { dwconv 3x3 pad=1 -> layernorm -> conv 16 1x1 -> hardsigmoid -> conv 8 1x1 -> scale init=0.5 -> droppath 0 }
   -> identity -> gap -> flatten -> dense 6 -> layernorm -> dense 3
   train { optimizer: adamw lr=0.01 weight_decay=0.05 }`],
+  ['sgd through the spatial kinds: a ceil-mode pool, transposed convolution, upsampling, pixel shuffle, adaptive pooling', `
+  input 2x8x8
+  conv 4 3x3 pad=same -> bn -> relu -> maxpool 3 stride=2 ceil=on -> convtranspose 4 2x2 stride=2 -> upsample 2 mode=bilinear
+  -> conv 8 3x3 stride=2 pad=same -> pixelshuffle 2 -> relu -> avgpool 3 stride=2 pad=1 ceil=on -> adaptiveavgpool 3
+  -> upsample size=5x4 -> flatten -> dense 3
+  train { optimizer: sgd lr=0.1 momentum=0.9 }`],
 ].map(([name, body], i) => ({
   name,
   source: `${FEATURE_BLOCKS}model Case${i} {${body.replace(/train \{ (.*) \}/, (_, t: string) => `train {\n    ${t.split(/\s{2,}/).join('\n    ')}\n  }`)}\n}\n`,

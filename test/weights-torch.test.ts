@@ -28,6 +28,7 @@ import { loadModelWeights } from '../src/runtime/weights/index.ts';
 import { expectUserError } from './helpers/errors.ts';
 import { pythonWith } from './helpers/python.ts';
 import { cnncFromSources } from './helpers/cli-sources.ts';
+import { safetensors, type Entry } from './helpers/safetensors.ts';
 
 const root = join(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'cnnc-weights-torch-'));
@@ -82,25 +83,11 @@ function relativeError(got: Float32Array, want: Float32Array): number {
 // ---------------------------------------------------------------------------------------------
 // safetensors files written here, for the reader's own cases
 
-type Entry = [name: string, dtype: string, shape: number[], bytes: Uint8Array];
 const f32 = (values: number[]) => new Uint8Array(Float32Array.from(values).buffer);
 const u16 = (bits: number[]) => new Uint8Array(Uint16Array.from(bits).buffer);
 const f64 = (values: number[]) => new Uint8Array(Float64Array.from(values).buffer);
 const i64 = (values: number[]) => new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer);
 const seq = (n: number, scale = 0.1) => Array.from({ length: n }, (_, i) => (i - n / 2) * scale);
-
-function safetensors(entries: Entry[], header?: Record<string, unknown>): Buffer {
-  let offset = 0;
-  const described: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  for (const [name, dtype, shape, bytes] of entries) {
-    described[name] = { dtype, shape, data_offsets: [offset, offset + bytes.byteLength] };
-    offset += bytes.byteLength;
-  }
-  const json = Buffer.from(JSON.stringify(header ?? described));
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(json.length));
-  return Buffer.concat([length, json, ...entries.map((e) => e[3])]);
-}
 
 /** A small model and a state dict for it under PyTorch-style names (an nn.Sequential and a classifier). */
 const SMALL = 'model Small {\n  input 1x4x4\n  conv 2 3x3 bias=off -> bn -> relu -> flatten -> dense 3\n}\n';
@@ -407,9 +394,9 @@ describe.skipIf(!python)('weights from torchvision', () => {
     const report = join(dir, 'report.txt');
     expect((await compileHere(join(root, 'examples', 'zoo', 'resnet18.cnn'), { output: join(dir, 'r.onnx'), weights: join(dir, 'resnet18.sorted.safetensors'), weightsReport: report })).code).toBe(0);
     const text = readFileSync(report, 'utf8');
-    expect(text).toContain('layer1.0.conv1.weight 64×64×3×3 -> repeat1.0.residual1.basic1.conv1.weight');
-    expect(text).toContain('layer2.0.downsample.0.weight 128×64×1×1 -> residual1.shortcut.conv.weight');
-    expect(text).toContain('layer4.1.bn2.running_var 512 -> residual6.basic1.bn2.running_var');
+    expect(text).toContain('layer1.0.conv1.weight 64×64×3×3 -> layer1.basic_block1.residual1.conv1.weight');
+    expect(text).toContain('layer2.0.downsample.0.weight 128×64×1×1 -> layer2.basic_block1.residual1.shortcut.conv.weight');
+    expect(text).toContain('layer4.1.bn2.running_var 512 -> layer4.repeat1.0.basic_block1.residual1.bn2.running_var');
     expect(text).toContain('fc.weight 1000×512 -> dense1.weight');
     expect(text.split('\n').filter((l) => l.includes(' -> '))).toHaveLength(102);
   });
@@ -420,7 +407,7 @@ describe.skipIf(!python)('weights from torchvision', () => {
     const dict = loadModelWeights(model, join(dir, 'resnet18.safetensors'), { transfer: false }).match;
     expect(training.folded).toEqual([]);
     expect(training.pairs.map((p) => p.to)).toEqual(dict.pairs.map((p) => p.to));
-    for (const name of ['conv1.weight', 'residual3.basic1.conv2.weight', 'bn1.weight', 'dense1.weight']) {
+    for (const name of ['conv1.weight', 'layer3.basic_block1.residual1.conv2.weight', 'bn1.weight', 'dense1.weight']) {
       expect([...training.tensors.get(name)!.data], name).toEqual([...dict.tensors.get(name)!.data]);
     }
   });
@@ -459,7 +446,7 @@ describe.skipIf(!python)('weights from torchvision', () => {
         'safetensors \'fc.weight\' 1000×512 where model ResNet18 needs \'head.weight\' 2×512 (layer 41 of 41); only train --init takes a file whose final layers differ');
       const lines: string[] = [];
       const log = { isTTY: false, columns: 200, write: (s: string) => { lines.push(s); return true; } };
-      const freeze = 'freeze: "conv1" "bn1" "repeat*" "residual*"';
+      const freeze = 'freeze: "conv1" "bn1" "layer*"';
       await trainCommand(model, { data, init: file, out, epochs: '8', batch: '8', optimizer: 'adam', lr: '0.001', threads: '1', set: [freeze] },
         { log, print: () => {}, handleSigint: false });
       const text = lines.join('');
