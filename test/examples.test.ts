@@ -50,6 +50,8 @@ const expected: Record<string, Expected> = {
   'segmentation/shapes.cnn': { params: 11_955, output: [3, 32, 32] },
   // Ronneberger et al.'s U-Net with padded convolutions and batch norm: the reference's count (test/helpers/unet.py, weights-torch.test.ts).
   'segmentation/unet.cnn': { params: 31_036_546, output: [2, 64, 64] },
+  // The same at an eighth of the width (8..128 channels), the one segmentation-train.test.ts trains.
+  'segmentation/unet_small.cnn': { params: 486_427, output: [3, 32, 32] },
 };
 
 function checkExample(name: string) {

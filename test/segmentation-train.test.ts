@@ -1,9 +1,17 @@
 /**
  * Segmentation end to end: a seeded set of discs and squares on noise (image/mask PNG pairs under
- * train/ and test/), a dense model trained with `cnnc train`, its mean IoU on the test pairs, and
- * the same training in PyTorch (the exported train.py, `cnnc export --torch`) from the same initial
- * weights (cnnc compile --train's init.ckpt): the two mean IoUs within 0.02. The runs differ in
- * data order and augmentation draws (each its own generator), so the tolerance is statistical.
+ * train/ and test/), a U-Net trained with `cnnc train`, its mean IoU on the test pairs, and the same
+ * training in PyTorch (the exported train.py, `cnnc export --torch`) from the same initial weights
+ * (cnnc compile --train's init.ckpt): the two mean IoUs within 0.02.
+ *
+ * The U-Net is examples/segmentation/unet_small.cnn, unet.cnn's four levels at an eighth of the
+ * width (8..128 channels, 486,427 parameters) on 32x32 images, for the time a CI run has: the full
+ * width trains at about 64 times the cost. The runs differ in data order (each its own generator),
+ * so they agree statistically, not step by step; to keep the gap small and steady the model trains
+ * without flips, to convergence under a cosine schedule (the last epochs' steps are small), and is
+ * measured on 256 test pairs. Each run is deterministic (a rerun gives the same figures); over
+ * init seeds 0 to 4 (`--seed` to compile, train and train.py) the test mean IoUs were 0.9801 to
+ * 0.9817 (cnnc) and 0.9769 to 0.9816 (PyTorch), the gaps at most 0.0039 (docs/training.md).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,17 +31,17 @@ if (!python || !pillow) console.warn('segmentation-train: skipping the PyTorch r
 const work = mkdtempSync(join(tmpdir(), 'cnnc-seg-train-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-/** The model the test trains: SEG_MODEL in examples/segmentation (see its comment). */
-export const SEG_FILE = join(import.meta.dirname, '..', 'examples', 'segmentation', 'shapes.cnn');
+/** The model the test trains (see its comment). */
+const SEG_FILE = join(import.meta.dirname, '..', 'examples', 'segmentation', 'unet_small.cnn');
 
 const lastEpoch = (file: string) => JSON.parse(readFileSync(file, 'utf8').trim().split('\n').at(-1)!);
 
-describe('a segmentation model trained by cnnc and by the exported train.py', () => {
-  // About 10 s for cnnc and 2 minutes for PyTorch 1.13 on two busy CPU cores.
-  it('reaches a test mean IoU that the PyTorch run matches within 0.02', { timeout: 400_000 }, async () => {
+describe('a U-Net trained by cnnc and by the exported train.py', () => {
+  // About 20 to 80 s for cnnc and 30 to 80 s for PyTorch 1.13 on two busy CPU cores.
+  it('reaches a test mean IoU that the PyTorch run matches within 0.02', { timeout: 600_000 }, async () => {
     const data = join(work, 'shapes');
     await writeSegmentationSet(join(data, 'train'), 192, 32, 11);
-    await writeSegmentationSet(join(data, 'test'), 64, 32, 12);
+    await writeSegmentationSet(join(data, 'test'), 256, 32, 12);
     const init = join(work, 'init');
     const quiet = { log: { write: () => true }, print: () => {}, handleSigint: false };
     await silenced(() => compileCommand(SEG_FILE, { output: init, train: true }));
@@ -42,14 +50,15 @@ describe('a segmentation model trained by cnnc and by the exported train.py', ()
     const cnncSeconds = (performance.now() - started) / 1000;
     const cnnc = lastEpoch(join(work, 'cnnc', 'train.jsonl'));
     console.log(`segmentation: cnnc train ${cnncSeconds.toFixed(1)} s: test pixel accuracy ${cnnc.test_acc.toFixed(4)}, test mIoU ${cnnc.test_miou.toFixed(4)}`);
-    expect(cnnc.test_miou).toBeGreaterThan(0.6);
+    expect(cnnc.test_miou).toBeGreaterThan(0.95);
     if (!python || !pillow) return;
 
     const pkg = join(work, 'torch');
     expect(await silenced(async () => exportCommand(SEG_FILE, { torch: true, output: pkg }))).toBe(0);
     const t0 = performance.now();
     const r = spawnSync(python, ['train.py', '--data', data, '--out', join(work, 'torch-run'), '--device', 'cpu', '--init', join(init, 'init.ckpt')],
-      { cwd: pkg, encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '2' } });
+      // One thread: on shared cores PyTorch's two OpenMP threads wait on each other (an epoch took 109 s with two, 5 s with one).
+      { cwd: pkg, encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const torch = lastEpoch(join(work, 'torch-run', 'train.jsonl'));
