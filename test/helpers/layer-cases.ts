@@ -1,9 +1,10 @@
 /**
- * The per-layer case tables of the numerical tests, in one place so that test/registry.test.ts can
- * require every registry kind in each: the lowering against the float64 reference
- * (emit-layers.test.ts), the gradient against finite differences (grad-layers.test.ts) and the
- * PyTorch parity (export-torch.test.ts, over every model of these files). A new kind adds its cases
- * here and its forward to test/reference/layers.ts.
+ * The case tables of the numerical tests, per layer kind and per combinator, in one place so that
+ * test/registry.test.ts can require every layer kind and every combinator in each: the lowering
+ * against a float64 reference (emit-layers.test.ts), the gradient against finite differences
+ * (grad-layers.test.ts, grad-combinators.test.ts) and the PyTorch parity (export-torch.test.ts,
+ * over every model of these files). A new kind or combinator adds its cases here and its forward
+ * to test/reference/layers.ts or test/reference/combinators.ts.
  */
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import type { ParamSpec } from '../../src/compiler/layers/types.ts';
 import * as ref from '../reference/ops.ts';
-import { weight, type Compiled } from './emit.ts';
+import { modelSource, weight, type Compiled } from './emit.ts';
 import { uniform } from './random.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -22,6 +23,8 @@ export interface LoweringCase {
   /** The per-sample input shape; the batch is 2. */
   input: number[];
   body: string;
+  /** Block definitions before the model. */
+  blocks?: string;
   /** The expected output from the batch x ([2, ...input]) and the compiled parameters. */
   expected(x: Float32Array, dims: number[], c: Compiled): ref.Result;
   /** Parameters from `randomParams(seed)` instead of their initial values. */
@@ -29,6 +32,9 @@ export interface LoweringCase {
   /** The range of the input's values (default [-2, 2]). */
   xRange?: [number, number];
 }
+
+/** The source of a case: its blocks and a model `T` of its input and body. */
+export const loweringSource = (k: LoweringCase): string => (k.blocks ?? '') + modelSource(k.input.join('x'), k.body);
 
 /** Random values for the parameters (running variances positive), for an EmitOptions init. */
 export const randomParams = (seed: number) => (name: string, spec: ParamSpec) => {
@@ -183,6 +189,107 @@ export const LOWERING_CASES: readonly LoweringCase[] = [
 ];
 
 // ---------------------------------------------------------------------------------------------
+// Combinator lowering: the inference graph on onnxruntime against references composed by hand
+
+/** A conv with the compiled model's parameters `name` on x. */
+const convOf = (c: Compiled, name: string, x: ArrayLike<number>, xs: number[], o: ref.Conv2dOptions = {}, bias = true) => {
+  const w = c.weights.get(`${name}.weight`)!;
+  return ref.conv2d(x as Float64Array, xs, w.data, w.dims, bias ? weight(c, `${name}.bias`) : null, o);
+};
+const addInto = (a: ArrayLike<number>, b: ArrayLike<number>) => Float64Array.from(a, (v, i) => v + b[i]);
+/** Channels [from, to) of each sample of x ([N, C, ...], `inner` values per channel). */
+const channels = (x: ArrayLike<number>, [N, C]: number[], inner: number, from: number, to: number): Float64Array => {
+  const out = new Float64Array(N * (to - from) * inner);
+  for (let n = 0; n < N; n++) for (let i = 0; i < (to - from) * inner; i++) out[n * (to - from) * inner + i] = x[(n * C + from) * inner + i];
+  return out;
+};
+/** The parts ([N, channels, ...] each, `inner` values per channel) joined on channels. */
+const joinChannels = (N: number, inner: number, parts: [ArrayLike<number>, number][]): Float64Array => {
+  const out: number[] = [];
+  for (let n = 0; n < N; n++) for (const [t, ch] of parts) for (let i = 0; i < ch * inner; i++) out.push(t[n * ch * inner + i]);
+  return Float64Array.from(out);
+};
+
+export const COMBINATOR_LOWERING_CASES: readonly LoweringCase[] = [
+  {
+    name: 'residual with an identity shortcut: x + f(x)', input: [3, 5, 6], body: 'residual { conv 3 3x3 pad=1 -> relu }',
+    expected(x, dims, c) {
+      const f = ref.relu(convOf(c, 'residual1.conv1', x, dims, { pads: [1, 1, 1, 1] }).data, dims);
+      return { data: addInto(f.data, x), shape: dims };
+    },
+  },
+  {
+    name: 'residual with a projection shortcut: f(x) + bn(conv1x1 stride 2 (x))', input: [3, 8, 6], body: 'residual project { conv 5 3x3 stride=2 pad=1 }', randomSeed: 3,
+    expected(x, dims, c) {
+      const body = convOf(c, 'residual1.conv1', x, dims, { stride: [2, 2], pads: [1, 1, 1, 1] });
+      expect(c.weights.has('residual1.shortcut.conv.bias')).toBe(false);
+      const proj = convOf(c, 'residual1.shortcut.conv', x, dims, { stride: [2, 2] }, false);
+      const p = (n: string) => weight(c, `residual1.shortcut.bn.${n}`);
+      const short = ref.batchNormInference(proj.data, proj.shape, p('weight'), p('bias'), p('running_mean'), p('running_var'));
+      return { data: addInto(body.data, short.data), shape: body.shape };
+    },
+  },
+  {
+    name: 'concat joins branches on channels', input: [3, 5, 5], body: 'concat { conv 2 1x1 | maxpool 3 stride=1 pad=1 | conv 4 3x3 pad=same -> tanh }',
+    expected(x, dims, c) {
+      const a = convOf(c, 'concat1.0.conv1', x, dims);
+      const b = ref.maxPool2d(x, dims, { kernel: [3, 3], stride: [1, 1], pads: [1, 1, 1, 1] });
+      const d = ref.tanh(convOf(c, 'concat1.2.conv1', x, dims, { pads: [1, 1, 1, 1] }).data, [2, 4, 5, 5]);
+      return { data: joinChannels(2, 25, [[a.data, 2], [b.data, 3], [d.data, 4]]), shape: [2, 9, 5, 5] };
+    },
+  },
+  {
+    name: 'add sums two branches', input: [2, 4, 4], body: 'add { conv 2 1x1 | maxpool 1 }',
+    expected: (x, dims, c) => ({ data: addInto(convOf(c, 'add1.0.conv1', x, dims).data, x), shape: dims }),
+  },
+  {
+    name: 'add sums three branches', input: [2, 4, 4], body: 'add { conv 2 1x1 | conv 2 3x3 pad=1 | maxpool 1 }',
+    expected(x, dims, c) {
+      const a = convOf(c, 'add1.0.conv1', x, dims).data;
+      const b = convOf(c, 'add1.1.conv1', x, dims, { pads: [1, 1, 1, 1] }).data;
+      return { data: addInto(addInto(a, b), x), shape: dims };
+    },
+  },
+  {
+    name: 'split runs branch i on channel part i and joins the outputs; an empty branch passes its part', input: [5, 4, 4], body: 'split [2, 3] { | conv 4 3x3 pad=1 -> tanh }',
+    expected(x, dims, c) {
+      const b = ref.tanh(convOf(c, 'split1.1.conv1', channels(x, dims, 16, 2, 5), [2, 3, 4, 4], { pads: [1, 1, 1, 1] }).data, [2, 4, 4, 4]);
+      return { data: joinChannels(2, 16, [[channels(x, dims, 16, 0, 2), 2], [b.data, 4]]), shape: [2, 6, 4, 4] };
+    },
+  },
+  {
+    name: 'empty branches pass the input; repeat 0 passes it on', input: [2, 3, 3], body: 'concat { | conv 1 1x1 } -> repeat 0 { conv 7 1x1 } -> add { | maxpool 1 }',
+    expected(x, dims, c) {
+      const joined = joinChannels(2, 9, [[x, 2], [convOf(c, 'concat1.1.conv1', x, dims).data, 1]]);
+      return { data: joined.map((v) => 2 * v), shape: [2, 3, 3, 3] };
+    },
+  },
+  {
+    name: 'gate multiplies by a broadcast C×1×1 gate (squeeze-and-excitation)', input: [3, 4, 5], body: 'gate { globalavgpool -> conv 2 1x1 -> relu -> conv 3 1x1 -> sigmoid }',
+    expected(x, dims, c) {
+      const g0 = ref.globalAvgPool(x, dims);
+      const g1 = ref.relu(convOf(c, 'gate1.conv1', g0.data, g0.shape).data, [2, 2, 1, 1]);
+      const g = ref.sigmoid(convOf(c, 'gate1.conv2', g1.data, [2, 2, 1, 1]).data, [2, 3, 1, 1]);
+      return { data: Float64Array.from(x, (v, i) => v * g.data[Math.floor(i / 20)]), shape: dims };
+    },
+  },
+  {
+    name: 'frozen lowers like its body; blocks and repeats name parameters after the source', input: [2, 4, 4],
+    blocks: 'block vgg(c) { conv c 3x3 pad=same -> relu -> conv c 1x1 }\n', body: 'frozen { stem: conv 3 1x1 } -> vgg(2) -> repeat 2 { conv 2 1x1 }',
+    expected(x, dims, c) {
+      expect([...c.weights.keys()].sort()).toEqual([
+        'repeat1.0.conv1.bias', 'repeat1.0.conv1.weight', 'repeat1.1.conv1.bias', 'repeat1.1.conv1.weight',
+        'stem.bias', 'stem.weight', 'vgg1.conv1.bias', 'vgg1.conv1.weight', 'vgg1.conv2.bias', 'vgg1.conv2.weight',
+      ]);
+      let h = convOf(c, 'stem', x, dims);
+      h = ref.relu(convOf(c, 'vgg1.conv1', h.data, h.shape, { pads: [1, 1, 1, 1] }).data, dims);
+      for (const name of ['vgg1.conv2', 'repeat1.0.conv1', 'repeat1.1.conv1']) h = convOf(c, name, h.data, h.shape);
+      return h;
+    },
+  },
+];
+
+// ---------------------------------------------------------------------------------------------
 // Gradients: the backward pass against central differences of the reference forward
 
 export interface GradientCase {
@@ -283,6 +390,23 @@ export const GRADIENT_CASES: readonly GradientCase[] = [
     ['scale at the end of a residual body (layer scale)', '4x3x3', 'residual { dwconv 3x3 pad=1 -> layernorm -> conv 4 1x1 -> scale }'],
   ]),
 ];
+
+export const COMBINATOR_GRADIENT_CASES: readonly GradientCase[] = grads('combinators', [
+  ['residual, identity shortcut', '3x5x5', 'residual { conv 3 3x3 pad=1 -> relu -> conv 3 3x3 pad=1 } -> relu'],
+  ['residual with projection (stride 2, bn)', '3x6x6', 'residual project { conv 4 3x3 stride=2 pad=1 -> bn -> relu -> conv 4 3x3 pad=1 }'],
+  ['concat of conv, conv and maxpool branches', '3x5x6', 'concat { conv 2 1x1 | conv 3 3x3 pad=same | maxpool 3 stride=1 pad=1 }'],
+  ['add of three branches', '3x5x5', 'add { conv 3 3x3 pad=same | conv 3 1x1 | conv 3 1x1 -> tanh }'],
+  ['gate (squeeze-and-excitation)', '4x5x5', 'gate { globalavgpool -> conv 2 1x1 -> silu -> conv 4 1x1 -> sigmoid }'],
+  ['gate broadcasting a per-position map', '3x4x5', 'gate { conv 1 3x3 pad=same -> sigmoid }'],
+  ['a small network', '2x9x9', 'conv 4 3x3 pad=1 -> bn -> relu -> maxpool 2 -> conv 5 3x3 -> gelu -> flatten -> dense 6 -> softmax'],
+  ['split in equal halves (a ShuffleNetV2 unit)', '4x5x5', 'split { | conv 2 1x1 -> bn -> relu -> dwconv 3x3 pad=1 -> conv 2 1x1 } -> relu'],
+  ['split with sizes, both branches trained', '5x4x4', 'split [2, 3] { conv 3 3x3 pad=1 | conv 1 1x1 -> tanh }'],
+  ['empty branches in concat and add', '3x4x4', 'concat { | conv 2 3x3 pad=same } -> add { conv 5 1x1 | }'],
+  ['repeat 2 of a conv and bn', '3x4x4', 'repeat 2 { conv 3 3x3 pad=1 -> bn -> tanh }'],
+  ['repeat 0 passes its input', '3x4x4', 'conv 2 1x1 -> repeat 0 { conv 3 1x1 } -> relu -> conv 2 1x1'],
+  ['frozen in a residual body: its bn on running statistics, the input gradient through it', '3x5x5', 'residual { frozen { conv 3 3x3 pad=1 -> bn } -> relu -> conv 3 1x1 } -> frozen { bn }'],
+  ['nested blocks', '4x6x6', 'residual { concat { conv 2 3x3 pad=1 | dwconv 3x3 pad=1 multiplier=1 -> conv 2 1x1 } -> bn -> relu } -> avgpool 2 -> gate { gap -> conv 4 1x1 -> sigmoid }'],
+], { batch: 3 });
 
 // ---------------------------------------------------------------------------------------------
 // PyTorch parity: every model of these files, model.py against the ONNX graph
