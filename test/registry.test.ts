@@ -26,14 +26,15 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 
 /**
  * The layer kinds (by registry name) and combinators (by keyword) a checked tree contains: a
- * combinator's own node by its kind, and a chain's step that is a sequence by its role (repeat,
- * frozen; a block's expansion is none).
+ * combinator's own node by its kind, and a sequence that is a chain's step by its role (repeat,
+ * frozen; a block's expansion is none). A repeat's items are its copies, chains of their own.
  */
-function namesIn(node: Node, out: Set<string>): Set<string> {
-  if (node.kind === 'layer') out.add(node.layer.name);
-  else if (node.kind !== 'seq') out.add(node.kind);
-  else for (const item of node.items) if (item.kind === 'seq' && seqRole(item) !== 'block') out.add(seqRole(item));
-  for (const child of children(node)) namesIn(child, out);
+function namesIn(node: Node, out: Set<string>, isStep = false): Set<string> {
+  if (node.kind === 'layer') return out.add(node.layer.name);
+  const role = node.kind === 'seq' ? (isStep ? seqRole(node) : undefined) : node.kind;
+  if (role && role !== 'block') out.add(role);
+  const stepsInside = node.kind === 'seq' && role !== 'repeat';
+  for (const child of children(node)) namesIn(child, out, stepsInside);
   return out;
 }
 
