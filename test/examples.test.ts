@@ -48,6 +48,8 @@ const expected: Record<string, Expected> = {
   'zoo/convnext_tiny.cnn': { params: 28_589_128, gmacs: 4.46, output: [1000] },
   // A dense model: a 3-class logit map (16·9+16 + 3·(16·16·9+16) + 32·16·9+16 + 16·3+3 + 4·32 bn).
   'segmentation/shapes.cnn': { params: 11_955, output: [3, 32, 32] },
+  // Ronneberger et al.'s U-Net with padded convolutions and batch norm: the reference's count (test/helpers/unet.py, weights-torch.test.ts).
+  'segmentation/unet.cnn': { params: 31_036_546, output: [2, 64, 64] },
 };
 
 function checkExample(name: string) {
@@ -124,7 +126,7 @@ describe('examples', () => {
     p.forEach((v, i) => expect(v, `block ${i}`).toBeCloseTo(0.1 * i / 17, 12));
   });
 
-  it('GoogLeNet follows torchvision\'s spatial sizes 112, 56, 28, 14, 7 (ceil-mode pools as padding)', () => {
+  it('GoogLeNet follows torchvision\'s spatial sizes 112, 56, 28, 14, 7 (ceil-mode pools)', () => {
     const { model } = checkExample('zoo/googlenet.cnn');
     const sizes = new Set([...layers(model.root)].map((l) => l.output).filter((s) => s?.length === 3).map((s) => s![1]));
     expect([...sizes]).toEqual([112, 56, 28, 14, 7, 1]);

@@ -45,7 +45,7 @@ function checkedFile(file: string): CheckResult {
 
 const modelText = (file: string, model?: string): string => {
   const r = checkedFile(file);
-  return modelPy({ file, source: r.text, models: r.models, model: r.models.find((m) => m.name === model) ?? r.models[0] });
+  return modelPy({ file, source: r.sources, models: r.models, model: r.models.find((m) => m.name === model) ?? r.models[0] });
 };
 
 /**
@@ -91,17 +91,19 @@ describe('model.py text', () => {
   it.each(FILES)('%s: each layer construction carries its source line', (file) => {
     const r = checkedFile(file);
     const text = modelText(file);
-    const base = path.basename(file);
+    // A layer of an imported block names its own file (`std/resnet.cnn`), relative to the file's folder.
     for (const model of r.models) {
       for (const layer of layers(model.root)) {
-        const line = r.text.slice(0, layer.span.start).split('\n').length;
-        expect(text, `${layer.path} (line ${line})`).toContain(`  # ${base}:${line}  `);
+        const { source, position } = r.sources.locate(layer.span.start);
+        const at = `${source.label}:${position.line + 1}`;
+        expect(text, `${layer.path} (${at})`).toContain(`  # ${at}  `);
       }
     }
+    const labels = r.sources.sources.map((s) => s.label.replaceAll('.', '\\.')).join('|');
     // Every line that builds a layer module ends in a comment naming the file and line.
     const builders = text.split('\n').filter((l) => /^ {8,}(self\.|'|self\.add_module).*\b(nn\.(?!Parameter\b)[A-Z]\w*|PaddedConv2d|CroppedConvTranspose2d|AvgPoolNoPad|LayerNorm2d|ChannelShuffle|LayerScale)\(/.test(l));
     expect(builders.length).toBeGreaterThan(0);
-    for (const l of builders) expect(l).toMatch(new RegExp(`  # ${base.replace('.', '\\.')}:\\d+  \\S`));
+    for (const l of builders) expect(l).toMatch(new RegExp(`  # (${labels}):\\d+  \\S`));
   });
 
   it('names the module tree after cnnc (labels that are Python words, helper names the source takes)', () => {

@@ -1,26 +1,23 @@
 /**
- * The backward pass through combinators and whole small networks (the cases are
- * test/helpers/layer-cases.ts's COMBINATOR_GRADIENT_CASES), relu before max pooling, frozen layers
- * and freeze patterns; batch-norm running statistics, and dropout and droppath masks in training
- * vs evaluation.
+ * The backward pass through combinators (residual with and without projection, concat, add, gate),
+ * frozen layers and freeze patterns, whole small networks; batch-norm running statistics, and
+ * dropout and droppath masks in training vs evaluation.
  */
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { checkModel, expectGradients, runGradient } from './helpers/grad-check.ts';
+import { COMBINATOR_GRADIENT_CASES } from './helpers/layer-cases.ts';
 import { batchNormTrain } from './reference/ops.ts';
 import { defaultTrainConfig } from '../src/compiler/train-config.ts';
 import { emitEval, emitGradient, GRAD_PREFIX, graphSignature, NEW_PREFIX } from '../src/compiler/emit/train.ts';
 import { frozenMatcher, trainPlan } from '../src/compiler/emit/train-plan.ts';
-import { COMBINATOR_GRADIENT_CASES } from './helpers/layer-cases.ts';
 import { uniform } from './helpers/random.ts';
 import { decodeModel } from '../src/compiler/onnx/builder.ts';
 
 const model = (input: string, body: string) => checkModel(`model G {\n  input ${input}\n  ${body}\n}\n`);
 
 describe('combinator gradients (test/helpers/layer-cases.ts)', () => {
-  for (const k of COMBINATOR_GRADIENT_CASES) {
-    it(k.name, async () => expectGradients(await runGradient(model(k.input, k.body), { batch: k.batch ?? 2, xRange: k.xRange })));
-  }
+  for (const k of COMBINATOR_GRADIENT_CASES) it(k.name, async () => expectGradients(await runGradient(model(k.input, k.body), { batch: k.batch, xRange: k.xRange })));
 });
 
 describe('relu before max pooling', () => {

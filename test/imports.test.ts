@@ -5,7 +5,10 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { check } from '../src/index.ts';
-import { layers } from '../src/compiler/model.ts';
+import { layers, type CheckedModel } from '../src/compiler/model.ts';
+import type { WeightSource, WeightTensor } from '../src/compiler/emit/inference.ts';
+import { safetensors, type Entry } from './helpers/safetensors.ts';
+import { uniform } from './helpers/random.ts';
 import { format } from '../src/compiler/format.ts';
 import { LIBRARY_DIR, nodeHost, type ImportHost } from '../src/compiler/host.ts';
 import { DocumentChecker } from '../src/compiler/incremental.ts';
@@ -128,6 +131,78 @@ describe('imports of files', () => {
   });
 });
 
+/** n ConvNeXt blocks on c channels, the first being block `first` of ConvNeXt-T's 18. */
+const convnextBlocks = (c: number, first: number, n: number) =>
+  Array.from({ length: n }, (_, i) => `convnext_block(${c}, 0.1 * ${first + i} / 17)`).join(' -> ');
+// torchvision 0.14.1's parameter counts; every block of the library is used by one of these.
+const STD_NETWORKS: [string, string, number][] = [
+  ['resnet18', `conv 64 7x7 stride=2 pad=3 bias=off -> bn -> relu -> maxpool 3 stride=2 pad=1
+    -> basic_stage(64, 2, 1, identity) -> basic_stage(128, 2, 2, project)
+    -> basic_stage(256, 2, 2, project) -> basic_stage(512, 2, 2, project)
+    -> gap -> flatten -> dense 1000`, 11_689_512],
+  ['resnet50', `conv 64 7x7 stride=2 pad=3 bias=off -> bn -> relu -> maxpool 3 stride=2 pad=1
+    -> bottleneck_stage(64, 3, 1) -> bottleneck_stage(128, 4, 2) -> bottleneck_stage(256, 6, 2) -> bottleneck_stage(512, 3, 2)
+    -> gap -> flatten -> dense 1000`, 25_557_032],
+  ['resnet34 (the blocks themselves)', `conv 64 7x7 stride=2 pad=3 bias=off -> bn -> relu -> maxpool 3 stride=2 pad=1
+    -> repeat 3 { basic_block(64, 1, identity) }
+    -> basic_block(128, 2, project) -> repeat 3 { basic_block(128, 1, identity) }
+    -> basic_block(256, 2, project) -> repeat 5 { basic_block(256, 1, identity) }
+    -> basic_block(512, 2, project) -> repeat 2 { basic_block(512, 1, identity) }
+    -> gap -> flatten -> dense 1000`, 21_797_672],
+  ['mobilenet_v2', `conv 32 3x3 stride=2 pad=1 bias=off -> bn -> relu6 -> inverted_bottleneck_t1(16, 1)
+    -> inverted_bottleneck(96, 24, 2) -> inverted_residual(144, 24)
+    -> inverted_bottleneck(144, 32, 2) -> repeat 2 { inverted_residual(192, 32) }
+    -> inverted_bottleneck(192, 64, 2) -> repeat 3 { inverted_residual(384, 64) }
+    -> inverted_bottleneck(384, 96, 1) -> repeat 2 { inverted_residual(576, 96) }
+    -> inverted_bottleneck(576, 160, 2) -> repeat 2 { inverted_residual(960, 160) }
+    -> inverted_bottleneck(960, 320, 1) -> conv 1280 1x1 bias=off -> bn -> relu6
+    -> gap -> flatten -> dropout 0.2 -> dense 1000`, 3_504_872],
+  ['efficientnet_b0', `conv 32 3x3 stride=2 pad=1 bias=off -> bn -> silu -> mbconv_t1(32, 8, 3, 1, 16)
+    -> mbconv(96, 4, 3, 2, 24) -> mbconv_residual(144, 6, 3, 24)
+    -> mbconv(144, 6, 5, 2, 40) -> mbconv_residual(240, 10, 5, 40)
+    -> mbconv(240, 10, 3, 2, 80) -> repeat 2 { mbconv_residual(480, 20, 3, 80) }
+    -> mbconv(480, 20, 5, 1, 112) -> repeat 2 { mbconv_residual(672, 28, 5, 112) }
+    -> mbconv(672, 28, 5, 2, 192) -> repeat 3 { mbconv_residual(1152, 48, 5, 192) }
+    -> mbconv(1152, 48, 3, 1, 320) -> conv 1280 1x1 bias=off -> bn -> silu
+    -> gap -> flatten -> dropout 0.2 -> dense 1000`, 5_288_548],
+  ['mobilenet_v3_small', `conv 16 3x3 stride=2 pad=1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
+    -> bneck_re_se_t1(16, 8, 3, 2, 16)
+    -> bneck_re(72, 3, 2, 24) -> residual { bneck_re(88, 3, 1, 24) }
+    -> bneck_hs_se(96, 24, 5, 2, 40) -> repeat 2 { residual { bneck_hs_se(240, 64, 5, 1, 40) } }
+    -> bneck_hs_se(120, 32, 5, 1, 48) -> residual { bneck_hs_se(144, 40, 5, 1, 48) }
+    -> bneck_hs_se(288, 72, 5, 2, 96) -> repeat 2 { residual { bneck_hs_se(576, 144, 5, 1, 96) } }
+    -> conv 576 1x1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
+    -> gap -> flatten -> dense 1024 -> hardswish -> dropout 0.2 -> dense 1000`, 2_542_856],
+  ['mobilenet_v3_large', `conv 16 3x3 stride=2 pad=1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
+    -> residual { bneck_re_t1(3, 1, 16) }
+    -> bneck_re(64, 3, 2, 24) -> residual { bneck_re(72, 3, 1, 24) }
+    -> bneck_re_se(72, 24, 5, 2, 40) -> repeat 2 { residual { bneck_re_se(120, 32, 5, 1, 40) } }
+    -> bneck_hs(240, 3, 2, 80) -> residual { bneck_hs(200, 3, 1, 80) } -> repeat 2 { residual { bneck_hs(184, 3, 1, 80) } }
+    -> bneck_hs_se(480, 120, 3, 1, 112) -> residual { bneck_hs_se(672, 168, 3, 1, 112) }
+    -> bneck_hs_se(672, 168, 5, 2, 160) -> repeat 2 { residual { bneck_hs_se(960, 240, 5, 1, 160) } }
+    -> conv 960 1x1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
+    -> gap -> flatten -> dense 1280 -> hardswish -> dropout 0.2 -> dense 1000`, 5_483_032],
+  // torchvision's stochastic-depth probability grows linearly over the 18 blocks, from 0 to 0.1.
+  ['convnext_tiny', `convnext_stem(96) -> ${convnextBlocks(96, 0, 3)}
+    -> convnext_downsample(192) -> ${convnextBlocks(192, 3, 3)}
+    -> convnext_downsample(384) -> ${convnextBlocks(384, 6, 9)}
+    -> convnext_downsample(768) -> ${convnextBlocks(768, 15, 3)}
+    -> convnext_head(1000)`, 28_589_128],
+  ['shufflenet_v2_x1_0', `conv 24 3x3 stride=2 pad=1 bias=off -> bn -> relu -> maxpool 3 stride=2 pad=1
+    -> shuffle_stage(58, 4) -> shuffle_stage(116, 8) -> shuffle_stage(232, 4)
+    -> conv 1024 1x1 bias=off -> bn -> relu -> gap -> flatten -> dense 1000`, 2_278_604],
+  ['squeezenet1_1', `conv 64 3x3 stride=2 pad=1 -> relu -> maxpool 3 stride=2
+    -> fire(16, 64, 64) -> fire(16, 64, 64) -> maxpool 3 stride=2
+    -> fire(32, 128, 128) -> fire(32, 128, 128) -> maxpool 3 stride=2
+    -> fire(48, 192, 192) -> fire(48, 192, 192) -> fire(64, 256, 256) -> fire(64, 256, 256)
+    -> dropout 0.5 -> conv 1000 1x1 -> relu -> gap -> flatten`, 1_235_496],
+  ['densenet121', `conv 64 7x7 stride=2 pad=3 bias=off -> bn -> relu -> maxpool 3 stride=2 pad=1
+    -> dense_block(6, 32, 4) -> transition(128) -> dense_block(12, 32, 4) -> transition(256)
+    -> dense_block(24, 32, 4) -> transition(512) -> dense_block(16, 32, 4)
+    -> bn -> relu -> gap -> flatten -> dense 1000`, 7_978_856],
+  ['squeeze-and-excitation (torchvision.ops.SqueezeExcitation(64, 16) after a conv)', 'conv 64 3x3 -> squeeze_excite(64, 16) -> gap -> flatten', 1_792 + 64 * 16 + 16 + 16 * 64 + 64],
+];
+
 describe('the standard library', () => {
   const modules = readdirSync(LIBRARY_DIR).filter((f) => f.endsWith('.cnn')).sort();
 
@@ -164,75 +239,7 @@ describe('the standard library', () => {
     ]);
   });
 
-  /** n ConvNeXt blocks on c channels, the first being block `first` of ConvNeXt-T's 18. */
-  const convnextBlocks = (c: number, first: number, n: number) =>
-    Array.from({ length: n }, (_, i) => `convnext_block(${c}, 0.1 * ${first + i} / 17)`).join(' -> ');
-  // torchvision 0.14.1's parameter counts; every block of the library is used by one of these.
-  const zoo: [string, string, number][] = [
-    ['resnet18', `conv 64 7x7 stride=2 pad=3 bias=off -> bn -> relu -> maxpool 3 stride=2 pad=1
-      -> basic_stage(64, 2, 1, identity) -> basic_stage(128, 2, 2, project)
-      -> basic_stage(256, 2, 2, project) -> basic_stage(512, 2, 2, project)
-      -> gap -> flatten -> dense 1000`, 11_689_512],
-    ['resnet50', `conv 64 7x7 stride=2 pad=3 bias=off -> bn -> relu -> maxpool 3 stride=2 pad=1
-      -> bottleneck_stage(64, 3, 1) -> bottleneck_stage(128, 4, 2) -> bottleneck_stage(256, 6, 2) -> bottleneck_stage(512, 3, 2)
-      -> gap -> flatten -> dense 1000`, 25_557_032],
-    ['resnet34 (the blocks themselves)', `conv 64 7x7 stride=2 pad=3 bias=off -> bn -> relu -> maxpool 3 stride=2 pad=1
-      -> repeat 3 { basic_block(64, 1, identity) }
-      -> basic_block(128, 2, project) -> repeat 3 { basic_block(128, 1, identity) }
-      -> basic_block(256, 2, project) -> repeat 5 { basic_block(256, 1, identity) }
-      -> basic_block(512, 2, project) -> repeat 2 { basic_block(512, 1, identity) }
-      -> gap -> flatten -> dense 1000`, 21_797_672],
-    ['mobilenet_v2', `conv 32 3x3 stride=2 pad=1 bias=off -> bn -> relu6 -> inverted_bottleneck_t1(16, 1)
-      -> inverted_bottleneck(96, 24, 2) -> inverted_residual(144, 24)
-      -> inverted_bottleneck(144, 32, 2) -> repeat 2 { inverted_residual(192, 32) }
-      -> inverted_bottleneck(192, 64, 2) -> repeat 3 { inverted_residual(384, 64) }
-      -> inverted_bottleneck(384, 96, 1) -> repeat 2 { inverted_residual(576, 96) }
-      -> inverted_bottleneck(576, 160, 2) -> repeat 2 { inverted_residual(960, 160) }
-      -> inverted_bottleneck(960, 320, 1) -> conv 1280 1x1 bias=off -> bn -> relu6
-      -> gap -> flatten -> dropout 0.2 -> dense 1000`, 3_504_872],
-    ['efficientnet_b0', `conv 32 3x3 stride=2 pad=1 bias=off -> bn -> silu -> mbconv_t1(32, 8, 3, 1, 16)
-      -> mbconv(96, 4, 3, 2, 24) -> mbconv_residual(144, 6, 3, 24)
-      -> mbconv(144, 6, 5, 2, 40) -> mbconv_residual(240, 10, 5, 40)
-      -> mbconv(240, 10, 3, 2, 80) -> repeat 2 { mbconv_residual(480, 20, 3, 80) }
-      -> mbconv(480, 20, 5, 1, 112) -> repeat 2 { mbconv_residual(672, 28, 5, 112) }
-      -> mbconv(672, 28, 5, 2, 192) -> repeat 3 { mbconv_residual(1152, 48, 5, 192) }
-      -> mbconv(1152, 48, 3, 1, 320) -> conv 1280 1x1 bias=off -> bn -> silu
-      -> gap -> flatten -> dropout 0.2 -> dense 1000`, 5_288_548],
-    ['mobilenet_v3_small', `conv 16 3x3 stride=2 pad=1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
-      -> bneck_re_se_t1(16, 8, 3, 2, 16)
-      -> bneck_re(72, 3, 2, 24) -> residual { bneck_re(88, 3, 1, 24) }
-      -> bneck_hs_se(96, 24, 5, 2, 40) -> repeat 2 { residual { bneck_hs_se(240, 64, 5, 1, 40) } }
-      -> bneck_hs_se(120, 32, 5, 1, 48) -> residual { bneck_hs_se(144, 40, 5, 1, 48) }
-      -> bneck_hs_se(288, 72, 5, 2, 96) -> repeat 2 { residual { bneck_hs_se(576, 144, 5, 1, 96) } }
-      -> conv 576 1x1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
-      -> gap -> flatten -> dense 1024 -> hardswish -> dropout 0.2 -> dense 1000`, 2_542_856],
-    ['mobilenet_v3_large', `conv 16 3x3 stride=2 pad=1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
-      -> residual { bneck_re_t1(3, 1, 16) }
-      -> bneck_re(64, 3, 2, 24) -> residual { bneck_re(72, 3, 1, 24) }
-      -> bneck_re_se(72, 24, 5, 2, 40) -> repeat 2 { residual { bneck_re_se(120, 32, 5, 1, 40) } }
-      -> bneck_hs(240, 3, 2, 80) -> residual { bneck_hs(200, 3, 1, 80) } -> repeat 2 { residual { bneck_hs(184, 3, 1, 80) } }
-      -> bneck_hs_se(480, 120, 3, 1, 112) -> residual { bneck_hs_se(672, 168, 3, 1, 112) }
-      -> bneck_hs_se(672, 168, 5, 2, 160) -> repeat 2 { residual { bneck_hs_se(960, 240, 5, 1, 160) } }
-      -> conv 960 1x1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
-      -> gap -> flatten -> dense 1280 -> hardswish -> dropout 0.2 -> dense 1000`, 5_483_032],
-    // torchvision's stochastic-depth probability grows linearly over the 18 blocks, from 0 to 0.1.
-    ['convnext_tiny', `convnext_stem(96) -> ${convnextBlocks(96, 0, 3)}
-      -> convnext_downsample(192) -> ${convnextBlocks(192, 3, 3)}
-      -> convnext_downsample(384) -> ${convnextBlocks(384, 6, 9)}
-      -> convnext_downsample(768) -> ${convnextBlocks(768, 15, 3)}
-      -> convnext_head(1000)`, 28_589_128],
-    ['squeezenet1_1', `conv 64 3x3 stride=2 pad=1 -> relu -> maxpool 3 stride=2
-      -> fire(16, 64, 64) -> fire(16, 64, 64) -> maxpool 3 stride=2
-      -> fire(32, 128, 128) -> fire(32, 128, 128) -> maxpool 3 stride=2
-      -> fire(48, 192, 192) -> fire(48, 192, 192) -> fire(64, 256, 256) -> fire(64, 256, 256)
-      -> dropout 0.5 -> conv 1000 1x1 -> relu -> gap -> flatten`, 1_235_496],
-    ['densenet121', `conv 64 7x7 stride=2 pad=3 bias=off -> bn -> relu -> maxpool 3 stride=2 pad=1
-      -> dense_block(6, 32, 4) -> transition(128) -> dense_block(12, 32, 4) -> transition(256)
-      -> dense_block(24, 32, 4) -> transition(512) -> dense_block(16, 32, 4)
-      -> bn -> relu -> gap -> flatten -> dense 1000`, 7_978_856],
-    ['squeeze-and-excitation (torchvision.ops.SqueezeExcitation(64, 16) after a conv)', 'conv 64 3x3 -> squeeze_excite(64, 16) -> gap -> flatten', 1_792 + 64 * 16 + 16 + 16 * 64 + 64],
-  ];
-  for (const [name, chain, params] of zoo) {
+  for (const [name, chain, params] of STD_NETWORKS) {
     it(`builds ${name} from std blocks with torchvision's parameter count`, () => {
       const r = check(`import std\nmodel M {\n  input 3x224x224\n  ${chain}\n}\n`);
       expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
@@ -240,13 +247,81 @@ describe('the standard library', () => {
     });
   }
 
+  it('takes stages of one block (repeat 0 for the rest): the first block alone', () => {
+    const totals = (chain: string) => {
+      const r = check(`import std\nmodel M {\n  input 64x16x16\n  ${chain}\n}\n`);
+      expect(r.diagnostics, chain).toEqual([]);
+      return [r.models[0].totals, r.models[0].output];
+    };
+    expect(totals('basic_stage(64, 1, 2, project)')).toEqual(totals('basic_block(64, 2, project)'));
+    expect(totals('bottleneck_stage(16, 1, 1)')).toEqual(totals('bottleneck(16, 1, project)'));
+    expect(totals('shuffle_stage(32, 1)')).toEqual(totals('shuffle_down_unit(32)'));
+    const [none, output] = totals('dense_block(0, 32, 4)') as [{ trainable: number; macs: number }, number[]];
+    expect([none.trainable, none.macs, output]).toEqual([0, 0, [64, 16, 16]]);
+  });
+
   it('uses every block of the library in the models above', () => {
-    const used = zoo.map(([, chain]) => chain).join(' ');
+    const used = STD_NETWORKS.map(([, chain]) => chain).join(' ');
     for (const f of modules) for (const b of checkAt(path.join(LIBRARY_DIR, f)).ast.blocks) {
-      if (['basic_block', 'bottleneck', 'squeeze_excite_silu', 'squeeze_excite_hardsigmoid', 'dense_layer'].includes(b.name)) continue; // used by the stages and blocks above
+      if (['basic_block', 'bottleneck', 'squeeze_excite_silu', 'squeeze_excite_hardsigmoid', 'dense_layer', 'shuffle_branch', 'shuffle_unit', 'shuffle_down_unit'].includes(b.name)) continue; // used by the stages and blocks above
       expect(used, b.name).toMatch(new RegExp(`\\b${b.name}\\(`));
     }
   });
+});
+
+/**
+ * The zoo's networks (examples/zoo, whose logits are torchvision's: weights-torch.test.ts) written
+ * with std blocks compute the same: the zoo model's parameters, random (batch-norm statistics and
+ * layer scales too), saved as a state dict under the zoo's names and moved into the std model by
+ * structure (compile --weights' matcher), give the same logits. At 3x64x64 to keep it quick:
+ * every one of them pools globally at the end.
+ */
+describe('std blocks build the zoo\'s networks exactly', () => {
+  const zooFiles = new Set(readdirSync(new URL('../examples/zoo', import.meta.url)).map((f) => f.replace(/\.cnn$/, '')));
+  const input = 'input 3x64x64';
+  const compile = async (model: CheckedModel, init: WeightSource) => {
+    const { compileInference } = await import('../src/compiler/emit/inference.ts');
+    return compileInference(model, { init }).bytes;
+  };
+  /** Random values for every parameter, seeded by its place; variances and scales around 1. */
+  const randomParams = (model: CheckedModel) => {
+    const values = new Map<string, WeightTensor>();
+    for (const [i, layer] of layers(model.root).entries()) for (const spec of layer.params) {
+      const count = spec.shape.reduce((a, b) => a * b, 1);
+      const fanIn = spec.init.kind === 'constant' ? 0 : spec.init.fanIn;
+      const [lo, hi] = fanIn > 0 ? [-1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn)] : /running_var|^weight$/.test(spec.name) ? [0.5, 1.5] : [-0.2, 0.2];
+      values.set(`${layer.path}.${spec.name}`, { dims: spec.shape, data: uniform(1000 * i + spec.name.length, count, lo, hi) });
+    }
+    return values;
+  };
+  const run = async (bytes: Uint8Array, x: Float32Array) => {
+    const ort = await import('onnxruntime-node');
+    const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
+    try {
+      return (await session.run({ input: new ort.Tensor('float32', x, [1, 3, 64, 64]) })).logits.data as Float32Array;
+    } finally { await session.release(); }
+  };
+  for (const [name, chain] of STD_NETWORKS.filter(([n]) => zooFiles.has(n))) {
+    it(`${name}: the std version takes the zoo model's weights by structure and gives its logits`, async () => {
+      const zooText = readFileSync(new URL(`../examples/zoo/${name}.cnn`, import.meta.url), 'utf8').replace(/^(\s*)input \S+/m, `$1${input}`);
+      const zoo = check(zooText, `${name}.cnn`).models[0];
+      const std = check(`import std\nmodel M {\n  ${input}\n  ${chain}\n}\n`).models[0];
+      expect([zoo.diagnostics, std.diagnostics]).toEqual([[], []]);
+      const params = randomParams(zoo);
+      const dict = path.join(files({}), 'zoo.safetensors');
+      writeFileSync(dict, safetensors([...params].map(([n, t]): Entry => [n, 'F32', [...t.dims], new Uint8Array(t.data.buffer)])));
+      const { loadModelWeights } = await import('../src/runtime/weights/index.ts');
+      const { match } = loadModelWeights(std, dict, { transfer: false });
+      expect(match.by).toBe('structure');
+      const x = uniform(7, 3 * 64 * 64, -2, 2);
+      const want = await run(await compile(zoo, params), x);
+      const moved = match.tensors;
+      const got = await run(await compile(std, moved), x);
+      const scale = Math.max(...want.map(Math.abs));
+      expect(scale).toBeGreaterThan(0);
+      expect(Math.max(...got.map((v, i) => Math.abs(v - want[i]))) / scale).toBeLessThan(1e-5);
+    });
+  }
 });
 
 describe('commands and the language server read imports', () => {

@@ -125,4 +125,23 @@ describe('reference ops', () => {
     expect(y.shape).toEqual([1, 1, 2, 4]);
     expect([...y.data]).toEqual([1, 2, 5, 6, 3, 4, 7, 8]);
   });
+
+  it('pools adaptively as PyTorch: bins from floor(i·in/out) to ceil((i+1)·in/out), overlapping where out does not divide in', () => {
+    // 5 to 3: bins [0, 2), [1, 4), [3, 5).
+    close(ref.adaptiveAvgPool2d([1, 2, 3, 4, 5], [1, 1, 1, 5], [1, 3]).data, [1.5, 3, 4.5]);
+    // 2 to 3: bins [0, 1), [0, 2), [1, 2).
+    close(ref.adaptiveAvgPool2d([2, 4], [1, 1, 2, 1], [3, 1]).data, [2, 3, 4]);
+  });
+
+  it('pools in ceil mode as PyTorch (values from F.max_pool2d and F.avg_pool2d with ceil_mode=True)', () => {
+    const x = Array.from({ length: 25 }, (_, i) => i + 1);
+    expect([...ref.maxPool2d(x, [1, 1, 5, 5], { kernel: [2, 2], ceil: true }).data]).toEqual([7, 9, 10, 17, 19, 20, 22, 24, 25]);
+    const y = Array.from({ length: 36 }, (_, i) => i + 1);
+    const o = { kernel: [3, 3] as [number, number], stride: [2, 2] as [number, number], pads: [1, 1, 1, 1] as [number, number, number, number], ceil: true };
+    // The last window counts its padded row and column but not the part past them.
+    close(ref.avgPool2d(y, [1, 1, 6, 6], o).data, [2, 4, 16 / 3, 3, 9, 15, 17, 9, 17, 27, 29, 15, 10.5, 16.5, 17.5, 9]);
+    close(ref.avgPool2d(y, [1, 1, 6, 6], { ...o, countIncludePad: false }).data, [4.5, 6, 8, 9, 13.5, 15, 17, 18, 25.5, 27, 29, 30, 31.5, 33, 35, 36]);
+    // A third window would start in the right padding: PyTorch leaves it out.
+    expect([...ref.maxPool2d([1, 2, 3, 4, 5], [1, 1, 1, 5], { kernel: [1, 2], stride: [1, 3], pads: [0, 1, 0, 1], ceil: true }).data]).toEqual([1, 4]);
+  });
 });

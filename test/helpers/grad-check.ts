@@ -10,8 +10,7 @@ import type { CheckedModel, LayerNode, Node } from '../../src/compiler/model.ts'
 import { defaultTrainConfig, type TrainConfig } from '../../src/compiler/train-config.ts';
 import { emitGradient, GRAD_PREFIX, NEW_PREFIX } from '../../src/compiler/emit/train.ts';
 import { trainPlan, type TrainPlan } from '../../src/compiler/emit/train-plan.ts';
-import { seqRole, type SeqRole } from '../../src/compiler/combinators/index.ts';
-import { referenceOf, type Forward } from '../reference/combinators.ts';
+import { referenceOf } from '../reference/combinators.ts';
 import { referenceLayers, type T64 } from '../reference/layers.ts';
 import { uniform } from './random.ts';
 
@@ -39,23 +38,9 @@ function refLayer(node: LayerNode, x: T64, p: Params, frozen: (n: LayerNode) => 
   return reference(node, x, param, !frozen(node));
 }
 
-/**
- * The float64 forward of a checked tree in training mode: layers by their kind's reference, the
- * combinators' nodes and sequences by their keyword's (test/reference/combinators.ts).
- */
+/** The float64 forward of the tree: layers by their references, combinators by theirs (test/reference/combinators.ts). */
 export function refForward(node: Node, x: T64, p: Params, frozen: (n: LayerNode) => boolean = (n) => n.frozen): T64 {
-  const forward: Forward = (child, v, inside = false) => refForward(child, v, p, inside ? () => true : frozen);
-  switch (node.kind) {
-    case 'layer': return refLayer(node, x, p, frozen);
-    case 'seq': return node.items.reduce((v, item) => step(item, v, forward), x);
-    default: return referenceOf(node.kind)(node, x, forward);
-  }
-}
-
-/** One step of a chain: a repeat's or frozen's sequence by its combinator, a block's expansion as a chain. */
-function step(item: Node, x: T64, forward: Forward): T64 {
-  if (item.kind !== 'seq' || item.origin?.kind === 'block') return forward(item, x);
-  return referenceOf(seqRole(item) as Exclude<SeqRole, 'block'>)(item, x, forward);
+  return node.kind === 'layer' ? refLayer(node, x, p, frozen) : referenceOf(node, x, (child, v) => refForward(child, v, p, frozen));
 }
 
 /** Random parameters (running variances positive), float32-representable. */

@@ -1,10 +1,10 @@
 /**
- * The case tables of the numerical tests, per layer kind and per combinator, in one place so that
- * test/registry.test.ts can require every layer kind and every combinator in each: the lowering
- * against a float64 reference (emit-layers.test.ts), the gradient against finite differences
- * (grad-layers.test.ts, grad-combinators.test.ts) and the PyTorch parity (export-torch.test.ts,
- * over every model of these files). A new kind or combinator adds its cases here and its forward
- * to test/reference/layers.ts or test/reference/combinators.ts.
+ * The case tables of the numerical tests, in one place so that test/registry.test.ts can require
+ * every registry kind and every combinator in each: the lowering against the float64 reference
+ * (emit-layers.test.ts), the gradient against finite differences (grad-layers.test.ts,
+ * grad-combinators.test.ts) and the PyTorch parity (export-torch.test.ts, over every model of these
+ * files). A new kind adds its cases here and its forward to test/reference/layers.ts; a new
+ * combinator its cases here and its forward to test/reference/combinators.ts.
  */
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -23,18 +23,18 @@ export interface LoweringCase {
   /** The per-sample input shape; the batch is 2. */
   input: number[];
   body: string;
-  /** Block definitions before the model. */
-  blocks?: string;
   /** The expected output from the batch x ([2, ...input]) and the compiled parameters. */
   expected(x: Float32Array, dims: number[], c: Compiled): ref.Result;
   /** Parameters from `randomParams(seed)` instead of their initial values. */
   randomSeed?: number;
   /** The range of the input's values (default [-2, 2]). */
   xRange?: [number, number];
+  /** Source before the model (blocks it uses). */
+  prelude?: string;
 }
 
-/** The source of a case: its blocks and a model `T` of its input and body. */
-export const loweringSource = (k: LoweringCase): string => (k.blocks ?? '') + modelSource(k.input.join('x'), k.body);
+/** A lowering case's source: its prelude, then a model of `input` and `body`. */
+export const loweringSource = (k: LoweringCase) => `${k.prelude ?? ''}${modelSource(k.input.join('x'), k.body)}`;
 
 /** Random values for the parameters (running variances positive), for an EmitOptions init. */
 export const randomParams = (seed: number) => (name: string, spec: ParamSpec) => {
@@ -173,9 +173,22 @@ export const LOWERING_CASES: readonly LoweringCase[] = [
   plain('avgpool 2x3 pad=[0,1,1,0] count_pad=off', [2, 5, 7], (x, d) => ref.avgPool2d(x, d, { kernel: [2, 3], pads: [0, 1, 1, 0] as Pads, countIncludePad: false })),
   plain('sumpool 2', [3, 6, 6], (x, d) => ref.sumPool2d(x, d, { kernel: [2, 2] })),
   plain('sumpool 3 stride=2 pad=1', [2, 7, 6], (x, d) => ref.sumPool2d(x, d, { kernel: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1] })),
+  // Ceil mode: GoogLeNet's maxpool 3 stride=2 on 112 and 7, a window PyTorch leaves out as it would
+  // start in the padding, and avgpool divisors counting padding but not ceil mode's overhang.
+  plain('maxpool 3 stride=2 ceil=on', [2, 8, 7], (x, d) => ref.maxPool2d(x, d, { kernel: [3, 3], stride: [2, 2], ceil: true })),
+  plain('maxpool 1x2 stride=1x3 pad=0x1 ceil=on', [2, 3, 5], (x, d) => ref.maxPool2d(x, d, { kernel: [1, 2], stride: [1, 3], pads: [0, 1, 0, 1], ceil: true })),
+  plain('avgpool 3 stride=2 pad=1 ceil=on', [2, 6, 7], (x, d) => ref.avgPool2d(x, d, { kernel: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1], ceil: true })),
+  plain('avgpool 3 stride=2 pad=1 ceil=on count_pad=off', [2, 6, 7], (x, d) => ref.avgPool2d(x, d, { kernel: [3, 3], stride: [2, 2], pads: [1, 1, 1, 1], ceil: true, countIncludePad: false })),
+  plain('avgpool 2 stride=3 pad=[1,0,0,1] ceil=on', [2, 6, 5], (x, d) => ref.avgPool2d(x, d, { kernel: [2, 2], stride: [3, 3], pads: [1, 0, 0, 1], ceil: true })),
+  plain('sumpool 3 stride=2 ceil=on', [2, 6, 7], (x, d) => ref.sumPool2d(x, d, { kernel: [3, 3], stride: [2, 2], ceil: true })),
   plain('globalavgpool', [3, 5, 4], ref.globalAvgPool),
   plain('gmp', [3, 5, 4], ref.globalMaxPool),
 
+  plain('adaptiveavgpool 7', [2, 7, 7], (x, d) => ref.adaptiveAvgPool2d(x, d, [7, 7]), 'adaptiveavgpool to the input size (no node)'),
+  plain('adaptiveavgpool 7', [3, 14, 21], (x, d) => ref.adaptiveAvgPool2d(x, d, [7, 7]), 'adaptiveavgpool dividing the input (AveragePool)'),
+  plain('adaptiveavgpool 4x5', [2, 10, 9], (x, d) => ref.adaptiveAvgPool2d(x, d, [4, 5]), 'adaptiveavgpool with overlapping bins (matrix products)'),
+  plain('adaptive_avgpool 7x4', [2, 5, 3], (x, d) => ref.adaptiveAvgPool2d(x, d, [7, 4]), 'adaptiveavgpool to more than the input'),
+  plain('adaptiveavgpool 1', [3, 5, 4], (x, d) => ref.adaptiveAvgPool2d(x, d, [1, 1]), 'adaptiveavgpool to 1x1'),
   plain('pixelshuffle 2', [8, 3, 4], (x, d) => ref.pixelShuffle(x, d, 2)),
   plain('depth_to_space 3', [9, 2, 3], (x, d) => ref.pixelShuffle(x, d, 3)),
   plain('upsample 2', [3, 4, 5], (x, d) => ref.upsampleNearest2d(x, d, [8, 10])),
@@ -188,28 +201,14 @@ export const LOWERING_CASES: readonly LoweringCase[] = [
   plain('upsample size=7x1 mode=bilinear align_corners=on', [2, 3, 4], (x, d) => ref.upsampleBilinear2d(x, d, [7, 1], true)),
 ];
 
-// ---------------------------------------------------------------------------------------------
-// Combinator lowering: the inference graph on onnxruntime against references composed by hand
-
-/** A conv with the compiled model's parameters `name` on x. */
+/** A convolution of `x` with the compiled weights of layer `name`. */
 const convOf = (c: Compiled, name: string, x: ArrayLike<number>, xs: number[], o: ref.Conv2dOptions = {}, bias = true) => {
   const w = c.weights.get(`${name}.weight`)!;
   return ref.conv2d(x as Float64Array, xs, w.data, w.dims, bias ? weight(c, `${name}.bias`) : null, o);
 };
 const addInto = (a: ArrayLike<number>, b: ArrayLike<number>) => Float64Array.from(a, (v, i) => v + b[i]);
-/** Channels [from, to) of each sample of x ([N, C, ...], `inner` values per channel). */
-const channels = (x: ArrayLike<number>, [N, C]: number[], inner: number, from: number, to: number): Float64Array => {
-  const out = new Float64Array(N * (to - from) * inner);
-  for (let n = 0; n < N; n++) for (let i = 0; i < (to - from) * inner; i++) out[n * (to - from) * inner + i] = x[(n * C + from) * inner + i];
-  return out;
-};
-/** The parts ([N, channels, ...] each, `inner` values per channel) joined on channels. */
-const joinChannels = (N: number, inner: number, parts: [ArrayLike<number>, number][]): Float64Array => {
-  const out: number[] = [];
-  for (let n = 0; n < N; n++) for (const [t, ch] of parts) for (let i = 0; i < ch * inner; i++) out.push(t[n * ch * inner + i]);
-  return Float64Array.from(out);
-};
 
+/** Combinators against references composed by hand from the reference ops. */
 export const COMBINATOR_LOWERING_CASES: readonly LoweringCase[] = [
   {
     name: 'residual with an identity shortcut: x + f(x)', input: [3, 5, 6], body: 'residual { conv 3 3x3 pad=1 -> relu }',
@@ -235,7 +234,10 @@ export const COMBINATOR_LOWERING_CASES: readonly LoweringCase[] = [
       const a = convOf(c, 'concat1.0.conv1', x, dims);
       const b = ref.maxPool2d(x, dims, { kernel: [3, 3], stride: [1, 1], pads: [1, 1, 1, 1] });
       const d = ref.tanh(convOf(c, 'concat1.2.conv1', x, dims, { pads: [1, 1, 1, 1] }).data, [2, 4, 5, 5]);
-      return { data: joinChannels(2, 25, [[a.data, 2], [b.data, 3], [d.data, 4]]), shape: [2, 9, 5, 5] };
+      const expected: number[] = [];
+      for (let n = 0; n < 2; n++)
+        for (const [t, ch] of [[a.data, 2], [b.data, 3], [d.data, 4]] as const) expected.push(...t.slice(n * ch * 25, (n + 1) * ch * 25));
+      return { data: Float64Array.from(expected), shape: [2, 9, 5, 5] };
     },
   },
   {
@@ -252,16 +254,22 @@ export const COMBINATOR_LOWERING_CASES: readonly LoweringCase[] = [
   },
   {
     name: 'split runs branch i on channel part i and joins the outputs; an empty branch passes its part', input: [5, 4, 4], body: 'split [2, 3] { | conv 4 3x3 pad=1 -> tanh }',
-    expected(x, dims, c) {
-      const b = ref.tanh(convOf(c, 'split1.1.conv1', channels(x, dims, 16, 2, 5), [2, 3, 4, 4], { pads: [1, 1, 1, 1] }).data, [2, 4, 4, 4]);
-      return { data: joinChannels(2, 16, [[channels(x, dims, 16, 0, 2), 2], [b.data, 4]]), shape: [2, 6, 4, 4] };
+    expected(x, _dims, c) {
+      const part = (from: number, to: number) => { const p: number[] = []; for (let n = 0; n < 2; n++) p.push(...x.slice((n * 5 + from) * 16, (n * 5 + to) * 16)); return Float64Array.from(p); };
+      const b = ref.tanh(convOf(c, 'split1.1.conv1', part(2, 5), [2, 3, 4, 4], { pads: [1, 1, 1, 1] }).data, [2, 4, 4, 4]);
+      const a = part(0, 2);
+      const expected: number[] = [];
+      for (let n = 0; n < 2; n++) expected.push(...a.slice(n * 32, (n + 1) * 32), ...b.data.slice(n * 64, (n + 1) * 64));
+      return { data: Float64Array.from(expected), shape: [2, 6, 4, 4] };
     },
   },
   {
     name: 'empty branches pass the input; repeat 0 passes it on', input: [2, 3, 3], body: 'concat { | conv 1 1x1 } -> repeat 0 { conv 7 1x1 } -> add { | maxpool 1 }',
     expected(x, dims, c) {
-      const joined = joinChannels(2, 9, [[x, 2], [convOf(c, 'concat1.1.conv1', x, dims).data, 1]]);
-      return { data: joined.map((v) => 2 * v), shape: [2, 3, 3, 3] };
+      const f = convOf(c, 'concat1.1.conv1', x, dims);
+      const joined: number[] = [];
+      for (let n = 0; n < 2; n++) joined.push(...x.slice(n * 18, (n + 1) * 18), ...f.data.slice(n * 9, (n + 1) * 9));
+      return { data: Float64Array.from(joined, (v) => 2 * v), shape: [2, 3, 3, 3] };
     },
   },
   {
@@ -275,9 +283,9 @@ export const COMBINATOR_LOWERING_CASES: readonly LoweringCase[] = [
   },
   {
     name: 'frozen lowers like its body; blocks and repeats name parameters after the source', input: [2, 4, 4],
-    blocks: 'block vgg(c) { conv c 3x3 pad=same -> relu -> conv c 1x1 }\n', body: 'frozen { stem: conv 3 1x1 } -> vgg(2) -> repeat 2 { conv 2 1x1 }',
+    prelude: 'block vgg(c) { conv c 3x3 pad=same -> relu -> conv c 1x1 }\n', body: 'frozen { stem: conv 3 1x1 } -> vgg(2) -> repeat 2 { conv 2 1x1 }',
     expected(x, dims, c) {
-      expect([...c.weights.keys()].sort()).toEqual([
+      expect([...c.weights.keys()].filter((n) => !n.includes('/')).sort()).toEqual([
         'repeat1.0.conv1.bias', 'repeat1.0.conv1.weight', 'repeat1.1.conv1.bias', 'repeat1.1.conv1.weight',
         'stem.bias', 'stem.weight', 'vgg1.conv1.bias', 'vgg1.conv1.weight', 'vgg1.conv2.bias', 'vgg1.conv2.weight',
       ]);
@@ -340,10 +348,19 @@ export const GRADIENT_CASES: readonly GradientCase[] = [
     ['avgpool count_pad off, asymmetric pads', '2x7x6', 'avgpool 3 stride=2 pad=[1,0,1,2] count_pad=off'],
     ['avgpool 2 on odd size', '3x5x5', 'avgpool 2'],
     ['sumpool 2x3 stride 1 pad same', '2x5x6', 'sumpool 2x3 stride=1 pad=same'],
+    ['maxpool 3 stride 2 ceil (overlapping, a partial last window)', '2x8x7', 'maxpool 3 stride=2 ceil=on'],
+    ['maxpool 2 ceil on odd sizes (MaxUnpool)', '2x5x7', 'maxpool 2 ceil=on'],
+    ['avgpool ceil, count_pad on (divisors without the overhang)', '2x6x7', 'avgpool 3 stride=2 pad=1 ceil=on'],
+    ['avgpool ceil, count_pad off, asymmetric pads', '2x6x5', 'avgpool 2 stride=3 pad=[1,0,0,1] ceil=on count_pad=off'],
+    ['sumpool ceil', '2x6x7', 'sumpool 3 stride=2 ceil=on'],
     ['globalavgpool', '3x5x4', 'globalavgpool'],
     ['globalmaxpool', '3x5x4', 'globalmaxpool'],
   ]),
   ...grads('resampling', [
+    ['adaptiveavgpool at the input size', '2x4x3', 'adaptiveavgpool 4x3'],
+    ['adaptiveavgpool dividing the input', '2x6x4', 'adaptiveavgpool 3x2'],
+    ['adaptiveavgpool with overlapping bins', '2x7x5', 'adaptiveavgpool 3'],
+    ['adaptiveavgpool to more than the input along H', '2x3x6', 'adaptiveavgpool 5x4'],
     ['pixelshuffle 2 on 8 channels', '8x3x4', 'pixelshuffle 2'],
     ['pixelshuffle 3', '9x2x3', 'pixelshuffle 3'],
     ['upsample 2 nearest', '2x3x4', 'upsample 2'],
@@ -388,9 +405,11 @@ export const GRADIENT_CASES: readonly GradientCase[] = [
     ['scale on a feature map', '4x3x5', 'scale'],
     ['scale on a vector', '7', 'scale init=0.3'],
     ['scale at the end of a residual body (layer scale)', '4x3x3', 'residual { dwconv 3x3 pad=1 -> layernorm -> conv 4 1x1 -> scale }'],
+    ['frozen layernorm and scale: no parameter gradients, the input gradient through them', '4x3x3', 'conv 4 1x1 -> frozen { layernorm -> scale init=0.5 } -> conv 2 1x1'],
   ]),
 ];
 
+/** Combinators, frozen parts and whole small networks (batch 3). */
 export const COMBINATOR_GRADIENT_CASES: readonly GradientCase[] = grads('combinators', [
   ['residual, identity shortcut', '3x5x5', 'residual { conv 3 3x3 pad=1 -> relu -> conv 3 3x3 pad=1 } -> relu'],
   ['residual with projection (stride 2, bn)', '3x6x6', 'residual project { conv 4 3x3 stride=2 pad=1 -> bn -> relu -> conv 4 3x3 pad=1 }'],
@@ -402,9 +421,9 @@ export const COMBINATOR_GRADIENT_CASES: readonly GradientCase[] = grads('combina
   ['split in equal halves (a ShuffleNetV2 unit)', '4x5x5', 'split { | conv 2 1x1 -> bn -> relu -> dwconv 3x3 pad=1 -> conv 2 1x1 } -> relu'],
   ['split with sizes, both branches trained', '5x4x4', 'split [2, 3] { conv 3 3x3 pad=1 | conv 1 1x1 -> tanh }'],
   ['empty branches in concat and add', '3x4x4', 'concat { | conv 2 3x3 pad=same } -> add { conv 5 1x1 | }'],
-  ['repeat 2 of a conv and bn', '3x4x4', 'repeat 2 { conv 3 3x3 pad=1 -> bn -> tanh }'],
   ['repeat 0 passes its input', '3x4x4', 'conv 2 1x1 -> repeat 0 { conv 3 1x1 } -> relu -> conv 2 1x1'],
-  ['frozen in a residual body: its bn on running statistics, the input gradient through it', '3x5x5', 'residual { frozen { conv 3 3x3 pad=1 -> bn } -> relu -> conv 3 1x1 } -> frozen { bn }'],
+  ['repeat 2: copies with parameters of their own', '3x5x5', 'repeat 2 { conv 3 3x3 pad=1 -> relu }'],
+  ['frozen residual between trained layers (its bn on the running statistics)', '3x5x5', 'conv 3 1x1 -> frozen { residual { conv 3 3x3 pad=1 -> bn } } -> conv 2 1x1'],
   ['nested blocks', '4x6x6', 'residual { concat { conv 2 3x3 pad=1 | dwconv 3x3 pad=1 multiplier=1 -> conv 2 1x1 } -> bn -> relu } -> avgpool 2 -> gate { gap -> conv 4 1x1 -> sigmoid }'],
 ], { batch: 3 });
 

@@ -1,21 +1,22 @@
 /**
- * The float64 forward of each combinator, by keyword, composed from its children's forwards: what
- * the gradient checks differentiate numerically (grad-check.ts's refForward), and what
- * test/registry.test.ts requires of every combinator.
+ * The float64 forward of each combinator, by keyword, over its children's forwards: what the
+ * gradient checks differentiate numerically, and what test/registry.test.ts requires of every
+ * combinator in the table (src/compiler/combinators/).
  */
+import { seqRole } from '../../src/compiler/combinators/index.ts';
 import type { CombinatorKeyword, CombinatorNode, NodeOf } from '../../src/compiler/combinators/types.ts';
 import type { Node, SeqNode } from '../../src/compiler/model.ts';
 import type { T64 } from './layers.ts';
 
-/** A child's forward on x; `frozen`: every layer inside normalises with its running statistics. */
-export type Forward = (child: Node, x: T64, frozen?: boolean) => T64;
+const size = (d: readonly number[]) => d.reduce((a, b) => a * b, 1);
 
-/** The checked node a keyword gives: its own, or (repeat, frozen) a sequence. */
+/** The forward of a child node on an input. */
+export type Forward = (node: Node, x: T64) => T64;
+
+/** The checked node a keyword makes: its own kind, or for repeat and frozen a sequence. */
 type NodeFor<K extends CombinatorKeyword> = K extends CombinatorNode['kind'] ? NodeOf<K> : SeqNode;
 
 export type ReferenceCombinator<K extends CombinatorKeyword> = (node: NodeFor<K>, x: T64, forward: Forward) => T64;
-
-const size = (d: readonly number[]) => d.reduce((a, b) => a * b, 1);
 
 /** x · f with f broadcast (numpy rules) to x's dims. */
 function broadcastMul(x: T64, f: T64): T64 {
@@ -33,8 +34,7 @@ function broadcastMul(x: T64, f: T64): T64 {
   return { data: out, dims: x.dims };
 }
 
-const sum = (parts: T64[]): T64 => ({ data: parts[0].data.map((_, i) => parts.reduce((s, p) => s + p.data[i], 0)), dims: parts[0].dims });
-
+/** The parts joined on the channel axis. */
 function concatChannels(parts: T64[]): T64 {
   const [N] = parts[0].dims;
   const inner = size(parts[0].dims.slice(2));
@@ -64,15 +64,24 @@ function splitChannels(x: T64, sizes: readonly number[]): T64[] {
   });
 }
 
+const sequence = (node: SeqNode, x: T64, forward: Forward): T64 => node.items.reduce((v, item) => forward(item, v), x);
+
+const sum = (parts: T64[]): T64 => ({ data: parts[0].data.map((_, i) => parts.reduce((s, o) => s + o.data[i], 0)), dims: parts[0].dims });
+
 export const referenceCombinators: { [K in CombinatorKeyword]: ReferenceCombinator<K> } = {
-  repeat: (node, x, forward) => node.items.reduce((v, copy) => forward(copy, v), x),
+  repeat: sequence,
+  // The layers inside run frozen by their own references (bn on its running statistics).
+  frozen: sequence,
   residual: (node, x, forward) => sum([forward(node.body, x), node.shortcut ? forward(node.shortcut, x) : x]),
   concat: (node, x, forward) => concatChannels(node.branches.map((b) => forward(b, x))),
   add: (node, x, forward) => sum(node.branches.map((b) => forward(b, x))),
   split: (node, x, forward) => concatChannels(splitChannels(x, node.sizes).map((part, i) => forward(node.branches[i], part))),
   gate: (node, x, forward) => broadcastMul(x, forward(node.body, x)),
-  frozen: (node, x, forward) => node.items.reduce((v, item) => forward(item, v, true), x),
 };
 
-/** The reference of one keyword, typed for its node. */
-export const referenceOf = <K extends CombinatorKeyword>(keyword: K): ReferenceCombinator<K> => referenceCombinators[keyword];
+/** The forward of a sequence or combinator node: a block's expansion (and a body or branch) is its items in order. */
+export function referenceOf(node: Exclude<Node, { kind: 'layer' }>, x: T64, forward: Forward): T64 {
+  if (node.kind !== 'seq') return (referenceCombinators[node.kind] as ReferenceCombinator<CombinatorNode['kind']>)(node as never, x, forward);
+  const role = seqRole(node);
+  return role === 'block' ? sequence(node, x, forward) : referenceCombinators[role](node, x, forward);
+}

@@ -5,6 +5,7 @@
  */
 import type { LayerNode } from '../../src/compiler/model.ts';
 import { convGeometry, transposeGeometry } from '../../src/compiler/layers/conv.ts';
+import { windowOf } from '../../src/compiler/layers/window.ts';
 import * as ref from './ops.ts';
 
 export interface T64 { data: Float64Array; dims: number[] }
@@ -29,10 +30,13 @@ const conv: ReferenceLayer = (node, x, param) => {
   }));
 };
 
-/** A windowed pool with the node's window. */
+/** A windowed pool with the node's arguments (its padding as written, and ceil mode as PyTorch's). */
 const pool = (f: (x: ref.Data, dims: number[], o: ref.Pool2dOptions, node: LayerNode) => ref.Result): ReferenceLayer => (node, x) => {
-  const w = node.window!;
-  const o = { kernel: [...w.kernel] as [number, number], stride: [...w.stride] as [number, number], pads: [...w.pads] as [number, number, number, number] };
+  const w = windowOf(node.input!, node.args, 'window');
+  const o = {
+    kernel: [...w.kernel] as [number, number], stride: [...w.stride] as [number, number], pads: [...w.pads] as [number, number, number, number],
+    ceil: node.args.ceil as boolean,
+  };
   return t64(f(x.data, x.dims, o, node));
 };
 
@@ -75,6 +79,7 @@ export const referenceLayers: Record<string, ReferenceLayer> = {
   sumpool: pool(ref.sumPool2d),
   globalavgpool: unary(ref.globalAvgPool),
   globalmaxpool: unary(ref.globalMaxPool),
+  adaptiveavgpool: unary((x, d, node) => ref.adaptiveAvgPool2d(x, d, node.args.size as [number, number])),
   pixelshuffle: unary((x, d, node) => ref.pixelShuffle(x, d, node.args.factor as number)),
   upsample: (node, x) => {
     const out = [node.output![1], node.output![2]] as [number, number];

@@ -18,6 +18,8 @@ export interface Pool2dOptions {
   kernel: [number, number];
   stride?: [number, number];
   pads?: [number, number, number, number];
+  /** PyTorch's ceil_mode: ceil instead of floor in the output size, unless the last window would start past the input and its top/left padding. */
+  ceil?: boolean;
 }
 
 const outSize = (size: number, k: number, stride: number, dil: number, padA: number, padB: number) =>
@@ -95,16 +97,23 @@ export function convTranspose2d(x: Data, xShape: number[], w: Data, wShape: numb
   return { data: out, shape: [N, M, oH, oW] };
 }
 
+function poolSize(size: number, k: number, stride: number, padA: number, padB: number, ceil: boolean): number {
+  if (!ceil) return outSize(size, k, stride, 1, padA, padB);
+  const out = Math.ceil((size + padA + padB - k) / stride) + 1;
+  return (out - 1) * stride >= size + padA ? out - 1 : out;
+}
+
 /**
- * Visits every pooling window; `reduce` gets the in-bounds values and the window's full size
- * (padding included) so average variants can choose their divisor.
+ * Visits every pooling window; `reduce` gets the in-bounds values and the window's size within the
+ * padded input (the padding counted, a ceil-mode window's part past it not) so average variants can
+ * choose their divisor.
  */
-function pool2d(x: Data, xShape: number[], o: Pool2dOptions, reduce: (vals: number[], fullSize: number) => number): Result {
+function pool2d(x: Data, xShape: number[], o: Pool2dOptions, reduce: (vals: number[], paddedSize: number) => number): Result {
   const [N, C, H, W] = xShape;
   const [kH, kW] = o.kernel;
   const [sh, sw] = o.stride ?? o.kernel;
   const [pt, pl, pb, pr] = o.pads ?? [0, 0, 0, 0];
-  const oH = outSize(H, kH, sh, 1, pt, pb), oW = outSize(W, kW, sw, 1, pl, pr);
+  const oH = poolSize(H, kH, sh, pt, pb, o.ceil ?? false), oW = poolSize(W, kW, sw, pl, pr, o.ceil ?? false);
   const out = new Float64Array(N * C * oH * oW);
   for (let nc = 0; nc < N * C; nc++)
     for (let i = 0; i < oH; i++)
@@ -115,7 +124,8 @@ function pool2d(x: Data, xShape: number[], o: Pool2dOptions, reduce: (vals: numb
             const y = i * sh - pt + ki, xx = j * sw - pl + kj;
             if (y >= 0 && y < H && xx >= 0 && xx < W) vals.push(x[(nc * H + y) * W + xx]);
           }
-        out[(nc * oH + i) * oW + j] = reduce(vals, kH * kW);
+        const rows = Math.min(i * sh - pt + kH, H + pb) - (i * sh - pt), cols = Math.min(j * sw - pl + kW, W + pr) - (j * sw - pl);
+        out[(nc * oH + i) * oW + j] = reduce(vals, rows * cols);
       }
   return { data: out, shape: [N, C, oH, oW] };
 }
@@ -128,7 +138,7 @@ export const maxPool2d = (x: Data, xShape: number[], o: Pool2dOptions): Result =
 
 /** countIncludePad defaults to true, PyTorch's default (ONNX's attribute default is 0). */
 export const avgPool2d = (x: Data, xShape: number[], o: Pool2dOptions & { countIncludePad?: boolean }): Result =>
-  pool2d(x, xShape, o, (v, full) => sum(v) / ((o.countIncludePad ?? true) ? full : v.length));
+  pool2d(x, xShape, o, (v, padded) => sum(v) / ((o.countIncludePad ?? true) ? padded : v.length));
 
 export const sumPool2d = (x: Data, xShape: number[], o: Pool2dOptions): Result => pool2d(x, xShape, o, sum);
 
@@ -335,4 +345,21 @@ export function pixelShuffle(x: Data, xShape: number[], r: number): Result {
           out[((n * oC + c) * oH + p) * oW + q] = x[((n * C + from) * H + Math.floor(p / r)) * W + Math.floor(q / r)];
         }
   return { data: out, shape: [N, oC, oH, oW] };
+}
+
+/** PyTorch's AdaptiveAvgPool2d: output (i, j) averages rows floor(i·H/oH) .. ceil((i+1)·H/oH) - 1, and so for columns. */
+export function adaptiveAvgPool2d(x: Data, xShape: number[], out: [number, number]): Result {
+  const [N, C, H, W] = xShape;
+  const [oH, oW] = out;
+  const y = new Float64Array(N * C * oH * oW);
+  for (let nc = 0; nc < N * C; nc++)
+    for (let i = 0; i < oH; i++)
+      for (let j = 0; j < oW; j++) {
+        const r0 = Math.floor((i * H) / oH), r1 = Math.ceil(((i + 1) * H) / oH);
+        const c0 = Math.floor((j * W) / oW), c1 = Math.ceil(((j + 1) * W) / oW);
+        let s = 0;
+        for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) s += x[(nc * H + r) * W + c];
+        y[(nc * oH + i) * oW + j] = s / ((r1 - r0) * (c1 - c0));
+      }
+  return { data: y, shape: [N, C, oH, oW] };
 }

@@ -3,7 +3,9 @@
  * layers it expands to, its shape rule (the check), and, for combinators that give a checked node
  * of their own, that node's children, ONNX lowering, gradient, summary label, hover text and
  * PyTorch form; plus its hover and completion texts. A new combinator is one entry
- * (src/compiler/combinators/index.ts lists them).
+ * (src/compiler/combinators/index.ts lists them). Its proofs are entries too: a float64 forward in
+ * test/reference/combinators.ts and cases in test/helpers/layer-cases.ts (lowering, gradient,
+ * PyTorch parity), which test/registry.test.ts requires of every combinator.
  */
 import type { TokenType } from 'chevrotain';
 import type * as A from '../ast.ts';

@@ -1,7 +1,7 @@
 /** The registry of layer kinds: the parser, checker, emitter, completion and docs all read it. */
 import { conv, convtranspose, dwconv } from './conv.ts';
 import { avgpool, globalavgpool, globalmaxpool, maxpool, sumpool } from './pool.ts';
-import { pixelshuffle, upsample } from './resample.ts';
+import { adaptiveavgpool, pixelshuffle, upsample } from './resample.ts';
 import { bn, layernorm } from './norm.ts';
 import { elu, gelu, hardsigmoid, hardswish, identity, leakyrelu, prelu, relu, relu6, sigmoid, silu, softmax, tanh } from './activations.ts';
 import { dense, dropout, droppath, flatten } from './dense.ts';
@@ -11,7 +11,7 @@ import type { LayerKind } from './types.ts';
 export const layerKinds: readonly LayerKind[] = [
   conv, dwconv, convtranspose, bn, layernorm,
   relu, relu6, leakyrelu, prelu, elu, gelu, silu, sigmoid, tanh, hardswish, hardsigmoid, softmax, identity,
-  maxpool, avgpool, sumpool, globalavgpool, globalmaxpool,
+  maxpool, avgpool, sumpool, globalavgpool, globalmaxpool, adaptiveavgpool,
   upsample, pixelshuffle,
   shuffle, scale,
   flatten, dense, dropout, droppath,

@@ -1,5 +1,5 @@
 /**
- * Resampling along H and W: upsample (nearest, bilinear), a fixed linear map per axis,
+ * Resampling along H and W: upsample (nearest, bilinear) and adaptiveavgpool, each a fixed linear map per axis,
  * y = Mh · x · Mwᵀ for every sample and channel, whose gradient is the transposed map,
  * dx = Mhᵀ · dy · Mw (two MatMuls with constant matrices, exact for any sizes); and pixelshuffle,
  * which moves channels into space.
@@ -42,6 +42,15 @@ function linearMap(inSize: number, outSize: number, alignCorners: boolean): Axis
     const lo = Math.min(Math.floor(s), inSize - 1);
     const frac = s - lo;
     return lo < inSize - 1 && frac > 0 ? [{ src: lo, weight: 1 - frac }, { src: lo + 1, weight: frac }] : [{ src: lo, weight: 1 }];
+  });
+  return { inSize, taps };
+}
+
+/** PyTorch's adaptive average pooling: output i averages inputs floor(i·in/out) to ceil((i + 1)·in/out) - 1. */
+function adaptiveMap(inSize: number, outSize: number): AxisMap {
+  const taps = Array.from({ length: outSize }, (_, i) => {
+    const start = Math.floor((i * inSize) / outSize), end = Math.ceil(((i + 1) * inSize) / outSize);
+    return Array.from({ length: end - start }, (_, k) => ({ src: start + k, weight: 1 / (end - start) }));
   });
   return { inSize, taps };
 }
@@ -127,9 +136,9 @@ function lowerUpsample(ctx: LowerContext, x: string, node: LayerNode): string {
   return y;
 }
 
-function upsampleGrad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutput {
-  return g.needInput ? { dx: applyMaps(ctx, g.dy, upsampleMaps(node.input!, node.args), true) } : {};
-}
+/** The gradient of a layer that is the per-axis maps `maps` gives: the maps transposed. */
+const mapsGrad = (maps: (input: Shape, args: Args) => [AxisMap, AxisMap]): LayerKind['grad'] =>
+  (ctx, g, node) => (g.needInput ? { dx: applyMaps(ctx, g.dy, maps(node.input!, node.args), true) } : {});
 
 export const upsample: LayerKind = {
   name: 'upsample',
@@ -143,7 +152,7 @@ export const upsample: LayerKind = {
   shape: upsampleShape,
   receptive: (rf, input, args) => mapsReceptive(rf, upsampleMaps(input, args)),
   lower: lowerUpsample,
-  grad: upsampleGrad,
+  grad: mapsGrad(upsampleMaps),
   torch(node, py) {
     const { scale, size, mode, align_corners: align } = node.args;
     return py.call('nn.Upsample', [], {
@@ -188,4 +197,39 @@ export const pixelshuffle: LayerKind = {
   lower: (ctx, x, node) => ctx.op('DepthToSpace', [x], { blocksize: node.args.factor as number, mode: 'CRD' }),
   grad: pixelShuffleGrad,
   torch: (node, py) => py.call('nn.PixelShuffle', [node.args.factor as number]),
+};
+
+function adaptiveMaps(input: Shape, args: Args): [AxisMap, AxisMap] {
+  const [h, w] = args.size as [number, number];
+  return [adaptiveMap(input[1], h), adaptiveMap(input[2], w)];
+}
+
+/**
+ * At the input's size (VGG's 7×7 at 224×224) the identity; where the output divides the input the
+ * bins are an AveragePool's windows; otherwise (bins of two sizes, overlapping where the output
+ * does not divide) the maps as matrix products.
+ */
+function lowerAdaptiveAvg(ctx: LowerContext, x: string, node: LayerNode): string {
+  const [, h, w] = node.input!, [, oh, ow] = node.output!;
+  if (h === oh && w === ow) return x;
+  if (h % oh === 0 && w % ow === 0) {
+    const kernel = [h / oh, w / ow];
+    return ctx.op('AveragePool', [x], { kernel_shape: kernel, strides: kernel });
+  }
+  return applyMaps(ctx, x, adaptiveMaps(node.input!, node.args), false);
+}
+
+export const adaptiveavgpool: LayerKind = {
+  name: 'adaptiveavgpool',
+  aliases: ['adaptive_avgpool'],
+  doc: 'adaptive average pooling to a fixed output size, PyTorch bins: adaptiveavgpool SIZE',
+  args: [{ name: 'size', type: 'kernel', positional: true, required: true, min: 1, doc: 'output size: S or HxW' }],
+  shape(input, args, ctx) {
+    requireFeatureMap(input, ctx);
+    return [input[0], ...(args.size as [number, number])];
+  },
+  receptive: (rf, input, args) => mapsReceptive(rf, adaptiveMaps(input, args)),
+  lower: lowerAdaptiveAvg,
+  grad: mapsGrad(adaptiveMaps),
+  torch: (node, py) => py.call('nn.AdaptiveAvgPool2d', [py.pair(node.args.size as [number, number])]),
 };
