@@ -19,6 +19,7 @@ import { compileInference, sourceHash } from '../src/compiler/emit/inference.ts'
 import { modelPy } from '../src/compiler/emit/torch/model-py.ts';
 import { frozenMatcher } from '../src/compiler/emit/train-plan.ts';
 import { layers, type CheckedModel } from '../src/compiler/model.ts';
+import type { SourceInput } from '../src/compiler/source.ts';
 import { readInitializers } from '../src/compiler/onnx/builder.ts';
 import { encodeCheckpoint, loadCheckpointSync, type CheckpointTensor } from '../src/runtime/checkpoint.ts';
 import { JsonLines, type Reply } from './helpers/json-lines.ts';
@@ -64,7 +65,7 @@ const floats = (file: string) => {
 };
 
 /** The inference graph with `weights` on `input` ([batch, ...model.input]). */
-async function runOnnx(model: CheckedModel, source: string, weights: Map<string, CheckpointTensor>, input: Float32Array, batch: number): Promise<{ output: Float32Array; names: string[] }> {
+async function runOnnx(model: CheckedModel, source: SourceInput, weights: Map<string, CheckpointTensor>, input: Float32Array, batch: number): Promise<{ output: Float32Array; names: string[] }> {
   const { bytes } = compileInference(model, { source, init: weights, initFrom: 'the checkpoint' });
   const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 2 });
   try {
@@ -166,7 +167,7 @@ describe.skipIf(!python)('model.py against cnnc', () => {
       expect(reply.reloadDiff, 'load_checkpoint of its own save gives the same outputs').toBe(0);
       expect(reply.logitsDiff as number, 'forward(x, logits=True) is the values before the final softmax/sigmoid').toBeLessThan(1e-6);
       expect(reply.meta).toEqual({ test: 'parity' });
-      const { output, names } = await runOnnx(model, r.text, loadCheckpointSync(at('ckpt')).tensors, floats(at('in')), batch);
+      const { output, names } = await runOnnx(model, r.sources, loadCheckpointSync(at('ckpt')).tensors, floats(at('in')), batch);
       expect([...(reply.keys as string[])].sort(), 'state_dict keys are the graph\'s parameter names').toEqual(names.sort());
       const relative = relativeDiff(output, floats(at('out')));
       worst.push({ file, model: model.name, relative });
@@ -195,7 +196,7 @@ describe.skipIf(!python)('model.py against cnnc', () => {
     return out;
   }
 
-  const writeCkpt = (file: string, model: string, tensors: Map<string, CheckpointTensor>, source?: string) =>
+  const writeCkpt = (file: string, model: string, tensors: Map<string, CheckpointTensor>, source?: SourceInput) =>
     writeFileSync(file, Buffer.concat(encodeCheckpoint({ model, sourceHash: source && sourceHash(source), tensors })));
 
   it.each(['bench/models/all_layers.cnn', EDGE])('%s: a checkpoint cnnc writes loads into model.py, with the same outputs', async (file) => {
@@ -203,11 +204,11 @@ describe.skipIf(!python)('model.py against cnnc', () => {
     for (const model of r.models) {
       const ckpt = path.join(tmp, `${model.name}.cnnc.ckpt`), input = path.join(tmp, 'x.in'), output = path.join(tmp, 'x.out');
       const tensors = cnncTensors(model, 3);
-      writeCkpt(ckpt, model.name, tensors, r.text);
+      writeCkpt(ckpt, model.name, tensors, r.sources);
       const x = uniform(5, 2 * model.input!.reduce((a, b) => a * b, 1), -1, 1);
       writeFileSync(input, x);
       await send({ cmd: 'forward', dir: folder(file), model: model.name, ckpt, input, output, batch: 2 });
-      const onnx = await runOnnx(model, r.text, tensors, x, 2);
+      const onnx = await runOnnx(model, r.sources, tensors, x, 2);
       expect(relativeDiff(onnx.output, floats(output))).toBeLessThan(TOL);
     }
   });

@@ -172,6 +172,12 @@ const FEATURE_CASES: StepCase[] = [
   -> residual { dwconv 3x3 pad=1 -> layernorm -> conv 16 1x1 -> hardsigmoid -> conv 8 1x1 -> scale init=0.5 -> droppath 0 }
   -> identity -> gap -> flatten -> dense 6 -> layernorm -> dense 3
   train { optimizer: adamw lr=0.01 weight_decay=0.05 }`],
+  ['sgd through the spatial kinds: a ceil-mode pool, transposed convolution, upsampling, pixel shuffle, adaptive pooling', `
+  input 2x8x8
+  conv 4 3x3 pad=same -> bn -> relu -> maxpool 3 stride=2 ceil=on -> convtranspose 4 2x2 stride=2 -> upsample 2 mode=bilinear
+  -> conv 8 3x3 stride=2 pad=same -> pixelshuffle 2 -> relu -> avgpool 3 stride=2 pad=1 ceil=on -> adaptiveavgpool 3
+  -> upsample size=5x4 -> flatten -> dense 3
+  train { optimizer: sgd lr=0.1 momentum=0.9 }`],
 ].map(([name, body], i) => ({
   name,
   source: `${FEATURE_BLOCKS}model Case${i} {${body.replace(/train \{ (.*) \}/, (_, t: string) => `train {\n    ${t.split(/\s{2,}/).join('\n    ')}\n  }`)}\n}\n`,

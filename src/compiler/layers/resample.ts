@@ -4,9 +4,8 @@
  * dx = Mhᵀ · dy · Mw (two MatMuls with constant matrices, exact for any sizes); and pixelshuffle,
  * which moves channels into space.
  */
-import type { Receptive } from '../model.ts';
 import type { LowerContext } from '../emit/context.ts';
-import type { LayerNode } from '../model.ts';
+import type { LayerNode, Receptive } from '../model.ts';
 import type { Args, GradInput, GradOutput, LayerKind, Shape, ShapeContext } from './types.ts';
 import { requireFeatureMap } from './window.ts';
 
@@ -124,13 +123,12 @@ function upsampleShape(input: Shape, args: Args, ctx: ShapeContext): Shape {
  * linear mode with half_pixel (or align_corners) coordinates is PyTorch's interpolation.
  */
 function lowerUpsample(ctx: LowerContext, x: string, node: LayerNode): string {
-  const maps = upsampleMaps(node.input!, node.args);
   if (node.args.mode === 'bilinear') {
     const sizes = ctx.op('Concat', [ctx.op('Shape', [x], { end: 2 }), ctx.ints(node.output!.slice(1), 'size')], { axis: 0 });
     return ctx.op('Resize', [x, '', '', sizes], { mode: 'linear', coordinate_transformation_mode: node.args.align_corners ? 'align_corners' : 'half_pixel' });
   }
   let y = x;
-  maps.forEach((m, i) => {
+  upsampleMaps(node.input!, node.args).forEach((m, i) => {
     if (!isIdentity(m)) y = ctx.op('Gather', [y, ctx.ints(m.taps.map((t) => t[0].src), 'index')], { axis: i + 2 });
   });
   return y;
