@@ -100,12 +100,14 @@ function corpus(): string[] {
     'model 😀 {\n  input 3x8x8 # ünïcödé 😀\n  conv 8 3x3 -> relu\n}\n',
     'block a(x) { b(x) }\nblock b(x) { a(x) }\nmodel M { input 3x8x8 a(1) }\n',
     'model M {\n  input 3x32x32\n  residual { conv 16 3x3 -> relu\n  -> dense 10\n}\n',
+    // Empty branches, repeat 0 and split: bodies that pass their input.
+    'model M {\n  input 4x8x8\n  split { | conv 2 1x1 } -> concat { |\n    conv 4 3x3 pad=same\n  |\n  } -> repeat 0 { relu } -> add { | }\n}\n',
   ];
 }
 
 /** Pieces that edits insert: tokens, broken tokens, line ends of every kind, odd characters. */
 const INSERTS = [
-  'conv 8 3x3', ' -> ', 'relu', '{', '}', '\n', '\r', '\r\n', 'residual {', ' | ', 'repeat 3 {', 'repeat 10000 {',
+  'conv 8 3x3', ' -> ', 'relu', '{', '}', '\n', '\r', '\r\n', 'residual {', ' | ', 'repeat 3 {', 'repeat 10000 {', 'repeat 0 {', 'split {', 'split [2, 6] { |', 'concat { | ', '| }',
   'pad=same', 'stride=2', '# note', '/*', '*/', '"', 'é', '😀', '\ud83d', '\u0000', '\t', 'dense 10', 'cbr(64)', 'fc: ',
   'model N {\n  input 3x8x8\n', 'block q(c) { conv c 1x1 }\n', 'train {\n  loss: cross_entropy\n}\n', '-', '=', '(', ')', ',', '1e999', '0x',
 ];
@@ -390,12 +392,18 @@ export class LspFuzzer {
     }
   }
 
-  /** Every position and line number in an answer must lie within the text the request was answered against. */
+  /**
+   * Every position and line number in an answer must lie within the text the request was answered
+   * against, or, in a location of another file (an imported block's definition), within that file
+   * as it is on disk.
+   */
   private checkPositions(method: string, params: unknown, result: unknown, doc: TextDocument): void {
-    for (const where of positionsIn(result)) {
-      const ok = 'character' in where ? positionWithin(doc, where) : where.line < doc.lineCount;
+    for (const { where, uri } of positionsIn(result, doc.uri)) {
+      const target = uri === doc.uri ? doc : fileDocument(uri);
+      if (!target) return this.fail(`${method}: a location in ${uri}, which is neither the document nor a file${describeRequest(params, doc)}`);
+      const ok = 'character' in where ? positionWithin(target, where) : where.line < target.lineCount;
       if (ok) continue;
-      return this.fail(`${method}: ${JSON.stringify(where)} outside the document (${doc.lineCount} lines)${describeRequest(params, doc)}; answer ${JSON.stringify(result).slice(0, 1000)}`);
+      return this.fail(`${method}: ${JSON.stringify(where)} outside ${uri === doc.uri ? 'the document' : uri} (${target.lineCount} lines)${describeRequest(params, doc)}; answer ${JSON.stringify(result).slice(0, 1000)}`);
     }
   }
 
@@ -567,14 +575,28 @@ function describeRequest(params: unknown, doc: TextDocument | undefined): string
 
 type Where = { line: number; character: number } | { line: number };
 
-/** Positions ({line, character}) and folding lines ({startLine, endLine}) anywhere in an answer. */
-function* positionsIn(v: unknown): Generator<Where> {
-  if (Array.isArray(v)) for (const x of v) yield* positionsIn(x);
+/**
+ * Positions ({line, character}) and folding lines ({startLine, endLine}) anywhere in an answer,
+ * each with the document it is in: `uri`, or the `uri` of the location that holds it.
+ */
+function* positionsIn(v: unknown, uri: string): Generator<{ where: Where; uri: string }> {
+  if (Array.isArray(v)) for (const x of v) yield* positionsIn(x, uri);
   else if (v && typeof v === 'object') {
     const o = v as Record<string, unknown>;
-    if (typeof o.line === 'number' && typeof o.character === 'number') yield { line: o.line, character: o.character };
-    if (typeof o.startLine === 'number' && typeof o.endLine === 'number') yield { line: o.startLine }, yield { line: o.endLine };
-    for (const [k, x] of Object.entries(o)) if (k !== 'data') yield* positionsIn(x);
+    const at = typeof o.uri === 'string' ? o.uri : uri;
+    if (typeof o.line === 'number' && typeof o.character === 'number') yield { where: { line: o.line, character: o.character }, uri: at };
+    if (typeof o.startLine === 'number' && typeof o.endLine === 'number') yield { where: { line: o.startLine }, uri: at }, yield { where: { line: o.endLine }, uri: at };
+    for (const [k, x] of Object.entries(o)) if (k !== 'data') yield* positionsIn(x, at);
+  }
+}
+
+/** A file: URI's text as it is on disk, or undefined when it names no readable file. */
+function fileDocument(uri: string): TextDocument | undefined {
+  if (!uri.startsWith('file:')) return undefined;
+  try {
+    return TextDocument.create(uri, 'cnn', 0, readFileSync(fileURLToPath(uri), 'utf8'));
+  } catch {
+    return undefined;
   }
 }
 

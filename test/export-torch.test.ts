@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { check, type CheckResult } from '../src/index.ts';
 import { compileInference, sourceHash } from '../src/compiler/emit/inference.ts';
 import { modelPy } from '../src/compiler/emit/torch/model-py.ts';
-import { frozenMatcher } from '../src/compiler/emit/train.ts';
+import { frozenMatcher } from '../src/compiler/emit/train-plan.ts';
 import { layers, type CheckedModel } from '../src/compiler/model.ts';
 import type { SourceInput } from '../src/compiler/source.ts';
 import { readInitializers } from '../src/compiler/onnx/builder.ts';

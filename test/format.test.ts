@@ -140,21 +140,34 @@ describe('format', () => {
     ].join('\n'));
   });
 
-  it('writes empty branches as nothing between the separators, inline and in a block', () => {
-    const src = 'model M { input 8x32x32 -> split [2,6]{|conv 6 1x1} -> concat { | conv 64 1x1 -> bn -> relu -> conv 96 3x3 pad=same -> bn -> relu -> conv 96 3x3 pad=same |} }';
+  it('writes empty branches as nothing between the separators, inline and in a block (an empty first one as `{ |`)', () => {
+    const long = 'conv 64 1x1 -> bn -> relu -> conv 96 3x3 pad=same -> bn -> relu -> conv 96 3x3 pad=same';
+    const src = `model M { input 8x32x32 -> split [2,6]{|conv 6 1x1} -> concat { | ${long} |} -> add { ${long} | | conv 64 1x1 } }`;
     const out = format(src)!;
     expect(out).toBe([
       'model M {',
       '  input 8x32x32',
       '  -> split [2, 6] { | conv 6 1x1 }',
-      '  -> concat {',
-      '  | conv 64 1x1 -> bn -> relu -> conv 96 3x3 pad=same -> bn -> relu -> conv 96 3x3 pad=same',
+      '  -> concat { |',
+      `    ${long}`,
       '  |',
+      '  }',
+      '  -> add {',
+      `    ${long}`,
+      '  |',
+      '  | conv 64 1x1',
       '  }',
       '}',
       '',
     ].join('\n'));
     expect(format(out)).toBe(out);
+  });
+
+  it('keeps comments around an empty first branch in a block, and formats the result the same again', () => {
+    for (const body of ['concat { |  # the skip\n    conv 2 1x1\n  }', 'concat {\n    # the skip\n    |\n    conv 2 1x1\n  }']) {
+      const src = `model M {\n  input 8x4x4\n  ${body}\n}\n`;
+      expect(format(src)).toBe(src);
+    }
   });
 
   it('wraps long chains at arrows', () => {

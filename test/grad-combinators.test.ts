@@ -9,7 +9,8 @@ import { checkModel, expectGradients, runGradient } from './helpers/grad-check.t
 import { COMBINATOR_GRADIENT_CASES } from './helpers/layer-cases.ts';
 import { batchNormTrain } from './reference/ops.ts';
 import { defaultTrainConfig } from '../src/compiler/train-config.ts';
-import { emitEval, emitGradient, frozenMatcher, GRAD_PREFIX, graphSignature, NEW_PREFIX, trainPlan } from '../src/compiler/emit/train.ts';
+import { emitEval, emitGradient, GRAD_PREFIX, graphSignature, NEW_PREFIX } from '../src/compiler/emit/train.ts';
+import { frozenMatcher, trainPlan } from '../src/compiler/emit/train-plan.ts';
 import { uniform } from './helpers/random.ts';
 import { decodeModel } from '../src/compiler/onnx/builder.ts';
 

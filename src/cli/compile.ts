@@ -71,7 +71,8 @@ function checkOutput(opts: CompileOptions): string {
  * cnnc checkpoint, and train.json describing the graphs' inputs and outputs.
  */
 async function compileTrainingCommand(file: string, sources: SourceSet, model: CheckedModel, dir: string, opts: CompileOptions): Promise<number> {
-  const { compileTraining, initialState, NEW_PREFIX } = await import('../compiler/emit/train.ts');
+  const { compileTraining, NEW_PREFIX } = await import('../compiler/emit/train.ts');
+  const { initialState } = await import('../compiler/emit/train-plan.ts');
   const seed = opts.seed ?? model.train.seed ?? 0;
   const config = { ...model.train, seed };
   const graphs = compileTraining(model, config, { file: path.basename(file), source: sources, loop: true, loopSteps: opts.loopSteps });

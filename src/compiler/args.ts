@@ -75,9 +75,10 @@ export interface BoundArgs {
 
 /**
  * Binds positional and named arguments to specs: fills defaults, converts types, checks ranges.
- * `owner` names the layer in messages; `ownerSpan` is where missing arguments are reported.
+ * `owner` names the layer in messages; `ownerSpan` is where missing arguments are reported;
+ * `syntax` says how an owner without arguments is written instead (a combinator's braces).
  */
-export function bindArgs(specs: readonly ArgSpec[], args: readonly Arg[], owner: string, ownerSpan: Span, env: Env, diags: Diagnostic[]): BoundArgs {
+export function bindArgs(specs: readonly ArgSpec[], args: readonly Arg[], owner: string, ownerSpan: Span, env: Env, diags: Diagnostic[], syntax?: string): BoundArgs {
   const values: Args = {};
   const spans: Record<string, Span> = {};
   let ok = true;
@@ -90,7 +91,7 @@ export function bindArgs(specs: readonly ArgSpec[], args: readonly Arg[], owner:
       spec = positional[next++];
       if (!spec) {
         const next = arg.value.kind === 'name' ? arg.value.name : undefined;
-        const hint = next && lookupLayer(next) ? `is "->" missing before ${next}?` : usage(specs, owner);
+        const hint = next && lookupLayer(next) ? `is "->" missing before ${next}?` : usage(specs, owner, syntax);
         const fixes = next && lookupLayer(next) ? [{ title: `insert "->" before ${next}`, span: { start: arg.span.start, end: arg.span.start }, text: '-> ' }] : undefined;
         diags.push(diagnostic('tooManyArguments', arg.span, { layer: owner, max: positional.length }, { hint, fixes }));
         ok = false;
@@ -136,7 +137,9 @@ export function bindArgs(specs: readonly ArgSpec[], args: readonly Arg[], owner:
   return { values, spans, ok };
 }
 
-function usage(specs: readonly ArgSpec[], owner: string): string {
+/** How to write the owner's arguments; for an owner without any, to leave them out. */
+function usage(specs: readonly ArgSpec[], owner: string, syntax?: string): string {
+  if (specs.length === 0) return syntax ? `remove it; ${syntax}` : 'remove it';
   const pos = specs.filter((s) => s.positional).map((s) => (s.required ? s.name.toUpperCase() : `[${s.name.toUpperCase()}]`));
   return `usage: ${[owner, ...pos].join(' ')}${specs.some((s) => !s.positional) ? ' [options]' : ''}; ${options(specs, owner)}`;
 }

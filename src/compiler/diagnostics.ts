@@ -60,7 +60,7 @@ export const catalog = {
     'CNN2004', 'error', (p) => `${p.layer} ${p.arg} = ${p.value} is out of range: it must be ${p.range}`),
   wrongArgumentType: entry<{ layer: string; arg: string; value: string; expected: string }>(
     'CNN2005', 'error', (p) => `${p.layer} ${p.arg} = ${p.value} is not ${p.expected}`),
-  tooManyArguments: entry<{ layer: string; max: number }>('CNN2006', 'error', (p) => `${p.layer} takes at most ${p.max} positional argument${p.max === 1 ? '' : 's'}`),
+  tooManyArguments: entry<{ layer: string; max: number }>('CNN2006', 'error', (p) => (p.max === 0 ? `${p.layer} takes no arguments` : `${p.layer} takes at most ${p.max} positional argument${p.max === 1 ? '' : 's'}`)),
   blockArity: entry<{ block: string; expected: number; got: number }>(
     'CNN2007', 'error', (p) => `block ${p.block} takes ${p.expected} argument${p.expected === 1 ? '' : 's'} but is given ${p.got}`),
   recursiveBlock: entry<{ cycle: string }>('CNN2008', 'error', (p) => `block recursion: ${p.cycle}; blocks cannot use themselves`),

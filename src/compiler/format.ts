@@ -7,7 +7,8 @@
  *   steps) and wherever a line would pass 100 columns, and a broken line starts with `-> `.
  * - Nested bodies (`residual { ... }`, `concat { a | b }`) stay on one line when the source had
  *   them on one line, without comments, and they fit; otherwise they open a block, where branches
- *   after the first start with `| ` at the brace's indentation, so that all branches line up.
+ *   after the first start with `| ` at the brace's indentation, so that all branches line up; an
+ *   empty first branch is the `|` that ends the brace's line (`concat { |`).
  * - `key=value` and call arguments `f(a, b)` without inner spaces; `+`/`-` spaced inside brackets,
  *   parentheses and repeat counts, tight among space-separated layer arguments (`conv c*4 1x1`).
  * - Comments are kept where they are: a comment after code stays at the end of that line, a comment
@@ -454,6 +455,8 @@ class Formatter {
     const saved = w.indent;
     const base = w.lineIndent;
     w.indent = base + 1;
+    // An empty first branch shows as the `|` after the brace (`concat { |`), the next branch below.
+    if (this.is(i, T.Pipe)) w.tok(i++);
     w.newline();
     i = this.branch(i, w, true, base + 1, false);
     while (this.is(i, T.Pipe)) {

@@ -8,6 +8,8 @@ import { closestName, diagnostic, type Diagnostic } from './diagnostics.ts';
 import type { ArgSpec } from './layers/types.ts';
 import { parseTrainEntry } from './parser.ts';
 import { UserError } from '../errors.ts';
+import { losses } from './emit/losses.ts';
+import { optimizers } from './emit/optimizers.ts';
 
 export interface TrainConfig {
   /** `ignore`: a label value (a mask's unlabelled pixels) that counts toward neither the loss nor the metrics. */
@@ -25,12 +27,12 @@ const positiveInt = (name: string, def: number, doc: string): ArgSpec => ({ name
 
 export const trainFields: Record<keyof TrainConfig, ArgSpec[]> = {
   loss: [
-    { name: 'kind', type: 'enum', positional: true, values: ['cross_entropy', 'bce', 'mse'], default: 'cross_entropy', doc: 'softmax cross-entropy, binary cross-entropy with logits, or mean squared error' },
+    { name: 'kind', type: 'enum', positional: true, values: Object.keys(losses), default: 'cross_entropy', doc: 'softmax cross-entropy, binary cross-entropy with logits, or mean squared error' },
     { name: 'smoothing', type: 'number', default: 0, min: 0, max: 1, maxExclusive: true, doc: 'label smoothing (cross_entropy)' },
     { name: 'ignore', type: 'int', min: 0, doc: 'a label value that counts toward neither the loss nor the metrics, e.g. 255 for unlabelled mask pixels (default: none)' },
   ],
   optimizer: [
-    { name: 'kind', type: 'enum', positional: true, values: ['sgd', 'adam', 'adamw'], default: 'adam', doc: 'the update rule' },
+    { name: 'kind', type: 'enum', positional: true, values: Object.keys(optimizers), default: 'adam', doc: 'the update rule' },
     { name: 'lr', type: 'number', default: 1e-3, min: 0, minExclusive: true, doc: 'learning rate' },
     { name: 'momentum', type: 'number', default: 0, min: 0, max: 1, maxExclusive: true, doc: 'SGD momentum' },
     { name: 'nesterov', type: 'bool', default: false, doc: 'Nesterov momentum (SGD)' },
@@ -55,10 +57,17 @@ export const trainFields: Record<keyof TrainConfig, ArgSpec[]> = {
   freeze: [{ name: 'patterns', type: 'enum', positional: true, doc: 'layer name patterns (strings, * matches any run of characters)' }],
 };
 
+/** Each option that only some kinds read, and those kinds, from a table of kinds and the options each reads. */
+function readers(table: Record<string, { options: readonly string[] }>): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [kind, entry] of Object.entries(table)) for (const option of entry.options) (out[option] ??= []).push(kind);
+  return out;
+}
+
 /** Options that only some kinds of a field read; given with another kind they would be ignored silently. */
 const optionKinds: Partial<Record<keyof TrainConfig, Record<string, string[]>>> = {
-  loss: { smoothing: ['cross_entropy'] },
-  optimizer: { momentum: ['sgd'], nesterov: ['sgd'], beta1: ['adam', 'adamw'], beta2: ['adam', 'adamw'], eps: ['adam', 'adamw'] },
+  loss: readers(losses),
+  optimizer: readers(optimizers),
   schedule: { step_size: ['step'], gamma: ['step'] },
 };
 

@@ -2,6 +2,7 @@
  * What one training step costs, before anything runs: forward + backward MACs, the activations
  * kept for the backward pass, and gradient and optimizer-state memory, for a batch size.
  */
+import { optimizerSlots } from './emit/optimizers.ts';
 import { product } from './layers/types.ts';
 import { layers, type CheckedModel } from './model.ts';
 import type { TrainConfig } from './train-config.ts';
@@ -13,12 +14,6 @@ export interface TrainingCost {
   savedActivationBytes: number; // per step
   gradientBytes: number;
   optimizerStateBytes: number;
-}
-
-/** Optimizer state tensors per trainable parameter: momentum buffer, or Adam's two moments. */
-function stateSlots(opt: TrainConfig['optimizer']): number {
-  if (opt.kind === 'sgd') return opt.momentum > 0 ? 1 : 0;
-  return 2;
 }
 
 export function trainingCost(model: CheckedModel, config: TrainConfig, batch = config.batch): TrainingCost {
@@ -44,6 +39,6 @@ export function trainingCost(model: CheckedModel, config: TrainConfig, batch = c
     backwardMacs: backward * batch,
     savedActivationBytes: 4 * activations * batch,
     gradientBytes: 4 * trainable,
-    optimizerStateBytes: 4 * trainable * stateSlots(config.optimizer),
+    optimizerStateBytes: 4 * trainable * optimizerSlots(config.optimizer).length,
   };
 }

@@ -8,9 +8,8 @@ import * as ort from 'onnxruntime-node';
 import { formatShape } from '../compiler/layers/types.ts';
 import type { CheckedModel } from '../compiler/model.ts';
 import type { TrainConfig } from '../compiler/train-config.ts';
-import {
-  emitEval, emitTrainLoop, emitTrainStep, initialState, labelDims, NEW_PREFIX, trainPlan, TRAIN_INPUTS, TRAIN_OUTPUTS, type GraphOptions, type TrainPlan,
-} from '../compiler/emit/train.ts';
+import { emitEval, emitTrainLoop, emitTrainStep, labelDims, NEW_PREFIX, TRAIN_INPUTS, TRAIN_OUTPUTS, type GraphOptions } from '../compiler/emit/train.ts';
+import { initialState, trainPlan, type TrainPlan } from '../compiler/emit/train-plan.ts';
 import { UserError } from '../errors.ts';
 import { createSession, type SessionOptions } from './session.ts';
 import type { CreateTrainRunner, StepBatch, StepBlock, StepResult, TensorData, TrainRunnerOptions, TrainState, TrainStepRunner } from './train-step.ts';

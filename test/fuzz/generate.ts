@@ -27,7 +27,7 @@ export function corpus(): [string, string][] {
 }
 
 const TOKEN = /\s+|[A-Za-z_][A-Za-z0-9_]*|\d[\d_.]*(?:[eE][+-]?\d+)?(?:x\d+)*|->|\/\/|\/\*|\*\/|[^\s]/g;
-const KEYWORDS = ['model', 'block', 'input', 'repeat', 'residual', 'project', 'concat', 'add', 'gate', 'frozen', 'train', 'loss:', 'optimizer:', 'schedule:'];
+const KEYWORDS = ['model', 'block', 'input', 'repeat', 'residual', 'project', 'concat', 'add', 'split', 'gate', 'frozen', 'train', 'loss:', 'optimizer:', 'schedule:'];
 const NUMBERS = ['0', '1', '-1', '3', '7x7', '1x1x1', '0x0', '99999999999', '1e308', '1e-320', '1e999', '4294967297', '0.5', '.', '1_000', '2x'];
 const PUNCT = ['{', '}', '(', ')', '[', ']', '->', '|', ',', ':', '=', '+', '-', '*', '/', '//', '/*', '*/', '"', '#', '\n', ' '];
 const ODD = ['\0', '\uFEFF', '\r', '\r\n', '\t', '\u2028', 'é', '😀', '\uD800', '\u00A0', '\f', '\v'];
@@ -60,8 +60,15 @@ export function generator(seed: number, files = corpus()): Generator {
     ['bom', (t) => '\uFEFF' + t],
     ['nesting', (t) => edit(t, (toks, i) => {
       const n = 1 + int(80);
-      toks.splice(i, 0, pick(['residual { ', 'concat { ', 'gate { ', 'frozen { ', '(', '[', 'repeat 2 { ']).repeat(n) + 'relu' + pick([' }', ')', ']', '']).repeat(int(n + 1)));
+      toks.splice(i, 0, pick(['residual { ', 'concat { ', 'concat { | ', 'add { relu | ', 'split { | ', 'split [1, 1] { ', 'gate { ', 'frozen { ', '(', '[', 'repeat 2 { ', 'repeat 0 { ']).repeat(n) + 'relu' + pick([' }', ')', ']', '']).repeat(int(n + 1)));
     })],
+    // Empty branches (`{ | a }`, `{ a | }`, `{ a | | b }`) and bodies that pass their input (`repeat 0`, `split { | }`).
+    ['empty branches', (t) => edit(t, (toks, i) => {
+      const j = toks.findIndex((x, k) => k >= i && (x === '{' || x === '|' || x === '}'));
+      if (j >= 0) toks.splice(toks[j] === '}' ? j : j + 1, 0, pick([' | ', '|', ' | | ']));
+    })],
+    ['repeat 0', (t) => t.replace(/\brepeat\s+[^{]*\{/g, (m) => (rand() < 0.5 ? 'repeat 0 {' : m))],
+    ['split', (t) => t.replace(/\b(concat|add)\b/g, (m) => (rand() < 0.5 ? pick(['split', 'split [2, 2]', 'split [1]']) : m))],
     ['repeat bomb', () => repeatBomb(1 + int(4), () => pick(['10000', '9999', '1000', '100', '2', '0', '-3']), pick(['relu', 'foo', 'conv 4 3x3', 'flatten', '', '->']))],
     ['doubling blocks', () => doublingBlocks(2 + int(60), pick(['relu', 'foo', 'conv 4 1x1', 'dense 3']))],
     ['mutual blocks', () => `block a { b -> b } block b { a } model m { input 1x8x8 ${pick(['a', 'b', 'a -> b'])} }`],

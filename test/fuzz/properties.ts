@@ -8,6 +8,7 @@ import { format } from '../../src/compiler/format.ts';
 import { DocumentChecker } from '../../src/compiler/incremental.ts';
 import { summarize } from '../../src/compiler/summary.ts';
 import { MAX_DIAGNOSTICS } from '../../src/compiler/diagnostics.ts';
+import type { SourceSet } from '../../src/compiler/source.ts';
 import { rng } from '../helpers/random.ts';
 
 export interface Failure {
@@ -36,7 +37,14 @@ function timed<T>(f: () => T): { value?: T; error?: unknown; ms: number } {
 
 const describeError = (e: unknown) => (e instanceof Error ? `${e.name}: ${e.message}\n${e.stack?.split('\n').slice(1, 4).join('\n')}` : String(e));
 
-/** check(): no exception, in time, every diagnostic well formed and inside the text, a capped count. */
+/** Whether a span lies in one text of the check: the file's, or (at that file's base) an imported file's. */
+function inItsText({ start, end }: { start: number; end: number }, sources: SourceSet): boolean {
+  if (!(Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start <= end)) return false;
+  const source = sources.of(start);
+  return source.base <= start && end <= source.base + source.text.length;
+}
+
+/** check(): no exception, in time, every diagnostic well formed and inside its file's text, a capped count. */
 export function checkProperties(text: string, slack = 1): { failures: Failure[]; result?: CheckResult } {
   const failures: Failure[] = [];
   const run = timed(() => check(text));
@@ -45,9 +53,9 @@ export function checkProperties(text: string, slack = 1): { failures: Failure[];
   const result = run.value!;
   for (const d of result.diagnostics) {
     if (!/^CNN\d{4}$/.test(d.code) || !d.message) failures.push({ property: 'diagnostic malformed', detail: JSON.stringify(d) });
-    const { start, end } = d.span;
-    if (!(Number.isInteger(start) && Number.isInteger(end) && 0 <= start && start <= end && end <= text.length)) {
-      failures.push({ property: 'diagnostic range outside the text', detail: `${d.code} ${start}-${end} in ${text.length} characters: ${d.message}` });
+    if (!inItsText(d.span, result.sources)) {
+      const source = result.sources.of(d.span.start);
+      failures.push({ property: 'diagnostic range outside the text', detail: `${d.code} ${d.span.start}-${d.span.end} in ${source.label} (${source.text.length} characters at ${source.base}): ${d.message}` });
     }
   }
   if (result.diagnostics.length > MAX_DIAGNOSTICS + 1) failures.push({ property: 'diagnostics not capped', detail: `${result.diagnostics.length}` });

@@ -86,9 +86,10 @@ export const branchSyntax = {
   named: true,
 } as const;
 
-/** concat and add: any argument is a mistake (reported), then the branches. */
+/** concat and add: any argument is a mistake (reported: a count is the branches written), then the branches. */
 function noArgs<K extends 'concat' | 'add'>(step: StepOf<K>, cx: CheckContext, scope: Scope): void {
-  if (step.args.length) bindArgs([], step.args, step.kind, step.keywordSpan, scope.env, cx.diags);
+  const syntax = `${step.kind} takes as many branches as are written between its braces: ${step.kind} { a | b | c }`;
+  if (step.args.length) bindArgs([], step.args, step.kind, step.keywordSpan, scope.env, cx.diags, syntax);
 }
 
 export const concatJoin: Join = {

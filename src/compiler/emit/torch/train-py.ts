@@ -9,7 +9,7 @@
  */
 import type { ArgSpec } from '../../layers/types.ts';
 import { trainFields, type TrainConfig } from '../../train-config.ts';
-import { FOLDED_BY_LOSS } from '../train.ts';
+import { losses } from '../losses.ts';
 import type { TorchExportInput } from './index.ts';
 import { TRAIN_PY_BODY } from './train-py-body.ts';
 
@@ -142,7 +142,7 @@ one process per GPU under torchrun with DistributedDataParallel:
 
 /** The constants that come from the file rather than the train section. */
 function fileConstants(input: TorchExportInput): string {
-  const folds = Object.entries(FOLDED_BY_LOSS).filter(([, p]) => p !== undefined).map(([loss, p]) => `${JSON.stringify(loss)}: ${JSON.stringify(p)}`);
+  const folds = Object.entries(losses).filter(([, l]) => l.folds !== undefined).map(([loss, l]) => `${JSON.stringify(loss)}: ${JSON.stringify(l.folds)}`);
   return [
     `SOURCE_FILE = ${settingLiteral(inComment(input.file))}`,
     `MODEL = ${settingLiteral(input.model.name)}  # the class in model.py`,
