@@ -138,7 +138,6 @@ export async function withLoad<T>(pids: (number | undefined)[], fn: () => Promis
   return { value, others };
 }
 
-/** ORT's profile JSON summed by op type: lines "Op  ms-per-run  share". */
 interface ProfileEvent { cat: string; name: string; dur: number; args?: { op_name?: string; thread_scheduling_stats?: { main_thread?: { block_size?: number[] } } } }
 
 const nodeEvents = (file: string) => (JSON.parse(readFileSync(file, 'utf8')) as ProfileEvent[])
@@ -174,12 +173,12 @@ export function profileByLayer(file: string): string[] {
     .concat(many.length ? ['nodes with several parallel sections per run:', ...many.map(([n, k]) => `  ${String(k).padStart(4)}  ${n}`)] : []);
 }
 
+/** ORT's profile JSON summed by op type: lines "Op  ms-per-run  share". */
 export function summariseProfile(file: string, runs: number): string[] {
-  const events = JSON.parse(readFileSync(file, 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string } }[];
+  const events = nodeEvents(file);
   const byOp = new Map<string, number>();
   let total = 0;
   for (const e of events) {
-    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
     const op = e.args?.op_name ?? '?';
     byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
     total += e.dur;
@@ -190,7 +189,7 @@ export function summariseProfile(file: string, runs: number): string[] {
   if (!process.env.PROFILE_NODES) return lines;
   // PROFILE_NODES=N: also the N slowest nodes, by name.
   const byNode = new Map<string, number>();
-  for (const e of events) if (e.cat === 'Node' && e.name.endsWith('_kernel_time')) byNode.set(e.name, (byNode.get(e.name) ?? 0) + e.dur);
+  for (const e of events) byNode.set(e.name, (byNode.get(e.name) ?? 0) + e.dur);
   const top = [...byNode].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.PROFILE_NODES));
   return lines.concat('slowest nodes:', ...top.map(([n, us]) => `  ${(us / 1000 / runs).toFixed(2).padStart(7)} ms  ${n.replace(/_kernel_time$/, '')}`));
 }
