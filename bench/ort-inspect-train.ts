@@ -1,6 +1,7 @@
 /**
  * Where onnxruntime spends the time in cnnc's training step: the emitted training-step graph
- * (src/compiler/emit/train.ts) run as the training runner runs it, with ORT's profiler on.
+ * (src/compiler/emit/train.ts) run as the training runner runs it, with ORT's profiler on: kernel
+ * time by op type (totals), then by layer (per-node medians, less swayed by other processes than totals).
  *   node --import tsx bench/ort-inspect-train.ts FILE.cnn [BATCH] [STEPS]
  */
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { emitTrainStep, NEW_PREFIX, TRAIN_INPUTS } from '../src/compiler/emit/tr
 import { initialState, trainPlan } from '../src/compiler/emit/train-plan.ts';
 import { loadModel } from './models.ts';
 import { ortOptions } from './bench-options.ts';
-import { summariseProfile } from './util.ts';
+import { profileByLayer, summariseProfile } from './util.ts';
 
 const [file, batchArg, stepsArg] = process.argv.slice(2);
 const batch = Number(batchArg ?? 64);
@@ -48,6 +49,7 @@ try {
   if (profile) {
     console.log(`kernel time by op type (all ${steps + 3} profiled steps, per step):`);
     for (const line of summariseProfile(path.join(dir, profile), steps + 3)) console.log(line);
+    for (const line of profileByLayer(path.join(dir, profile))) console.log(line);
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -28,10 +28,27 @@ export const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 
 function cpuModel(): string {
   try {
-    const m = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m) return m[1].trim();
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    const m = /^model name\s*:\s*(.*)$/m.exec(info);
+    // A virtual machine's model name can be as short as "AMD EPYC"; family and model tell the generation.
+    const family = /^cpu family\s*:\s*(\d+)$/m.exec(info), model = /^model\s*:\s*(\d+)$/m.exec(info);
+    if (m) return m[1].trim() + (family && model ? ` (family ${family[1]}, model ${model[1]})` : '');
   } catch { /* not Linux */ }
   return cpus()[0]?.model ?? 'unknown';
+}
+
+/**
+ * The CPU's vector extensions from /proc/cpuinfo (SSE4.2 and up: AVX, AVX2, FMA, AVX-512's
+ * subsets, VNNI, AMX), which decide the kernels onnxruntime (MLAS) and PyTorch (oneDNN) run.
+ */
+function vectorExtensions(): string {
+  try {
+    const m = /^flags\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    const ext = (m?.[1] ?? '').split(/\s+/).filter((f) => /^(sse4_2|avx\w*|fma|amx\w*)$/.test(f));
+    return ext.length ? ext.join(' ') : 'none of AVX, FMA, AMX';
+  } catch {
+    return 'unknown (no /proc/cpuinfo)';
+  }
 }
 
 function nproc(): string {
@@ -60,7 +77,7 @@ function configFlags(config: string): string {
 /** One Markdown paragraph describing the machine and the versions. */
 export function machineInfo(torch: TorchInfo | null, threads: number): string {
   const lines = [
-    `Machine: ${cpuModel()}, nproc ${nproc()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Linux ${release()}; ` +
+    `Machine: ${cpuModel()}, vector extensions: ${vectorExtensions()}; nproc ${nproc()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Linux ${release()}; ` +
       `shared with other work, so throughput can swing (runs are interleaved for that reason).`,
     `Versions: Node ${process.version}, onnxruntime-node ${ortVersion()}` +
       (torch ? `, Python ${torch.python}, PyTorch ${torch.torch} (Debian python3-torch; ${threads} threads, ` +
@@ -121,13 +138,47 @@ export async function withLoad<T>(pids: (number | undefined)[], fn: () => Promis
   return { value, others };
 }
 
+interface ProfileEvent { cat: string; name: string; dur: number; args?: { op_name?: string; thread_scheduling_stats?: { main_thread?: { block_size?: number[] } } } }
+
+const nodeEvents = (file: string) => (JSON.parse(readFileSync(file, 'utf8')) as ProfileEvent[])
+  .filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'))
+  .map((e) => ({ ...e, node: e.name.replace(/_kernel_time$/, '').replace(/ \(.*\)$/, '') }));
+
+/**
+ * Kernel time by layer: each node's median over the profiled runs, so that a run in which another
+ * process held the core counts once rather than in full, summed per part: a layer's forward
+ * (`conv2`), its backward (`conv2/grad`), the loss, the optimizer update (`optim`). Also the nodes
+ * that hand the intra-op threads more than one parallel section per run (ConvTranspose: one per
+ * image), each of which wakes the sleeping threads when spinning is off.
+ */
+export function profileByLayer(file: string): string[] {
+  const events = nodeEvents(file);
+  const times = new Map<string, number[]>(), sections = new Map<string, number>();
+  for (const e of events) {
+    times.set(e.node, [...(times.get(e.node) ?? []), e.dur]);
+    sections.set(e.node, e.args?.thread_scheduling_stats?.main_thread?.block_size?.length ?? 0);
+  }
+  const part = (n: string) => (n.startsWith('optim') ? 'optim' : n.startsWith('loss') ? 'loss' : n.includes('/grad') ? `${n.split('/')[0]}/grad` : n.split('/')[0]);
+  const parts = new Map<string, number>();
+  let total = 0;
+  for (const [n, ts] of times) {
+    const us = median(ts);
+    parts.set(part(n), (parts.get(part(n)) ?? 0) + us);
+    total += us;
+  }
+  const fmtMs = (us: number) => (us / 1000).toFixed(2).padStart(7);
+  const many = [...sections].filter(([, k]) => k > 1).sort((a, b) => b[1] - a[1]);
+  return [`kernel time by layer (sum of per-node medians: ${fmtMs(total).trim()} ms per run):`]
+    .concat([...parts].sort((a, b) => b[1] - a[1]).map(([p, us]) => `  ${p.padEnd(24)} ${fmtMs(us)} ms  ${((100 * us) / total).toFixed(1).padStart(5)}%`))
+    .concat(many.length ? ['nodes with several parallel sections per run:', ...many.map(([n, k]) => `  ${String(k).padStart(4)}  ${n}`)] : []);
+}
+
 /** ORT's profile JSON summed by op type: lines "Op  ms-per-run  share". */
 export function summariseProfile(file: string, runs: number): string[] {
-  const events = JSON.parse(readFileSync(file, 'utf8')) as { cat: string; name: string; dur: number; args?: { op_name?: string } }[];
+  const events = nodeEvents(file);
   const byOp = new Map<string, number>();
   let total = 0;
   for (const e of events) {
-    if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time')) continue;
     const op = e.args?.op_name ?? '?';
     byOp.set(op, (byOp.get(op) ?? 0) + e.dur);
     total += e.dur;
@@ -138,7 +189,7 @@ export function summariseProfile(file: string, runs: number): string[] {
   if (!process.env.PROFILE_NODES) return lines;
   // PROFILE_NODES=N: also the N slowest nodes, by name.
   const byNode = new Map<string, number>();
-  for (const e of events) if (e.cat === 'Node' && e.name.endsWith('_kernel_time')) byNode.set(e.name, (byNode.get(e.name) ?? 0) + e.dur);
+  for (const e of events) byNode.set(e.name, (byNode.get(e.name) ?? 0) + e.dur);
   const top = [...byNode].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.PROFILE_NODES));
   return lines.concat('slowest nodes:', ...top.map(([n, us]) => `  ${(us / 1000 / runs).toFixed(2).padStart(7)} ms  ${n.replace(/_kernel_time$/, '')}`));
 }
