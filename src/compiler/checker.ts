@@ -8,7 +8,7 @@ import { closestName, diagnostic, uniqueDiagnostics, type Diagnostic, type Diagn
 import { layerNames, lookupLayer } from './layers/index.ts';
 import { formatShape, product, ShapeFailure, type ArgSpec, type ArgValue, type Args, type LayerKind, type Shape, type ShapeContext, type ShapeExtras } from './layers/types.ts';
 import { layers, withChildren, type CheckedModel, type LayerNode, type Node, type Receptive, type SeqNode } from './model.ts';
-import type { Span } from './source.ts';
+import { isImported, type Span } from './source.ts';
 import { checkTrainSection } from './train-config.ts';
 import { findRecursiveBlocks } from './recursion.ts';
 import { ExpansionSize } from './expansion.ts';
@@ -367,7 +367,25 @@ class ModelChecker implements CheckContext {
     if (!this.fitsExpansion(this.sizes.chain(block.body, env), step.name, step.nameSpan)) return this.invalidate(flow), undefined;
     const path = this.childPath(scope, block.name, step.label);
     const text = `${block.name}(${block.params.map((p) => showValue(env.get(p.name)!)).join(', ')})`;
-    return this.chain(block.body, flow, this.subScope(scope, path, env), step.span, { kind: 'block', name: block.name, text });
+    const first = this.diags.length;
+    const node = this.chain(block.body, flow, this.subScope(scope, path, env), step.span, { kind: 'block', name: block.name, text });
+    if (isImported(block.span) && !isImported(step.span)) this.atUse(first, step.span, text);
+    return node;
+  }
+
+  /**
+   * Diagnostics from `first` on that lie in an imported file, raised for this use (in the file
+   * checked) of a block from it, move to the use: the use's arguments and input are what the file
+   * can change, and it is the file the editor shows; the place in the imported file becomes
+   * related information. Fixes in the imported file are dropped (they would edit a file not checked).
+   */
+  private atUse(first: number, use: Span, text: string): void {
+    for (let i = first; i < this.diags.length; i++) {
+      const { fixes, ...d } = this.diags[i];
+      if (!isImported(d.span)) continue;
+      const kept = fixes?.filter((f) => !isImported(f.span));
+      this.diags[i] = { ...d, span: use, related: [{ span: d.span, message: `in ${text}` }, ...(d.related ?? [])], ...(kept?.length ? { fixes: kept } : {}) };
+    }
   }
 
   private totals(root: SeqNode, m: A.ModelDecl): CheckedModel['totals'] {
