@@ -64,8 +64,8 @@ export function checkFile(file: A.SourceFile, diagnostics: Diagnostic[], cache?:
 class ModelChecker implements CheckContext {
   private layerCount = 0;
   private overflowReported = false;
-  /** Unknown names already reported: a repeat or block reports its own mistake once, not per copy. */
-  private readonly unknownReported = new WeakSet<A.LayerStep>();
+  /** Unknown names reported, by step: a repeat or block reports the same diagnostic for each copy, worked out once. */
+  private readonly unknownReported = new WeakMap<A.LayerStep, Diagnostic>();
   private inputExtent: [number, number] = [1, 1];
 
   constructor(
@@ -238,16 +238,15 @@ class ModelChecker implements CheckContext {
     if (block) return this.call(block, step, flow, scope);
     const kind = lookupLayer(step.name);
     if (!kind) {
-      if (this.unknownReported.has(step)) return this.invalidate(flow), undefined;
-      this.unknownReported.add(step);
-      if (scope.env.has(step.name)) this.diags.push(diagnostic('notALayer', step.nameSpan, { name: step.name }));
-      else {
-        const guess = closestName(step.name, [...layerNames, ...this.blocks.keys()]);
-        this.diags.push(diagnostic('unknownLayer', step.nameSpan, { name: step.name }, {
-          hint: guess ? `did you mean "${guess}"?` : 'run `cnnc check --list-layers` to see the layer kinds',
-          fixes: guess ? [{ title: `change to "${guess}"`, span: step.nameSpan, text: guess }] : undefined,
-        }));
+      let d = this.unknownReported.get(step);
+      if (!d) {
+        d = scope.env.has(step.name) ? diagnostic('notALayer', step.nameSpan, { name: step.name }) : this.unknownLayer(step);
+        this.unknownReported.set(step, d);
       }
+      // Pushed for every copy, each a diagnostic object of its own (a cached step's are moved with
+      // the text), and made one by uniqueDiagnostics; once per check would leave it out of the
+      // cached steps after the first to meet it, which a later check may reuse without that first.
+      this.diags.push({ ...d });
       this.invalidate(flow);
       return undefined;
     }
@@ -328,6 +327,14 @@ class ModelChecker implements CheckContext {
   invalidate(flow: Flow): void {
     flow.shape = null;
     flow.rf = null;
+  }
+
+  private unknownLayer(step: A.LayerStep): Diagnostic {
+    const guess = closestName(step.name, [...layerNames, ...this.blocks.keys()]);
+    return diagnostic('unknownLayer', step.nameSpan, { name: step.name }, {
+      hint: guess ? `did you mean "${guess}"?` : 'run `cnnc check --list-layers` to see the layer kinds',
+      fixes: guess ? [{ title: `change to "${guess}"`, span: step.nameSpan, text: guess }] : undefined,
+    });
   }
 
   private call(block: A.BlockDecl, step: A.LayerStep, flow: Flow, scope: Scope): Node | undefined {
