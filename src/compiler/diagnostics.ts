@@ -51,6 +51,7 @@ export const catalog = {
   tooManyErrors: entry<{ shown: number; total: number }>('CNN1004', 'error', (p) => `${p.total} syntax errors; only the first ${p.shown} are shown`),
   invalidNumber: entry<{ text: string }>('CNN1005', 'error', (p) => `${JSON.stringify(p.text)} is not a finite number`),
   unclosedBody: entry('CNN1006', 'error', () => 'this "{" is never closed: its body is taken to end before the next line indented no deeper than this one'),
+  divisionNotComment: entry('CNN1007', 'error', () => 'this "//" follows a value, so it divides, but what follows it on the line does not parse: it is read as a comment'),
 
   // 2xxx: names and arguments
   unknownLayer: entry<{ name: string }>('CNN2001', 'error', (p) => `unknown layer or block "${p.name}"`),
@@ -79,6 +80,9 @@ export const catalog = {
     'CNN2020', 'warning', (p) => `${p.field} option "${p.option}" has no effect with ${p.kind}`),
   useTooLarge: entry<{ use: string; size: number; limit: number }>(
     'CNN2022', 'error', (p) => `${p.use} would expand to ${sizeText(p.size)} layers, over the limit of ${p.limit.toLocaleString('en-US')}; it is not expanded`),
+  functionArguments: entry<{ signature: string; got: number }>(
+    'CNN2023', 'error', (p) => `${p.signature} is given ${p.got} argument${p.got === 1 ? '' : 's'}`),
+  unknownFunction: entry<{ name: string }>('CNN2024', 'error', (p) => `"${p.name}" is not a function`),
   moreDiagnostics: entry<{ hidden: number; errors: number }>(
     'CNN2021', 'error', (p) => `${p.hidden.toLocaleString('en-US')} more problems (${p.errors.toLocaleString('en-US')} errors) are not shown; fix the ones above first`),
 

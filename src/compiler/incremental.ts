@@ -503,7 +503,8 @@ function moveSpans(ast: A.SourceFile, from: number, delta: number, skip: Readonl
     switch (e.kind) {
       case 'list': e.items.forEach(expr); break;
       case 'negate': expr(e.operand); break;
-      case 'binary': expr(e.left); expr(e.right); break;
+      case 'binary': move(e.opSpan); expr(e.left); expr(e.right); break;
+      case 'call': move(e.calleeSpan); args(e.args); break;
     }
   };
   const args = (list: A.Arg[]) => {
@@ -535,7 +536,10 @@ function moveSpans(ast: A.SourceFile, from: number, delta: number, skip: Readonl
     if (b.span.end < from) continue;
     move(b.span);
     move(b.nameSpan);
-    b.params.forEach((p) => move(p.span));
+    b.params.forEach((p) => {
+      move(p.span);
+      if (p.default) expr(p.default);
+    });
     chain(b.body);
   }
   for (const m of ast.models) {

@@ -6,7 +6,7 @@ import { CstParser, createTokenInstance, type CstNode, type IToken, type CstElem
 import * as T from './lexer.ts';
 import type * as A from './ast.ts';
 import { diagnostic, type Diagnostic } from './diagnostics.ts';
-import { lineStartOf, NextLineBreak, type Span } from './source.ts';
+import { lineEndOf, lineStartOf, NextLineBreak, type Span } from './source.ts';
 
 const MAX_NESTING = 64;
 const MAX_SYNTAX_ERRORS = 50;
@@ -168,6 +168,8 @@ class CnnParser extends CstParser {
         { ALT: () => this.CONSUME(T.Minus) },
         { ALT: () => this.CONSUME(T.Star) },
         { ALT: () => this.CONSUME(T.Slash) },
+        { ALT: () => this.CONSUME(T.FloorDiv) },
+        { ALT: () => this.CONSUME(T.Percent) },
       ]));
       this.SUBRULE2(this.unary);
     });
@@ -183,7 +185,20 @@ class CnnParser extends CstParser {
       },
       { ALT: () => this.CONSUME(T.NumberLiteral) },
       { ALT: () => this.CONSUME(T.Dims) },
-      { ALT: () => this.CONSUME(T.Identifier) },
+      {
+        ALT: () => {
+          this.CONSUME(T.Identifier);
+          // `max(c, 8)`: a call only with the `(` right after the name; `conv c (c+1)` is two arguments.
+          this.OPTION(this.once(14, () => ({
+            GATE: () => tokenMatcher(this.LA(1), T.LParen) && this.LA(1).startOffset === this.LA(0).endOffset! + 1,
+            DEF: () => {
+              this.CONSUME2(T.LParen);
+              this.MANY_SEP2({ SEP: T.Comma, DEF: () => this.SUBRULE(this.arg) });
+              this.CONSUME2(T.RParen);
+            },
+          })));
+        },
+      },
       { ALT: () => this.CONSUME(T.StringLiteral) },
       {
         ALT: () => {
@@ -226,10 +241,23 @@ export function parse(text: string): ParseResult {
   if (bodies.closed.length > MAX_SYNTAX_ERRORS) {
     diagnostics.push(diagnostic('tooManyErrors', { start: 0, end: 0 }, { shown: MAX_SYNTAX_ERRORS, total: bodies.closed.length }));
   }
-  const tokens = limitNesting(bodies.tokens, diagnostics);
+  let tokens = limitNesting(bodies.tokens, diagnostics);
   parserInstance.input = tokens;
-  const cst = parserInstance.file();
-  const errors = parserInstance.errors;
+  let cst = parserInstance.file();
+  let errors = parserInstance.errors;
+  const comments = commentsMeant(tokens, errors, text);
+  if (comments.length) {
+    // Read as the comments they were meant to be, so that nothing else on their lines is reported.
+    for (const c of comments) diagnostics.push(diagnostic('divisionNotComment', tokenSpan(c.slash, text.length), {}, {
+      hint: 'to start a comment here, write "#"',
+      fixes: [{ title: 'make it a comment', span: tokenSpan(c.slash, text.length), text: '#' }],
+    }));
+    const dropped = new Set(comments.flatMap((c) => c.tokens));
+    tokens = tokens.filter((t) => !dropped.has(t));
+    parserInstance.input = tokens;
+    cst = parserInstance.file();
+    errors = parserInstance.errors;
+  }
   for (const e of errors.slice(0, MAX_SYNTAX_ERRORS)) {
     diagnostics.push(diagnostic('syntaxError', tokenSpan(e.token, text.length), { detail: describeParseError(e.message, e.token) }));
   }
@@ -237,6 +265,25 @@ export function parse(text: string): ParseResult {
     diagnostics.push(diagnostic('tooManyErrors', { start: 0, end: 0 }, { shown: MAX_SYNTAX_ERRORS, total: errors.length }));
   }
   return { ast: new AstBuilder(text).file(cst), diagnostics };
+}
+
+/**
+ * The `//` that divide (they follow a value) but are followed on their line by a syntax error
+ * (`dense 10 // the logits`): comments meant, with the tokens from each to the end of its line.
+ * Not where a block comment opens after one on its line, since a `//` comment would swallow its `/*`.
+ */
+function commentsMeant(tokens: IToken[], errors: readonly { token: IToken }[], text: string): { slash: IToken; tokens: IToken[] }[] {
+  const found = new Map<IToken, IToken[]>();
+  for (const { token } of errors) {
+    if (!isRealToken(token)) continue;
+    const start = lineStartOf(text, token.startOffset);
+    const slash = tokens.find((t) => t.tokenType === T.FloorDiv && t.startOffset >= start && t.startOffset < token.startOffset);
+    if (!slash || found.has(slash)) continue;
+    const end = lineEndOf(text, slash.startOffset);
+    if (text.slice(slash.startOffset, end).includes('/*')) continue;
+    found.set(slash, tokens.filter((t) => t.startOffset >= slash.startOffset && t.startOffset < end));
+  }
+  return [...found].map(([slash, line]) => ({ slash, tokens: line }));
 }
 
 /** One train-section line on its own (`optimizer: sgd lr=0.1`, a command-line override); undefined unless it is exactly one. */
@@ -294,7 +341,8 @@ function parseInPlace(tokens: IToken[], text: string, owner: 'model' | 'block', 
   const own = new Set(tokens);
   const emptyBody = (t: IToken) => tokens[tokens.indexOf(t) - 1]?.tokenType === T.LBrace;
   const placed = (t: IToken) => (own.has(t) && !(closed && virtualBraces.has(t) && !emptyBody(t))) || (!closed && t.tokenType === EOF);
-  if (errors.length > MAX_SYNTAX_ERRORS || !errors.every((e) => placed(e.token))) return undefined;
+  // A `//` before a syntax error may be a comment meant, which only the whole file's parse reads as one.
+  if (errors.length > MAX_SYNTAX_ERRORS || !errors.every((e) => placed(e.token)) || (errors.length && tokens.some((t) => t.tokenType === T.FloorDiv))) return undefined;
   const ast = new AstBuilder(text).file(cst);
   if ((owner === 'model' ? ast.models : ast.blocks).length === 0) return undefined;
   const diagnostics = errors.map((e) => diagnostic('syntaxError', tokenSpan(e.token, text.length), { detail: describeParseError(e.message, e.token) }));
@@ -413,7 +461,8 @@ const tokenWords: Record<string, string> = {
 const tokenDescription = (name: string) => tokenWords[name] ?? name;
 
 const NONE: readonly CstElement[] = [];
-const OPERATORS = ['Plus', 'Minus', 'Star', 'Slash'];
+const OPERATORS = ['Plus', 'Minus', 'Star', 'Slash', 'FloorDiv', 'Percent'];
+const MULTIPLICATIVE = new Set(['*', '/', '//', '%']);
 
 /** The first child of `node`, by its children's order of names, that passes `test` (without `flat()`, slow in V8). */
 function firstChild<E extends CstElement>(node: CstNode, test: (e: CstElement) => e is E): E | undefined {
@@ -550,21 +599,23 @@ class AstBuilder {
     return key ? { name: key.image, nameSpan: this.spanOfToken(key, node), value, span } : { value, span };
   }
 
-  /** `a op b op c` with * and / binding tighter than + and -, all left-associative. */
+  /** `a op b op c` with * / // % binding tighter than + and -, all left-associative. */
   private expression(node: CstNode): A.Expr {
     const operands = this.nodes(node, 'unary');
     if (operands.length === 1) return this.unary(operands[0]); // the common case: no operator at all
     if (operands.length === 0) return { kind: 'name', name: '', span: this.span(node) };
     const operators = OPERATORS.flatMap((o) => this.tokens(node, o)).sort((a, b) => a.startOffset - b.startOffset);
-    const binary = (op: string, left: A.Expr, right: A.Expr): A.Expr =>
-      ({ kind: 'binary', op: op as '+' | '-' | '*' | '/', left, right, span: { start: left.span.start, end: right.span.end } });
-    // Recovery may leave fewer operators than gaps: a missing one reads as +.
+    type Op = { op: A.BinaryOp; span: Span };
+    const binary = ({ op, span }: Op, left: A.Expr, right: A.Expr): A.Expr =>
+      ({ kind: 'binary', op, left, right, opSpan: span, span: { start: left.span.start, end: right.span.end } });
+    // Recovery may leave fewer operators than gaps: a missing one reads as +, at the gap.
     const terms: A.Expr[] = [this.unary(operands[0])];
-    const plusMinus: string[] = [];
+    const plusMinus: Op[] = [];
     for (let i = 1; i < operands.length; i++) {
-      const op = operators[i - 1]?.image ?? '+';
       const right = this.unary(operands[i]);
-      if (op === '*' || op === '/') terms[terms.length - 1] = binary(op, terms[terms.length - 1], right);
+      const token = operators[i - 1];
+      const op: Op = token ? { op: token.image as A.BinaryOp, span: this.spanOfToken(token, node) } : { op: '+', span: { start: right.span.start, end: right.span.start } };
+      if (MULTIPLICATIVE.has(op.op)) terms[terms.length - 1] = binary(op, terms[terms.length - 1], right);
       else {
         plusMinus.push(op);
         terms.push(right);
@@ -582,6 +633,9 @@ class AstBuilder {
     const dims = this.token(node, 'Dims');
     if (dims) return { kind: 'dims', values: dims.image.replaceAll('_', '').split('x').map(Number), span };
     const id = this.token(node, 'Identifier');
+    if (id && this.token(node, 'LParen')) {
+      return { kind: 'call', callee: id.image, calleeSpan: this.spanOfToken(id, node), args: this.nodes(node, 'arg').map((a) => this.arg(a)), span };
+    }
     if (id) return { kind: 'name', name: id.image, span };
     const str = this.token(node, 'StringLiteral');
     if (str) return { kind: 'string', value: str.image.slice(1, -1), span };

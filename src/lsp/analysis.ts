@@ -159,6 +159,7 @@ export function* namesIn(e: A.Expr): Generator<{ name: string; span: Span }> {
     case 'list': for (const i of e.items) yield* namesIn(i); break;
     case 'negate': yield* namesIn(e.operand); break;
     case 'binary': yield* namesIn(e.left); yield* namesIn(e.right); break;
+    case 'call': for (const a of e.args) yield* namesIn(a.value); break;
     default: break;
   }
 }
