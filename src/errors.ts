@@ -3,8 +3,9 @@
  * The CLI prints its message without a stack trace and exits with status 1.
  */
 export class UserError extends Error {
-  constructor(message: string, readonly file?: string) {
-    super(file ? `${file}: ${message}` : message);
+  /** `message` is what went wrong, without the file (`reason`); the error's message names the file first. */
+  constructor(readonly reason: string, readonly file?: string) {
+    super(file ? `${file}: ${reason}` : reason);
     this.name = 'UserError';
   }
 }

@@ -83,6 +83,13 @@ describe('required diagnostics', () => {
     expect(codesOf('model m { input 30x8x8 conv 64 3x3 groups=4 }')).toEqual(['CNN3006']);
     expect(codesOf('model m { input 32x8x8 conv 64 3x3 groups=4 }')).toEqual([]);
   });
+  it('shuffle groups must divide the channels, and shuffle needs a feature map', () => {
+    const [d] = check('model m { input 8x4x4 shuffle 3 }').diagnostics;
+    expect([d.code, d.message]).toEqual(['CNN3006', 'shuffle groups = 3 does not divide the input channels 8']);
+    expect(codesOf('model m { input 8x4x4 shuffle 4 }')).toEqual([]);
+    expect(codesOf('model m { input 8 shuffle 2 }')).toEqual(['CNN3010']);
+    expect(codesOf('model m { input 8x4x4 shuffle 0 }')).toEqual(['CNN2004']);
+  });
   it('unknown layers and options suggest the closest name', () => {
     const d = check('model m { input 3x8x8 rleu -> conv 4 3x3 strde=2 }').diagnostics;
     expect(d.map((x) => [x.code, x.hint])).toEqual([

@@ -25,17 +25,17 @@ import { JsonLines, type Reply } from './helpers/json-lines.ts';
 import { OrtTrainRunner } from '../src/runtime/train-runner.ts';
 import { uniform } from './helpers/random.ts';
 import { pythonWith } from './helpers/python.ts';
+import { TORCH_PARITY_FILES } from './helpers/layer-cases.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const SCRIPT = fileURLToPath(new URL('./helpers/torch_export.py', import.meta.url));
 const EDGE = 'test/fixtures/export/edge.cnn';
+const CHANNELS = 'test/fixtures/export/channels.cnn';
 
 const python = pythonWith('torch');
 if (!python) console.warn('export-torch: skipping the comparisons with PyTorch: no python3 with torch (install python3-torch, or set CNNC_PYTHON)');
 
-const cnnFiles = (dir: string): string[] =>
-  readdirSync(path.join(root, dir), { recursive: true }).map(String).filter((f) => f.endsWith('.cnn')).sort().map((f) => path.join(dir, f));
-const FILES = [...cnnFiles('examples'), ...cnnFiles('bench/models'), ...cnnFiles('test/fixtures/export')];
+const FILES = TORCH_PARITY_FILES;
 
 const checked = new Map<string, CheckResult>();
 function checkedFile(file: string): CheckResult {
@@ -99,7 +99,7 @@ describe('model.py text', () => {
       }
     }
     // Every line that builds a layer module ends in a comment naming the file and line.
-    const builders = text.split('\n').filter((l) => /^ {8,}(self\.|'|self\.add_module).*\b(nn\.[A-Z]\w*|PaddedConv2d|AvgPoolNoPad)\(/.test(l));
+    const builders = text.split('\n').filter((l) => /^ {8,}(self\.|'|self\.add_module).*\b(nn\.(?!Parameter\b)[A-Z]\w*|PaddedConv2d|AvgPoolNoPad|LayerNorm2d|ChannelShuffle|LayerScale)\(/.test(l));
     expect(builders.length).toBeGreaterThan(0);
     for (const l of builders) expect(l).toMatch(new RegExp(`  # ${base.replace('.', '\\.')}:\\d+  \\S`));
   });
@@ -225,7 +225,7 @@ describe.skipIf(!python)('model.py against cnnc', () => {
     const cnncAfter = runner.state();
     await runner.dispose();
     const match = frozenMatcher(model.train.freeze);
-    const stats = layers(model.root).filter((l) => l.layer.name === 'bn').flatMap((l) => ['running_mean', 'running_var'].map((p) => ({ name: `${l.path}.${p}`, frozen: l.frozen || match(l) })));
+    const stats = layers(model.root).flatMap((l) => (l.layer.updates ?? []).map((p) => ({ name: `${l.path}.${p}`, frozen: l.frozen || match(l) })));
     expect(stats.some((s) => !s.frozen)).toBe(true);
     for (const { name: t, frozen } of stats) {
       const before = tensors.get(t)!.data, cnnc = cnncAfter.get(t)!.data, torch = torchAfter.get(t)!.data;
@@ -234,6 +234,19 @@ describe.skipIf(!python)('model.py against cnnc', () => {
       if (frozen) expect(relativeDiff(torch, before), t).toBe(0);
       else expect(relativeDiff(torch, before), t).toBeGreaterThan(1e-3);
     }
+  });
+
+  it('model.py\'s DropPath in train mode zeroes whole samples with probability p and scales the others by 1/(1-p)', async () => {
+    const batch = 2000, per = 18, input = path.join(tmp, 'drop.in'), output = path.join(tmp, 'drop.out');
+    writeFileSync(input, new Float32Array(batch * per).fill(1));
+    await send({ cmd: 'train-output', dir: folder(CHANNELS), model: 'Drop', input, output, batch, seed: 3 });
+    const y = floats(output);
+    const samples = Array.from({ length: batch }, (_, n) => y.subarray(n * per, (n + 1) * per));
+    for (const s of samples) expect(new Set(s).size, 'one draw per sample').toBe(1);
+    const kept = samples.filter((s) => s[0] !== 0);
+    for (const s of kept) expect(s[0]).toBeCloseTo(1 / 0.7, 5);
+    expect(kept.length / batch).toBeGreaterThan(0.66);
+    expect(kept.length / batch).toBeLessThan(0.74);
   });
 
   it('load_checkpoint says which file and which tensor does not fit', async () => {

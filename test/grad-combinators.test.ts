@@ -1,14 +1,16 @@
 /**
  * The backward pass through combinators (residual with and without projection, concat, add, gate),
- * frozen layers and freeze patterns, whole small networks; batch-norm running statistics and
- * dropout masks in training vs evaluation.
+ * frozen layers and freeze patterns, whole small networks; batch-norm running statistics, and
+ * dropout and droppath masks in training vs evaluation.
  */
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
-import { batchNormTrain, checkModel, expectGradients, runGradient } from './helpers/grad-check.ts';
+import { checkModel, expectGradients, runGradient } from './helpers/grad-check.ts';
+import { batchNormTrain } from './reference/ops.ts';
 import { defaultTrainConfig } from '../src/compiler/train-config.ts';
 import { emitEval, emitGradient, frozenMatcher, GRAD_PREFIX, graphSignature, NEW_PREFIX, trainPlan } from '../src/compiler/emit/train.ts';
 import { uniform } from './helpers/random.ts';
+import { decodeModel } from '../src/compiler/onnx/builder.ts';
 
 const model = (input: string, body: string) => checkModel(`model G {\n  input ${input}\n  ${body}\n}\n`);
 
@@ -43,6 +45,13 @@ describe('relu before max pooling', () => {
       for (let i = 0; i < got.length; i++) if (Math.abs(got[i] - expected[i]) > 1e-6) expect.fail(`dx[${i}]: ${got[i]} vs ${expected[i]}`);
     });
   }
+
+  // The kinds' fields decide the exchange: relu commutes with a max, gelu (not monotone) does not.
+  it.each([['relu', 'input'], ['gelu', 'gelu1']])('%s -> maxpool 2: the training graph pools %s', (act, pooled) => {
+    const graph = decodeModel(emitGradient(trainPlan(model('2x4x4', `${act} -> maxpool 2`), defaultTrainConfig()))).graph!;
+    const pool = graph.node!.filter((n) => n.opType === 'MaxPool');
+    expect(pool.map((n) => n.input)).toEqual([[pooled]]);
+  });
 });
 
 /** dx of relu then a k×k max pool, by the definition: each window's first largest relu, if positive, gets dy. */
@@ -164,5 +173,90 @@ describe('dropout', () => {
     let same = 0;
     for (let i = 0; i < a.y.length; i++) if ((a.y[i] === 0) === (b.y[i] === 0)) same++;
     expect(same / a.y.length).toBeLessThan(0.65); // independent masks agree on 0.7² + 0.3² = 58%
+  });
+});
+
+describe('droppath (stochastic depth)', () => {
+  const N = 3000, per = 2 * 2 * 2;
+  const m = model('2x2x2', 'droppath 0.3');
+  const plan = trainPlan(m, defaultTrainConfig());
+  const x = uniform(6, N * per, 0.5, 1.5);
+  async function steps(which: number[]) {
+    const session = await ort.InferenceSession.create(emitGradient(plan), { intraOpNumThreads: 1 });
+    const dy = uniform(7, N * per, -1, 1);
+    const out = [];
+    for (const step of which) {
+      const r = await session.run({
+        input: new ort.Tensor('float32', x, [N, 2, 2, 2]),
+        dy: new ort.Tensor('float32', dy, [N, 2, 2, 2]),
+        step: new ort.Tensor('int64', BigInt64Array.of(BigInt(step)), []),
+      });
+      out.push({ y: r.output.data as Float32Array, dx: r[`${GRAD_PREFIX}input`].data as Float32Array, dy });
+    }
+    await session.release();
+    return out;
+  }
+  /** Each sample's mask (y / x), checked to be one value over the whole sample. */
+  const sampleMasks = (y: Float32Array) => Array.from({ length: N }, (_, n) => {
+    const ratios = Array.from({ length: per }, (_, k) => y[n * per + k] / x[n * per + k]);
+    for (const r of ratios) expect(r).toBeCloseTo(ratios[0], 6);
+    return ratios[0];
+  });
+
+  it('drops whole samples with probability p, scales the rest by 1/(1-p); the gradient is dy times the same mask', async () => {
+    const [{ y, dx, dy }] = await steps([0]);
+    const masks = sampleMasks(y);
+    const kept = masks.filter((v) => v !== 0);
+    for (const v of kept) expect(v).toBeCloseTo(1 / 0.7, 5);
+    expect(kept.length / N).toBeGreaterThan(0.67);
+    expect(kept.length / N).toBeLessThan(0.73);
+    for (let i = 0; i < y.length; i++) expect(dx[i]).toBeCloseTo(dy[i] * masks[Math.floor(i / per)], 5);
+    // Neighbouring samples are not correlated.
+    let both = 0;
+    for (let n = 0; n + 1 < N; n++) if (masks[n] !== 0 && masks[n + 1] !== 0) both++;
+    expect(both / (N - 1)).toBeCloseTo(0.49, 1);
+  });
+
+  it('the draws depend only on the step: reproducible, and different between steps', async () => {
+    const [a, b, a2] = await steps([3, 4, 3]);
+    expect([...a2.y]).toEqual([...a.y]);
+    const ma = sampleMasks(a.y), mb = sampleMasks(b.y);
+    const same = ma.filter((v, n) => (v === 0) === (mb[n] === 0)).length;
+    expect(same / N).toBeLessThan(0.65); // independent draws agree on 0.7² + 0.3² = 58%
+  });
+
+  it('at the end of a residual body: a dropped sample\'s gradient is the shortcut\'s alone, a kept one\'s adds the body\'s / (1-p)', async () => {
+    const batch = 64;
+    const run = await runGradient(model('3', 'residual { dense 3 bias=off -> droppath 0.5 }'), { batch, step: 2 });
+    const w = run.params.get('residual1.dense1.weight')!; // [out, in]
+    const { output, [`${GRAD_PREFIX}input`]: dx } = run.outputs;
+    let dropped = 0;
+    for (let n = 0; n < batch; n++) {
+      const at = (t: ArrayLike<number>, j: number) => t[n * 3 + j];
+      const body = [0, 1, 2].map((j) => at(output.data, j) - at(run.x, j));
+      const kept = body.some((v) => Math.abs(v) > 1e-6);
+      if (!kept) dropped++;
+      for (let i = 0; i < 3; i++) {
+        const through = [0, 1, 2].reduce((s, j) => s + at(run.dy, j) * w[j * 3 + i], 0) / 0.5;
+        expect(at(dx.data, i)).toBeCloseTo(at(run.dy, i) + (kept ? through : 0), 5);
+      }
+    }
+    expect(dropped).toBeGreaterThan(16);
+    expect(dropped).toBeLessThan(48);
+  });
+
+  it('evaluation (the training run\'s eval graph) is the identity', async () => {
+    const head = model('5', 'dense 4 -> droppath 0.5');
+    const evalPlan = trainPlan(head, defaultTrainConfig());
+    const session = await ort.InferenceSession.create(emitEval(evalPlan), { intraOpNumThreads: 1 });
+    const w = uniform(8, 20, -1, 1), b = uniform(9, 4, -1, 1), xs = uniform(10, 3 * 5, -1, 1);
+    const r = await session.run({
+      input: new ort.Tensor('float32', xs, [3, 5]), labels: new ort.Tensor('int64', BigInt64Array.of(0n, 1n, 2n), [3]),
+      'dense1.weight': new ort.Tensor('float32', w, [4, 5]), 'dense1.bias': new ort.Tensor('float32', b, [4]),
+    });
+    await session.release();
+    const logits = r.logits.data as Float32Array;
+    for (let n = 0; n < 3; n++)
+      for (let o = 0; o < 4; o++) expect(logits[n * 4 + o]).toBeCloseTo(b[o] + [0, 1, 2, 3, 4].reduce((s, i) => s + xs[n * 5 + i] * w[o * 5 + i], 0), 5);
   });
 });

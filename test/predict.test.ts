@@ -131,3 +131,49 @@ describe('cnnc predict: probabilities by how the model ends', () => {
     });
   });
 });
+
+describe('cnnc predict: a dense model writes masks', () => {
+  // A 1x1 convolution to 3 classes: bright pixels are class 1, dark ones class 2, mid-gray class 0.
+  const file = join(dir, 'seg.cnn'), ckpt = join(dir, 'seg.ckpt');
+  const pixels = Uint8Array.from({ length: 16 }, (_, i) => [255, 0, 128, 255][i % 4]);
+  const expected = Array.from(pixels, (v) => (v === 255 ? 1 : v === 0 ? 2 : 0));
+  beforeAll(async () => {
+    writeFileSync(file, 'model Seg {\n  input 1x4x4 mean=[0.5] std=[0.5]\n  head: conv 3 1x1\n}\n');
+    await saveCheckpoint(ckpt, { model: 'Seg', tensors: new Map([
+      ['head.weight', { dims: [3, 1, 1, 1], data: Float32Array.of(0, 1, -1) }],
+      ['head.bias', { dims: [3], data: Float32Array.of(0.1, 0, 0) }],
+    ]) });
+    await sharp(Buffer.from(pixels), { raw: { width: 4, height: 4, channels: 1 } }).png().toFile(join(dir, 'a.png'));
+    await sharp(Buffer.from(pixels.map((v) => 255 - v)), { raw: { width: 4, height: 4, channels: 1 } }).png().toFile(join(dir, 'b.png'));
+  });
+  const read = async (png: string) => {
+    expect((await sharp(png).metadata()).channels).toBe(1);
+    return [...(await sharp(png).toColourspace('b-w').raw().toBuffer())];
+  };
+
+  it('-o FILE.png: the class of each pixel as an 8-bit gray PNG', async () => {
+    const out = join(dir, 'masks', 'a-mask.png');
+    const r = cnnc('predict', file, '--weights', ckpt, join(dir, 'a.png'), '-o', out);
+    expect(r.err).toBe('');
+    expect(r.out.trim()).toBe(`${join(dir, 'a.png')}: ${out} (1 50.0%, 0 25.0%, 2 25.0% of the pixels)`);
+    expect(await read(out)).toEqual(expected);
+  });
+
+  it('-o FOLDER: one NAME.png per input; without -o the class shares', async () => {
+    const out = join(dir, 'mask-folder');
+    expect(cnnc('predict', file, '--weights', ckpt, join(dir, 'a.png'), join(dir, 'b.png'), '-o', out).code).toBe(0);
+    expect(await read(join(out, 'a.png'))).toEqual(expected);
+    expect(await read(join(out, 'b.png'))).toEqual(expected.map((c) => [0, 2, 1][c]));
+    const json = JSON.parse(cnnc('predict', file, '--weights', ckpt, join(dir, 'a.png'), '--json', '--top', '1').out);
+    expect(json.masks[0].top).toEqual([{ class: 1, label: '1', share: 0.5 }]);
+  });
+
+  it('refuses -o FILE.png for several inputs and -o for a classifier', () => {
+    const two = cnnc('predict', file, '--weights', ckpt, join(dir, 'a.png'), join(dir, 'b.png'), '-o', join(dir, 'one.png'));
+    expect(two.code).toBe(1);
+    expect(two.err).toContain('names one mask file, but there are 2 inputs; give a folder');
+    const classifier = cnnc('predict', model, '--weights', weights, join(dir, 'gray.png'), '-o', join(dir, 'x.png'));
+    expect(classifier.code).toBe(1);
+    expect(classifier.err).toContain('model tiny gives one prediction per image');
+  });
+});

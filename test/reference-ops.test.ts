@@ -59,19 +59,36 @@ describe('reference ops', () => {
     close(ref.leakyRelu(x, s, 0.1).data, [-0.2, -0.05, 0, 1, 4]);
     close(ref.elu(x, s, 1).data, [Math.exp(-2) - 1, Math.exp(-0.5) - 1, 0, 1, 4]);
     close(ref.hardswish(x, s).data, [-1 / 3, -0.5 * 2.5 / 6, 0, 4 / 6, 4]);
+    close(ref.hardsigmoid([-4, -3, -1.5, 0, 1.5, 3, 4], [7]).data, [0, 0, 0.25, 0.5, 0.75, 1, 1]);
+    close(ref.identity(x, s).data, x);
     close(ref.gelu([1], [1]).data, [0.8413447460685429]);
     close(ref.silu([1], [1]).data, [1 / (1 + Math.exp(-1))]);
     close(ref.tanh([1], [1]).data, [Math.tanh(1)]);
     close(ref.sigmoid([0], [1]).data, [0.5]);
     close(ref.prelu([-1, -1, 2, -2], [1, 2, 2], [0.5, 0.25]).data, [-0.5, -0.5, 2, -0.5]);
+    close(ref.channelScale([1, 2, 3, 4, 5, 6], [1, 2, 3], [2, -1]).data, [2, 4, 6, -4, -5, -6]);
+    close(ref.channelScale([1, 2, 3, 4], [2, 2], [10, 0.5]).data, [10, 1, 30, 2]);
   });
 
-  it('computes softmax, dense and batch norm', () => {
+  it('shuffles channels as ShuffleNet (PyTorch\'s channel_shuffle of 0..5 in 2 groups is 0 3 1 4 2 5)', () => {
+    expect([...ref.channelShuffle([0, 1, 2, 3, 4, 5], [1, 6, 1, 1], 2).data]).toEqual([0, 3, 1, 4, 2, 5]);
+    expect([...ref.channelShuffle([0, 1, 2, 3, 4, 5], [1, 6, 1, 1], 3).data]).toEqual([0, 2, 4, 1, 3, 5]);
+    // Two values per channel stay together; one group or one channel per group changes nothing.
+    expect([...ref.channelShuffle([0, 1, 2, 3, 4, 5, 6, 7], [1, 4, 1, 2], 2).data]).toEqual([0, 1, 4, 5, 2, 3, 6, 7]);
+    expect([...ref.channelShuffle([5, 6, 7], [1, 3, 1, 1], 1).data]).toEqual([5, 6, 7]);
+    expect([...ref.channelShuffle([5, 6, 7], [1, 3, 1, 1], 3).data]).toEqual([5, 6, 7]);
+  });
+
+  it('computes softmax, dense, batch norm and layer norm', () => {
     close(ref.softmax([0, Math.log(3), 1000, 1000], [2, 2]).data, [0.25, 0.75, 0.5, 0.5]);
     const d = ref.dense([1, 2, 3], [1, 3], [1, 0, 0, 0, 1, 1], [2, 3], [10, 20]);
     expect(d.shape).toEqual([1, 2]);
     close(d.data, [11, 25]);
     const bn = ref.batchNormInference([3, 5], [1, 2, 1, 1], [2, 1], [1, 0], [1, 1], [4, 1], 0);
     close(bn.data, [3, 4]);
+    // Over the channels at each position: (1, 3) and (2, 6) have means 2 and 4, variances 1 and 4.
+    const ln = ref.layerNorm([1, 2, 3, 6], [1, 2, 2], [2, 1], [0, 10], 0);
+    close(ln.data, [-2, -2, 11, 11]);
+    close(ref.layerNorm([1, 3], [1, 2], [1, 1], [0, 0], 1).data, [-1 / Math.sqrt(2), 1 / Math.sqrt(2)]);
   });
 });

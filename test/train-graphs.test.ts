@@ -203,6 +203,91 @@ describe('losses and their gradients', () => {
   }
 });
 
+/**
+ * Dense prediction: a 1x1 convolution gives K logits at each of the H·W positions; each position
+ * is a row of refLoss (the ignored ones dropped), so the reference is PyTorch's mean over positions.
+ */
+describe('dense losses (a K×H×W output against an H×W mask) and their gradients', () => {
+  const [N, C, H, W] = [3, 2, 3, 4];
+  const P = H * W;
+  const cases: [string, TrainConfig['loss'], number][] = [
+    ['cross-entropy per pixel', { kind: 'cross_entropy', smoothing: 0 }, 3],
+    ['cross-entropy per pixel, smoothing and an ignored label', { kind: 'cross_entropy', smoothing: 0.1, ignore: 255 }, 3],
+    ['bce per pixel, one channel (binary masks)', { kind: 'bce', smoothing: 0 }, 1],
+    ['mse per pixel, one-hot over 3 channels, an ignored label', { kind: 'mse', smoothing: 0, ignore: 7 }, 3],
+  ];
+  for (const [name, loss, K] of cases) {
+    it(name, async () => {
+      const m = model(`${C}x${H}x${W}`, `head: conv ${K} 1x1`);
+      expect(m.output).toEqual([K, H, W]);
+      const cfg = config({ loss, optimizer: { kind: 'sgd', lr: 1 } });
+      const runner = await OrtTrainRunner.create(m, cfg, { device: 'cpu', threads: 1, batch: N });
+      const classes = Math.max(K, 2);
+      // Every third pixel carries the ignore label, when there is one.
+      const mask = Array.from({ length: N * P }, (_, i) => (loss.ignore !== undefined && i % 3 === 1 ? loss.ignore : (i * 5 + 1) % classes));
+      const b: StepBatch = { x: uniform(8, N * C * P, -1, 1), y: BigInt64Array.from(mask, BigInt), count: N };
+      const start = runner.state();
+      const w = Float64Array.from(start.get('head.weight')!.data), bias = Float64Array.from(start.get('head.bias')!.data);
+      // Rows [position, K] of the logits and their labels, ignored positions left out.
+      const rows = (wv: Float64Array) => {
+        const z: number[] = [], labels: number[] = [];
+        for (let n = 0; n < N; n++) for (let p = 0; p < P; p++) {
+          if (mask[n * P + p] === loss.ignore) continue;
+          labels.push(mask[n * P + p]);
+          for (let k = 0; k < K; k++) {
+            let s = bias[k];
+            for (let c = 0; c < C; c++) s += wv[k * C + c] * b.x[(n * C + c) * P + p];
+            z.push(s);
+          }
+        }
+        return { z: Float64Array.from(z), labels };
+      };
+      const reference = (wv: Float64Array) => { const r = rows(wv); return refLoss(loss.kind, loss.smoothing, r.z, r.labels, K); };
+      const ev = await runner.evaluateWithLogits(b);
+      expect(ev.loss).toBeCloseTo(reference(w), 5);
+      // Correct pixels and the IoU counts, from the reference's predictions.
+      const { z, labels } = rows(w);
+      const pred = labels.map((_, i) => {
+        const row = Array.from(z.subarray(i * K, (i + 1) * K));
+        if (K > 1) return row.indexOf(Math.max(...row));
+        return loss.kind === 'bce' ? Number(row[0] > 0) : Math.round(row[0]);
+      });
+      expect(ev.correct).toBe(pred.filter((p, i) => p === labels[i]).length);
+      const counts = (f: (p: number, l: number, c: number) => boolean) => Array.from({ length: classes }, (_, c) => pred.filter((p, i) => f(p, labels[i], c)).length);
+      expect(ev.intersection).toEqual(counts((p, l, c) => p === c && l === c));
+      expect(ev.union).toEqual(counts((p, l, c) => p === c || l === c));
+      const r = await runner.run(b, 1, 0);
+      expect(r.loss).toBeCloseTo(ev.loss, 5);
+      expect(r.intersection).toEqual(ev.intersection);
+      // Plain SGD with lr 1: the gradient is the change; check it by central differences.
+      const grad = start.get('head.weight')!.data.map((v, i) => v - runner.state().get('head.weight')!.data[i]);
+      const u = uniform(9, w.length, -1, 1);
+      const eps = 1e-6;
+      const numeric = (reference(w.map((v, i) => v + eps * u[i])) - reference(w.map((v, i) => v - eps * u[i]))) / (2 * eps);
+      const analytic = grad.reduce((s, g, i) => s + g * u[i], 0);
+      expect(Math.abs(analytic - numeric)).toBeLessThan(1e-4 * (1 + Math.abs(numeric)));
+      await runner.dispose();
+    });
+  }
+
+  it('a K×1×1 output stays one prediction per sample; an ignored label drops the sample', async () => {
+    const m = model('2x1x1', 'conv 3 1x1');
+    const cfg = config({ loss: { kind: 'cross_entropy', smoothing: 0, ignore: 2 } });
+    const runner = await OrtTrainRunner.create(m, cfg, { device: 'cpu', threads: 1, batch: 4 });
+    const b: StepBatch = { x: uniform(3, 8, -1, 1), y: BigInt64Array.of(0n, 2n, 1n, 2n), count: 4 };
+    const all = await runner.evaluateWithLogits({ ...b, y: BigInt64Array.of(0n, 0n, 1n, 1n) });
+    const some = await runner.evaluateWithLogits(b);
+    expect(some.intersection).toBeUndefined();
+    // The loss is the mean over the two samples kept: their terms, from the logits.
+    const ce = (i: number, label: number) => {
+      const row = Array.from(all.logits.subarray(i * 3, i * 3 + 3));
+      return Math.log(row.reduce((s, v) => s + Math.exp(v), 0)) - row[label];
+    };
+    expect(some.loss).toBeCloseTo((ce(0, 0) + ce(2, 1)) / 2, 5);
+    await runner.dispose();
+  });
+});
+
 const SMALL_NET = 'conv 4 3x3 pad=1 -> bn -> relu -> maxpool 2 -> residual { conv 4 3x3 pad=1 -> bn } -> relu -> flatten -> dropout 0.3 -> dense 5';
 
 describe('the K-step Loop graph', () => {
@@ -265,6 +350,22 @@ describe('the graphs as files', () => {
     expect(sig.outputs.slice(0, 3)).toEqual(['loss', 'correct', 'new:conv1.weight']);
     expect(sig.outputs).toContain('new:optim.dense1.bias.v');
     expect(sig.outputs).toContain('new:bn1.running_var');
+  });
+
+  it("a dense model's graphs (masks, ignore, IoU counts) pass the ONNX checker and shape inference", () => {
+    if (!onnxPython()) return;
+    const m = model('1x8x8', 'conv 4 3x3 pad=same -> bn -> relu -> maxpool 2 -> conv 8 3x3 pad=same -> relu -> conv 3 1x1');
+    const g = compileTraining(m, config({ loss: { kind: 'cross_entropy', smoothing: 0, ignore: 255 } }), { loop: true });
+    const dir = mkdtempSync(join(tmpdir(), 'cnnc-train-graphs-'));
+    dirs.push(dir);
+    for (const [name, bytes] of [['train_step', g.trainStep], ['eval', g.eval], ['train_loop', g.trainLoop!]] as const) {
+      const file = join(dir, `${name}.onnx`);
+      writeFileSync(file, bytes);
+      const r = onnxCheck(file);
+      expect(r.error, name).toBeUndefined();
+      expect(r.ok, name).toBe(true);
+      expect(graphSignature(bytes).outputs, name).toEqual(expect.arrayContaining(['loss', 'correct', 'intersection', 'union']));
+    }
   });
 
   it('initial parameters are those of cnnc compile for the same seed', () => {

@@ -1,10 +1,10 @@
 /**
- * Weights from PyTorch (src/runtime/weights/). torchvision's resnet18, mobilenet_v2 and
- * efficientnet_b0 with seeded random weights and random batch-norm statistics (so that folding
- * matters), written by test/helpers/torch_weights.py as safetensors state dicts and torch.onnx.export
- * files (batch norm folded, as eval-mode export does, and kept), are loaded into examples/zoo's
- * models with `cnnc compile --weights`: the compiled models' logits on a seeded batch equal
- * torchvision's eval logits. Then transfer learning from a safetensors file with `cnnc train --init`,
+ * Weights from PyTorch (src/runtime/weights/). Every model of examples/zoo against its torchvision
+ * model (MODELS below), with seeded random weights and random batch-norm statistics (so that
+ * folding matters), written by test/helpers/torch_weights.py as a safetensors state dict (for
+ * resnet18, mobilenet_v2 and efficientnet_b0 also as torch.onnx.export files, batch norm folded,
+ * as eval-mode export does, and kept), loaded into the zoo's model with `cnnc compile --weights`:
+ * the compiled model's logits on a seeded image equal the reference's eval logits. Then transfer learning from a safetensors file with `cnnc train --init`,
  * PyTorch pickles, and bad files: each a one-line error naming the file and the first mismatch.
  *
  * Tolerance: max |cnnc - torch| / max |torch logit| below 1e-5 (float32; measured 3e-7 to 6e-7).
@@ -151,6 +151,24 @@ describe('safetensors read without torch', () => {
     expect(match.unused).toEqual([]);
   });
 
+  it('torchvision\'s ConvNeXt layer_scale, a tensor of the block itself after its layers, goes to scale\'s layer_scale', () => {
+    const source = 'model Block {\n  input 4x5x5\n  residual { dwconv 7x7 pad=3 -> layernorm eps=1e-6 -> conv 4 1x1 -> scale }\n}\n';
+    const file = at('convnext-block.safetensors');
+    writeFileSync(file, safetensors([
+      ['features.0.block.0.weight', 'F32', [4, 1, 7, 7], f32(seq(196, 0.01))], ['features.0.block.0.bias', 'F32', [4], f32(seq(4))],
+      ['features.0.block.2.weight', 'F32', [4], f32([1, 2, 3, 4])], ['features.0.block.2.bias', 'F32', [4], f32(seq(4))],
+      ['features.0.block.3.weight', 'F32', [4, 4, 1, 1], f32(seq(16))], ['features.0.block.3.bias', 'F32', [4], f32(seq(4))],
+      ['features.0.layer_scale', 'F32', [4, 1, 1], f32([0.5, 0.25, 2, 1e-6])],
+    ]));
+    const { match } = loadModelWeights(check(source, 'block.cnn').models[0], file, { transfer: false });
+    expect(match.by).toBe('structure');
+    expect(match.pairs.map((p) => `${p.from} -> ${p.to}`).slice(-3)).toEqual([
+      'features.0.block.3.weight -> residual1.conv1.weight', 'features.0.block.3.bias -> residual1.conv1.bias', 'features.0.layer_scale -> residual1.scale1.layer_scale',
+    ]);
+    expect([...match.tensors.get('residual1.scale1.layer_scale')!.data]).toEqual([0.5, 0.25, 2, Math.fround(1e-6)]);
+    expect(match.unused).toEqual([]);
+  });
+
   it('the same file sorted by name (as safetensors.torch.save_file writes it) gives the same match, with a note', () => {
     const file = at('small.sorted.safetensors');
     writeFileSync(file, safetensors([...smallEntries()].sort((a, b) => a[0].localeCompare(b[0]))));
@@ -294,11 +312,24 @@ describe('ONNX files from other exporters', () => {
 // ---------------------------------------------------------------------------------------------
 // torchvision
 
-const MODELS = [
+/**
+ * Every model of examples/zoo and its reference: a torchvision model (built with `kwargs`) or one of
+ * torch_weights.py's REFERENCES. Each compares a safetensors state dict; three also the ONNX exports.
+ */
+const MODELS: { name: string; zoo: string; seed: number; files: string[]; kwargs?: Record<string, unknown> }[] = [
   { name: 'resnet18', zoo: 'resnet18', seed: 1, files: ['safetensors', 'sorted', 'folded', 'nofold', 'plain', 'training', 'pth'] },
   { name: 'mobilenet_v2', zoo: 'mobilenet_v2', seed: 2, files: ['safetensors', 'folded', 'plain'] },
   { name: 'efficientnet_b0', zoo: 'efficientnet_b0', seed: 3, files: ['safetensors', 'folded', 'plain'] },
+  { name: 'lenet5', zoo: 'lenet5', seed: 4, files: ['safetensors'] },
+  { name: 'alexnet', zoo: 'alexnet', seed: 5, files: ['safetensors'] },
+  { name: 'vgg16', zoo: 'vgg16', seed: 6, files: ['safetensors'] },
+  { name: 'resnet50', zoo: 'resnet50', seed: 7, files: ['safetensors'] },
+  { name: 'googlenet', zoo: 'googlenet', seed: 8, files: ['safetensors'], kwargs: { aux_logits: false, init_weights: true } },
+  { name: 'densenet121', zoo: 'densenet121', seed: 9, files: ['safetensors'] },
+  { name: 'mobilenet_v3_small', zoo: 'mobilenet_v3_small', seed: 10, files: ['safetensors'] },
 ];
+const zooModel = (zoo: string) => check(readFileSync(join(root, 'examples', 'zoo', `${zoo}.cnn`), 'utf8'), `${zoo}.cnn`).models[0];
+const zooInput = (zoo: string) => [...zooModel(zoo).input!];
 /** File suffix, whether batch norm is folded in it, and how torch wrote it. */
 const EXPORTS: [file: string, folded: boolean, what: string][] = [
   ['safetensors', false, 'a safetensors state dict in state-dict order'],
@@ -310,19 +341,25 @@ const EXPORTS: [file: string, folded: boolean, what: string][] = [
 
 describe.skipIf(!python)('weights from torchvision', () => {
   const dir = at('torch');
-  let counts: Record<string, { params: number; buffers: number }>;
+  let counts: Record<string, { params: number; buffers: number; macs: number }>;
   beforeAll(() => {
     mkdirSync(dir);
-    const job = { dir, models: MODELS.map(({ name, seed, files }) => ({ name, seed, files })) };
+    const job = { dir, models: MODELS.map(({ name, seed, files, kwargs, zoo }) => ({ name, seed, files, kwargs, input: zooInput(zoo) })) };
     const r = spawnSync(python!, [join(root, 'test', 'helpers', 'torch_weights.py')], { input: JSON.stringify(job), encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`torch_weights.py failed (status ${r.status}): ${r.stderr}`);
     counts = JSON.parse(r.stdout);
   });
 
-  it('the zoo\'s models have torchvision 0.14.1\'s parameter and buffer counts', () => {
+  it('every model of examples/zoo is compared with its reference here', () => {
+    const files = readdirSync(join(root, 'examples', 'zoo')).filter((f) => f.endsWith('.cnn')).map((f) => f.slice(0, -4));
+    expect(files.sort()).toEqual(MODELS.map((m) => m.zoo).sort());
+  });
+
+  // MACs: cnnc counts those of conv, dwconv and dense; the reference's Conv2d and Linear modules, counted by hooks.
+  it('the zoo\'s models have torchvision 0.14.1\'s parameter, buffer and MAC counts', () => {
     for (const m of MODELS) {
-      const model = check(readFileSync(join(root, 'examples', 'zoo', `${m.zoo}.cnn`), 'utf8'), `${m.zoo}.cnn`).models[0];
-      expect({ params: model.totals.trainable, buffers: model.totals.nonTrainable }, m.name).toEqual(counts[m.name]);
+      const model = zooModel(m.zoo);
+      expect({ params: model.totals.trainable, buffers: model.totals.nonTrainable, macs: model.totals.macs }, m.name).toEqual(counts[m.name]);
     }
   });
 
@@ -336,7 +373,7 @@ describe.skipIf(!python)('weights from torchvision', () => {
         expect(r.code, `${what}: ${r.stderr}`).toBe(0);
         expect(r.stderr, what).toMatch(/tensors matched by structure/);
         expect(r.stderr.includes('batch norm was folded into the file\'s convolutions'), what).toBe(folded);
-        expect(relativeError(await logits(out, x, [1, 3, 224, 224]), want), what).toBeLessThan(TOLERANCE);
+        expect(relativeError(await logits(out, x, [1, ...zooInput(m.zoo)]), want), what).toBeLessThan(TOLERANCE);
         rmSync(out);
       }
     });

@@ -1,6 +1,6 @@
 /** `cnnc check FILE...`: diagnostics for each file; exit status 1 when any has an error or cannot be read. */
 import { hasErrors, type Diagnostic } from '../compiler/diagnostics.ts';
-import { LineMap } from '../compiler/source.ts';
+import type { SourceSet } from '../compiler/source.ts';
 import { layerKinds } from '../compiler/layers/index.ts';
 import { UserError } from '../errors.ts';
 import { checkFileAt } from './io.ts';
@@ -11,7 +11,7 @@ export interface CheckOptions {
   listLayers?: boolean;
 }
 
-type FileResult = { file: string; text: string; models: string[]; diagnostics: Diagnostic[] } | { file: string; error: string };
+type FileResult = { file: string; sources: SourceSet; models: string[]; diagnostics: Diagnostic[] } | { file: string; error: string };
 
 /** Every file is checked, even after one that cannot be read; returns the exit status. */
 export function checkCommand(files: string[], opts: CheckOptions): number {
@@ -22,7 +22,7 @@ export function checkCommand(files: string[], opts: CheckOptions): number {
   else {
     for (const r of results) {
       if ('error' in r) console.error(`cnnc: error: ${r.error}`);
-      else printDiagnostics(process.stdout, r.file, r.text, r.diagnostics);
+      else printDiagnostics(process.stdout, r.sources, r.diagnostics);
     }
     console.log(countLine(results));
   }
@@ -32,7 +32,7 @@ export function checkCommand(files: string[], opts: CheckOptions): number {
 function checkOne(file: string): FileResult {
   try {
     const r = checkFileAt(file);
-    return { file, text: r.text, models: r.models.map((m) => m.name), diagnostics: r.diagnostics };
+    return { file, sources: r.sources, models: r.models.map((m) => m.name), diagnostics: r.diagnostics };
   } catch (e) {
     if (e instanceof UserError) return { file, error: e.message };
     throw e;
@@ -43,8 +43,7 @@ const failed = (r: FileResult) => 'error' in r || hasErrors(r.diagnostics);
 
 function jsonOf(r: FileResult) {
   if ('error' in r) return { file: r.file, error: r.error };
-  const lines = new LineMap(r.text);
-  return { file: r.file, models: r.models, diagnostics: r.diagnostics.map((d) => diagnosticJson(r.file, lines, d)) };
+  return { file: r.file, models: r.models, diagnostics: r.diagnostics.map((d) => diagnosticJson(r.sources, d)) };
 }
 
 /** "3 files checked: 1 with errors, 1 could not be read" or "2 files checked: no errors". */

@@ -116,7 +116,7 @@ function defineTrain(program: Command): void {
 function definePredict(program: Command): void {
   program
     .command('predict')
-    .description('classify PNG/JPEG images or IDX files with a trained model')
+    .description('classify PNG/JPEG images or IDX files with a trained model, or predict their masks (dense models)')
     .argument('<file>', '.cnn file')
     .argument('<inputs...>', 'PNG or JPEG images, or IDX image files')
     .option('-m, --model <name>', 'which model of the file (default: the first)')
@@ -127,6 +127,7 @@ function definePredict(program: Command): void {
     .option('--threads <n>', 'intra-op threads', positiveIntFlag('--threads'))
     .option('--limit <n>', 'classify at most n inputs (useful with IDX files)', positiveIntFlag('--limit'))
     .option('--resize', 'resize and convert images whose size or channels differ from the model\'s input (a note per image)')
+    .option('-o, --output <path>', 'a dense (segmentation) model\'s masks as PNGs, pixel value = class: FILE.png for one input, else a folder (NAME.png per input)')
     .action(async (file: string, inputs: string[], opts: PredictOptions) => {
       await (await import('./predict.ts')).predictCommand(file, inputs, opts);
     });

@@ -3,6 +3,7 @@
  * parameters initialised as PyTorch does (seeded) or filled from --weights.
  */
 import path from 'node:path';
+import type { SourceSet } from '../compiler/source.ts';
 import type { CheckedModel } from '../compiler/model.ts';
 import { compileInference, sourceHash } from '../compiler/emit/inference.ts';
 import { UserError } from '../errors.ts';
@@ -31,10 +32,10 @@ export async function compileCommand(file: string, opts: CompileOptions): Promis
   const result = checkFileForWriting(file);
   if (!result) return 1;
   const model = pickModel(result, opts.model);
-  if (opts.train) return compileTrainingCommand(file, result.text, model, output, opts);
+  if (opts.train) return compileTrainingCommand(file, result.sources, model, output, opts);
   const weights = opts.weights ? weightsForModel(model, opts.weights, { transfer: false, purpose: 'weights', more: reportAt(opts), log: (s) => console.error(s) }) : undefined;
   const compiled = compileInference(model, {
-    file, source: result.text, init: weights?.match.tensors, initFrom: opts.weights, seed: opts.seed ?? model.train.seed ?? 0,
+    file, source: result.text, sources: result.sources, init: weights?.match.tensors, initFrom: opts.weights, seed: opts.seed ?? model.train.seed ?? 0,
   });
   if (weights && opts.weightsReport) writeFileAtomic(opts.weightsReport, weights.fullReport);
   if (opts.triton) return writeTritonCommand({ dir: opts.triton, model, compiled, file, source: result.text, opts });
@@ -69,11 +70,11 @@ function checkOutput(opts: CompileOptions): string {
  * `--train -o DIR`: the training-step, evaluation and K-step Loop graphs, the initial state as a
  * cnnc checkpoint, and train.json describing the graphs' inputs and outputs.
  */
-async function compileTrainingCommand(file: string, source: string, model: CheckedModel, dir: string, opts: CompileOptions): Promise<number> {
+async function compileTrainingCommand(file: string, sources: SourceSet, model: CheckedModel, dir: string, opts: CompileOptions): Promise<number> {
   const { compileTraining, initialState, NEW_PREFIX } = await import('../compiler/emit/train.ts');
   const seed = opts.seed ?? model.train.seed ?? 0;
   const config = { ...model.train, seed };
-  const graphs = compileTraining(model, config, { file: path.basename(file), source, loop: true, loopSteps: opts.loopSteps });
+  const graphs = compileTraining(model, config, { file: path.basename(file), source: sources.main.text, sources, loop: true, loopSteps: opts.loopSteps });
   const state = initialState(graphs.plan, seed);
   if (opts.weights) {
     // The initial state of a training run: a differing head is initialised as usual, as with train --init.
@@ -85,7 +86,7 @@ async function compileTrainingCommand(file: string, source: string, model: Check
   writeFileAtomic(path.join(dir, 'train_step.onnx'), graphs.trainStep);
   writeFileAtomic(path.join(dir, 'eval.onnx'), graphs.eval);
   writeFileAtomic(path.join(dir, 'train_loop.onnx'), graphs.trainLoop!);
-  await saveCheckpoint(path.join(dir, 'init.ckpt'), { model: model.name, sourceHash: sourceHash(source), meta: { format: 'cnnc-train-init', seed, config }, tensors: state });
+  await saveCheckpoint(path.join(dir, 'init.ckpt'), { model: model.name, sourceHash: sourceHash(sources.main.text), meta: { format: 'cnnc-train-init', seed, config }, tensors: state });
   const signature = {
     model: model.name,
     config,

@@ -2,9 +2,10 @@
 import { readFileSync, statSync } from 'node:fs';
 import { format } from '../compiler/format.ts';
 import { parse } from '../compiler/parser.ts';
+import { SourceSet } from '../compiler/source.ts';
 import { UserError } from '../errors.ts';
 import { realFs, writeFileAtomic } from '../runtime/files.ts';
-import { readSource } from './io.ts';
+import { readSource } from '../compiler/host.ts';
 import { printDiagnostics } from './report.ts';
 
 export interface FmtOptions {
@@ -60,7 +61,7 @@ function readInput(file: string): string | undefined {
 
 function reportSyntaxErrors(file: string, text: string): void {
   const syntax = parse(text).diagnostics.filter((d) => d.code.startsWith('CNN1'));
-  printDiagnostics(process.stderr, file, text, syntax);
+  printDiagnostics(process.stderr, new SourceSet(file, text), syntax);
   console.error(`cnnc fmt: ${file}: not formatted: ${syntax.length ? 'it has syntax errors' : 'the formatter could not keep every token (please report this file)'}`);
 }
 

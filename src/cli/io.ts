@@ -1,25 +1,9 @@
 /** Reading source files for the CLI, with errors that name the file. */
-import { readFileSync, statSync } from 'node:fs';
 import { UserError } from '../errors.ts';
 import { hasErrors } from '../compiler/diagnostics.ts';
 import { check, type CheckResult } from '../index.ts';
 import { printDiagnostics } from './report.ts';
-
-const MAX_SOURCE_BYTES = 64 * 1024 * 1024;
-
-export function readSource(file: string): string {
-  let size: number;
-  try {
-    const st = statSync(file);
-    if (st.isDirectory()) throw new UserError('is a directory, not a .cnn file', file);
-    size = st.size;
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw new UserError(`cannot read the file (${(e as NodeJS.ErrnoException).code ?? String(e)})`, file);
-  }
-  if (size > MAX_SOURCE_BYTES) throw new UserError(`is ${size} bytes; .cnn files larger than 64 MiB are not read`, file);
-  return readFileSync(file, 'utf8');
-}
+import { readSource } from '../compiler/host.ts';
 
 export function checkFileAt(file: string): CheckResult {
   return check(readSource(file), file);
@@ -40,7 +24,7 @@ export function pickModel(result: CheckResult, name?: string) {
  */
 export function checkFileForWriting(file: string): CheckResult | null {
   const result = checkFileAt(file);
-  printDiagnostics(process.stderr, file, result.text, result.diagnostics);
+  printDiagnostics(process.stderr, result.sources, result.diagnostics);
   if (!hasErrors(result.diagnostics)) return result;
   console.error(`cnnc: ${file} has errors; nothing written`);
   return null;

@@ -21,7 +21,7 @@ export function summaryCommand(file: string, opts: SummaryOptions): number {
   } else {
     const style = styleFor(process.stdout);
     for (const s of summaries) console.log(renderTable(s, style) + (s.training ? '\n' + renderTraining(s.training) : '') + '\n');
-    printDiagnostics(process.stdout, file, result.text, result.diagnostics);
+    printDiagnostics(process.stdout, result.sources, result.diagnostics);
   }
   return hasErrors(result.diagnostics) ? 1 : 0;
 }

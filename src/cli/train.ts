@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { classesOf, denseOutput } from '../compiler/dense.ts';
 import { hasErrors } from '../compiler/diagnostics.ts';
 import { applyOverrides, type Override } from '../compiler/train-config.ts';
 import { UserError } from '../errors.ts';
@@ -103,7 +104,7 @@ export async function trainCommand(file: string, opts: TrainCliOptions, deps: Tr
   const print = deps.print ?? ((line: string) => console.log(line));
   const result = checkFileAt(file);
   if (hasErrors(result.diagnostics)) {
-    printDiagnostics(log, file, result.text, result.diagnostics.filter((x) => x.severity === 'error'));
+    printDiagnostics(log, result.sources, result.diagnostics.filter((x) => x.severity === 'error'));
     throw new UserError('has errors; fix them before training (cnnc check shows them all)', file);
   }
   const model = pickModel(result, opts.model);
@@ -121,8 +122,10 @@ export async function trainCommand(file: string, opts: TrainCliOptions, deps: Tr
     : undefined;
 
   // Data first, checked against the model, so bad data fails before graphs are built.
+  const dense = denseOutput(model.output);
   const data = await loadTrainingData(opts.data, {
     model: model.name, input: model.input!, classes: model.preprocess.classes, seed: config.seed, limitTrain, limitTest,
+    dense: dense && { classes: classesOf(dense.channels, config.loss.kind), height: dense.height, width: dense.width },
     valSplit: opts.valSplit === undefined ? undefined : Number(opts.valSplit), resize: opts.resize,
   });
   for (const line of data.notices) log.write(line + '\n');
@@ -147,9 +150,11 @@ export async function trainCommand(file: string, opts: TrainCliOptions, deps: Tr
     if (last) {
       const held = last.test_acc ?? last.val_acc;
       const acc = held ?? last.acc;
+      const miou = held !== undefined ? last.test_miou ?? last.val_miou : last.miou;
+      const best = res.best && (res.best.miou !== undefined ? `best mean IoU ${res.best.miou.toFixed(4)}` : `best ${(100 * res.best.acc).toFixed(2)}%`);
       print(`${model.name}: ${plural(res.epochs, 'epoch')}, ${plural(res.steps, 'step')}; ` +
-        `${held !== undefined ? evalName : 'train'} accuracy ${(100 * acc).toFixed(2)}%` +
-        (res.best ? `, best ${(100 * res.best.acc).toFixed(2)}% at epoch ${res.best.epoch}` : ''));
+        `${held !== undefined ? evalName : 'train'} ${miou !== undefined ? 'pixel ' : ''}accuracy ${(100 * acc).toFixed(2)}%` +
+        (miou !== undefined ? `, mean IoU ${miou.toFixed(4)}` : '') + (best ? `, ${best} at epoch ${res.best!.epoch}` : ''));
     }
     if (res.lastCheckpoint) print(`checkpoints: ${res.lastCheckpoint}${res.bestCheckpoint ? `, ${res.bestCheckpoint}` : ''}`);
     if (existsSync(join(outDir, 'curves.svg'))) print(`log: ${join(outDir, 'train.jsonl')}, curves: ${join(outDir, 'curves.svg')}`);

@@ -87,7 +87,20 @@ export interface ModelDecl {
   span: Span;
 }
 
+/**
+ * `import "blocks.cnn"` (a file, relative to the importing one), `import std` (the whole standard
+ * library) or `import std.resnet` (one file of it). Undefined target: recovery left no target.
+ */
+export interface ImportDecl {
+  kind: 'import';
+  target: { kind: 'file'; path: string } | { kind: 'library'; name: string; module?: string } | undefined;
+  /** The target as written (the string, or `std.resnet`); the keyword's span when it is missing. */
+  targetSpan: Span;
+  span: Span;
+}
+
 export interface SourceFile {
+  imports: ImportDecl[];
   models: ModelDecl[];
   blocks: BlockDecl[];
   span: Span;

@@ -13,6 +13,7 @@ import { checkTrainSection } from './train-config.ts';
 import { findRecursiveBlocks } from './recursion.ts';
 import { ExpansionSize } from './expansion.ts';
 import { conv } from './layers/conv.ts';
+import { windowReceptive } from './layers/window.ts';
 import { bn } from './layers/norm.ts';
 import { ownSpans, sameFlow, type CachedStep, type LayerSums, type StepLookup } from './step-cache.ts';
 
@@ -49,8 +50,11 @@ interface Scope {
   depth: number;
 }
 
-/** `cache` (the language server's) reuses the checks of unchanged top-level steps; see step-cache.ts. */
-export function checkFile(file: A.SourceFile, diagnostics: Diagnostic[], cache?: StepLookup): CheckedModel[] {
+/**
+ * `cache` (the language server's) reuses the checks of unchanged top-level steps; see step-cache.ts.
+ * `imported`: the blocks of the files the file imports (imports.ts), whose names it does not declare.
+ */
+export function checkFile(file: A.SourceFile, diagnostics: Diagnostic[], cache?: StepLookup, imported: readonly A.BlockDecl[] = []): CheckedModel[] {
   const blocks = new Map<string, A.BlockDecl>();
   for (const b of file.blocks) {
     if (!b.name) continue;
@@ -58,6 +62,7 @@ export function checkFile(file: A.SourceFile, diagnostics: Diagnostic[], cache?:
       diagnostics.push(diagnostic('duplicateName', b.nameSpan, { what: lookupLayer(b.name) ? 'block (shadowing a layer kind)' : 'block', name: b.name }));
     } else blocks.set(b.name, b);
   }
+  for (const b of imported) if (!blocks.has(b.name)) blocks.set(b.name, b);
   const recursive = findRecursiveBlocks(blocks, diagnostics);
   const expansion = new ExpansionSize(blocks, recursive);
   const seen = new Set<string>();
@@ -300,7 +305,7 @@ class ModelChecker {
       node.params = kind.params?.(input, args) ?? [];
       node.macs = kind.macs?.(input, output, args) ?? 0;
       node.window = kind.window?.(input, args);
-      node.rf = this.receptive(flow.rf, kind, node.window);
+      node.rf = this.receptive(flow.rf, kind, input, args, node.window);
     } catch (e) {
       if (!(e instanceof ShapeFailure)) throw e;
       if (e.diagnostic.code) {
@@ -315,13 +320,11 @@ class ModelChecker {
     return node;
   }
 
-  private receptive(rf: Receptive, kind: LayerKind, w: LayerNode['window']): Receptive {
+  /** The layer's own rule, else a global layer's (the whole input) or a sliding window's. */
+  private receptive(rf: Receptive, kind: LayerKind, input: Shape, args: Args, w: LayerNode['window']): Receptive {
+    if (kind.receptive) return kind.receptive(rf, input, args, this.inputExtent);
     if (kind.global) return { size: this.inputExtent, jump: rf.jump, global: true };
-    if (!w) return rf;
-    const jump = [0, 1].map((i) => rf.jump[i] * w.stride[i]) as [number, number];
-    if (rf.global) return { ...rf, jump };
-    const size = [0, 1].map((i) => rf.size[i] + w.dilation[i] * (w.kernel[i] - 1) * rf.jump[i]) as [number, number];
-    return { size, jump };
+    return w ? windowReceptive(rf, w) : rf;
   }
 
   private sizeCheck(shape: Shape, span: Span): boolean {

@@ -3,7 +3,7 @@
  * CNN3xxx shapes and sizes, CNN4xxx emit and runtime. Each entry is a message template;
  * `diagnostic()` turns one into data with a range, a hint and, where one exists, a fix.
  */
-import type { Span } from './source.ts';
+import type { SourceSet, Span } from './source.ts';
 
 export type Severity = 'error' | 'warning' | 'info';
 
@@ -83,6 +83,14 @@ export const catalog = {
   functionArguments: entry<{ signature: string; got: number }>(
     'CNN2023', 'error', (p) => `${p.signature} is given ${p.got} argument${p.got === 1 ? '' : 's'}`),
   unknownFunction: entry<{ name: string }>('CNN2024', 'error', (p) => `"${p.name}" is not a function`),
+  // 21xx: imports
+  importUnreadable: entry<{ file: string; reason: string }>('CNN2101', 'error', (p) => `cannot import "${p.file}": ${p.reason}`),
+  importCycle: entry<{ cycle: string }>('CNN2102', 'error', (p) => `import cycle: ${p.cycle}; files cannot import themselves`),
+  importRepeated: entry<{ file: string }>('CNN2103', 'warning', (p) => `"${p.file}" is already imported by this file`),
+  importClash: entry<{ name: string; file: string; other: string }>(
+    'CNN2104', 'error', (p) => `block "${p.name}" of ${p.file} clashes with the block of the same name in ${p.other}`),
+  unknownLibrary: entry<{ name: string }>('CNN2105', 'error', (p) => `there is no library "${p.name}"`),
+  importsTooLarge: entry<{ limit: string }>('CNN2106', 'error', (p) => `the imports reach more than ${p.limit}; the rest are not read`),
   moreDiagnostics: entry<{ hidden: number; errors: number }>(
     'CNN2021', 'error', (p) => `${p.hidden.toLocaleString('en-US')} more problems (${p.errors.toLocaleString('en-US')} errors) are not shown; fix the ones above first`),
 
@@ -135,8 +143,8 @@ export const MAX_DIAGNOSTICS = 200;
  * reports its own mistakes once), each inside the text, at most MAX_DIAGNOSTICS and then one
  * that counts the rest.
  */
-export function finishDiagnostics(diags: readonly Diagnostic[], textLength: number): Diagnostic[] {
-  const unique = uniqueDiagnostics(diags.map((d) => insideText(d, textLength)));
+export function finishDiagnostics(diags: readonly Diagnostic[], sources: SourceSet): Diagnostic[] {
+  const unique = uniqueDiagnostics(diags.map((d) => insideText(d, sources)));
   unique.sort((a, b) => a.span.start - b.span.start);
   if (unique.length <= MAX_DIAGNOSTICS) return unique;
   const hidden = unique.slice(MAX_DIAGNOSTICS);
@@ -155,14 +163,17 @@ export function uniqueDiagnostics(diags: readonly Diagnostic[]): Diagnostic[] {
 }
 
 /**
- * The diagnostic with its range inside the text: recovery can build a node from no tokens, whose
- * span then ends before it starts or lies past the end; such a range becomes the point it starts at.
+ * The diagnostic with its range inside the text it starts in: recovery can build a node from no
+ * tokens, whose span then ends before it starts or lies past the end; such a range becomes the
+ * point it starts at.
  */
-function insideText(d: Diagnostic, textLength: number): Diagnostic {
+function insideText(d: Diagnostic, sources: SourceSet): Diagnostic {
   const { start, end } = d.span;
-  if (0 <= start && start <= end && end <= textLength) return d;
-  const at = Math.max(0, Math.min(start, textLength));
-  return { ...d, span: { start: at, end: Math.max(at, Math.min(end, textLength)) } };
+  const { base, text } = sources.of(start);
+  const last = base + text.length;
+  if (base <= start && start <= end && end <= last) return d;
+  const at = Math.max(base, Math.min(start, last));
+  return { ...d, span: { start: at, end: Math.max(at, Math.min(end, last)) } };
 }
 
 export function hasErrors(diags: readonly Diagnostic[]): boolean {

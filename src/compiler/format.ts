@@ -128,7 +128,9 @@ class Writer {
     if (!this.hasContent) this.line += image;
     else {
       const prev = this.line[this.line.length - 1];
-      const glue = (wordChar.test(prev) && wordChar.test(image[0])) || (prev === '-' && image[0] === '>') || (prev === '/' && (image[0] === '*' || image[0] === '/')) || (prev === '*' && image[0] === '/');
+      // A dot only ever stands between two names (`std.resnet`): the names need no space around it.
+      const dotted = image === '.' || prev === '.';
+      const glue = (!dotted && wordChar.test(prev) && wordChar.test(image[0])) || (prev === '-' && image[0] === '>') || (prev === '/' && (image[0] === '*' || image[0] === '/')) || (prev === '*' && image[0] === '/');
       this.line += (space || glue ? ' ' : '') + image;
     }
   }
@@ -203,6 +205,8 @@ class Formatter {
   private readonly commentsBefore: IToken[][];
   private readonly match = new Map<number, number>(); // `{` index -> its `}` index
   private readonly widths = new Map<number, number>();
+  /** The first token of the latest top-level declaration written. */
+  private previousDeclaration = -1;
 
   constructor(
     private readonly text: string,
@@ -226,12 +230,24 @@ class Formatter {
     const w = new Writer(this.text, this.tokens, this.commentsBefore);
     let i = 0;
     while (i < this.tokens.length) {
-      if (i > 0) w.blankLine();
+      // Imports in a row stay in a row; every other declaration gets a blank line before it.
+      if (i > 0 && this.is(i, T.Import) && this.is(this.previousDeclaration, T.Import)) w.newline();
+      else if (i > 0) w.blankLine();
+      this.previousDeclaration = i;
       if (this.is(i, T.Model)) i = this.model(i, w);
       else if (this.is(i, T.Block)) i = this.block(i, w);
+      else if (this.is(i, T.Import)) i = this.importDecl(i, w);
       else throw new Error(`unexpected ${this.tokens[i].image}`);
     }
     return w.finish();
+  }
+
+  /** `import "file.cnn"` or `import std.resnet`, on a line of its own. */
+  private importDecl(i: number, w: Writer): number {
+    w.tok(i++, true, true);
+    w.tok(i++);
+    while (this.is(i, T.Dot) || this.is(i - 1, T.Dot)) w.tok(i++, false);
+    return i;
   }
 
   private is(i: number, ...types: TokenType[]): boolean {

@@ -11,13 +11,14 @@
  */
 import { tokenMatcher, type IToken } from 'chevrotain';
 import type * as A from './ast.ts';
-import { checkFile } from './checker.ts';
 import { Arrow, cnnLexer, LBrace, RBrace } from './lexer.ts';
 import { bracesLeftOpen, closeOpenBodies, parse, parseRestRecovering, parseStepsRecovering, virtualBraces, type ClosedBody, type ParseResult } from './parser.ts';
-import { catalog, finishDiagnostics, type Diagnostic } from './diagnostics.ts';
+import { catalog, type Diagnostic } from './diagnostics.ts';
+import { ImportCache, resolveImports } from './imports.ts';
+import { nodeHost } from './host.ts';
 import { moveSpan, StepCache, type StepLookup } from './step-cache.ts';
 import { lineEndOf, lineStartOf, type Span } from './source.ts';
-import type { CheckResult } from '../index.ts';
+import { checkResolved, sourcesOf, type CheckOptions, type CheckResult } from '../index.ts';
 
 /**
  * The version later ones are parsed from: one whose syntax errors, if any, each lie inside one
@@ -38,7 +39,11 @@ export class DocumentChecker {
   /** How the latest update parsed: 'full', 'step' (steps re-parsed), 'rest' (the file from a step on) or 'trivia' (no token changed). */
   lastParse: 'full' | 'step' | 'trivia' | 'rest' = 'full';
 
-  constructor(private readonly file = '<input>') {}
+  /** The imported blocks the cache's checks were made with: other blocks make them stale. */
+  private imported: readonly A.BlockDecl[] = [];
+  private readonly importCache = new ImportCache();
+
+  constructor(private readonly file = '<input>', private readonly options: CheckOptions = {}) {}
 
   /**
    * The check of `text`, parsed from the base version when the edit since then lies inside a
@@ -58,9 +63,11 @@ export class DocumentChecker {
         this.base = { text, ast: parsed.ast, syntax: new Map(), endAnchored: new Set() };
       } else cache = undefined; // checked on its own: the base and the cache stay as they were
     }
-    const found = [...parsed.diagnostics];
-    const models = checkFile(parsed.ast, found, cache);
-    return { file: this.file, text, ast: parsed.ast, models, diagnostics: finishDiagnostics(found, text.length) };
+    const sources = sourcesOf(this.file, text, this.options);
+    const imports = resolveImports(parsed.ast, sources, this.options.host ?? nodeHost, this.importCache);
+    if (!sameList(imports.blocks, this.imported)) this.cache.clear();
+    this.imported = imports.blocks;
+    return checkResolved(parsed, sources, imports, cache);
   }
 
   /** `text` parsed from the base version, with the cache its check may use; undefined when the edit needs a full parse. */
@@ -112,6 +119,7 @@ export class DocumentChecker {
       : { ...owner, body, span };
     const before = <D extends A.ModelDecl | A.BlockDecl>(list: D[]) => list.filter((d) => d.span.end <= owner.span.start);
     const ast: A.SourceFile = {
+      imports: [...base.ast.imports.filter((i) => i.span.end <= owner.span.start), ...rest.ast.imports],
       models: [...before(base.ast.models), ...(joined.kind === 'model' ? [joined] : []), ...rest.ast.models.slice(owner.kind === 'model' ? 1 : 0)],
       blocks: [...before(base.ast.blocks), ...(joined.kind === 'block' ? [joined] : []), ...rest.ast.blocks.slice(owner.kind === 'block' ? 1 : 0)],
       span: { start: 0, end: text.length },
@@ -532,6 +540,11 @@ function moveSpans(ast: A.SourceFile, from: number, delta: number, skip: Readonl
       case 'gate': case 'frozen': move(s.keywordSpan); chain(s.body); break;
     }
   };
+  for (const i of ast.imports) {
+    if (i.span.end < from) continue;
+    move(i.span);
+    move(i.targetSpan);
+  }
   for (const b of ast.blocks) {
     if (b.span.end < from) continue;
     move(b.span);
@@ -562,3 +575,5 @@ function moveSpans(ast: A.SourceFile, from: number, delta: number, skip: Readonl
     }
   }
 }
+
+const sameList = <T>(a: readonly T[], b: readonly T[]) => a.length === b.length && a.every((x, i) => x === b[i]);

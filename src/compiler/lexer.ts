@@ -17,14 +17,15 @@ export const Add = keyword('add');
 export const Gate = keyword('gate');
 export const Frozen = keyword('frozen');
 export const Train = keyword('train');
-export const keywords = [Model, Block, Input, Repeat, Residual, Concat, Add, Gate, Frozen, Train];
+export const Import = keyword('import');
+export const keywords = [Model, Block, Input, Repeat, Residual, Concat, Add, Gate, Frozen, Train, Import];
 
 export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\f\v]+/, group: Lexer.SKIPPED, line_breaks: true });
 /**
  * Whether a `//` at `offset` divides: it does when it follows, on the same line, the end of a value
  * in an expression (a number, a name used as a value, or a `)` that closes an expression or a
  * function call); anywhere else it starts a comment. A name is a layer's or block's name, not a
- * value, when it starts its line or follows `->`, `{`, `|`, `:`, `model` or `block`; a `)` closes
+ * value, when it starts its line or follows `->`, `{`, `|`, `:`, `model`, `block`, `import` or `.`; a `)` closes
  * such a name's call form when its `(` follows the name on the same line. Only the tokens on the
  * `//`'s own line are looked at, so a line lexes the same alone (incremental.ts relexes lines).
  */
@@ -43,7 +44,7 @@ function dividesAt(text: string, offset: number, tokens: readonly IToken[]): boo
   return tokens[i].tokenType === NumberLiteral || (tokens[i].tokenType === Identifier && !startsStep(text, tokens, i));
 }
 
-const STEP_OPENERS = new Set(['Arrow', 'LBrace', 'Pipe', 'Colon', 'Model', 'Block']);
+const STEP_OPENERS = new Set(['Arrow', 'LBrace', 'Pipe', 'Colon', 'Model', 'Block', 'Import', 'Dot']);
 
 /** Whether the name at tokens[i] stands where a step (or a declaration) is named, not where a value is. */
 function startsStep(text: string, tokens: readonly IToken[], i: number): boolean {
@@ -105,11 +106,14 @@ export const customPatterns = new Map<TokenType, string>([
   [FloorDiv, '"//"   /* only right after a value on its line: see "Comments" in REFERENCE.md */'],
 ]);
 
+/** `std.resnet` in an import; after NumberLiteral, so that `.5` stays a number. */
+export const Dot = createToken({ name: 'Dot', pattern: /\./ });
+
 export const allTokens: TokenType[] = [
   WhiteSpace, BlockComment, Comment, FloorDiv,
   ...keywords, Identifier,
   Dims, NumberLiteral, StringLiteral,
-  Arrow, LBrace, RBrace, LParen, RParen, LBracket, RBracket, Comma, Colon, Equals, Pipe, Plus, Minus, Star, Slash, Percent,
+  Arrow, LBrace, RBrace, LParen, RParen, LBracket, RBracket, Comma, Colon, Equals, Pipe, Plus, Minus, Star, Slash, Percent, Dot,
 ];
 
 export const cnnLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false });

@@ -29,7 +29,28 @@ class CnnParser extends CstParser {
   }
 
   file = this.RULE('file', () => {
-    this.MANY(() => this.OR(this.once(1, () => [{ ALT: () => this.SUBRULE(this.model) }, { ALT: () => this.SUBRULE(this.block) }])));
+    this.MANY(() => this.OR(this.once(1, () => [
+      { ALT: () => this.SUBRULE(this.model) },
+      { ALT: () => this.SUBRULE(this.block) },
+      { ALT: () => this.SUBRULE(this.importDecl) },
+    ])));
+  });
+
+  /** `import "file.cnn"`, `import std`, `import std.resnet`. */
+  importDecl = this.RULE('importDecl', () => {
+    this.CONSUME(T.Import);
+    this.OR(this.once(14, () => [
+      { ALT: () => this.CONSUME(T.StringLiteral) },
+      {
+        ALT: () => {
+          this.CONSUME(T.Identifier, { LABEL: 'library' });
+          this.OPTION(() => {
+            this.CONSUME(T.Dot);
+            this.CONSUME2(T.Identifier, { LABEL: 'module' });
+          });
+        },
+      },
+    ]));
   });
 
   model = this.RULE('model', () => {
@@ -189,7 +210,7 @@ class CnnParser extends CstParser {
         ALT: () => {
           this.CONSUME(T.Identifier);
           // `max(c, 8)`: a call only with the `(` right after the name; `conv c (c+1)` is two arguments.
-          this.OPTION(this.once(14, () => ({
+          this.OPTION(this.once(15, () => ({
             GATE: () => tokenMatcher(this.LA(1), T.LParen) && this.LA(1).startOffset === this.LA(0).endOffset! + 1,
             DEF: () => {
               this.CONSUME2(T.LParen);
@@ -457,6 +478,7 @@ function describeParseError(message: string, token: IToken): string {
 const tokenWords: Record<string, string> = {
   RBrace: '"}"', LBrace: '"{"', RParen: '")"', LParen: '"("', RBracket: '"]"', Identifier: 'a name',
   Arrow: '"->"', Colon: '":"', Equals: '"="', Comma: '","', Dims: 'a shape like 3x224x224',
+  StringLiteral: 'a quoted file name',
 };
 const tokenDescription = (name: string) => tokenWords[name] ?? name;
 
@@ -478,7 +500,24 @@ class AstBuilder {
   file(node: CstNode | undefined): A.SourceFile {
     const models = this.nodes(node, 'model').map((m) => this.model(m));
     const blocks = this.nodes(node, 'block').map((b) => this.block(b));
-    return { models, blocks, span: { start: 0, end: this.text.length } };
+    const imports = this.nodes(node, 'importDecl').map((i) => this.importDecl(i));
+    return { imports, models, blocks, span: { start: 0, end: this.text.length } };
+  }
+
+  private importDecl(node: CstNode): A.ImportDecl {
+    const span = this.span(node);
+    const file = this.token(node, 'StringLiteral');
+    if (file) return { kind: 'import', target: { kind: 'file', path: file.image.slice(1, -1) }, targetSpan: this.spanOfToken(file, node), span };
+    const library = this.token(node, 'library');
+    const module = this.token(node, 'module');
+    if (!library) return { kind: 'import', target: undefined, targetSpan: this.spanOfToken(this.token(node, 'Import'), node), span };
+    const last = module ?? library;
+    return {
+      kind: 'import',
+      target: { kind: 'library', name: library.image, module: module?.image },
+      targetSpan: { start: library.startOffset, end: (last.endOffset ?? last.startOffset) + 1 },
+      span,
+    };
   }
 
   private model(node: CstNode): A.ModelDecl {

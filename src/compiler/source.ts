@@ -110,3 +110,58 @@ export class LineMap {
     return this.text.charCodeAt(next - 1) === LF && this.text.charCodeAt(next - 2) === CR ? next - 2 : next - 1;
   }
 }
+
+/**
+ * Offsets of imported files start here, one such stride apart: every span of a check, whichever
+ * file it lies in, is an offset of one address space, as in a compiler's source map. The file
+ * checked is at 0, so its spans are plain offsets into its text. Texts are far shorter than this.
+ */
+export const FILE_STRIDE = 2 ** 32;
+
+/** One text of a check: the file checked (base 0) or a file it imports. */
+export interface Source {
+  /** As shown to people: the path as the command line gave it, or the import joined to it. */
+  name: string;
+  /** The absolute path, for files read from disk (none for text that came without a file). */
+  path?: string;
+  text: string;
+  base: number;
+}
+
+/** The texts of one check, each at its base in the one address space of spans (FILE_STRIDE). */
+export class SourceSet {
+  readonly sources: Source[];
+  private readonly lineMaps = new Map<Source, LineMap>();
+
+  constructor(name: string, text: string, path?: string) {
+    this.sources = [{ name, path, text, base: 0 }];
+  }
+
+  get main(): Source {
+    return this.sources[0];
+  }
+
+  /** Adds an imported text at the next base. */
+  add(name: string, path: string, text: string): Source {
+    const source = { name, path, text, base: this.sources.length * FILE_STRIDE };
+    this.sources.push(source);
+    return source;
+  }
+
+  /** The source an offset lies in. */
+  of(offset: number): Source {
+    return this.sources[Math.max(0, Math.min(this.sources.length - 1, Math.floor(offset / FILE_STRIDE)))];
+  }
+
+  lines(source: Source): LineMap {
+    let map = this.lineMaps.get(source);
+    if (!map) this.lineMaps.set(source, (map = new LineMap(source.text)));
+    return map;
+  }
+
+  /** An offset as a place in its own file. */
+  locate(offset: number): { source: Source; position: Position } {
+    const source = this.of(offset);
+    return { source, position: this.lines(source).position(offset - source.base) };
+  }
+}

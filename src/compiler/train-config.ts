@@ -10,7 +10,8 @@ import { parseTrainEntry } from './parser.ts';
 import { UserError } from '../errors.ts';
 
 export interface TrainConfig {
-  loss: { kind: 'cross_entropy' | 'bce' | 'mse'; smoothing: number };
+  /** `ignore`: a label value (a mask's unlabelled pixels) that counts toward neither the loss nor the metrics. */
+  loss: { kind: 'cross_entropy' | 'bce' | 'mse'; smoothing: number; ignore?: number };
   optimizer: { kind: 'sgd' | 'adam' | 'adamw'; lr: number; momentum: number; nesterov: boolean; weight_decay: number; beta1: number; beta2: number; eps: number };
   schedule: { kind: 'constant' | 'step' | 'cosine'; step_size: number; gamma: number; warmup: number };
   batch: number;
@@ -26,6 +27,7 @@ export const trainFields: Record<keyof TrainConfig, ArgSpec[]> = {
   loss: [
     { name: 'kind', type: 'enum', positional: true, values: ['cross_entropy', 'bce', 'mse'], default: 'cross_entropy', doc: 'softmax cross-entropy, binary cross-entropy with logits, or mean squared error' },
     { name: 'smoothing', type: 'number', default: 0, min: 0, max: 1, maxExclusive: true, doc: 'label smoothing (cross_entropy)' },
+    { name: 'ignore', type: 'int', min: 0, doc: 'a label value that counts toward neither the loss nor the metrics, e.g. 255 for unlabelled mask pixels (default: none)' },
   ],
   optimizer: [
     { name: 'kind', type: 'enum', positional: true, values: ['sgd', 'adam', 'adamw'], default: 'adam', doc: 'the update rule' },

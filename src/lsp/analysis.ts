@@ -8,7 +8,10 @@ import type { Node, CheckedModel, LayerNode, SeqNode } from '../compiler/model.t
 import type { Span } from '../compiler/source.ts';
 import { format } from '../compiler/format.ts';
 import { check, type CheckResult } from '../index.ts';
-import { LineMap } from '../compiler/source.ts';
+import { FILE_STRIDE, LineMap } from '../compiler/source.ts';
+import { pathToFileURL } from 'node:url';
+import type { Location } from 'vscode-languageserver';
+import { toRange } from './convert.ts';
 
 export type Decl = A.ModelDecl | A.BlockDecl;
 
@@ -48,8 +51,27 @@ export class Analysis {
     return this.lines.offset(pos);
   }
 
+  /** The document's blocks, then those it imports. */
+  get blocks(): readonly A.BlockDecl[] {
+    return this.result.imports.blocks.length ? [...this.ast.blocks, ...this.result.imports.blocks] : this.ast.blocks;
+  }
+
   block(name: string): A.BlockDecl | undefined {
-    return this.ast.blocks.find((b) => b.name === name);
+    return this.ast.blocks.find((b) => b.name === name) ?? this.result.imports.blocks.find((b) => b.name === name);
+  }
+
+  /** Whether a span lies in this document (not in a file it imports). */
+  isOwn(span: Span): boolean {
+    return span.start < FILE_STRIDE;
+  }
+
+  /** Where a span lies: in this document (`uri`), or in a file it imports. */
+  location(uri: string, span: Span): Location {
+    const source = this.result.sources.of(span.start);
+    if (this.isOwn(span) || !source.path) return { uri, range: toRange(this.lines, span) };
+    const lines = this.result.sources.lines(source);
+    const at = (offset: number) => lines.position(offset - source.base);
+    return { uri: pathToFileURL(source.path).href, range: { start: at(span.start), end: at(span.end) } };
   }
 
   /** Every expansion of a block, through all the steps that use it. */

@@ -248,13 +248,13 @@ function stepItems(analysis: Analysis): CompletionItem[] {
       items.push({ label: alias, kind: CompletionItemKind.Function, detail: `${kind.name}: ${kind.doc}`, documentation: doc, sortText: '4' + alias });
     }
   }
-  for (const block of analysis.ast.blocks) {
+  for (const block of analysis.blocks) {
     if (!block.name) continue;
     const params = block.params.map((p, i) => `\${${i + 1}:${p.name}}`).join(', ');
     items.push({
       label: block.name,
       kind: CompletionItemKind.Class,
-      detail: `block ${block.name}(${block.params.map((p) => p.name).join(', ')})`,
+      detail: `block ${block.name}(${block.params.map((p) => p.name).join(', ')})${analysis.isOwn(block.span) ? '' : ` from ${analysis.result.sources.of(block.span.start).name}`}`,
       insertText: block.params.length ? `${block.name}(${params})` : block.name,
       insertTextFormat: InsertTextFormat.Snippet,
       sortText: '0' + block.name,

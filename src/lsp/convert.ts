@@ -1,5 +1,5 @@
 /** Between compiler data (offset spans, diagnostics) and LSP data (line/character ranges). */
-import { DiagnosticSeverity, type Diagnostic as LspDiagnostic, type Position, type Range } from 'vscode-languageserver';
+import { DiagnosticSeverity, type Diagnostic as LspDiagnostic, type Location, type Position, type Range } from 'vscode-languageserver';
 import type { Diagnostic } from '../compiler/diagnostics.ts';
 import type { LineMap, Span } from '../compiler/source.ts';
 
@@ -13,8 +13,11 @@ export function toSpan(lines: LineMap, range: Range): Span {
 
 const severities = { error: DiagnosticSeverity.Error, warning: DiagnosticSeverity.Warning, info: DiagnosticSeverity.Information } as const;
 
-/** `data.key` lets a code action find the compiler diagnostic (and its fixes) again. */
-export function toLspDiagnostic(lines: LineMap, uri: string, d: Diagnostic): LspDiagnostic {
+/**
+ * `data.key` lets a code action find the compiler diagnostic (and its fixes) again. `where` places
+ * related spans, which may lie in files the document imports (Analysis.location).
+ */
+export function toLspDiagnostic(lines: LineMap, uri: string, d: Diagnostic, where = (span: Span): Location => ({ uri, range: toRange(lines, span) })): LspDiagnostic {
   const message = d.hint ? `${d.message}\nhint: ${d.hint}` : d.message;
   return {
     range: toRange(lines, d.span),
@@ -22,7 +25,7 @@ export function toLspDiagnostic(lines: LineMap, uri: string, d: Diagnostic): Lsp
     code: d.code,
     source: 'cnnc',
     message,
-    relatedInformation: d.related?.map((r) => ({ location: { uri, range: toRange(lines, r.span) }, message: r.message })),
+    relatedInformation: d.related?.map((r) => ({ location: where(r.span), message: r.message })),
     data: { key: diagnosticKey(d) },
   };
 }

@@ -64,10 +64,11 @@ export function occurrences(analysis: Analysis, s: Symbol): Span[] {
   });
 }
 
+/** The declaration, in this document or in a file it imports. */
 export function definition(analysis: Analysis, uri: string, position: Position): Location | null {
   const s = symbolAt(analysis, analysis.offset(position));
   const decl = s && declarationSpan(s);
-  return decl ? { uri, range: toRange(analysis.lines, decl) } : null;
+  return decl ? analysis.location(uri, decl) : null;
 }
 
 export function references(analysis: Analysis, uri: string, position: Position, includeDeclaration: boolean): Location[] {
@@ -76,7 +77,7 @@ export function references(analysis: Analysis, uri: string, position: Position, 
   const decl = declarationSpan(s);
   return occurrences(analysis, s)
     .filter((sp) => includeDeclaration || !decl || sp.start !== decl.start)
-    .map((sp) => ({ uri, range: toRange(analysis.lines, sp) }));
+    .map((sp) => analysis.location(uri, sp));
 }
 
 /** Every occurrence of the symbol under the cursor, its declaration marked as written. */
@@ -84,7 +85,7 @@ export function documentHighlights(analysis: Analysis, position: Position): Docu
   const s = symbolAt(analysis, analysis.offset(position));
   if (!s) return [];
   const decl = declarationSpan(s);
-  return occurrences(analysis, s).map((sp) => ({
+  return occurrences(analysis, s).filter((sp) => analysis.isOwn(sp)).map((sp) => ({
     range: toRange(analysis.lines, sp),
     kind: decl && sp.start === decl.start ? DocumentHighlightKind.Write : DocumentHighlightKind.Read,
   }));
@@ -92,7 +93,17 @@ export function documentHighlights(analysis: Analysis, position: Position): Docu
 
 export function prepareRename(analysis: Analysis, position: Position): { range: Range; placeholder: string } | null {
   const s = symbolAt(analysis, analysis.offset(position));
+  if (s) refuseImported(analysis, s);
   return s ? { range: toRange(analysis.lines, s.at), placeholder: s.name } : null;
+}
+
+/** A block of an imported file is renamed there: its other users are out of this document's reach. */
+function refuseImported(analysis: Analysis, s: Symbol): void {
+  const decl = declarationSpan(s);
+  if (decl && !analysis.isOwn(decl)) {
+    const file = analysis.result.sources.of(decl.start).name;
+    throw new ResponseError(ErrorCodes.InvalidRequest, `${s.name} is declared in ${file}: rename it there`);
+  }
 }
 
 const keywordNames = new Set(T.keywords.map((k) => String(k.PATTERN).replace(/^\/|\/$/g, '')));
@@ -100,6 +111,7 @@ const keywordNames = new Set(T.keywords.map((k) => String(k.PATTERN).replace(/^\
 export function rename(analysis: Analysis, uri: string, position: Position, newName: string): WorkspaceEdit {
   const s = symbolAt(analysis, analysis.offset(position));
   if (!s) throw new ResponseError(ErrorCodes.InvalidRequest, 'nothing to rename here: put the cursor on a block, a model or a block parameter');
+  refuseImported(analysis, s);
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(newName) || keywordNames.has(newName)) {
     throw new ResponseError(ErrorCodes.InvalidParams, `"${newName}" is not a valid name`);
   }

@@ -24,7 +24,7 @@ function classifyNames(analysis: Analysis): Map<number, Classified> {
   const map = new Map<number, Classified>();
   const set = (start: number, type: TokenKind, mods = 0) => map.set(start, { type, mods });
   const ast = analysis.ast;
-  const blocks = new Set(ast.blocks.map((b) => b.name));
+  const blocks = new Set(analysis.blocks.map((b) => b.name));
   const args = (list: readonly A.Arg[], params: ReadonlySet<string>) => {
     for (const a of list) {
       if (a.nameSpan) set(a.nameSpan.start, 'property');

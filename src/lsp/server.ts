@@ -24,6 +24,9 @@ import {
   type Message,
 } from 'vscode-languageserver/node';
 import { TextDocument } from 'vscode-languageserver-textdocument';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { nodeHost, type ImportHost } from '../compiler/host.ts';
 import { DocumentChecker } from '../compiler/incremental.ts';
 import { codeActions } from './actions.ts';
 import { Analysis } from './analysis.ts';
@@ -79,6 +82,33 @@ export function startServer(connection: Connection): void {
     `this document has ${doc.getText().length.toLocaleString('en-US')} characters: the language server analyses documents of up to ` +
     `${maxDocumentSize.toLocaleString('en-US')} (initialization option maxDocumentSize); \`cnnc check\` and \`cnnc fmt\` still work on it`;
 
+  /** Imports read open documents as the editor has them, other files from disk. */
+  const host: ImportHost = {
+    read: (file) => documents.get(pathToFileURL(file).href)?.getText() ?? nodeHost.read(file),
+    library: nodeHost.library,
+  };
+  /** A file's imports are relative to it; its diagnostics name imported files relative to it too. */
+  const checkerFor = (uri: string) => {
+    const file = filePath(uri);
+    return new DocumentChecker(file ? path.basename(file) : uri, { path: file, host });
+  };
+
+  /**
+   * A change to a document is a change to every open document that imports it: their analyses
+   * are dropped and they are checked again (with their own debounce).
+   */
+  const recheckImporters = (uri: string) => {
+    const file = filePath(uri);
+    if (!file) return;
+    for (const [other, analysis] of analyses) {
+      if (other === uri || !analysis.result.sources.sources.some((s) => s.base > 0 && s.path === file)) continue;
+      analyses.delete(other);
+      published.delete(other);
+      clearTimeout(timers.get(other));
+      timers.set(other, setTimeout(() => publish(other), debounceMs));
+    }
+  };
+
   /** The analysis of a document's current text, computed once per version; none for documents over the size limit. */
   const analysisOf = (uri: string): Analysis | undefined => {
     const doc = documents.get(uri);
@@ -91,7 +121,7 @@ export function startServer(connection: Connection): void {
     const cached = analyses.get(uri);
     if (cached && cached.version === doc.version) return cached;
     let checker = checkers.get(uri);
-    if (!checker) checkers.set(uri, (checker = new DocumentChecker(uri)));
+    if (!checker) checkers.set(uri, (checker = checkerFor(uri)));
     const text = doc.getText();
     const fresh = new Analysis(text, doc.version, checker.update(text));
     analyses.set(uri, fresh);
@@ -116,9 +146,13 @@ export function startServer(connection: Connection): void {
     }
   };
 
-  documents.onDidOpen((e) => publish(e.document.uri));
+  documents.onDidOpen((e) => {
+    publish(e.document.uri);
+    recheckImporters(e.document.uri);
+  });
   documents.onDidChangeContent((e) => {
     const uri = e.document.uri;
+    recheckImporters(uri);
     if (published.get(uri) === e.document.version) return; // the open itself, already published
     // Leading edge: a change after a quiet spell is checked at once (setImmediate still merges the
     // changes of one message batch); changes during a burst wait until it pauses for debounceMs.
@@ -135,6 +169,7 @@ export function startServer(connection: Connection): void {
     published.delete(uri);
     lastPublish.delete(uri);
     void connection.sendDiagnostics({ uri, diagnostics: [] });
+    recheckImporters(uri); // they read it from disk again
   });
 
   /**
@@ -208,6 +243,16 @@ export function startServer(connection: Connection): void {
 
   documents.listen(connection);
   connection.listen();
+}
+
+/** The path of a file: URI; undefined for other schemes and for URIs that name no local file. */
+function filePath(uri: string): string | undefined {
+  if (!uri.startsWith('file:')) return undefined;
+  try {
+    return fileURLToPath(uri);
+  } catch {
+    return undefined;
+  }
 }
 
 /**

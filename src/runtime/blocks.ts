@@ -64,12 +64,12 @@ export const batchBytes = (count: number, perSample: number, labelBytes: number)
 /** A run of batches as one block; a single batch is passed on as it is, without a copy. */
 export function stackBatches(group: readonly Pick<Batch, 'x' | 'y' | 'count'>[]): StepBlock {
   if (group.length === 1) return { x: group[0].x, y: group[0].y, count: group[0].count, steps: 1 };
-  const per = group[0].x.length, count = group[0].count;
+  const per = group[0].x.length, count = group[0].count, labels = group[0].y.length; // labels: count, or count masks
   const x = new Float32Array(group.length * per);
-  const y = group[0].y instanceof BigInt64Array ? new BigInt64Array(group.length * count) : new Int32Array(group.length * count);
+  const y = group[0].y instanceof BigInt64Array ? new BigInt64Array(group.length * labels) : new Int32Array(group.length * labels);
   group.forEach((b, i) => {
     x.set(b.x, i * per);
-    (y as Int32Array).set(b.y as Int32Array, i * count); // both arrays have the same element type
+    (y as Int32Array).set(b.y as Int32Array, i * labels); // both arrays have the same element type
   });
   return { x, y, count: group.length * count, steps: group.length };
 }

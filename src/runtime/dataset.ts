@@ -1,13 +1,14 @@
 /**
- * Data sets for training and evaluation: IDX files (MNIST, Fashion-MNIST) or a folder of images with
- * one subfolder per class. Everything is held in memory as unsigned bytes and converted to normalised
- * floats one batch at a time.
+ * Data sets for training and evaluation: IDX files (MNIST, Fashion-MNIST), a folder of images with
+ * one subfolder per class, or image/mask pairs for dense prediction (images/ and masks/ folders of
+ * files with matching names, a mask pixel's value its class). Everything is held in memory as
+ * unsigned bytes and converted to normalised floats (and int labels) one batch at a time.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { UserError } from '../errors.ts';
 import { readIdx } from './idx.ts';
-import { decodeImage, type ImageOptions } from './images.ts';
+import { decodeImage, decodeMask, type ImageOptions } from './images.ts';
 
 export interface Dataset {
   /** The directory it was loaded from, for error messages. */
@@ -20,6 +21,8 @@ export interface Dataset {
   labels: Uint8Array | Int32Array;
   /** The file the labels come from (IDX), named when a label is out of range; else `source`. */
   labelsFile?: string;
+  /** Image/mask pairs: the masks, size * H * W class indices, and each sample's mask file (labels are then all 0). */
+  masks?: { shape: [number, number]; data: Uint8Array; files: string[] };
 }
 
 export type Split = 'train' | 'test';
@@ -161,6 +164,66 @@ export async function loadImageFolder(dir: string, opts: FolderOptions): Promise
   return loadFolders(dir, classes, opts);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Image/mask pairs
+
+export const IMAGES_DIR = 'images';
+export const MASKS_DIR = 'masks';
+
+/** Whether dir holds images/ and masks/ (a data set of image/mask pairs). */
+const isMaskFolder = (dir: string) => { const s = subfolders(dir); return s.includes(IMAGES_DIR) && s.includes(MASKS_DIR); };
+
+const stem = (file: string) => file.replace(/\.[^.]*$/, '');
+
+/** A few names of a list, for messages: `a.png, b.png and 3 more`. */
+function someOf(names: readonly string[]): string {
+  const shown = names.slice(0, 3).join(', ');
+  return names.length > 3 ? `${shown} and ${names.length - 3} more` : shown;
+}
+
+/**
+ * root/images/NAME.(png|jpg) with root/masks/NAME.png, paired by NAME: an image without a mask or
+ * a mask without an image is an error naming them. The pairs in sorted order.
+ */
+function maskPairs(root: string): { image: string; mask: string }[] {
+  const list = (dir: string, ext: RegExp) => readdirSync(join(root, dir)).filter((f) => visible(f) && ext.test(f)).sort();
+  const images = list(IMAGES_DIR, IMAGE_EXT), masks = list(MASKS_DIR, /\.png$/i);
+  const maskByStem = new Map(masks.map((m) => [stem(m), m]));
+  const imageStems = new Set(images.map(stem));
+  const lonely = images.filter((f) => !maskByStem.has(stem(f)));
+  if (lonely.length) throw new UserError(`${plural(lonely.length, 'image')} without a mask of the same name in ${MASKS_DIR}/ (NAME.png): ${someOf(lonely)}`, join(root, IMAGES_DIR));
+  const orphans = masks.filter((m) => !imageStems.has(stem(m)));
+  if (orphans.length) throw new UserError(`${plural(orphans.length, 'mask')} without an image of the same name in ${IMAGES_DIR}/: ${someOf(orphans)}`, join(root, MASKS_DIR));
+  if (images.length === 0) throw new UserError('holds no PNG or JPEG images', join(root, IMAGES_DIR));
+  return images.map((f) => ({ image: join(root, IMAGES_DIR, f), mask: join(root, MASKS_DIR, maskByStem.get(stem(f))!) }));
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** What image/mask pairs are decoded to: the model's input, and the mask size its output has. */
+export interface MaskOptions extends ImageOptions {
+  mask: [number, number];
+  /** Class names (the model's classes=, or 0..K-1). */
+  classes: readonly string[];
+}
+
+/** Loads root/images and root/masks (see maskPairs); every mask must have the model's output size. */
+export async function loadMaskFolder(root: string, opts: MaskOptions): Promise<Dataset> {
+  if (!existsSync(root)) throw new UserError('data folder does not exist', root);
+  const pairs = maskPairs(root);
+  const { channels, height, width } = opts;
+  const per = channels * height * width, perMask = opts.mask[0] * opts.mask[1];
+  const images = new Uint8Array(pairs.length * per), masks = new Uint8Array(pairs.length * perMask);
+  await forEachLimit(pairs, 8, async (p, i) => {
+    images.set(await decodeImage(p.image, opts), i * per);
+    masks.set(await decodeMask(p.mask, opts.mask), i * perMask);
+  });
+  return {
+    source: root, size: pairs.length, shape: [channels, height, width], classes: [...opts.classes], images,
+    labels: new Int32Array(pairs.length), masks: { shape: opts.mask, data: masks, files: pairs.map((p) => p.mask) },
+  };
+}
+
 /**
  * Runs fn over items with at most `limit` in flight (sharp decodes on libuv's thread pool).
  * On failure it starts nothing new and rethrows the error of the earliest failing item, so the
@@ -185,7 +248,7 @@ async function forEachLimit<T>(items: T[], limit: number, fn: (item: T, i: numbe
 /** How a data directory is laid out. */
 export type DataLayout =
   | { kind: 'idx'; dir: string; hasTest: boolean }
-  | { kind: 'folders'; train: string; test?: string };
+  | { kind: 'folders' | 'masks'; train: string; test?: string };
 
 function checkDataDir(dir: string): void {
   if (!existsSync(dir)) throw new UserError('data directory does not exist', dir);
@@ -193,19 +256,24 @@ function checkDataDir(dir: string): void {
 }
 
 /**
- * IDX files when dir has train-… files; class folders under train/ (and test/) when dir's only
- * subfolders are those; otherwise dir's subfolders are the classes.
+ * IDX files when dir has train-… files; image/mask pairs when dir (or its train/) holds images/ and
+ * masks/; folders under train/ (and test/) when dir's only subfolders are those; otherwise dir's
+ * subfolders are the classes.
  */
 export function findLayout(dir: string): DataLayout {
   checkDataDir(dir);
   const has = (split: Split) => { const f = idxFiles(dir, split); return Boolean(f.images || f.labels); };
   if (has('train')) return { kind: 'idx', dir, hasTest: has('test') };
+  if (isMaskFolder(dir)) return { kind: 'masks', train: dir };
   const subdirs = subfolders(dir);
   if (subdirs.length === 0) {
     throw new UserError('contains neither IDX files (train-images-idx3-ubyte[.gz]) nor class subfolders of PNG/JPEG images', dir);
   }
   if (subdirs.includes('train') && subdirs.every((d) => d === 'train' || d === 'test')) {
-    return { kind: 'folders', train: join(dir, 'train'), test: subdirs.includes('test') ? join(dir, 'test') : undefined };
+    const [train, test] = [join(dir, 'train'), subdirs.includes('test') ? join(dir, 'test') : undefined];
+    const kind = isMaskFolder(train) ? 'masks' : 'folders';
+    if (test && kind === 'masks' && !isMaskFolder(test)) throw new UserError(`has no ${IMAGES_DIR}/ and ${MASKS_DIR}/ as train/ has`, test);
+    return { kind, train, test };
   }
   return { kind: 'folders', train: dir };
 }
@@ -217,6 +285,8 @@ export interface DataSpec {
   input: readonly number[];
   /** The model's `classes=`, if any. */
   classes?: readonly string[];
+  /** A dense model (dense.ts): its classes and the H×W of the masks it predicts. */
+  dense?: { classes: number; height: number; width: number };
   /** Fraction of each class held out for validation when class folders have no test split (default 0.1; 0: none). */
   valSplit?: number;
   /** Seeds the validation split (the train seed). */
@@ -251,9 +321,23 @@ export async function loadTrainingData(dir: string, spec: DataSpec): Promise<Tra
   const valSplit = spec.valSplit ?? DEFAULT_VAL_SPLIT;
   if (!(valSplit >= 0 && valSplit < 1)) throw new UserError(`--val-split ${valSplit}: expected a fraction in [0, 1), e.g. 0.1`);
   const layout = findLayout(dir);
+  checkLayoutFits(dir, layout, spec);
   const data = layout.kind === 'idx' ? loadIdxData(layout, spec) : await loadFolderData(layout, spec, valSplit);
   const limit = (ds: Dataset | undefined, n?: number) => (ds && n !== undefined ? sliceDataset(ds, n) : ds);
   return { ...data, train: limit(data.train, spec.limitTrain)!, eval: limit(data.eval, spec.limitTest) };
+}
+
+/** Image/mask pairs for a dense model, and only for one. */
+function checkLayoutFits(dir: string, layout: DataLayout, spec: DataSpec): void {
+  if (spec.dense && layout.kind !== 'masks') {
+    const { classes, height, width } = spec.dense;
+    throw new UserError(`model ${spec.model} predicts a class at each of ${height}x${width} positions (${classes} classes), so it trains on image/mask pairs: ` +
+      `${IMAGES_DIR}/NAME.png with ${MASKS_DIR}/NAME.png (optionally under train/ and test/); this folder holds ${layout.kind === 'idx' ? 'IDX files' : 'class folders'}`, dir);
+  }
+  if (!spec.dense && layout.kind === 'masks') {
+    throw new UserError(`holds image/mask pairs (${IMAGES_DIR}/, ${MASKS_DIR}/) for dense prediction, but model ${spec.model} gives one prediction per image; ` +
+      'a model for masks ends in a K×H×W feature map (e.g. a 1x1 conv to K classes)', dir);
+  }
 }
 
 function loadIdxData(layout: Extract<DataLayout, { kind: 'idx' }>, spec: DataSpec): TrainingData {
@@ -281,11 +365,19 @@ function imageOptions(dir: string, spec: DataSpec): { image: ImageOptions; conve
   return { image: { channels: c as 1 | 3, height: h, width: w, resize: spec.resize, onConvert }, converted };
 }
 
-async function loadFolderData(layout: Extract<DataLayout, { kind: 'folders' }>, spec: DataSpec, valSplit: number): Promise<TrainingData> {
+async function loadFolderData(layout: Extract<DataLayout, { kind: 'folders' | 'masks' }>, spec: DataSpec, valSplit: number): Promise<TrainingData> {
   const { image, converted } = imageOptions(layout.train, spec);
-  const classes = classOrder(layout.train, [...classFolders(layout.train).keys()], spec.classes);
-  const all = await loadFolders(layout.train, classes, image);
-  const split = layout.test ? await testSplit(layout.test, classes, image) : heldOutSplit(layout.train, all, valSplit, spec.seed ?? 0);
+  let all: Dataset, split: Omit<TrainingData, 'train'> & { train?: Dataset };
+  if (layout.kind === 'masks') {
+    const { classes, height, width } = spec.dense!;
+    const opts = { ...image, mask: [height, width] as [number, number], classes: spec.classes?.length ? spec.classes : Array.from({ length: classes }, (_, i) => String(i)) };
+    all = await loadMaskFolder(layout.train, opts);
+    split = layout.test ? { eval: await loadMaskFolder(layout.test, opts), evalName: 'test', notices: [] } : heldOutSplit(layout.train, all, valSplit, spec.seed ?? 0);
+  } else {
+    const classes = classOrder(layout.train, [...classFolders(layout.train).keys()], spec.classes);
+    all = await loadFolders(layout.train, classes, image);
+    split = layout.test ? await testSplit(layout.test, classes, image) : heldOutSplit(layout.train, all, valSplit, spec.seed ?? 0);
+  }
   const notices = [...split.notices, converted()].filter((n): n is string => n !== undefined);
   return { ...split, train: split.train ?? all, notices };
 }
@@ -308,7 +400,7 @@ function heldOutSplit(dir: string, all: Dataset, valSplit: number, seed: number)
   }
   const { train, val } = holdOut(all, valSplit, seed);
   return { train, eval: val, evalName: 'val', notices: [`notice: ${dir} has no train/ and test/ split; holding out ${val.size} of its ` +
-    `${all.size} images (${+(100 * valSplit).toFixed(2)}% of each class, seeded) for validation (--val-split)`] };
+    `${all.size} images (${+(100 * valSplit).toFixed(2)}% ${all.masks ? 'of them' : 'of each class'}, seeded) for validation (--val-split)`] };
 }
 
 /** The samples at `indices`, in that order. */
@@ -317,13 +409,20 @@ function subset(ds: Dataset, indices: readonly number[]): Dataset {
   const images = new Uint8Array(indices.length * per);
   indices.forEach((i, k) => images.set(ds.images.subarray(i * per, (i + 1) * per), k * per));
   const labels = Int32Array.from(indices, (i) => ds.labels[i]);
-  return { ...ds, size: indices.length, images, labels };
+  return { ...ds, size: indices.length, images, labels, masks: ds.masks && subsetMasks(ds.masks, indices) };
+}
+
+function subsetMasks(m: NonNullable<Dataset['masks']>, indices: readonly number[]): Dataset['masks'] {
+  const per = m.shape[0] * m.shape[1];
+  const data = new Uint8Array(indices.length * per);
+  indices.forEach((i, k) => data.set(m.data.subarray(i * per, (i + 1) * per), k * per));
+  return { shape: m.shape, data, files: indices.map((i) => m.files[i]) };
 }
 
 /**
  * A seeded, stratified validation split: from each class, round(fraction x its count) images
  * (at least one, and never all of them) chosen by a shuffle seeded by (seed, class). Both parts keep
- * the original order.
+ * the original order. (Image/mask pairs all have label 0: the same rule over all of them.)
  */
 export function holdOut(ds: Dataset, fraction: number, seed: number): { train: Dataset; val: Dataset } {
   const byClass = new Map<number, number[]>();
@@ -343,7 +442,7 @@ export function sliceDataset(ds: Dataset, n: number): Dataset {
   if (!Number.isInteger(n) || n < 1) throw new UserError(`a data slice needs a positive whole number of samples, got ${n}`);
   if (n >= ds.size) return ds;
   const per = ds.shape.reduce((a, b) => a * b, 1);
-  return { ...ds, size: n, images: ds.images.subarray(0, n * per), labels: ds.labels.subarray(0, n) };
+  return { ...ds, size: n, images: ds.images.subarray(0, n * per), labels: ds.labels.subarray(0, n), masks: ds.masks && subsetMasks(ds.masks, Array.from({ length: n }, (_, i) => i)) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -369,6 +468,7 @@ export async function loadDataset(dir: string, opts: LoadOptions = {}): Promise<
   const split = opts.split ?? 'train';
   const layout = findLayout(dir);
   if (layout.kind === 'idx') return loadIdxDataset(dir, split, opts);
+  if (layout.kind === 'masks') throw new UserError('holds image/mask pairs; they load with the model\'s output size (loadTrainingData)', dir);
   const { channels, height, width } = opts;
   if (!channels || !height || !width) throw new UserError('holds image folders; loading them needs the model\'s channels, height and width', dir);
   const image = { channels, height, width, resize: opts.resize };
@@ -379,17 +479,38 @@ export async function loadDataset(dir: string, opts: LoadOptions = {}): Promise<
   return loadFolders(layout.test, classes, image);
 }
 
-/** Checks that a data set fits a model with the given input shape [C, H, W] and number of classes. */
-export function checkAgainstModel(ds: Dataset, inputShape: readonly number[], numClasses: number): void {
+/**
+ * Checks that a data set fits a model with the given input shape [C, H, W] and number of classes;
+ * a dense model's (`dense`) masks have its output's H×W and a class (or the ignore label) at every pixel.
+ */
+export function checkAgainstModel(ds: Dataset, inputShape: readonly number[], numClasses: number, dense?: { height: number; width: number; ignore?: number }): void {
   const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
   if (inputShape.length !== 3 || inputShape.some((d, i) => d !== ds.shape[i])) {
     throw new UserError(`images have shape ${fmt(ds.shape)} (channels, height, width) ` +
       `but the model's input is ${fmt(inputShape)}`, ds.source);
   }
+  if (dense || ds.masks) {
+    checkMasks(ds, numClasses, dense);
+    return;
+  }
   const max = maxLabel(ds.labels);
   if (max >= numClasses) {
     throw new UserError(`label ${max} (class '${ds.classes[max] ?? max}') is out of range: ` +
       `the model has ${numClasses} classes (labels 0..${numClasses - 1})`, ds.labelsFile ?? ds.source);
+  }
+}
+
+function checkMasks(ds: Dataset, numClasses: number, dense?: { height: number; width: number; ignore?: number }): void {
+  if (!dense || !ds.masks) throw new UserError(dense ? 'holds no masks, but the model predicts one' : 'holds masks, but the model gives one prediction per image', ds.source);
+  const [h, w] = ds.masks.shape;
+  if (h !== dense.height || w !== dense.width) throw new UserError(`masks are ${h}x${w}, but the model predicts ${dense.height}x${dense.width}`, ds.source);
+  const per = h * w, data = ds.masks.data;
+  for (let i = 0; i < data.length; i++) {
+    if (data[i] < numClasses || data[i] === dense.ignore) continue;
+    const at = i % per;
+    const ignore = dense.ignore === undefined ? '; a label for unlabelled pixels is declared with loss: ... ignore=VALUE' : ` (nor the ignore label ${dense.ignore})`;
+    throw new UserError(`pixel value ${data[i]} at row ${Math.floor(at / w)}, column ${at % w} is not a class: ` +
+      `the model predicts ${numClasses} classes (mask values 0..${numClasses - 1})${ignore}`, ds.masks.files[Math.floor(i / per)]);
   }
 }
 
@@ -461,11 +582,14 @@ export interface BatchOptions {
   labelType?: 'int32' | 'int64';
   /** Start at this batch of the epoch, for resuming mid-epoch. */
   startBatch?: number;
+  /** Mask pixels that a crop shifts in from outside the image: the ignore label (default 0). */
+  maskFill?: number;
 }
 
 export interface Batch {
   /** count * C * H * W normalised floats. */
   x: Float32Array;
+  /** count labels, or count masks of H * W (image/mask pairs). */
   y: Int32Array | BigInt64Array;
   count: number;
   /** Which samples of the data set are in the batch. */
@@ -514,18 +638,20 @@ function makeBatch(ds: Dataset, indices: Uint32Array, luts: Float32Array[], opts
   const per = c * h * w;
   const count = indices.length;
   const x = new Float32Array(count * per);
-  const y = opts.labelType === 'int32' ? new Int32Array(count) : new BigInt64Array(count);
+  const perLabel = ds.masks ? ds.masks.shape[0] * ds.masks.shape[1] : 1;
+  const y = opts.labelType === 'int32' ? new Int32Array(count * perLabel) : new BigInt64Array(count * perLabel);
   const { flip = false, cropPad = 0 } = opts.augment ?? {};
   const rand = seededRandom(mixSeed(opts.seed ?? 0, opts.epoch ?? 0, b, 0xa06));
   for (let k = 0; k < count; k++) {
     const i = indices[k];
-    if (y instanceof Int32Array) y[k] = ds.labels[i];
-    else y[k] = BigInt(ds.labels[i]);
     // Draw the same number of values per sample whatever the options, so the stream stays aligned.
     const mirror = flip && rand() < 0.5;
     const dy = cropPad ? Math.floor(rand() * (2 * cropPad + 1)) - cropPad : 0;
     const dx = cropPad ? Math.floor(rand() * (2 * cropPad + 1)) - cropPad : 0;
     writeSample(ds.images, i * per, x, k * per, ds.shape, luts, mirror, dy, dx);
+    if (ds.masks) writeMask(ds.masks, i, y, k, opts.maskFill ?? 0, mirror, dy, dx);
+    else if (y instanceof Int32Array) y[k] = ds.labels[i];
+    else y[k] = BigInt(ds.labels[i]);
   }
   return { x, y, count, indices, index: b };
 }
@@ -548,6 +674,21 @@ function writeSample(src: Uint8Array, srcOff: number, out: Float32Array, outOff:
         const sc = (mirror ? w - 1 - col : col) + dx;
         out[rowOut + col] = sc < 0 || sc >= w ? lut[0] : lut[src[rowIn + sc]];
       }
+    }
+  }
+}
+
+/** Sample i's mask into labels k, moved as writeSample moves its image; `fill` where it shifts in from outside. */
+function writeMask(masks: NonNullable<Dataset['masks']>, i: number, out: Int32Array | BigInt64Array, k: number, fill: number, mirror: boolean, dy: number, dx: number): void {
+  const [h, w] = masks.shape;
+  const src = masks.data, srcOff = i * h * w, outOff = k * h * w;
+  for (let r = 0; r < h; r++) {
+    const sr = r + dy;
+    for (let col = 0; col < w; col++) {
+      const sc = (mirror ? w - 1 - col : col) + dx;
+      const v = sr < 0 || sr >= h || sc < 0 || sc >= w ? fill : src[srcOff + sr * w + sc];
+      if (out instanceof Int32Array) out[outOff + r * w + col] = v;
+      else out[outOff + r * w + col] = BigInt(v);
     }
   }
 }

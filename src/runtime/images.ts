@@ -1,5 +1,5 @@
 /**
- * Decoding PNG/JPEG images into the CHW layout a model takes.
+ * Decoding PNG/JPEG images into the CHW layout a model takes, and PNG masks into class indices.
  *
  * Channel rule when converting (with resize; the model's channel count decides, never the file):
  *  - alpha is dropped (not composited), so a transparent pixel keeps its colour values;
@@ -78,6 +78,44 @@ export async function decodeImage(path: string, opts: ImageOptions): Promise<Uin
   }
   const pixels = opts.width * opts.height;
   return opts.channels === 3 ? rgbToChw(rgb, pixels) : rgbToGray(rgb, pixels);
+}
+
+/**
+ * Decodes a mask: a PNG whose pixel values are class indices, 8-bit gray (colour files are taken
+ * when every pixel is gray; alpha is dropped), of exactly [height, width]: masks are never resized
+ * (interpolation would invent classes) and never JPEG (lossy compression changes the values).
+ */
+export async function decodeMask(path: string, [height, width]: readonly [number, number]): Promise<Uint8Array> {
+  let file: Buffer;
+  try {
+    file = await readFile(path);
+  } catch (e) {
+    throw new UserError(`cannot read mask: ${(e as Error).message}`, path);
+  }
+  let meta: Metadata;
+  try {
+    meta = await sharp(file).metadata();
+  } catch (e) {
+    throw new UserError(`not a readable PNG mask (${(e as Error).message.split('\n')[0]})`, path);
+  }
+  const why = meta.format !== 'png' ? `is ${meta.format ?? 'not an image'}, not PNG (masks must be lossless)`
+    : meta.isPalette ? 'is a palette PNG; save masks as 8-bit grayscale, each pixel value the class index'
+      : meta.depth !== 'uchar' ? `has ${meta.depth} samples; masks are 8-bit` : undefined;
+  if (why) throw new UserError(`mask ${why}`, path);
+  if (meta.height !== height || meta.width !== width) {
+    throw new UserError(`mask is ${meta.height}x${meta.width}, but the model predicts ${height}x${width} (masks are not resized)`, path);
+  }
+  const { data, info } = await sharp(file).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  const mask = new Uint8Array(height * width);
+  const step = info.channels, colour = info.channels >= 3;
+  for (let i = 0; i < mask.length; i++) {
+    const v = data[i * step];
+    if (colour && (data[i * step + 1] !== v || data[i * step + 2] !== v)) {
+      throw new UserError(`mask has colour pixels (row ${Math.floor(i / width)}, column ${i % width}); masks are grayscale, each pixel value the class index`, path);
+    }
+    mask[i] = v;
+  }
+  return mask;
 }
 
 function isGray(rgb: Uint8Array): boolean {

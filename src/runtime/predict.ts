@@ -1,14 +1,18 @@
 /**
  * Classifying inputs with a compiled model: images (PNG/JPEG) and IDX files, preprocessed as the
- * model's `input` line says (resize to its H×W, its channel count, mean and std).
+ * model's `input` line says (resize to its H×W, its channel count, mean and std); a dense model
+ * (dense.ts) gives a mask per input, the predicted class of each pixel, written as a PNG.
  */
 import { extname } from 'node:path';
+import sharp from 'sharp';
+import { denseOutput } from '../compiler/dense.ts';
 import { finalLayer } from '../compiler/model.ts';
 import type { LayerKind } from '../compiler/layers/types.ts';
 import type { CheckedModel } from '../compiler/model.ts';
 import { UserError } from '../errors.ts';
 import { readIdx } from './idx.ts';
 import { loadImage, normalize } from './images.ts';
+import { writeFileAtomic } from './files.ts';
 import { createSession, floatTensor, runSession, type Device } from './session.ts';
 
 export interface Sample {
@@ -88,28 +92,86 @@ export function classProbabilities(row: Float32Array, ends: LayerKind['probabili
   return ends ? Float64Array.from(row) : softmax(row);
 }
 
-/** Runs the model in batches and returns the top-k classes of each sample. */
-export async function predict(onnx: Uint8Array, model: CheckedModel, samples: Sample[], opts: { topK: number; device?: Device; batch?: number; threads?: number }): Promise<{ predictions: Prediction[]; device: string; notice?: string }> {
+export interface PredictOptions {
+  topK: number;
+  device?: Device;
+  batch?: number;
+  threads?: number;
+}
+
+/**
+ * Runs the model on the samples in batches; `each` gets every sample with its outputs (the model's
+ * output values for it). Returns the device used.
+ */
+async function runBatches(onnx: Uint8Array, model: CheckedModel, samples: Sample[], opts: PredictOptions, each: (s: Sample, out: Float32Array) => void): Promise<{ device: string; notice?: string }> {
   const { session, device, notice } = await createSession(onnx, { device: opts.device ?? 'cpu', threads: opts.threads });
-  const classes = model.output![0];
-  const labels = model.preprocess.classes;
+  const per = model.output!.reduce((a, b) => a * b, 1);
   const size = samples[0]?.data.length ?? 0;
   const batch = opts.batch ?? 64;
+  try {
+    for (let start = 0; start < samples.length; start += batch) {
+      const chunk = samples.slice(start, start + batch);
+      const x = new Float32Array(chunk.length * size);
+      chunk.forEach((s, i) => x.set(s.data, i * size));
+      const out = await runSession(session, { input: floatTensor(x, [chunk.length, ...model.input!]) });
+      const values = Object.values(out)[0].data as Float32Array;
+      chunk.forEach((s, i) => each(s, values.subarray(i * per, (i + 1) * per)));
+    }
+  } finally {
+    await session.release();
+  }
+  return { device, notice };
+}
+
+/** Runs the model in batches and returns the top-k classes of each sample. */
+export async function predict(onnx: Uint8Array, model: CheckedModel, samples: Sample[], opts: PredictOptions): Promise<{ predictions: Prediction[]; device: string; notice?: string }> {
+  const labels = model.preprocess.classes;
   const predictions: Prediction[] = [];
   const ends = finalLayer(model.root)?.layer.probabilities;
-  for (let start = 0; start < samples.length; start += batch) {
-    const chunk = samples.slice(start, start + batch);
-    const x = new Float32Array(chunk.length * size);
-    chunk.forEach((s, i) => x.set(s.data, i * size));
-    const out = await runSession(session, { input: floatTensor(x, [chunk.length, ...model.input!]) });
-    const logits = Object.values(out)[0].data;
-    chunk.forEach((s, i) => {
-      const row = logits.subarray(i * classes, (i + 1) * classes);
-      const probs = classProbabilities(row, ends);
-      const order = [...probs.keys()].sort((a, b) => probs[b] - probs[a]).slice(0, opts.topK);
-      predictions.push({ source: s.source, top: order.map((k) => ({ class: k, label: labels?.[k] ?? String(k), probability: probs[k] })) });
-    });
-  }
-  await session.release();
-  return { predictions, device, notice };
+  const run = await runBatches(onnx, model, samples, opts, (s, row) => {
+    const probs = classProbabilities(row, ends);
+    const order = [...probs.keys()].sort((a, b) => probs[b] - probs[a]).slice(0, opts.topK);
+    predictions.push({ source: s.source, top: order.map((k) => ({ class: k, label: labels?.[k] ?? String(k), probability: probs[k] })) });
+  });
+  return { predictions, ...run };
+}
+
+export interface MaskPrediction {
+  source: string;
+  /** H·W class indices, row by row. */
+  mask: Uint8Array;
+  /** The share of the pixels predicted each class, by class. */
+  shares: number[];
+}
+
+/**
+ * A dense model's masks: at each pixel the class with the largest output (a single channel: class 1
+ * where its logit, or its sigmoid's probability, says more likely than not).
+ */
+export async function predictMasks(onnx: Uint8Array, model: CheckedModel, samples: Sample[], opts: PredictOptions): Promise<{ masks: MaskPrediction[]; device: string; notice?: string }> {
+  const { channels: K, height, width } = denseOutput(model.output)!;
+  const classes = K === 1 ? 2 : K;
+  if (classes > 256) throw new UserError(`model ${model.name} predicts ${classes} classes; a PNG mask holds at most 256 (8-bit values)`);
+  const threshold = finalLayer(model.root)?.layer.probabilities === 'sigmoid' ? 0.5 : 0;
+  const P = height * width;
+  const masks: MaskPrediction[] = [];
+  const run = await runBatches(onnx, model, samples, opts, (s, out) => {
+    const mask = new Uint8Array(P);
+    const counts = new Array<number>(classes).fill(0);
+    for (let p = 0; p < P; p++) {
+      let best = 0;
+      if (K === 1) best = out[p] > threshold ? 1 : 0;
+      else for (let k = 1; k < K; k++) if (out[k * P + p] > out[best * P + p]) best = k;
+      mask[p] = best;
+      counts[best]++;
+    }
+    masks.push({ source: s.source, mask, shares: counts.map((c) => c / P) });
+  });
+  return { masks, ...run };
+}
+
+/** Writes a mask as an 8-bit grayscale PNG (pixel value = class index), atomically. */
+export async function writeMaskPng(file: string, mask: Uint8Array, [height, width]: readonly [number, number]): Promise<void> {
+  const png = await sharp(Buffer.from(mask), { raw: { width, height, channels: 1 } }).toColourspace('b-w').png().toBuffer();
+  writeFileAtomic(file, png);
 }

@@ -9,7 +9,7 @@ import { formatShape } from '../compiler/layers/types.ts';
 import type { CheckedModel } from '../compiler/model.ts';
 import type { TrainConfig } from '../compiler/train-config.ts';
 import {
-  emitEval, emitTrainLoop, emitTrainStep, initialState, NEW_PREFIX, trainPlan, TRAIN_INPUTS, TRAIN_OUTPUTS, type GraphOptions, type TrainPlan,
+  emitEval, emitTrainLoop, emitTrainStep, initialState, labelDims, NEW_PREFIX, trainPlan, TRAIN_INPUTS, TRAIN_OUTPUTS, type GraphOptions, type TrainPlan,
 } from '../compiler/emit/train.ts';
 import { UserError } from '../errors.ts';
 import { createSession, type SessionOptions } from './session.ts';
@@ -21,6 +21,21 @@ const toNumber = (v: number | bigint) => Number(v);
 
 function labelsTensor(y: StepBatch['y'], dims: number[]): ort.Tensor {
   return new ort.Tensor('int64', y instanceof BigInt64Array ? y : BigInt64Array.from(y, (v) => BigInt(v)), dims);
+}
+
+/** Step k's loss and correct count, and a dense model's IoU counts, from outputs holding `steps` steps. */
+function results(out: ort.InferenceSession.OnnxValueMapType, steps: number): StepResult[] {
+  const loss = out[TRAIN_OUTPUTS.loss].data as Float32Array, correct = out[TRAIN_OUTPUTS.correct].data as BigInt64Array;
+  const counts = (name: string, k: number) => {
+    const t = out[name];
+    if (!t) return undefined;
+    const per = (t.data as BigInt64Array).length / steps;
+    return Array.from((t.data as BigInt64Array).subarray(k * per, (k + 1) * per), toNumber);
+  };
+  return Array.from({ length: steps }, (_, k) => ({
+    loss: loss[k], correct: toNumber(correct[k]),
+    ...(out[TRAIN_OUTPUTS.intersection] && { intersection: counts(TRAIN_OUTPUTS.intersection, k), union: counts(TRAIN_OUTPUTS.union, k) }),
+  }));
 }
 
 export interface OrtRunnerOptions extends TrainRunnerOptions {
@@ -41,6 +56,8 @@ export class OrtTrainRunner implements TrainStepRunner {
   private readonly values = new Map<string, ort.Tensor>();
   /** Names fed back after each step (`new:NAME` -> NAME). */
   private readonly updated: string[];
+  /** The labels' dimensions after the batch (a dense model's mask). */
+  private readonly labelDims: number[];
 
   private constructor(
     readonly plan: TrainPlan,
@@ -54,6 +71,7 @@ export class OrtTrainRunner implements TrainStepRunner {
     private readonly sessionOpts: SessionOptions,
   ) {
     this.updated = plan.state.filter((e) => e.updated).map((e) => e.name);
+    this.labelDims = labelDims(plan.model);
   }
 
   static async create(model: CheckedModel, config: TrainConfig, opts: OrtRunnerOptions): Promise<OrtTrainRunner> {
@@ -88,12 +106,12 @@ export class OrtTrainRunner implements TrainStepRunner {
   async run(batch: StepBatch, lr: number, step: number): Promise<StepResult> {
     const feeds = this.feeds(ALL);
     feeds[TRAIN_INPUTS.input] = this.inputTensor(batch.x, [batch.count]);
-    feeds[TRAIN_INPUTS.labels] = labelsTensor(batch.y, [batch.count]);
+    feeds[TRAIN_INPUTS.labels] = labelsTensor(batch.y, [batch.count, ...this.labelDims]);
     feeds[TRAIN_INPUTS.lr] = scalarFloat(lr);
     feeds[TRAIN_INPUTS.step] = scalarInt(step);
     const out = await this.step.run(feeds);
     for (const name of this.updated) this.values.set(name, out[NEW_PREFIX + name]);
-    return { loss: (out[TRAIN_OUTPUTS.loss].data as Float32Array)[0], correct: toNumber((out[TRAIN_OUTPUTS.correct].data as BigInt64Array)[0]) };
+    return results(out, 1)[0];
   }
 
   /**
@@ -107,31 +125,26 @@ export class OrtTrainRunner implements TrainStepRunner {
     this.loop ??= (await createSession(emitTrainLoop(this.plan, this.graphOpts), this.sessionOpts)).session;
     const feeds = this.feeds(ALL);
     feeds[TRAIN_INPUTS.input] = this.inputTensor(block.x, [k, count]);
-    feeds[TRAIN_INPUTS.labels] = labelsTensor(block.y, [k, count]);
+    feeds[TRAIN_INPUTS.labels] = labelsTensor(block.y, [k, count, ...this.labelDims]);
     feeds[TRAIN_INPUTS.lr] = new ort.Tensor('float32', Float32Array.from(lrs), [k]);
     feeds[TRAIN_INPUTS.step] = scalarInt(step);
     const out = await this.loop.run(feeds);
     for (const name of this.updated) this.values.set(name, out[NEW_PREFIX + name]);
-    const loss = out[TRAIN_OUTPUTS.loss].data as Float32Array, correct = out[TRAIN_OUTPUTS.correct].data as BigInt64Array;
-    return Array.from({ length: k }, (_, i) => ({ loss: loss[i], correct: toNumber(correct[i]) }));
+    return results(out, k);
   }
 
   async evaluate(batch: StepBatch): Promise<StepResult> {
-    const r = await this.evaluateWithLogits(batch);
-    return { loss: r.loss, correct: r.correct };
+    const { logits: _, ...r } = await this.evaluateWithLogits(batch);
+    return r;
   }
 
   /** evaluate, with the model's outputs. */
   async evaluateWithLogits(batch: StepBatch): Promise<StepResult & { logits: Float32Array }> {
     const feeds = this.feeds(MODEL);
     feeds[TRAIN_INPUTS.input] = this.inputTensor(batch.x, [batch.count]);
-    feeds[TRAIN_INPUTS.labels] = labelsTensor(batch.y, [batch.count]);
+    feeds[TRAIN_INPUTS.labels] = labelsTensor(batch.y, [batch.count, ...this.labelDims]);
     const out = await this.evalSession.run(feeds);
-    return {
-      loss: (out[TRAIN_OUTPUTS.loss].data as Float32Array)[0],
-      correct: toNumber((out[TRAIN_OUTPUTS.correct].data as BigInt64Array)[0]),
-      logits: out[TRAIN_OUTPUTS.logits].data as Float32Array,
-    };
+    return { ...results(out, 1)[0], logits: out[TRAIN_OUTPUTS.logits].data as Float32Array };
   }
 
   state(): TrainState {

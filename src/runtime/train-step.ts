@@ -14,7 +14,10 @@ import type { Device } from './session.ts';
 export interface StepBatch {
   /** count * C * H * W floats (augmented for training steps, plain for evaluation). */
   x: Float32Array;
-  /** Class indices, count of them; int64 unless the runner asks for int32 (labelType). */
+  /**
+   * Class indices, count of them (a dense model's masks: count·H·W, one per pixel); int64 unless
+   * the runner asks for int32 (labelType).
+   */
   y: BigInt64Array | Int32Array;
   count: number;
 }
@@ -31,8 +34,11 @@ export interface StepBlock extends StepBatch {
 export interface StepResult {
   /** Mean loss over the batch's samples (the trainer weights it by count). */
   loss: number;
-  /** Samples whose arg-max prediction equals the label. */
+  /** Samples (a dense model's pixels) whose prediction equals the label. */
   correct: number;
+  /** Dense models: per class, pixels predicted and labelled it, and pixels predicted or labelled it. */
+  intersection?: number[];
+  union?: number[];
 }
 
 export interface TensorData {

@@ -10,6 +10,7 @@
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { classesOf, denseOutput } from '../compiler/dense.ts';
 import type { CheckedModel } from '../compiler/model.ts';
 import type { TrainConfig } from '../compiler/train-config.ts';
 import { UserError } from '../errors.ts';
@@ -75,12 +76,17 @@ export interface LogRecord {
   epoch: number;
   step: number;
   loss: number;
+  /** Accuracy: of the samples, or a dense model's pixels (pixel accuracy). */
   acc: number;
+  /** Dense models: the mean IoU over the classes present (predicted or labelled) in the epoch's pixels. */
+  miou?: number;
   test_loss?: number;
   test_acc?: number;
+  test_miou?: number;
   /** Instead of test_*, when the held-out set is a validation part of the training images. */
   val_loss?: number;
   val_acc?: number;
+  val_miou?: number;
   lr: number;
   images_per_s: number;
   /** Seconds of training so far, over all resumed sessions. */
@@ -94,12 +100,19 @@ export interface TrainResult {
   steps: number;
   interrupted: boolean;
   history: LogRecord[];
-  best?: { epoch: number; acc: number };
+  best?: Best;
   lastCheckpoint?: string;
   bestCheckpoint?: string;
 }
 
 export const TRAIN_META_FORMAT = 'cnnc-train/1';
+
+/** The best epoch: by held-out (else training) accuracy, or a dense model's mean IoU (`miou`). */
+export interface Best {
+  epoch: number;
+  acc: number;
+  miou?: number;
+}
 
 /** The metadata stored in training checkpoints. */
 export interface TrainMeta {
@@ -117,7 +130,7 @@ export interface TrainMeta {
   config: TrainConfig;
   data: DataOrder;
   history: LogRecord[];
-  best: { epoch: number; acc: number } | null;
+  best: Best | null;
   /** The class names, label by label (folder names, classes= or IDX names), for predict. Absent in older checkpoints. */
   classes?: string[];
   /** The smoothed per-step training loss for curves.svg (LossTrace.points). Absent in older checkpoints. */
@@ -171,23 +184,67 @@ export interface DataOrder {
   augment: TrainConfig['augment'];
 }
 
-interface EpochSums {
-  lossSum: number;
-  correct: number;
-  seen: number;
+interface EpochSums extends MetricSums {
   /** Steps run in this epoch so far and the seconds they took (data preparation included). */
   steps: number;
   seconds: number;
 }
 
+/** What an epoch's or an evaluation's results add up to. */
+interface MetricSums {
+  lossSum: number;
+  correct: number;
+  /** Samples. */
+  seen: number;
+  /** Labels that count (samples, or a dense model's pixels, less those with the ignore label); absent in older checkpoints: seen. */
+  counted?: number;
+  /** Dense models: per class, pixels predicted and labelled it, and pixels predicted or labelled it. */
+  intersection?: number[];
+  union?: number[];
+}
+
+/** Adds one step's (or evaluation batch's) result over `samples` samples with `counted` counted labels. */
+function addResult(sums: MetricSums, r: StepResult, samples: number, counted: number): void {
+  sums.lossSum += r.loss * samples;
+  sums.correct += r.correct;
+  sums.seen += samples;
+  sums.counted = (sums.counted ?? sums.seen - samples) + counted;
+  const add = (into: number[] | undefined, v: number[]) => (into ? into.map((x, i) => x + v[i]) : [...v]);
+  if (r.intersection && r.union) {
+    sums.intersection = add(sums.intersection, r.intersection);
+    sums.union = add(sums.union, r.union);
+  }
+}
+
+const accuracy = (s: MetricSums) => s.correct / (s.counted ?? s.seen);
+
+/** The mean over classes with a non-empty union (predicted or labelled somewhere) of intersection / union. */
+export function meanIou(s: Pick<MetricSums, 'intersection' | 'union'>): number | undefined {
+  if (!s.intersection || !s.union) return undefined;
+  const present = s.union.flatMap((u, c) => (u > 0 ? [s.intersection![c] / u] : []));
+  return present.length ? present.reduce((a, b) => a + b, 0) / present.length : undefined;
+}
+
+/** The labels of y[from, to) that count: all, or those other than the ignore label. */
+function countLabels(y: ArrayLike<number | bigint>, ignore: number | undefined, from: number, to: number): number {
+  if (ignore === undefined) return to - from;
+  let n = 0;
+  for (let i = from; i < to; i++) if (Number(y[i]) !== ignore) n++;
+  return n;
+}
+
+
 // ---------------------------------------------------------------------------------------------
 // Data checks
 
-/** Number of classes the model predicts: its output size, or 2 for a single logit under bce. */
+/**
+ * Number of classes the model predicts: its output size (a dense model's channels), or 2 for a
+ * single logit under bce.
+ */
 export function modelClasses(model: CheckedModel, config: TrainConfig): number {
   if (!model.output) throw new UserError(`model ${model.name} has errors; its output shape is unknown`);
-  const size = model.output.reduce((a, b) => a * b, 1);
-  return config.loss.kind === 'bce' && size === 1 ? 2 : size;
+  const size = denseOutput(model.output)?.channels ?? model.output.reduce((a, b) => a * b, 1);
+  return classesOf(size, config.loss.kind);
 }
 
 /**
@@ -199,7 +256,8 @@ export function checkData(model: CheckedModel, config: TrainConfig, ds: Dataset)
   const classes = modelClasses(model, config);
   const per = ds.shape.reduce((a, b) => a * b, 1);
   const flat = model.input.length === 1 && model.input[0] === per;
-  checkAgainstModel(ds, flat ? ds.shape : model.input, classes);
+  const dense = denseOutput(model.output);
+  checkAgainstModel(ds, flat ? ds.shape : model.input, classes, dense && { ...dense, ignore: config.loss.ignore });
 }
 
 /** Kept here for the callers that import it from the trainer. */
@@ -329,10 +387,12 @@ class Progress {
     const rate = sums.seconds > 0 ? sums.seen / sums.seconds : 0;
     const perStep = sums.steps > 0 ? sums.seconds / sums.steps : NaN;
     const eta = (this.stepsPerEpoch - batch) * perStep;
+    const miou = meanIou(sums);
     const parts = [
       { text: `epoch ${epoch + 1}/${this.epochs} ${(100 * frac).toFixed(0).padStart(3)}%`, priority: 5 },
       { text: `loss ${(sums.lossSum / sums.seen).toFixed(4)}`, priority: 3 },
-      { text: `acc ${pct(sums.correct / sums.seen)}`, priority: 1 },
+      { text: `acc ${pct(accuracy(sums))}`, priority: 1 },
+      ...(miou === undefined ? [] : [{ text: `mIoU ${miou.toFixed(4)}`, priority: 1 }]),
       { text: `${rate.toFixed(0)} img/s`, priority: 2 },
       { text: `ETA ${fmtTime(eta)}, run ${fmtTime(this.runEta(epoch, eta, perStep))}`, priority: 4 },
     ];
@@ -375,7 +435,7 @@ class Progress {
 // The loop
 
 function emptySums(): EpochSums {
-  return { lossSum: 0, correct: 0, seen: 0, steps: 0, seconds: 0 };
+  return { lossSum: 0, correct: 0, seen: 0, counted: 0, steps: 0, seconds: 0 };
 }
 
 function dataOrder(config: TrainConfig, dropLast: boolean, trainSet: Dataset, testSet?: Dataset): DataOrder {
@@ -406,17 +466,15 @@ function configChanges(saved: TrainConfig, now: TrainConfig): string[] {
   return out;
 }
 
-async function evaluateSet(runner: TrainStepRunner, ds: Dataset, batchSize: number, opts: { mean: number[]; std: number[]; labelType: 'int32' | 'int64'; depth: number }): Promise<{ loss: number; acc: number }> {
-  let lossSum = 0, correct = 0, seen = 0;
+async function evaluateSet(runner: TrainStepRunner, ds: Dataset, batchSize: number, opts: { mean: number[]; std: number[]; labelType: 'int32' | 'int64'; depth: number; ignore?: number }): Promise<{ loss: number; acc: number; miou?: number }> {
+  const sums: MetricSums = { lossSum: 0, correct: 0, seen: 0, counted: 0 };
   const source = batches(ds, { batchSize, shuffle: false, mean: opts.mean, std: opts.std, labelType: opts.labelType });
   for await (const b of prefetch(source, opts.depth)) {
     const r = await runner.evaluate({ x: b.x, y: b.y, count: b.count });
     checkFinite(r, 'evaluation');
-    lossSum += r.loss * b.count;
-    correct += r.correct;
-    seen += b.count;
+    addResult(sums, r, b.count, countLabels(b.y, opts.ignore, 0, b.y.length));
   }
-  return { loss: lossSum / seen, acc: correct / seen };
+  return { loss: sums.lossSum / sums.seen, acc: accuracy(sums), miou: meanIou(sums) };
 }
 
 function checkFinite(r: StepResult, where: string, step?: number): void {
@@ -426,13 +484,20 @@ function checkFinite(r: StepResult, where: string, step?: number): void {
   }
 }
 
+/** `{ [name]: v }`, or nothing for a model without IoU counts. */
+const miouField = (name: string, v: number | undefined): Record<string, number> => (v === undefined ? {} : { [name]: v });
+
+/** What the best epoch is chosen by: a dense model's mean IoU, else accuracy. */
+const bestScore = (b: Best) => b.miou ?? b.acc;
+
 /** Steps per runner call for this run (blocks.ts), from the option, the device and the batch's size. */
 function stepsPerCall(opts: TrainOptions, trainSet: Dataset, labelType: 'int32' | 'int64'): BlockChoice {
   const device = opts.runner.device ?? 'cpu';
   const perSample = trainSet.shape.reduce((a, b) => a * b, 1);
+  const labels = trainSet.masks ? trainSet.masks.shape[0] * trainSet.masks.shape[1] : 1;
   return chooseStepsPerCall({
     requested: opts.stepsPerCall, device, canBlock: typeof opts.runner.runBlock === 'function',
-    batchBytes: batchBytes(opts.config.batch, perSample, labelType === 'int32' ? 4 : 8),
+    batchBytes: batchBytes(opts.config.batch, perSample, labels * (labelType === 'int32' ? 4 : 8)),
     freeDeviceBytes: device === 'cuda' ? (opts.freeDeviceBytes ?? freeGpuBytes)() : undefined,
   });
 }
@@ -467,7 +532,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let epoch = 0, batch = 0, step = 0, elapsedBase = 0;
   let sums = emptySums();
   let history: LogRecord[] = [];
-  let best: { epoch: number; acc: number } | null = null;
+  let best: Best | null = null;
   let trace = new LossTrace(stepsPerEpoch);
 
   removeTemps(outDir, out);
@@ -539,7 +604,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
   };
   const evaluateChecked = (ds: Dataset) =>
-    evaluateSet(runner, ds, batchSize, { mean: model.preprocess.mean, std: model.preprocess.std, labelType, depth })
+    evaluateSet(runner, ds, batchSize, { mean: model.preprocess.mean, std: model.preprocess.std, labelType, depth, ignore: config.loss.ignore })
       .catch((e: unknown) => { throw memoryError(e, 'evaluation', 1); });
 
   // Ctrl-C: finish the step (or block), save, return; a second Ctrl-C exits at once.
@@ -575,7 +640,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const source = batches(trainSet, {
         batchSize, shuffle: true, seed: config.seed, epoch, dropLast, startBatch: batch, labelType,
         augment: { flip: config.augment.flip, cropPad: config.augment.crop },
-        mean: model.preprocess.mean, std: model.preprocess.std,
+        mean: model.preprocess.mean, std: model.preprocess.std, maskFill: config.loss.ignore,
       });
       progress.startEpoch(batch);
       let lr = configLearningRate(config, step, counts);
@@ -593,15 +658,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           step++;
           batch = g.first + i + 1;
           sums.seconds += seconds;
-          sums.lossSum += r.loss * g.perStep;
-          sums.correct += r.correct;
-          sums.seen += g.perStep;
+          const labels = g.y.length / g.steps;
+          addResult(sums, r, g.perStep, countLabels(g.y, config.loss.ignore, i * labels, (i + 1) * labels));
           sums.steps++;
           trace.add(step, r.loss);
           progress.step(epoch, batch, sums, blocked && i === g.steps - 1);
           if (logEvery > 0 && step % logEvery === 0 && batch < stepsPerEpoch) { // the epoch line covers an epoch's last step
             logLine({
-              type: 'step', epoch: epoch + 1, step, loss: sums.lossSum / sums.seen, acc: sums.correct / sums.seen, lr,
+              type: 'step', epoch: epoch + 1, step, loss: sums.lossSum / sums.seen, acc: accuracy(sums), ...miouField('miou', meanIou(sums)), lr,
               images_per_s: round(sums.seen / Math.max(sums.seconds, 1e-9), 1), elapsed: round(elapsed(), 3),
             });
           }
@@ -618,18 +682,19 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const test = testSet ? await evaluateChecked(testSet) : undefined;
       progress.evalSeconds = (performance.now() - evalStart) / 1000;
       const record: LogRecord = {
-        type: 'epoch', epoch: epoch + 1, step, loss: sums.lossSum / sums.seen, acc: sums.correct / sums.seen,
-        ...(test && (evalName === 'val' ? { val_loss: test.loss, val_acc: test.acc } : { test_loss: test.loss, test_acc: test.acc })),
+        type: 'epoch', epoch: epoch + 1, step, loss: sums.lossSum / sums.seen, acc: accuracy(sums), ...miouField('miou', meanIou(sums)),
+        ...(test && { [`${evalName}_loss`]: test.loss, [`${evalName}_acc`]: test.acc, ...miouField(`${evalName}_miou`, test.miou) }),
         lr, images_per_s: round(sums.seen / Math.max(sums.seconds, 1e-9), 1), elapsed: round(elapsed(), 3),
       };
       history = [...history, record];
       logLine(record);
-      progress.line(`epoch ${record.epoch}/${config.epochs}  loss ${record.loss.toFixed(4)}  acc ${pct(record.acc)}` +
-        (test ? `  ${evalName} loss ${test.loss.toFixed(4)}  ${evalName} acc ${pct(test.acc)}` : '') +
+      const miouText = (name: string, v?: number) => (v === undefined ? '' : `  ${name} ${v.toFixed(4)}`);
+      progress.line(`epoch ${record.epoch}/${config.epochs}  loss ${record.loss.toFixed(4)}  acc ${pct(record.acc)}${miouText('mIoU', record.miou)}` +
+        (test ? `  ${evalName} loss ${test.loss.toFixed(4)}  ${evalName} acc ${pct(test.acc)}${miouText(`${evalName} mIoU`, test.miou)}` : '') +
         `  lr ${lr.toPrecision(3)}  ${record.images_per_s.toFixed(0)} img/s  ${fmtTime(sums.seconds)}`);
-      const score = test ? test.acc : record.acc;
-      const isBest = !best || score > best.acc;
-      if (isBest) best = { epoch: epoch + 1, acc: score };
+      const scored: Best = test ? { epoch: epoch + 1, acc: test.acc, ...miouField('miou', test.miou) } : { epoch: epoch + 1, acc: record.acc, ...miouField('miou', record.miou) };
+      const isBest = !best || bestScore(scored) > bestScore(best);
+      if (isBest) best = scored;
       epoch++;
       batch = 0;
       sums = emptySums();
@@ -739,6 +804,12 @@ export function curvesSvg(history: readonly LogRecord[], title: string, evalName
     { label: 'train loss', ...train, points: pick((r) => r.loss) }, { label: `${evalName} loss`, ...test, points: pick((r) => r.test_loss ?? r.val_loss) },
   ];
   const acc: Series[] = [{ label: 'train acc', ...train, points: pick((r) => r.acc) }, { label: `${evalName} acc`, ...test, points: pick((r) => r.test_acc ?? r.val_acc) }];
+  // Dense models: mean IoU beside pixel accuracy, on the same 0..1 axis.
+  const miou: Series[] = [
+    { label: 'train mIoU', color: '#2ca02c', points: pick((r) => r.miou) },
+    { label: `${evalName} mIoU`, color: '#2ca02c', dash: '6 4', points: pick((r) => r.test_miou ?? r.val_miou) },
+  ];
+  const dense = miou.some((m) => m.points.length);
   const maxLoss = Math.max(1e-6, ...loss.flatMap((s) => s.points.map((p) => p[1])));
   const lossTicks = niceTicks(0, maxLoss * 1.05);
   const lossStep = lossTicks.length > 1 ? lossTicks[1] - lossTicks[0] : maxLoss;
@@ -749,7 +820,7 @@ export function curvesSvg(history: readonly LogRecord[], title: string, evalName
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${W / 2}" y="18" text-anchor="middle" font-size="15">${xmlEscape(title)}: ${plural(n, 'epoch')}</text>`,
     panel(0, 24, pw, H, 'loss', loss, [0, lossTop], fmtTick, xHi, 'top'),
-    panel(pw, 24, pw, H, 'accuracy', acc, [0, 1], (v) => `${Math.round(v * 100)}%`, xHi, 'bottom'),
+    panel(pw, 24, pw, H, dense ? 'pixel accuracy and mean IoU' : 'accuracy', dense ? [...acc, ...miou] : acc, [0, 1], (v) => `${Math.round(v * 100)}%`, xHi, 'bottom'),
     '</svg>',
     '',
   ].join('\n');

@@ -8,12 +8,10 @@ import * as ort from 'onnxruntime-node';
 import { check } from '../../src/index.ts';
 import type { CheckedModel, LayerNode, Node } from '../../src/compiler/model.ts';
 import { defaultTrainConfig, type TrainConfig } from '../../src/compiler/train-config.ts';
-import { convGeometry } from '../../src/compiler/layers/conv.ts';
 import { emitGradient, GRAD_PREFIX, NEW_PREFIX, trainPlan, type TrainPlan } from '../../src/compiler/emit/train.ts';
-import * as ref from '../reference/ops.ts';
+import { referenceLayers, type T64 } from '../reference/layers.ts';
 import { uniform } from './random.ts';
 
-export interface T64 { data: Float64Array; dims: number[] }
 export type Params = Map<string, Float64Array>;
 
 const size = (d: readonly number[]) => d.reduce((a, b) => a * b, 1);
@@ -24,46 +22,6 @@ export function checkModel(source: string): CheckedModel {
   const errors = r.diagnostics.filter((d) => d.severity === 'error');
   if (errors.length) throw new Error(errors.map((d) => d.message).join('; '));
   return r.models[0];
-}
-
-/** Channel softmax (axis 1) of [N, C, ...]. */
-function softmaxAxis1(x: Float64Array, dims: number[]): Float64Array {
-  const [N, C] = dims;
-  const inner = size(dims.slice(2));
-  const out = new Float64Array(x.length);
-  for (let n = 0; n < N; n++)
-    for (let k = 0; k < inner; k++) {
-      let max = -Infinity;
-      for (let c = 0; c < C; c++) max = Math.max(max, x[(n * C + c) * inner + k]);
-      let total = 0;
-      for (let c = 0; c < C; c++) total += out[(n * C + c) * inner + k] = Math.exp(x[(n * C + c) * inner + k] - max);
-      for (let c = 0; c < C; c++) out[(n * C + c) * inner + k] /= total;
-    }
-  return out;
-}
-
-/** Batch norm with batch statistics (training mode). */
-export function batchNormTrain(x: Float64Array, dims: number[], gamma: ArrayLike<number>, beta: ArrayLike<number>, eps: number): { y: Float64Array; mean: Float64Array; variance: Float64Array; count: number } {
-  const [N, C] = dims;
-  const inner = size(dims.slice(2));
-  const count = N * inner;
-  const mean = new Float64Array(C), variance = new Float64Array(C);
-  for (let c = 0; c < C; c++) {
-    let s = 0;
-    for (let n = 0; n < N; n++) for (let k = 0; k < inner; k++) s += x[(n * C + c) * inner + k];
-    mean[c] = s / count;
-    let v = 0;
-    for (let n = 0; n < N; n++) for (let k = 0; k < inner; k++) v += (x[(n * C + c) * inner + k] - mean[c]) ** 2;
-    variance[c] = v / count;
-  }
-  const y = new Float64Array(x.length);
-  for (let n = 0; n < N; n++)
-    for (let c = 0; c < C; c++)
-      for (let k = 0; k < inner; k++) {
-        const i = (n * C + c) * inner + k;
-        y[i] = ((x[i] - mean[c]) / Math.sqrt(variance[c] + eps)) * gamma[c] + beta[c];
-      }
-  return { y, mean, variance, count };
 }
 
 /** x · f with f broadcast (numpy rules) to x's dims. */
@@ -98,61 +56,16 @@ function concatChannels(parts: T64[]): T64 {
   return { data: out, dims: [N, C, ...parts[0].dims.slice(2)] };
 }
 
-/** The float64 forward of one layer in training mode (batch statistics; dropout must have p = 0). */
+/** The float64 forward of one layer in training mode (batch statistics unless frozen; dropout must have p = 0). */
 function refLayer(node: LayerNode, x: T64, p: Params, frozen: (n: LayerNode) => boolean): T64 {
-  const P = (name: string) => {
+  const reference = referenceLayers[node.layer.name];
+  if (!reference) throw new Error(`no reference for ${node.layer.name} (test/reference/layers.ts)`);
+  const param = (name: string) => {
     const v = p.get(`${node.path}.${name}`);
     if (!v) throw new Error(`no parameter ${node.path}.${name}`);
     return v;
   };
-  const a = node.args;
-  const w = node.window;
-  const r = (res: ref.Result): T64 => ({ data: res.data, dims: res.shape });
-  switch (node.layer.name) {
-    case 'conv': case 'dwconv': {
-      const g = convGeometry(node.input!, a, node.layer.name);
-      const wShape = node.params.find((s) => s.name === 'weight')!.shape as number[];
-      return r(ref.conv2d(x.data, x.dims, P('weight'), wShape, a.bias ? P('bias') : null, {
-        stride: [...g.window.stride] as [number, number], pads: [...g.window.pads] as [number, number, number, number],
-        dilation: [...g.window.dilation] as [number, number], groups: g.groups,
-      }));
-    }
-    case 'bn':
-      if (frozen(node)) return r(ref.batchNormInference(x.data, x.dims, P('weight'), P('bias'), P('running_mean'), P('running_var'), a.eps as number));
-      return { data: batchNormTrain(x.data, x.dims, P('weight'), P('bias'), a.eps as number).y, dims: x.dims };
-    case 'relu': return r(ref.relu(x.data, x.dims));
-    case 'relu6': return r(ref.relu6(x.data, x.dims));
-    case 'leakyrelu': return r(ref.leakyRelu(x.data, x.dims, a.slope as number));
-    case 'elu': return r(ref.elu(x.data, x.dims, a.alpha as number));
-    case 'gelu': return r(ref.gelu(x.data, x.dims));
-    case 'silu': return r(ref.silu(x.data, x.dims));
-    case 'sigmoid': return r(ref.sigmoid(x.data, x.dims));
-    case 'tanh': return r(ref.tanh(x.data, x.dims));
-    case 'hardswish': return r(ref.hardswish(x.data, x.dims));
-    case 'softmax': return { data: softmaxAxis1(x.data, x.dims), dims: x.dims };
-    case 'prelu': {
-      const s = P('weight');
-      return r(ref.prelu(x.data, x.dims, s.length === 1 ? new Float64Array(x.dims[1]).fill(s[0]) : s));
-    }
-    case 'maxpool': case 'avgpool': case 'sumpool': {
-      const o = { kernel: [...w!.kernel] as [number, number], stride: [...w!.stride] as [number, number], pads: [...w!.pads] as [number, number, number, number] };
-      if (node.layer.name === 'maxpool') return r(ref.maxPool2d(x.data, x.dims, o));
-      if (node.layer.name === 'sumpool') return r(ref.sumPool2d(x.data, x.dims, o));
-      return r(ref.avgPool2d(x.data, x.dims, { ...o, countIncludePad: a.count_pad as boolean }));
-    }
-    case 'globalavgpool': return r(ref.globalAvgPool(x.data, x.dims));
-    case 'globalmaxpool': return r(ref.globalMaxPool(x.data, x.dims));
-    case 'flatten': return { data: x.data, dims: [x.dims[0], size(x.dims.slice(1))] };
-    case 'dense': {
-      const wShape = node.params.find((s) => s.name === 'weight')!.shape as number[];
-      return r(ref.dense(x.data, x.dims, P('weight'), wShape, a.bias ? P('bias') : null));
-    }
-    case 'dropout':
-      if (a.p !== 0) throw new Error('the reference forward has no dropout masks');
-      return x;
-    default:
-      throw new Error(`no reference for ${node.layer.name}`);
-  }
+  return reference(node, x, param, !frozen(node));
 }
 
 export function refForward(node: Node, x: T64, p: Params, frozen: (n: LayerNode) => boolean = (n) => n.frozen): T64 {

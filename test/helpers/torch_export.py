@@ -112,6 +112,16 @@ def train_forward(m, cmd):
     return {}
 
 
+def train_output(m, cmd):
+    """The forward in train mode, with PyTorch's own seeded draws for the random layers."""
+    model = m.build_model(cmd['model'])
+    model.train()
+    torch.manual_seed(cmd['seed'])
+    with torch.no_grad():
+        write(cmd['output'], model(read(cmd['input'], [cmd['batch'], *model.INPUT])))
+    return {}
+
+
 def load(m, cmd):
     model = m.build_model(cmd['model'])
     try:
@@ -130,7 +140,7 @@ def frozen(m, cmd):
     }
 
 
-COMMANDS = {'parity': parity, 'forward': forward, 'train-forward': train_forward, 'load': load, 'frozen': frozen}
+COMMANDS = {'parity': parity, 'forward': forward, 'train-forward': train_forward, 'train-output': train_output, 'load': load, 'frozen': frozen}
 
 for line in sys.stdin:
     cmd = json.loads(line)

@@ -2,10 +2,13 @@
 the reference for test/weights-torch.test.ts. One process does all the work (importing torch takes
 seconds).
 
-Reads a JSON job on stdin: {"dir": DIR, "models": [{"name": "resnet18", "seed": 1,
-"files": ["safetensors", "sorted", "folded", "nofold", "plain", "training", "pth"]}]}. For each model:
-parameters from torch.manual_seed(seed) and batch-norm affine values and running statistics
-randomised too (so that folding them into the convolutions matters), then, as asked:
+Reads a JSON job on stdin: {"dir": DIR, "models": [{"name": "resnet18", "seed": 1, "input": [3, 224, 224],
+"kwargs": {}, "files": ["safetensors", "sorted", "folded", "nofold", "plain", "training", "pth"]}]}.
+NAME is a torchvision.models constructor (called with kwargs) or one of REFERENCES below, for the
+zoo's models that torchvision lacks. For each model: parameters from torch.manual_seed(seed), batch-norm
+affine values and running statistics randomised too (so that folding them into the convolutions
+matters), and every other parameter its initialisation left constant (zero biases, LayerNorm's ones,
+ConvNeXt's layer scale of 1e-6) drawn at random, so that a misplaced one changes the logits; then, as asked:
   DIR/NAME.safetensors          the state dict, float32, in state-dict order (num_batches_tracked as I64)
   DIR/NAME.sorted.safetensors   the same tensors sorted by name, as safetensors.torch.save_file writes them
   DIR/NAME.folded.onnx          torch.onnx.export in eval mode (torch 1.13 folds batch norm into the convs)
@@ -14,8 +17,9 @@ randomised too (so that folding them into the convolutions matters), then, as as
   DIR/NAME.training.onnx        torch.onnx.export with training=TrainingMode.TRAINING (batch norm kept; the
                                 export's forward pass in training mode updates the running statistics first)
   DIR/pth/NAME.pth              torch.save of the state dict (a pickle)
-  DIR/NAME.input.bin, NAME.logits.bin   a seeded [1, 3, 224, 224] batch and the eval-mode logits (float32)
-Writes {"NAME": {"params": trainable count, "buffers": buffer count without num_batches_tracked}} to stdout.
+  DIR/NAME.input.bin, NAME.logits.bin   a seeded [1, *input] batch and the eval-mode logits (float32)
+Writes {"NAME": {"params": trainable count, "buffers": buffer count without num_batches_tracked,
+"macs": the multiply-accumulates of its Conv2d and Linear modules on one sample}} to stdout.
 """
 import copy
 import json
@@ -45,9 +49,21 @@ def save_safetensors(path, tensors):
         f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
-def randomised(name, seed):
+def lenet5():
+    """examples/zoo/lenet5.cnn's modern simplification of LeNet-5 (not in torchvision)."""
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Flatten(), nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, 10))
+
+
+REFERENCES = {"lenet5": lenet5}
+
+
+def randomised(name, seed, kwargs):
     torch.manual_seed(seed)
-    model = getattr(torchvision.models, name)()
+    model = REFERENCES[name]() if name in REFERENCES else getattr(torchvision.models, name)(**kwargs)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -55,7 +71,27 @@ def randomised(name, seed):
                 m.bias.normal_(0, 0.2)
                 m.running_mean.normal_(0, 0.2)
                 m.running_var.uniform_(0.5, 2.0)
+        for p in model.parameters():
+            if bool((p == p.flatten()[0]).all()):
+                if p.flatten()[0] == 0:
+                    p.normal_(0, 0.1)
+                else:
+                    p.uniform_(0.5, 1.5)
     return model.eval()
+
+
+def macs_counter(model):
+    """Forward hooks adding up each Conv2d's and Linear's multiply-accumulates per sample into a list's one entry."""
+    total = [0]
+
+    def count(m, inputs, output):
+        per_output = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1] if isinstance(m, torch.nn.Conv2d) else m.in_features
+        total[0] += output.numel() // output.shape[0] * per_output
+
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            m.register_forward_hook(count)
+    return total
 
 
 def export(model, x, path, **kw):
@@ -69,7 +105,7 @@ def run(job):
     for spec in job["models"]:
         name, files = spec["name"], spec["files"]
         base = os.path.join(job["dir"], name)
-        model = randomised(name, spec["seed"])
+        model = randomised(name, spec["seed"], spec.get("kwargs", {}))
         state = model.state_dict()
         if "safetensors" in files:
             save_safetensors(base + ".safetensors", state)
@@ -79,7 +115,7 @@ def run(job):
             os.makedirs(os.path.join(job["dir"], "pth"), exist_ok=True)
             torch.save(state, os.path.join(job["dir"], "pth", name + ".pth"))
         torch.manual_seed(1000 + spec["seed"])
-        x = torch.randn(1, 3, 224, 224)
+        x = torch.randn(1, *spec["input"])
         if "folded" in files:
             export(model, x, base + ".folded.onnx")
         if "nofold" in files:
@@ -89,6 +125,7 @@ def run(job):
         if "training" in files:
             # A training-mode export runs the model in training mode, which updates the running statistics: a copy.
             export(copy.deepcopy(model), x, base + ".training.onnx", training=torch.onnx.TrainingMode.TRAINING)
+        macs = macs_counter(model)
         with torch.no_grad():
             logits = model(x)
         x.numpy().astype("<f4").tofile(base + ".input.bin")
@@ -96,6 +133,7 @@ def run(job):
         out[name] = {
             "params": sum(p.numel() for p in model.parameters()),
             "buffers": sum(b.numel() for k, b in model.named_buffers() if not k.endswith("num_batches_tracked")),
+            "macs": macs[0],
         }
     return out
 

@@ -110,6 +110,43 @@ export function batchNormInference(x: Data, shape: number[], gamma: Data, beta: 
   return { data: out, shape: [...shape] };
 }
 
+/** ShuffleNet's channel shuffle of NCHW: output channel j·G + i is input channel i·(C/G) + j. */
+export function channelShuffle(x: Data, shape: number[], groups: number): Result {
+  const [N, C] = shape;
+  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+  const per = C / groups;
+  const out = new Float64Array(x.length);
+  for (let n = 0; n < N; n++)
+    for (let i = 0; i < groups; i++)
+      for (let j = 0; j < per; j++)
+        for (let k = 0; k < inner; k++) out[(n * C + j * groups + i) * inner + k] = x[(n * C + i * per + j) * inner + k];
+  return { data: out, shape: [...shape] };
+}
+
+/** x · s[c] per channel (axis 1 of NCHW or NC). */
+export function channelScale(x: Data, shape: number[], s: Data): Result {
+  const C = shape[1];
+  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+  return map(x, shape, (v, i) => v * s[Math.floor(i / inner) % C]);
+}
+
+/** Layer normalisation over axis 1 (the channels at each position, or a vector's features), then γ·x̂ + β per channel. */
+export function layerNorm(x: Data, shape: number[], gamma: Data, beta: Data, eps = 1e-5): Result {
+  const [N, C] = shape;
+  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+  const out = new Float64Array(x.length);
+  for (let n = 0; n < N; n++)
+    for (let k = 0; k < inner; k++) {
+      const idx = (c: number) => (n * C + c) * inner + k;
+      let mean = 0;
+      for (let c = 0; c < C; c++) mean += x[idx(c)] / C;
+      let variance = 0;
+      for (let c = 0; c < C; c++) variance += (x[idx(c)] - mean) ** 2 / C;
+      for (let c = 0; c < C; c++) out[idx(c)] = ((x[idx(c)] - mean) / Math.sqrt(variance + eps)) * gamma[c] + beta[c];
+    }
+  return { data: out, shape: [...shape] };
+}
+
 /** y = x W^T + b with W in PyTorch's [out, in] layout. */
 export function dense(x: Data, xShape: number[], w: Data, wShape: number[], b: Data | null): Result {
   const [N, K] = xShape;
@@ -137,6 +174,41 @@ export function softmax(x: Data, shape: number[]): Result {
     for (let k = 0; k < D; k++) out[r * D + k] /= total;
   }
   return { data: out, shape: [...shape] };
+}
+
+/** Softmax over axis 1 (the channels) of [N, C, ...]. */
+export function softmaxChannels(x: Data, shape: number[]): Result {
+  const [N, C] = shape;
+  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+  const out = new Float64Array(x.length);
+  for (let n = 0; n < N; n++)
+    for (let k = 0; k < inner; k++) {
+      const at = (c: number) => (n * C + c) * inner + k;
+      let max = -Infinity;
+      for (let c = 0; c < C; c++) max = Math.max(max, x[at(c)]);
+      let total = 0;
+      for (let c = 0; c < C; c++) total += out[at(c)] = Math.exp(x[at(c)] - max);
+      for (let c = 0; c < C; c++) out[at(c)] /= total;
+    }
+  return { data: out, shape: [...shape] };
+}
+
+/** Batch norm with the batch's statistics (training mode): the output, the per-channel mean and biased variance. */
+export function batchNormTrain(x: Data, shape: number[], gamma: Data, beta: Data, eps: number): Result & { mean: Float64Array; variance: Float64Array; count: number } {
+  const [N, C] = shape;
+  const inner = shape.slice(2).reduce((a, b) => a * b, 1);
+  const count = N * inner;
+  const mean = new Float64Array(C), variance = new Float64Array(C);
+  for (let c = 0; c < C; c++) {
+    let s = 0;
+    for (let n = 0; n < N; n++) for (let k = 0; k < inner; k++) s += x[(n * C + c) * inner + k];
+    mean[c] = s / count;
+    let v = 0;
+    for (let n = 0; n < N; n++) for (let k = 0; k < inner; k++) v += (x[(n * C + c) * inner + k] - mean[c]) ** 2;
+    variance[c] = v / count;
+  }
+  const y = batchNormInference(x, shape, gamma, beta, mean, variance, eps);
+  return { ...y, mean, variance, count };
 }
 
 const map = (x: Data, shape: number[], f: (v: number, i: number) => number): Result =>
@@ -169,6 +241,8 @@ export const sigmoid = (x: Data, s: number[]) => map(x, s, sigmoidScalar);
 export const silu = (x: Data, s: number[]) => map(x, s, (v) => v * sigmoidScalar(v));
 export const tanh = (x: Data, s: number[]) => map(x, s, Math.tanh);
 export const hardswish = (x: Data, s: number[]) => map(x, s, (v) => (v * Math.min(Math.max(v + 3, 0), 6)) / 6);
+export const hardsigmoid = (x: Data, s: number[]) => map(x, s, (v) => Math.min(Math.max(v + 3, 0), 6) / 6);
+export const identity = (x: Data, s: number[]) => map(x, s, (v) => v);
 
 /** PReLU with one slope per channel (axis 1 of NCHW or NC). */
 export function prelu(x: Data, s: number[], slopes: Data): Result {

@@ -18,7 +18,8 @@ import type { AttrValue, Dim, ElemType, GraphBuilder, TensorData } from '../onnx
 import type { onnx as O } from 'onnx-proto';
 import type { ParamSpec, Shape } from '../layers/types.ts';
 import type { LayerNode, Node } from '../model.ts';
-import { LineMap } from '../source.ts';
+import path from 'node:path';
+import { LineMap, type SourceSet } from '../source.ts';
 
 type NodeProto = O.NodeProto;
 
@@ -36,6 +37,8 @@ export interface LowerContextOptions {
   /** Source file name and text, for node names like `conv1 (model.cnn:3)`. */
   file?: string;
   source?: string;
+  /** The check's texts: nodes from blocks of imported files are named after their own file and line. */
+  sources?: SourceSet;
   /** Name of the batch dimension in recorded value_info (default 'N'). */
   batch?: Dim;
   /** Record value_info for each layer and combinator output (default true). */
@@ -103,6 +106,11 @@ export class LowerContext {
 
   /** Where a node comes from, for node names: `model.cnn:3`. */
   location(node: Node): string {
+    const imported = this.opts.sources?.of(node.span.start);
+    if (imported && imported.base > 0) {
+      const { position } = this.opts.sources!.locate(node.span.start);
+      return `${path.basename(imported.name)}:${position.line + 1}`;
+    }
     if (!this.lines) return this.file;
     return `${this.file}:${this.lines.position(node.span.start).line + 1}`;
   }
@@ -202,8 +210,9 @@ export class LowerContext {
     }
   }
 
-  /** Training mode: `value` holds the new value of buffer `param` of `node` (bn running stats). */
+  /** Training mode: `value` holds the new value of buffer `param` of `node`, one its kind lists in `updates`. */
   updateState(node: LayerNode, param: string, value: string): void {
+    if (!node.layer.updates?.includes(param)) throw new Error(`layer ${node.path} (${node.layer.name}) updates ${param}, which its kind does not list in updates`);
     this.stateUpdates.set(`${node.path}.${param}`, value);
   }
 

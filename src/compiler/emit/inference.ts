@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { SourceSet } from '../source.ts';
 import onnxProto from 'onnx-proto';
 import { UserError } from '../../errors.ts';
 import { hasErrors } from '../diagnostics.ts';
@@ -56,6 +57,8 @@ export interface EmitOptions {
   file?: string;
   /** Source text: its sha256 goes into metadata, and node names get line numbers. */
   source?: string;
+  /** The check's texts, for node names from imported files. */
+  sources?: SourceSet;
   /** Parameter values; every parameter must be there, with the model's shape. Default: initialised. */
   init?: WeightSource;
   /** Where `init` came from, for error messages (e.g. the --weights file). */
@@ -135,7 +138,7 @@ export function compileInference(model: CheckedModel, opts: EmitOptions = {}): C
   }
   const file = opts.file ? path.basename(opts.file) : undefined;
   const graph = new GraphBuilder(model.name);
-  const ctx = new LowerContext(graph, { mode: 'inference', params: initializerParams(opts), file, source: opts.source });
+  const ctx = new LowerContext(graph, { mode: 'inference', params: initializerParams(opts), file, source: opts.source, sources: opts.sources });
   const input = graph.input(ctx.reserve(INPUT_NAME), ctx.dims(model.input));
   ctx.reserve(OUTPUT_NAME);
   const last = lowerModel(ctx, model, input);

@@ -6,24 +6,29 @@
  * Three graphs per model and train config:
  * - the training step: inputs are every parameter and buffer (`conv1.weight`, `bn1.running_var`),
  *   the optimizer state (`optim.conv1.weight.m`, ...), the batch `input` [N, ...], `labels` [N]
- *   (int64), `lr` (float scalar) and `step` (int64 scalar, 0-based: Adam's t is step + 1, and
- *   dropout masks are seeded by it); outputs `loss` (mean over the batch), `correct` (int64) and
+ *   (int64; [N, H, W] masks for a dense model, see dense.ts), `lr` (float scalar) and `step`
+ *   (int64 scalar, 0-based: Adam's t is step + 1, and dropout masks are seeded by it); outputs
+ *   `loss` (mean over the batch), `correct` (int64: samples, or a dense model's pixels) and
  *   `new:NAME` for every value the step changes (trained parameters, their optimizer state, the
- *   running statistics of batch norms that are not frozen);
- * - evaluation: parameters and buffers, `input`, `labels` -> `loss`, `correct`, `logits`, with
- *   batch norm on running statistics and dropout off;
- * - K steps in one ONNX Loop over a block of batches: `input` [K, N, ...], `labels` [K, N],
+ *   running statistics of batch norms that are not frozen); a dense model's steps also output
+ *   `intersection` and `union` (int64 [C], the pixel counts per class behind the IoU);
+ * - evaluation: parameters and buffers, `input`, `labels` -> `loss`, `correct`, `logits` (and a
+ *   dense model's `intersection`, `union`), with batch norm on running statistics and dropout off;
+ * - K steps in one ONNX Loop over a block of batches: `input` [K, N, ...], `labels` [K, N, ...],
  *   `lr` [K], `step` (the first step's number); the state is loop-carried; outputs the final
- *   `new:NAME` values and the per-step `loss` [K] and `correct` [K].
+ *   `new:NAME` values and the per-step `loss` [K] and `correct` [K] (and `intersection`, `union`
+ *   [K, C]).
  *
  * Frozen layers (inside `frozen { }`, or matched by the train section's freeze patterns) get no
  * gradient and no update; a frozen batch norm uses its running statistics and keeps them.
  */
 import onnxProto from 'onnx-proto';
 import { UserError } from '../../errors.ts';
+import type { SourceSet } from '../source.ts';
 import type { LayerKind, ParamSpec } from '../layers/types.ts';
 import { assertNever, finalLayer, layers, withChildren, type CheckedModel, type LayerNode, type Node } from '../model.ts';
 import { buildModel, GraphBuilder, type Dim } from '../onnx/builder.ts';
+import { classesOf, denseOutput } from '../dense.ts';
 import type { TrainConfig } from '../train-config.ts';
 import { LowerContext } from './context.ts';
 import { assertEmittable, IR_VERSION, modelMetadata, OPSET, PRODUCER } from './inference.ts';
@@ -31,7 +36,7 @@ import { initialValue, paramCount } from './init.ts';
 import { lowerNode } from './lower.ts';
 
 export const TRAIN_INPUTS = { input: 'input', labels: 'labels', lr: 'lr', step: 'step' } as const;
-export const TRAIN_OUTPUTS = { loss: 'loss', correct: 'correct', logits: 'logits' } as const;
+export const TRAIN_OUTPUTS = { loss: 'loss', correct: 'correct', logits: 'logits', intersection: 'intersection', union: 'union' } as const;
 /** Prefix of the outputs holding updated state: `new:conv1.weight`. */
 export const NEW_PREFIX = 'new:';
 /** Prefix of the gradient outputs of the gradient graph: `grad:conv1.weight`, `grad:input`. */
@@ -113,8 +118,8 @@ export function trainPlan(model: CheckedModel, config: TrainConfig): TrainPlan {
           for (const s of slotNames) optim.push({ name: `optim.${name}.${s}`, dims, kind: 'optim', updated: true });
         }
       } else {
-        // Buffers: batch-norm running statistics, updated when the layer trains.
-        state.push({ name, dims, kind: 'buffer', updated: !frozen && node.layer.name === 'bn', node, spec });
+        // Buffers: updated when the layer trains, if its kind updates them (bn's running statistics).
+        state.push({ name, dims, kind: 'buffer', updated: !frozen && (node.layer.updates?.includes(spec.name) ?? false), node, spec });
       }
     }
   }
@@ -285,27 +290,29 @@ interface LossValues {
   correct: string;
   /** Gradient of the loss with respect to the loss's input (absent in evaluation). */
   dz?: string;
+  /** Dense models: per class, the pixels predicted and labelled it (intersection) and either (union), int64 [C]. */
+  iou?: { intersection: string; union: string };
 }
 
+const FLOAT = 1, INT64 = 7;
+
 /**
- * The tree the training graphs run: `relu -> maxpool` (or `globalmaxpool`) as `maxpool -> relu`,
- * which gives the same values and gradients (relu does not change the order of values, so the
- * max of the relus is the relu of the max, and a window's gradient goes to its first maximum, or
- * nowhere when that is not positive) with relu's forward and backward on the pooled tensor.
+ * The tree the training graphs run: an activation that commutes with a max (relu) before a window
+ * max (`maxpool`, `globalmaxpool`) swapped to after it, which gives the same values and gradients
+ * (LayerKind.commutesWithMax) with the activation's forward and backward on the pooled tensor.
  */
-function poolsBeforeRelus<N extends Node>(node: N): N {
-  const copy = withChildren(node, poolsBeforeRelus);
+function poolsBeforeActivations<N extends Node>(node: N): N {
+  const copy = withChildren(node, poolsBeforeActivations);
   if (copy.kind !== 'seq') return copy;
   const items = copy.items;
   for (let i = 0; i + 1 < items.length; i++) {
-    const [relu, pool] = [items[i], items[i + 1]];
-    if (relu.kind !== 'layer' || pool.kind !== 'layer' || relu.layer.name !== 'relu' || !MAX_POOLS.has(pool.layer.name)) continue;
-    items.splice(i, 2, { ...pool, input: relu.input }, { ...relu, input: pool.output, output: pool.output });
+    const [act, pool] = [items[i], items[i + 1]];
+    if (act.kind !== 'layer' || pool.kind !== 'layer' || !act.layer.commutesWithMax || !pool.layer.windowMax) continue;
+    items.splice(i, 2, { ...pool, input: act.input }, { ...act, input: pool.output, output: pool.output });
     i++;
   }
   return copy;
 }
-const MAX_POOLS = new Set(['maxpool', 'globalmaxpool']);
 
 /** Which probabilities each loss takes as logits instead (PyTorch's CrossEntropyLoss, BCEWithLogitsLoss). */
 export const FOLDED_BY_LOSS: Record<TrainConfig['loss']['kind'], LayerKind['probabilities']> = { cross_entropy: 'softmax', bce: 'sigmoid', mse: undefined };
@@ -321,34 +328,44 @@ function foldedTail(root: Node, config: TrainConfig): LayerNode | undefined {
 }
 
 /**
- * Loss, correct count and (with `withGrad`) the gradient, for z [N, ...out] and int64 labels [N]:
- * - cross_entropy: softmax cross-entropy, mean over the batch, label smoothing as PyTorch
+ * Loss, correct count and (with `withGrad`) the gradient, for z [N, ...out] and int64 labels: [N],
+ * or [N, H, W] for a dense model (out K×H×W), whose every position is a prediction (PyTorch's
+ * losses on [N, K, H, W] against [N, H, W], the mean over positions and batch):
+ * - cross_entropy: softmax cross-entropy over the class axis, label smoothing as PyTorch
  *   (targets (1 - ε)·onehot + ε/K); correct = argmax matches;
  * - bce: binary cross-entropy with logits, mean over all outputs; one output: the label (0/1) is
  *   the target and z > 0 predicts 1; K outputs: one-hot targets and argmax;
  * - mse: mean squared error over all outputs against the label (one output) or one-hot targets.
+ * Labels equal to the loss's `ignore` count toward neither the loss (the mean is over the others,
+ * as PyTorch's ignore_index; 0 when a batch has none) nor the correct count nor the IoU counts.
  */
 function emitLoss(ctx: LowerContext, node: Node, config: TrainConfig, zIn: string, labels: string, outShape: readonly number[], withGrad: boolean): LossValues {
   return ctx.scoped(node, 'loss', () => {
-    const K = outShape.reduce((a, b) => a * b, 1);
-    const z = outShape.length === 1 ? zIn : ctx.op('Flatten', [zIn], { axis: 1 });
-    const n = ctx.op('Cast', [ctx.op('Gather', [ctx.op('Shape', [z]), ctx.constant(BigInt64Array.of(0n), [], 'zero_index')], { axis: 0 })], { to: 1 });
-    const onehot = () => ctx.op('OneHot', [labels, ctx.constant(BigInt64Array.of(BigInt(K)), [], 'depth'), ctx.constant(Float32Array.of(0, 1), [2], 'onehot_values')], { axis: -1 });
-    const count = (hit: string) => ctx.op('ReduceSum', [ctx.op('Cast', [hit], { to: 7 }), ctx.ints([0])], { keepdims: 0 });
-    const argmaxHits = () => count(ctx.op('Equal', [ctx.op('ArgMax', [z], { axis: 1, keepdims: 0 }), labels]));
-    const sumAll = (v: string) => ctx.op('ReduceSum', [v, ctx.ints([0, 1])], { keepdims: 0 });
-    let loss: string, correct: string, dz: string | undefined;
-    const kind = config.loss.kind;
+    const dense = denseOutput(outShape);
+    const K = dense ? dense.channels : outShape.reduce((a, b) => a * b, 1);
+    const z = dense || outShape.length === 1 ? zIn : ctx.op('Flatten', [zIn], { axis: 1 });
+    const { kind, ignore } = config.loss;
+    const valid = ignore === undefined ? undefined : ctx.op('Not', [ctx.op('Equal', [labels, ctx.constant(BigInt64Array.of(BigInt(ignore)), [], 'ignore')])]);
+    // The valid positions as a factor that broadcasts over the class axis.
+    const validK = valid && ctx.op('Unsqueeze', [ctx.op('Cast', [valid], { to: FLOAT }), ctx.ints([1])]);
+    const masked = (v: string) => (validK ? ctx.op('Mul', [v, validK]) : v);
+    const sumAll = (v: string) => ctx.op('ReduceSum', [v], { keepdims: 0 });
+    const n = validK ? ctx.op('Max', [sumAll(validK), ctx.scalar(1, 'one')]) : ctx.op('Cast', [ctx.op('Size', [labels])], { to: FLOAT });
+    const onehot = () => ctx.op('OneHot', [labels, ctx.constant(BigInt64Array.of(BigInt(K)), [], 'depth'), ctx.constant(Float32Array.of(0, 1), [2], 'onehot_values')], { axis: 1 });
+    const argmax = () => ctx.op('ArgMax', [z], { axis: 1, keepdims: 0 });
+    // A single output's prediction: z > 0 (bce) or z rounded (mse).
+    const single = (f: (v: string) => string) => ctx.op('Cast', [f(ctx.op('Squeeze', [z, ctx.ints([1])]))], { to: INT64 });
+    let loss: string, pred: string, dz: string | undefined;
     if (kind === 'cross_entropy') {
       const eps = config.loss.smoothing;
       const logp = ctx.op('LogSoftmax', [z], { axis: 1 });
       let target = onehot();
       if (eps > 0) target = ctx.op('Add', [ctx.op('Mul', [target, ctx.scalar(1 - eps, 'confidence')]), ctx.scalar(eps / K, 'smooth')]);
-      loss = ctx.op('Div', [ctx.op('Neg', [sumAll(ctx.op('Mul', [target, logp]))]), n]);
-      correct = argmaxHits();
-      if (withGrad) dz = ctx.op('Div', [ctx.op('Sub', [ctx.op('Exp', [logp]), target]), n]);
+      loss = ctx.op('Div', [ctx.op('Neg', [sumAll(masked(ctx.op('Mul', [target, logp])))]), n]);
+      pred = argmax();
+      if (withGrad) dz = ctx.op('Div', [masked(ctx.op('Sub', [ctx.op('Exp', [logp]), target])), n]);
     } else {
-      const target = K === 1 ? ctx.op('Unsqueeze', [ctx.op('Cast', [labels], { to: 1 }), ctx.ints([1])]) : onehot();
+      const target = K === 1 ? ctx.op('Unsqueeze', [ctx.op('Cast', [labels], { to: FLOAT }), ctx.ints([1])]) : onehot();
       const total = ctx.op('Mul', [n, ctx.scalar(K, 'outputs')]);
       if (kind === 'bce') {
         // max(z, 0) - z·t + log(1 + exp(-|z|)), stable for any z.
@@ -356,21 +373,40 @@ function emitLoss(ctx: LowerContext, node: Node, config: TrainConfig, zIn: strin
           ctx.op('Sub', [ctx.op('Relu', [z]), ctx.op('Mul', [z, target])]),
           ctx.op('Softplus', [ctx.op('Neg', [ctx.op('Abs', [z])])]),
         ]);
-        loss = ctx.op('Div', [sumAll(terms), total]);
-        correct = K === 1 ? count(ctx.op('Equal', [ctx.op('Cast', [ctx.op('Greater', [ctx.op('Squeeze', [z, ctx.ints([1])]), ctx.scalar(0, 'zero')])], { to: 7 }), labels])) : argmaxHits();
-        if (withGrad) dz = ctx.op('Div', [ctx.op('Sub', [ctx.op('Sigmoid', [z]), target]), total]);
+        loss = ctx.op('Div', [sumAll(masked(terms)), total]);
+        pred = K === 1 ? single((v) => ctx.op('Greater', [v, ctx.scalar(0, 'zero')])) : argmax();
+        if (withGrad) dz = ctx.op('Div', [masked(ctx.op('Sub', [ctx.op('Sigmoid', [z]), target])), total]);
       } else if (kind === 'mse') {
         const diff = ctx.op('Sub', [z, target]);
-        loss = ctx.op('Div', [sumAll(ctx.op('Mul', [diff, diff])), total]);
-        correct = K === 1 ? count(ctx.op('Equal', [ctx.op('Cast', [ctx.op('Round', [ctx.op('Squeeze', [z, ctx.ints([1])])])], { to: 7 }), labels])) : argmaxHits();
-        if (withGrad) dz = ctx.op('Div', [ctx.op('Mul', [diff, ctx.scalar(2, 'two')]), total]);
+        loss = ctx.op('Div', [sumAll(masked(ctx.op('Mul', [diff, diff]))), total]);
+        pred = K === 1 ? single((v) => ctx.op('Round', [v])) : argmax();
+        if (withGrad) dz = ctx.op('Div', [masked(ctx.op('Mul', [diff, ctx.scalar(2, 'two')])), total]);
       } else {
         return assertNever(kind);
       }
     }
-    if (dz && outShape.length !== 1) dz = ctx.op('Reshape', [dz, ctx.op('Shape', [zIn])]);
-    return { loss, correct, dz };
+    let hit = ctx.op('Equal', [pred, labels]);
+    if (valid) hit = ctx.op('And', [hit, valid]);
+    const correct = sumAll(ctx.op('Cast', [hit], { to: INT64 }));
+    if (dz && z !== zIn) dz = ctx.op('Reshape', [dz, ctx.op('Shape', [zIn])]);
+    return { loss, correct, dz, iou: dense && iouCounts(ctx, pred, labels, valid, classesOf(K, kind)) };
   });
+}
+
+/** Per class c of `classes`: positions predicted c and labelled c, and those predicted or labelled c (int64 [C]). */
+function iouCounts(ctx: LowerContext, pred: string, labels: string, valid: string | undefined, classes: number): LossValues['iou'] {
+  const depth = ctx.constant(BigInt64Array.of(BigInt(classes)), [], 'classes');
+  const values = ctx.constant(BigInt64Array.of(0n, 1n), [2], 'onehot_counts');
+  const validK = valid && ctx.op('Unsqueeze', [ctx.op('Cast', [valid], { to: INT64 }), ctx.ints([1])]);
+  // One-hot over the class axis ([N, C, H, W]); out-of-range values (an ignore label) give no class.
+  const onehot = (v: string) => {
+    const h = ctx.op('OneHot', [v, depth, values], { axis: 1 });
+    return validK ? ctx.op('Mul', [h, validK]) : h;
+  };
+  const [p, t] = [onehot(pred), onehot(labels)];
+  const perClass = (v: string) => ctx.op('ReduceSum', [v, ctx.ints([0, 2, 3])], { keepdims: 0 });
+  const intersection = perClass(ctx.op('Mul', [p, t]));
+  return { intersection, union: ctx.op('Sub', [ctx.op('Add', [perClass(p), perClass(t)]), intersection]) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -446,6 +482,8 @@ export interface GraphOptions {
   /** Source file and text, for node names and metadata. */
   file?: string;
   source?: string;
+  /** The check's texts, for node names from imported files. */
+  sources?: SourceSet;
 }
 
 interface StepValues {
@@ -459,7 +497,7 @@ interface StepValues {
 
 function newContext(graph: GraphBuilder, plan: TrainPlan, mode: 'inference' | 'training', values: (name: string) => string, opts: GraphOptions, seed?: string): LowerContext {
   return new LowerContext(graph, {
-    mode, file: opts.file, source: opts.source, frozen: plan.isFrozen, seed,
+    mode, file: opts.file, source: opts.source, sources: opts.sources, frozen: plan.isFrozen, seed,
     params: { bind: (name) => values(name) },
   });
 }
@@ -471,9 +509,9 @@ function stepSeed(graph: GraphBuilder, plan: TrainPlan, step: string): string {
 }
 
 /** Forward, loss, backward and update on `ctx`; returns the loss, correct count and new state values. */
-function emitStep(ctx: LowerContext, plan: TrainPlan, v: StepValues): { loss: string; correct: string; updates: Map<string, string> } {
+function emitStep(ctx: LowerContext, plan: TrainPlan, v: StepValues): Omit<LossValues, 'dz'> & { updates: Map<string, string> } {
   const { model, config } = plan;
-  const root = poolsBeforeRelus(model.root);
+  const root = poolsBeforeActivations(model.root);
   const out = lowerNode(ctx, root, v.input);
   const tail = foldedTail(root, config);
   const z = tail ? ctx.lowered.get(tail.path)!.input : out;
@@ -484,7 +522,22 @@ function emitStep(ctx: LowerContext, plan: TrainPlan, v: StepValues): { loss: st
   const updates = emitOptimizer(ctx, plan, root, backward.grads, v.state, v.lr, v.step);
   for (const [name, value] of ctx.stateUpdates) updates.set(name, value);
   for (const e of plan.state) if (e.updated && !updates.has(e.name)) throw new Error(`the training step computes no new value for ${e.name}`);
-  return { loss: loss.loss, correct: loss.correct, updates };
+  return { loss: loss.loss, correct: loss.correct, iou: loss.iou, updates };
+}
+
+/** The labels' dimensions after the batch: a dense model's mask [H, W], else none. */
+export function labelDims(model: { output: readonly number[] | null }): number[] {
+  const dense = denseOutput(model.output);
+  return dense ? [dense.height, dense.width] : [];
+}
+
+/** A dense model's per-class counts (TRAIN_OUTPUTS.intersection, union) as outputs, with `lead` dims before [C]. */
+function addIouOutputs(outputs: Outputs, plan: TrainPlan, iou: LossValues['iou'], lead: Dim[], prefix = ''): void {
+  if (!iou) return;
+  const dense = denseOutput(plan.model.output)!;
+  const dims = [...lead, classesOf(dense.channels, plan.config.loss.kind)];
+  outputs.add(iou.intersection, prefix + TRAIN_OUTPUTS.intersection, dims, 'int64');
+  outputs.add(iou.union, prefix + TRAIN_OUTPUTS.union, dims, 'int64');
 }
 
 /**
@@ -519,7 +572,7 @@ export function emitTrainStep(plan: TrainPlan, opts: GraphOptions = {}): Uint8Ar
   const graph = new GraphBuilder(`${plan.model.name}_train_step`);
   for (const e of plan.state) graph.input(e.name, e.dims);
   const input = graph.input(TRAIN_INPUTS.input, ['N', ...plan.model.input]);
-  const labels = graph.input(TRAIN_INPUTS.labels, ['N'], 'int64');
+  const labels = graph.input(TRAIN_INPUTS.labels, ['N', ...labelDims(plan.model)], 'int64');
   const lr = graph.input(TRAIN_INPUTS.lr, [], 'float');
   const step = graph.input(TRAIN_INPUTS.step, [], 'int64');
   const ctx = newContext(graph, plan, 'training', (n) => n, opts, stepSeed(graph, plan, step));
@@ -528,6 +581,7 @@ export function emitTrainStep(plan: TrainPlan, opts: GraphOptions = {}): Uint8Ar
   const outputs = new Outputs(ctx, graph);
   outputs.add(r.loss, TRAIN_OUTPUTS.loss, [], 'float');
   outputs.add(r.correct, TRAIN_OUTPUTS.correct, [], 'int64');
+  addIouOutputs(outputs, plan, r.iou, []);
   for (const e of plan.state) if (e.updated) outputs.add(r.updates.get(e.name)!, NEW_PREFIX + e.name, e.dims);
   return finish(graph, plan, opts, 'train_step');
 }
@@ -543,7 +597,7 @@ export function emitEval(plan: TrainPlan, opts: GraphOptions = {}): Uint8Array {
   const graph = new GraphBuilder(`${plan.model.name}_eval`);
   for (const e of plan.state) if (e.kind !== 'optim') graph.input(e.name, e.dims);
   const input = graph.input(TRAIN_INPUTS.input, ['N', ...plan.model.input]);
-  const labels = graph.input(TRAIN_INPUTS.labels, ['N'], 'int64');
+  const labels = graph.input(TRAIN_INPUTS.labels, ['N', ...labelDims(plan.model)], 'int64');
   const ctx = newContext(graph, plan, 'inference', (n) => n, opts);
   reserveAll(ctx, graph);
   for (const name of Object.values(TRAIN_OUTPUTS)) ctx.reserve(name);
@@ -554,6 +608,7 @@ export function emitEval(plan: TrainPlan, opts: GraphOptions = {}): Uint8Array {
   outputs.add(loss.loss, TRAIN_OUTPUTS.loss, [], 'float');
   outputs.add(loss.correct, TRAIN_OUTPUTS.correct, [], 'int64');
   outputs.add(out, TRAIN_OUTPUTS.logits, ['N', ...plan.model.output]);
+  addIouOutputs(outputs, plan, loss.iou, []);
   return finish(graph, plan, opts, 'eval');
 }
 
@@ -567,7 +622,7 @@ export function emitTrainLoop(plan: TrainPlan, opts: GraphOptions & { steps?: nu
   for (const e of plan.state) graph.input(e.name, e.dims);
   const K: Dim = opts.steps ?? 'K';
   const input = graph.input(TRAIN_INPUTS.input, [K, 'N', ...plan.model.input]);
-  const labels = graph.input(TRAIN_INPUTS.labels, [K, 'N'], 'int64');
+  const labels = graph.input(TRAIN_INPUTS.labels, [K, 'N', ...labelDims(plan.model)], 'int64');
   const lr = graph.input(TRAIN_INPUTS.lr, [K], 'float');
   const step = graph.input(TRAIN_INPUTS.step, [], 'int64');
   const zero = graph.constant(BigInt64Array.of(0n), [], 'zero');
@@ -596,12 +651,18 @@ export function emitTrainLoop(plan: TrainPlan, opts: GraphOptions & { steps?: nu
   for (const e of carried) bodyOutputs.add(r.updates.get(e.name)!, `loop:new:${e.name}`, e.dims);
   bodyOutputs.add(r.loss, 'loop:loss', [], 'float');
   bodyOutputs.add(r.correct, 'loop:correct', [], 'int64');
+  addIouOutputs(bodyOutputs, plan, r.iou, [], 'loop:');
 
-  const outputs = [...carried.map((e) => NEW_PREFIX + e.name), TRAIN_OUTPUTS.loss, TRAIN_OUTPUTS.correct];
+  const perStep = [TRAIN_OUTPUTS.loss, TRAIN_OUTPUTS.correct, ...(r.iou ? [TRAIN_OUTPUTS.intersection, TRAIN_OUTPUTS.union] : [])];
+  const outputs = [...carried.map((e) => NEW_PREFIX + e.name), ...perStep];
   graph.node('Loop', [trips, '', ...carried.map((e) => e.name)], { body: body.toGraph() }, { outputs, name: `train_loop (${opts.file ?? 'model'})` });
   for (const e of carried) graph.output(NEW_PREFIX + e.name, dimsOf(plan, e.name));
   graph.output(TRAIN_OUTPUTS.loss, [K], 'float');
   graph.output(TRAIN_OUTPUTS.correct, [K], 'int64');
+  if (r.iou) {
+    const classes = classesOf(denseOutput(plan.model.output)!.channels, plan.config.loss.kind);
+    for (const name of [TRAIN_OUTPUTS.intersection, TRAIN_OUTPUTS.union]) graph.output(name, [K, classes], 'int64');
+  }
   return finish(graph, plan, opts, 'train_loop');
 }
 
@@ -619,7 +680,7 @@ export function emitGradient(plan: TrainPlan, opts: GraphOptions & { inputGrad?:
   const step = graph.input(TRAIN_INPUTS.step, [], 'int64');
   const ctx = newContext(graph, plan, 'training', (n) => n, opts, stepSeed(graph, plan, step));
   reserveAll(ctx, graph);
-  const root = poolsBeforeRelus(plan.model.root);
+  const root = poolsBeforeActivations(plan.model.root);
   const out = lowerNode(ctx, root, input);
   const inputGrad = opts.inputGrad ?? true;
   const backward = new Backward(ctx, plan, root, inputGrad);

@@ -28,8 +28,11 @@ const unary = (op: string, attrs: (args: LayerNode['args']) => Record<string, At
   (ctx, x, node) => ctx.op(op, [x], attrs(node.args));
 
 // dy · (x > 0): a multiply by the cast mask runs faster on onnxruntime than Where.
-export const relu = activation('relu', 'max(x, 0)', unary('Relu'),
-  elementwise((ctx, { x }) => ctx.op('Cast', [ctx.op('Greater', [x, ctx.scalar(0, 'zero')])], { to: 1 })), torchModule('ReLU'));
+export const relu: LayerKind = {
+  ...activation('relu', 'max(x, 0)', unary('Relu'),
+    elementwise((ctx, { x }) => ctx.op('Cast', [ctx.op('Greater', [x, ctx.scalar(0, 'zero')])], { to: 1 })), torchModule('ReLU')),
+  commutesWithMax: true,
+};
 // Clip takes min and max as inputs since opset 11. PyTorch's backward (hardtanh's): dy where 0 < x < 6.
 export const relu6 = activation('relu6', 'min(max(x, 0), 6), as in MobileNet', (ctx, x) => ctx.op('Clip', [x, ctx.scalar(0, 'zero'), ctx.scalar(6, 'six')]),
   elementwise((ctx, { x }) => ctx.op('Cast', [ctx.op('And', [ctx.op('Greater', [x, ctx.scalar(0, 'zero')]), ctx.op('Less', [x, ctx.scalar(6, 'six')])])], { to: 1 })), torchModule('ReLU6'));
@@ -73,6 +76,16 @@ export const hardswish = activation('hardswish', 'x·relu6(x + 3) / 6', unary('H
   const upper = ctx.op('Where', [ctx.op('Greater', [x, ctx.scalar(3, 'three')]), ctx.scalar(1, 'one'), mid]);
   return ctx.op('Where', [ctx.op('Less', [x, ctx.scalar(-3, 'minus_three')]), ctx.scalar(0, 'zero'), upper]);
 }), torchModule('Hardswish'));
+// PyTorch's hardsigmoid backward: dy/6 strictly inside (-3, 3), 0 elsewhere (at ±3 too). ONNX's
+// HardSigmoid defaults to alpha 0.2 (Keras's); alpha 1/6, beta 1/2 give relu6(x + 3)/6.
+export const hardsigmoid = activation('hardsigmoid', 'relu6(x + 3) / 6, as PyTorch (not ONNX\'s default slope 0.2)',
+  unary('HardSigmoid', () => ({ alpha: { float: 1 / 6 }, beta: { float: 0.5 } })), elementwise((ctx, { x }) => {
+    const inside = ctx.op('And', [ctx.op('Greater', [x, ctx.scalar(-3, 'minus_three')]), ctx.op('Less', [x, ctx.scalar(3, 'three')])]);
+    return ctx.op('Where', [inside, ctx.scalar(1 / 6, 'sixth'), ctx.scalar(0, 'zero')]);
+  }), torchModule('Hardsigmoid'));
+// Passes its input on: the graph gets no node for it (nor for its gradient).
+export const identity = activation('identity', 'passes its input unchanged (PyTorch nn.Identity)', (_ctx, x) => x,
+  (_ctx, g) => (g.needInput ? { dx: g.dy } : {}), torchModule('Identity'));
 // dx = y · (dy - Σ_c dy·y) over the softmax axis.
 export const softmax: LayerKind = {
   ...activation('softmax', 'softmax over the channel (or vector) axis', unary('Softmax', () => ({ axis: 1 })), (ctx, g) => {

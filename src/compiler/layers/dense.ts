@@ -1,4 +1,4 @@
-/** flatten, dense and dropout: the classifier head. */
+/** flatten, dense, dropout and stochastic depth (droppath): the classifier head and the random layers. */
 import { product, type LayerKind } from './types.ts';
 import type { LowerContext } from '../emit/context.ts';
 import type { LayerNode } from '../model.ts';
@@ -65,7 +65,7 @@ export const dropout: LayerKind = {
   // is the same whenever that step runs (resumed runs, the K-step Loop), unlike ONNX Dropout's.
   lower(ctx, x, node) {
     if (ctx.mode === 'inference' || node.args.p === 0) return x;
-    const mask = dropoutMask(ctx, x, node);
+    const mask = keepMask(ctx, x, node);
     ctx.save(node, 'mask', mask);
     return ctx.op('Mul', [x, mask]);
   },
@@ -75,6 +75,44 @@ export const dropout: LayerKind = {
   },
   // The same scaling; the mask is PyTorch's own random one (cnnc's hash is for resumable ONNX runs).
   torch: (node, py) => py.call('nn.Dropout', [node.args.p as number]),
+};
+
+const DROP_PATH = `class DropPath(nn.Module):
+    """Stochastic depth, as torchvision.ops.StochasticDepth(p, 'row'): in training each sample is zeroed
+    with probability p and the others scaled by 1/(1-p); the identity in eval mode."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        keep = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)`;
+
+export const droppath: LayerKind = {
+  name: 'droppath',
+  aliases: ['stochastic_depth'],
+  doc: 'stochastic depth, at the end of a residual body: zeroes a whole sample with probability p while training: droppath P',
+  args: [{ name: 'p', type: 'number', positional: true, required: true, min: 0, max: 1, maxExclusive: true, doc: 'drop probability of each sample in [0, 1)' }],
+  shape: (input) => input,
+  // As dropout, with one draw per sample: the mask is [N, 1, ...], broadcast over the sample. Its
+  // shape comes from the first element of each sample (a Slice of N values).
+  lower(ctx, x, node) {
+    if (ctx.mode === 'inference' || node.args.p === 0) return x;
+    const rest = node.input!.map((_, i) => i + 1);
+    const first = ctx.op('Slice', [x, ctx.ints(rest.map(() => 0), 'starts'), ctx.ints(rest.map(() => 1), 'ends'), ctx.ints(rest)]);
+    const mask = keepMask(ctx, first, node);
+    ctx.save(node, 'mask', mask);
+    return ctx.op('Mul', [x, mask]);
+  },
+  grad(ctx, g, node) {
+    if (!g.needInput) return {};
+    return { dx: node.args.p === 0 ? g.dy : ctx.op('Mul', [g.dy, ctx.saved(node, 'mask')]) };
+  },
+  // The same scaling; the draws are PyTorch's own, as dropout's.
+  torch: (node, py) => py.call(py.define('DropPath', DROP_PATH), [node.args.p as number]),
 };
 
 /** FNV-1a of a string, 32 bits. */
@@ -99,8 +137,11 @@ function mix31(ctx: LowerContext, h: string): string {
   return h;
 }
 
-/** The dropout mask for `x`: 1/(1-p) where kept, 0 where dropped, a float tensor shaped like x. */
-export function dropoutMask(ctx: LowerContext, x: string, node: LayerNode): string {
+/**
+ * A random layer's mask shaped like `x`: 1/(1-p) where kept, 0 where dropped (p is node.args.p),
+ * each element's draw a hash of the step's seed, the layer's path and the element's index.
+ */
+function keepMask(ctx: LowerContext, x: string, node: LayerNode): string {
   const p = node.args.p as number;
   const i64 = (v: number, hint: string) => ctx.constant(BigInt64Array.of(BigInt(v)), [], hint);
   const two31 = i64(2 ** 31, 'two31');

@@ -177,6 +177,7 @@ function pool(name: string, doc: string, extra: ArgSpec[] = []): LayerKind {
     lower: lowerPool[name],
     grad: name === 'maxpool' ? maxGrad : windowGrad,
     torch: torchPool[name],
+    windowMax: name === 'maxpool',
   };
 }
 
@@ -210,6 +211,7 @@ function globalPool(name: string, aliases: string[], doc: string, op: string): L
       ? lowerMax(ctx, x, node, { kernel_shape: [node.input![1], node.input![2]], strides: [1, 1], pads: [0, 0, 0, 0] })
       : ctx.op(op, [x])),
     grad: op === 'GlobalMaxPool' ? maxGrad : globalAvgGrad,
+    windowMax: op === 'GlobalMaxPool',
     torch: (_node, py) => py.call(op === 'GlobalMaxPool' ? 'nn.AdaptiveMaxPool2d' : 'nn.AdaptiveAvgPool2d', [1]),
   };
 }

@@ -1,11 +1,13 @@
 /**
  * What every layer kind declares, in one place: its arguments, shape rule, parameters, MACs
  * spatial window (for the receptive field), ONNX lowering and gradient, and PyTorch form, so that
- * a new layer is one entry.
+ * a new layer is one entry. Its proofs are entries too: a float64 forward in test/reference/layers.ts
+ * and cases in test/helpers/layer-cases.ts (lowering, gradient, PyTorch parity), which
+ * test/registry.test.ts requires of every kind.
  */
 import type { CatalogKey, DiagnosticExtras, Diagnostic } from '../diagnostics.ts';
 import type { LowerContext } from '../emit/context.ts';
-import type { LayerNode } from '../model.ts';
+import type { LayerNode, Receptive } from '../model.ts';
 
 /** A per-sample shape: [C, H, W] for feature maps, [N] for vectors. The batch is symbolic. */
 export type Shape = readonly number[];
@@ -90,12 +92,34 @@ export interface LayerKind {
   /** Whether the output sees the whole input (global pooling, flatten, dense). */
   global?: boolean;
   /**
+   * The receptive field after this layer from the one before (`rf`), for layers whose rule is
+   * neither a sliding window's (`window`) nor a global layer's (`global`), the default ones: an
+   * upsampling divides the jump by its scale. Sizes and jumps are in input pixels; `inputExtent`
+   * is the model input's H and W.
+   */
+  receptive?(rf: Receptive, input: Shape, args: Args, inputExtent: readonly [number, number]): Receptive;
+  /**
    * Set on layers that turn the values before them into probabilities: `softmax` (a distribution
    * over the outputs) or `sigmoid` (each output on its own). When a model ends in one, training
    * folds it into the matching loss (cross_entropy after softmax, bce after sigmoid), which then
    * takes the values before it, and predict shows the outputs as they are.
    */
   probabilities?: 'softmax' | 'sigmoid';
+  /**
+   * The buffers (non-trainable parameters, by local name) that the training-mode forward gives
+   * new values with `ctx.updateState` when the layer is not frozen: bn's running statistics.
+   * Training carries these from step to step; the other buffers stay as they are.
+   */
+  updates?: readonly string[];
+  /**
+   * Set on element-wise layers that commute with a window max in values and gradients: f does
+   * not decrease (so f(max x) = max f(x)) and its gradient is 0 where it is flat (so the maximum's
+   * gradient is the same whichever tied input the window picks), as relu. Training pools first
+   * (`windowMax` after it) and runs f on the smaller, pooled tensor.
+   */
+  commutesWithMax?: boolean;
+  /** Set on layers whose output is each window's maximum (maxpool, globalmaxpool), for `commutesWithMax`. */
+  windowMax?: boolean;
   /**
    * Set on normalisations that an exporter may fold into the convolution before them (batch norm
    * in torch.onnx.export's eval export): this layer's tensors that make it the identity plus the
@@ -106,7 +130,7 @@ export interface LayerKind {
    * Adds the ONNX nodes (opset 17) computing this layer on `x` ([N, ...node.input]) and returns
    * the output value. Parameters come from `ctx.param(node, 'weight')`; nodes from `ctx.op`.
    * `ctx.mode` is 'inference' or 'training' (batch statistics, active dropout); in training,
-   * updated buffers are reported with `ctx.updateState`. Only called on nodes the checker
+   * the buffers listed in `updates` get their new values with `ctx.updateState`. Only called on nodes the checker
    * inferred without errors (node.input and node.output are set).
    */
   lower(ctx: LowerContext, x: string, node: LayerNode): string;

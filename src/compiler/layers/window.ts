@@ -1,4 +1,5 @@
 /** Output size arithmetic shared by convolution and pooling. */
+import type { Receptive } from '../model.ts';
 import type { Args, Padding, Shape, ShapeContext, Window } from './types.ts';
 
 export function outputSize(size: number, kernel: number, stride: number, dilation: number, padBefore: number, padAfter: number): number {
@@ -56,6 +57,17 @@ export function slideWindow(input: Shape, w: Window, ctx: ShapeContext, what: st
     }, { hint: 'pad=same keeps every row and column', arg: 'stride' });
   }
   return [out[0], out[1]];
+}
+
+/**
+ * The receptive field after a sliding window: each tap past the first widens it by the jump
+ * before it; the stride multiplies the jump. After a global layer only the jump changes.
+ */
+export function windowReceptive(rf: Receptive, w: Window): Receptive {
+  const jump = [0, 1].map((i) => rf.jump[i] * w.stride[i]) as [number, number];
+  if (rf.global) return { ...rf, jump };
+  const size = [0, 1].map((i) => rf.size[i] + w.dilation[i] * (w.kernel[i] - 1) * rf.jump[i]) as [number, number];
+  return { size, jump };
 }
 
 export function requireFeatureMap(input: Shape, ctx: ShapeContext): void {

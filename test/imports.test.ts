@@ -1,0 +1,282 @@
+/** Imports between files and the standard library (stdlib/): resolution, diagnostics, the CLI and the language server. */
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { check } from '../src/index.ts';
+import { format } from '../src/compiler/format.ts';
+import { LIBRARY_DIR, nodeHost, type ImportHost } from '../src/compiler/host.ts';
+import { DocumentChecker } from '../src/compiler/incremental.ts';
+import { FILE_STRIDE } from '../src/compiler/source.ts';
+import { printDiagnostics } from '../src/cli/report.ts';
+import { Analysis } from '../src/lsp/analysis.ts';
+import { completion } from '../src/lsp/completion.ts';
+import { documentDiagnostics } from '../src/lsp/diagnostics.ts';
+import { definition } from '../src/lsp/navigation.ts';
+import { cnncFromSources } from './helpers/cli-sources.ts';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'cnnc-imports-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Writes files into a fresh folder of `dir`; returns the folder. */
+let folders = 0;
+function files(contents: Record<string, string>): string {
+  const at = path.join(dir, String(folders++));
+  mkdirSync(at, { recursive: true });
+  for (const [name, text] of Object.entries(contents)) {
+    mkdirSync(path.dirname(path.join(at, name)), { recursive: true });
+    writeFileSync(path.join(at, name), text);
+  }
+  return at;
+}
+
+const checkAt = (file: string) => check(readFileSync(file, 'utf8'), file);
+
+/** Each diagnostic as `FILE:LINE:COL CODE message`, the file relative to its folder. */
+function placed(result: ReturnType<typeof check>, base: string): string[] {
+  return result.diagnostics.map((d) => {
+    const { source, position } = result.sources.locate(d.span.start);
+    return `${path.relative(base, source.path ?? source.name)}:${position.line + 1}:${position.character + 1} ${d.code} ${d.message}`;
+  });
+}
+
+const BLOCKS = `block stage(c) {
+  conv c 3x3 pad=same -> bn -> relu -> maxpool 2
+}
+`;
+const MODEL = `model M {
+  input 3x32x32
+  stage(16) -> stage(32) -> gap -> flatten -> dense 10
+}
+`;
+
+describe('imports of files', () => {
+  it('makes an imported block usable as if declared in the file, with the same counts', () => {
+    const at = files({ 'lib/blocks.cnn': BLOCKS, 'main.cnn': `import "lib/blocks.cnn"\n${MODEL}` });
+    const imported = checkAt(path.join(at, 'main.cnn'));
+    const inline = check(`${BLOCKS}${MODEL}`);
+    expect(imported.diagnostics).toEqual([]);
+    expect(imported.models[0].totals).toEqual(inline.models[0].totals);
+    expect(imported.models[0].output).toEqual([10]);
+  });
+
+  it('reads a file imported by two files once, and imports relative to the importing file', () => {
+    const at = files({
+      'a/base.cnn': BLOCKS,
+      'a/left.cnn': 'import "base.cnn"\nblock left(c) { stage(c) }\n',
+      'right.cnn': 'import "a/base.cnn"\nblock right(c) { stage(c) }\n',
+      'main.cnn': 'import "a/left.cnn"\nimport "right.cnn"\nmodel M { input 3x8x8 left(4) -> right(8) -> gap }\n',
+    });
+    const r = checkAt(path.join(at, 'main.cnn'));
+    expect(r.diagnostics).toEqual([]);
+    expect(r.sources.sources.map((s) => path.relative(at, s.path!))).toEqual(['main.cnn', 'a/left.cnn', 'a/base.cnn', 'right.cnn']);
+    expect(r.models[0].output).toEqual([8, 1, 1]);
+  });
+
+  it('reports missing files, cycles, repeated imports and name clashes at the import line', () => {
+    const at = files({
+      'main.cnn': 'import "missing.cnn"\nimport "b.cnn"\nimport "b.cnn"\nimport "c.cnn"\nblock stage(c) { relu }\nmodel M { input 3x8x8 stage(1) }\n',
+      'b.cnn': 'import "main.cnn"\n' + BLOCKS,
+      'c.cnn': 'block stage(c) { relu }\nblock own(c) { relu }\nblock own(c) { relu }\nblock relu { bn }\n',
+    });
+    expect(placed(checkAt(path.join(at, 'main.cnn')), at)).toEqual([
+      `main.cnn:1:8 CNN2101 cannot import "${path.join(at, 'missing.cnn')}": cannot read the file (ENOENT)`,
+      `main.cnn:2:8 CNN2104 block "stage" of ${path.join(at, 'b.cnn')} clashes with the block of the same name in ${path.join(at, 'main.cnn')}`,
+      'main.cnn:3:8 CNN2103 "' + path.join(at, 'b.cnn') + '" is already imported by this file',
+      `main.cnn:4:8 CNN2104 block "stage" of ${path.join(at, 'c.cnn')} clashes with the block of the same name in ${path.join(at, 'main.cnn')}`,
+      `b.cnn:1:8 CNN2102 import cycle: ${path.join(at, 'main.cnn')} → ${path.join(at, 'b.cnn')} → ${path.join(at, 'main.cnn')}; files cannot import themselves`,
+      'c.cnn:3:7 CNN2009 block "own" is declared twice',
+      'c.cnn:4:7 CNN2009 block (shadowing a layer kind) "relu" is declared twice',
+    ]);
+  });
+
+  it('names imported files relative to the file checked, as the command line gave it', () => {
+    const at = files({ 'sub/blocks.cnn': 'block broken(c) {\n  conv c 9x9\n}\nblock typo { rleu }\n', 'main.cnn': 'import "sub/blocks.cnn"\nmodel M { input 3x4x4 broken(2) }\n' });
+    const rel = path.relative(process.cwd(), path.join(at, 'main.cnn'));
+    const r = check(readFileSync(rel, 'utf8'), rel);
+    let out = '';
+    printDiagnostics({ write: (t: string) => (out += t) }, r.sources, r.diagnostics);
+    const shown = path.join(path.dirname(rel), 'sub', 'blocks.cnn');
+    expect(out).toContain(`${shown}:2:10: error CNN3001: conv kernel 9×9 is larger than its padded input 4×4\n   2 |   conv c 9x9\n     |          ^^^`);
+    // Only what a model uses is checked; the unused block's typo is not reported.
+    expect(r.diagnostics).toHaveLength(1);
+  });
+
+  it('reports an imported file\'s syntax errors in that file, with the import as related', () => {
+    const at = files({ 'bad.cnn': 'block b(c) {\n  relu ->\n}\n', 'main.cnn': '\nimport "bad.cnn"\nmodel M { input 3x8x8 relu }\n' });
+    const r = checkAt(path.join(at, 'main.cnn'));
+    expect(placed(r, at)).toEqual([expect.stringMatching(/^bad\.cnn:3:1 CNN1002 /)]);
+    const related = r.diagnostics[0].related!.map((x) => r.sources.locate(x.span.start));
+    expect(related.map((x) => [x.source.base, x.position.line])).toEqual([[0, 1]]);
+  });
+
+  it('refuses more than 256 imported files, at the import that goes past the limit', () => {
+    const chain: Record<string, string> = {};
+    for (let i = 0; i < 300; i++) chain[`f${i}.cnn`] = `import "f${i + 1}.cnn"\n`;
+    chain['f300.cnn'] = '';
+    chain['main.cnn'] = 'import "f0.cnn"\nmodel M { input 3 }\n';
+    const at = files(chain);
+    const codes = checkAt(path.join(at, 'main.cnn')).diagnostics.filter((d) => d.code !== 'CNN2014').map((d) => [d.code, d.message]);
+    expect(codes).toEqual([['CNN2106', 'the imports reach more than 256 files; the rest are not read']]);
+  });
+
+  it('keeps imports in the formatter, in a row, `std.module` without spaces', () => {
+    expect(format('import   "a.cnn"  # blocks\nimport std . resnet\n\n\nmodel M { input 3 dense 2 }')).toBe(
+      'import "a.cnn"  # blocks\nimport std.resnet\n\nmodel M {\n  input 3\n  dense 2\n}\n');
+  });
+});
+
+describe('the standard library', () => {
+  const modules = readdirSync(LIBRARY_DIR).filter((f) => f.endsWith('.cnn')).sort();
+
+  it('has every module listed and documented, and every block of it checks', () => {
+    expect([...nodeHost.library().keys()]).toEqual(modules.map((f) => f.slice(0, -4)));
+    const doc = readFileSync(new URL('../docs/stdlib.md', import.meta.url), 'utf8');
+    for (const f of modules) {
+      const r = checkAt(path.join(LIBRARY_DIR, f));
+      // A library file declares no model (CNN2018): only that, and nothing else, is reported.
+      expect(r.diagnostics.map((d) => d.code), f).toEqual(['CNN2018']);
+      for (const b of r.ast.blocks) expect(doc, `${f}: ${b.name}`).toContain(`\`${b.name}(${b.params.map((p) => p.name).join(', ')})\``);
+    }
+  });
+
+  it('reports an unknown library or module, with a suggestion', () => {
+    const r = check('import std.resnt\nimport stdlib\nmodel M { input 3 dense 1 }');
+    expect(r.diagnostics.map((d) => [d.code, d.message, d.hint])).toEqual([
+      ['CNN2105', 'there is no library "std.resnt"', expect.stringMatching(/^did you mean "std\.resnet"\? the modules of std are /)],
+      ['CNN2105', 'there is no library "stdlib"', expect.stringContaining('import std')],
+    ]);
+  });
+
+  // torchvision 0.14.1's parameter counts; every block of the library is used by one of these.
+  const zoo: [string, string, number][] = [
+    ['resnet18', `conv 64 7x7 stride=2 pad=3 bias=off -> bn -> relu -> maxpool 3 stride=2 pad=1
+      -> basic_stage(64, 2, 1, identity) -> basic_stage(128, 2, 2, project)
+      -> basic_stage(256, 2, 2, project) -> basic_stage(512, 2, 2, project)
+      -> gap -> flatten -> dense 1000`, 11_689_512],
+    ['resnet50', `conv 64 7x7 stride=2 pad=3 bias=off -> bn -> relu -> maxpool 3 stride=2 pad=1
+      -> bottleneck_stage(64, 3, 1) -> bottleneck_stage(128, 4, 2) -> bottleneck_stage(256, 6, 2) -> bottleneck_stage(512, 3, 2)
+      -> gap -> flatten -> dense 1000`, 25_557_032],
+    ['resnet34 (the blocks themselves)', `conv 64 7x7 stride=2 pad=3 bias=off -> bn -> relu -> maxpool 3 stride=2 pad=1
+      -> repeat 3 { basic_block(64, 1, identity) }
+      -> basic_block(128, 2, project) -> repeat 3 { basic_block(128, 1, identity) }
+      -> basic_block(256, 2, project) -> repeat 5 { basic_block(256, 1, identity) }
+      -> basic_block(512, 2, project) -> repeat 2 { basic_block(512, 1, identity) }
+      -> gap -> flatten -> dense 1000`, 21_797_672],
+    ['mobilenet_v2', `conv 32 3x3 stride=2 pad=1 bias=off -> bn -> relu6 -> inverted_bottleneck_t1(16, 1)
+      -> inverted_bottleneck(96, 24, 2) -> inverted_residual(144, 24)
+      -> inverted_bottleneck(144, 32, 2) -> repeat 2 { inverted_residual(192, 32) }
+      -> inverted_bottleneck(192, 64, 2) -> repeat 3 { inverted_residual(384, 64) }
+      -> inverted_bottleneck(384, 96, 1) -> repeat 2 { inverted_residual(576, 96) }
+      -> inverted_bottleneck(576, 160, 2) -> repeat 2 { inverted_residual(960, 160) }
+      -> inverted_bottleneck(960, 320, 1) -> conv 1280 1x1 bias=off -> bn -> relu6
+      -> gap -> flatten -> dropout 0.2 -> dense 1000`, 3_504_872],
+    ['efficientnet_b0', `conv 32 3x3 stride=2 pad=1 bias=off -> bn -> silu -> mbconv_t1(32, 8, 3, 1, 16)
+      -> mbconv(96, 4, 3, 2, 24) -> mbconv_residual(144, 6, 3, 24)
+      -> mbconv(144, 6, 5, 2, 40) -> mbconv_residual(240, 10, 5, 40)
+      -> mbconv(240, 10, 3, 2, 80) -> repeat 2 { mbconv_residual(480, 20, 3, 80) }
+      -> mbconv(480, 20, 5, 1, 112) -> repeat 2 { mbconv_residual(672, 28, 5, 112) }
+      -> mbconv(672, 28, 5, 2, 192) -> repeat 3 { mbconv_residual(1152, 48, 5, 192) }
+      -> mbconv(1152, 48, 3, 1, 320) -> conv 1280 1x1 bias=off -> bn -> silu
+      -> gap -> flatten -> dropout 0.2 -> dense 1000`, 5_288_548],
+    ['squeezenet1_1', `conv 64 3x3 stride=2 pad=1 -> relu -> maxpool 3 stride=2
+      -> fire(16, 64, 64) -> fire(16, 64, 64) -> maxpool 3 stride=2
+      -> fire(32, 128, 128) -> fire(32, 128, 128) -> maxpool 3 stride=2
+      -> fire(48, 192, 192) -> fire(48, 192, 192) -> fire(64, 256, 256) -> fire(64, 256, 256)
+      -> dropout 0.5 -> conv 1000 1x1 -> relu -> gap -> flatten`, 1_235_496],
+    ['densenet121', `conv 64 7x7 stride=2 pad=3 bias=off -> bn -> relu -> maxpool 3 stride=2 pad=1
+      -> dense_block(6, 32, 4) -> transition(128) -> dense_block(12, 32, 4) -> transition(256)
+      -> dense_block(24, 32, 4) -> transition(512) -> dense_block(16, 32, 4)
+      -> bn -> relu -> gap -> flatten -> dense 1000`, 7_978_856],
+    ['squeeze-and-excitation (torchvision.ops.SqueezeExcitation(64, 16) after a conv)', 'conv 64 3x3 -> squeeze_excite(64, 16) -> gap -> flatten', 1_792 + 64 * 16 + 16 + 16 * 64 + 64],
+  ];
+  for (const [name, chain, params] of zoo) {
+    it(`builds ${name} from std blocks with torchvision's parameter count`, () => {
+      const r = check(`import std\nmodel M {\n  input 3x224x224\n  ${chain}\n}\n`);
+      expect(r.diagnostics.filter((d) => d.severity === 'error')).toEqual([]);
+      expect(r.models[0].totals.trainable).toBe(params);
+    });
+  }
+
+  it('uses every block of the library in the models above', () => {
+    const used = zoo.map(([, chain]) => chain).join(' ');
+    for (const f of modules) for (const b of checkAt(path.join(LIBRARY_DIR, f)).ast.blocks) {
+      if (['basic_block', 'bottleneck', 'squeeze_excite_silu', 'dense_layer'].includes(b.name)) continue; // used by the stages and blocks above
+      expect(used, b.name).toMatch(new RegExp(`\\b${b.name}\\(`));
+    }
+  });
+});
+
+describe('commands and the language server read imports', () => {
+  it('summary, compile and check --json resolve imports', async () => {
+    const at = files({ 'blocks.cnn': BLOCKS, 'main.cnn': `import "blocks.cnn"\nimport std.se\n${MODEL.replace('-> gap', '-> squeeze_excite(32, 8) -> gap')}` });
+    const main = path.join(at, 'main.cnn');
+    const summary = await cnncFromSources('summary', main);
+    expect(summary.code, summary.stderr).toBe(0);
+    expect(summary.stdout).toMatch(/squeeze_excite/);
+    const compiled = await cnncFromSources('compile', main, '-o', path.join(at, 'm.onnx'));
+    expect(compiled.code, compiled.stderr).toBe(0);
+    writeFileSync(path.join(at, 'blocks.cnn'), 'block stage(c) { conv c 99x99 }\n');
+    const json = await cnncFromSources('check', '--json', main);
+    expect(json.code).toBe(1);
+    const d = JSON.parse(json.stdout).files[0].diagnostics[0];
+    expect([d.file, d.code, d.range.start.line, d.range.start.column]).toEqual([path.join(at, 'blocks.cnn'), 'CNN3001', 1, 25]);
+  });
+
+  it('shows an imported file\'s diagnostics at the import line, goes to definitions there and completes imported blocks', () => {
+    const at = files({ 'blocks.cnn': BLOCKS + 'block broken(c) { conv c 99x99 }\n' });
+    const text = `import "blocks.cnn"\nimport std.squeezenet\nmodel M {\n  input 3x32x32\n  stage(16) -> broken(2) -> fire(4, 8, 8) -> gap\n}\n`;
+    const main = path.join(at, 'main.cnn');
+    const uri = pathToFileURL(main).href;
+    const checker = new DocumentChecker('main.cnn', { path: main });
+    const analysis = new Analysis(text, 1, checker.update(text));
+    const [d] = documentDiagnostics(analysis, uri);
+    expect(d.range).toEqual({ start: { line: 0, character: 7 }, end: { line: 0, character: 19 } });
+    expect(d.message).toMatch(/^blocks\.cnn:4:26: conv kernel 99×99 is larger/);
+    expect(d.relatedInformation![0].location).toEqual({ uri: pathToFileURL(path.join(at, 'blocks.cnn')).href, range: { start: { line: 3, character: 25 }, end: { line: 3, character: 30 } } });
+    expect(definition(analysis, uri, { line: 4, character: 3 })).toEqual({ uri: pathToFileURL(path.join(at, 'blocks.cnn')).href, range: { start: { line: 0, character: 6 }, end: { line: 0, character: 11 } } });
+    expect(definition(analysis, uri, { line: 4, character: 30 })!.uri).toBe(pathToFileURL(path.join(LIBRARY_DIR, 'squeezenet.cnn')).href);
+    const labels = completion(analysis, { line: 4, character: 2 }, { snippets: false }).map((c) => c.label);
+    expect(labels).toEqual(expect.arrayContaining(['stage', 'broken', 'fire']));
+  });
+
+  it('checks incrementally with imports as the full check does, and sees an imported file change', () => {
+    let blocks = BLOCKS;
+    const at = files({});
+    const host: ImportHost = { read: (f) => (f === path.join(at, 'blocks.cnn') ? blocks : nodeHost.read(f)), library: nodeHost.library };
+    const main = path.join(at, 'main.cnn');
+    const checker = new DocumentChecker('main.cnn', { path: main, host });
+    const full = (text: string) => check(text, 'main.cnn', { path: main, host });
+    let text = `import "blocks.cnn"\n${MODEL}`;
+    const same = () => {
+      const a = checker.update(text);
+      const b = full(text);
+      expect(a.diagnostics).toEqual(b.diagnostics);
+      expect(a.models.map((m) => m.totals)).toEqual(b.models.map((m) => m.totals));
+      return a;
+    };
+    expect(same().diagnostics).toEqual([]);
+    blocks = 'block stage(c) { conv c 99x99 }\n';
+    expect(same().diagnostics.map((d) => [d.code, d.span.start >= FILE_STRIDE])).toEqual([['CNN3001', true]]);
+    text = text.replace('stage(16)', 'stage(8)'); // an edit inside a step: the incremental path, imported spans left in place
+    expect(same().diagnostics.map((d) => d.span.start - FILE_STRIDE)).toEqual([24]);
+    text = '# moved\n' + text;
+    same();
+    blocks = BLOCKS;
+    expect(same().diagnostics).toEqual([]);
+  });
+});
+
+describe('compiled graphs name nodes from imported blocks after their own file', () => {
+  it('names an ONNX node of an imported block with the imported file and line', async () => {
+    const { compileInference } = await import('../src/compiler/emit/inference.ts');
+    const { decodeModel } = await import('../src/compiler/onnx/builder.ts');
+    const at = files({ 'blocks.cnn': BLOCKS, 'main.cnn': `import "blocks.cnn"\n${MODEL}` });
+    const r = checkAt(path.join(at, 'main.cnn'));
+    const bytes = compileInference(r.models[0], { file: 'main.cnn', source: r.text, sources: r.sources }).bytes;
+    const names = decodeModel(bytes).graph!.node!.map((n) => n.name ?? '');
+    expect(names.some((n) => n.includes('blocks.cnn:2'))).toBe(true);
+    expect(names.some((n) => n.includes('main.cnn:4'))).toBe(true);
+  });
+});
