@@ -1,5 +1,5 @@
 /** Evaluating argument expressions and binding them to a layer's (or section's) argument specs. */
-import type { Arg, BinaryOp, Expr } from './ast.ts';
+import type { Arg, BinaryOp, BlockDecl, Expr } from './ast.ts';
 import { closestName, diagnostic, type Diagnostic } from './diagnostics.ts';
 import type { ArgSpec, ArgValue, Args } from './layers/types.ts';
 import type { Span } from './source.ts';
@@ -337,4 +337,84 @@ function describeRange(spec: ArgSpec): string {
   if (spec.max !== undefined) parts.push(`${spec.maxExclusive ? '<' : '≤'} ${spec.max}`);
   if (spec.min !== undefined && spec.max !== undefined) return `in ${spec.minExclusive ? '(' : '['}${spec.min}, ${spec.max}${spec.maxExclusive ? ')' : ']'}`;
   return parts.join(' and ');
+}
+
+/** An argument as written (evaluated in the scope's env) or as a layer value carries it (evaluated already). */
+export type AnyArg = Arg | EvaluatedArg;
+
+const isEvaluated = (a: AnyArg): a is EvaluatedArg => 'valueSpan' in a;
+export const valueSpanOf = (a: AnyArg): Span => (isEvaluated(a) ? a.valueSpan : a.value.span);
+export const valueOf = (a: AnyArg, env: Env, diags: Diagnostic[]): Value | undefined => (isEvaluated(a) ? a.value : evaluate(a.value, env, diags));
+
+/**
+ * The parameters of a block use, from its arguments (positional, then by name) and the defaults
+ * of those not given, each worked out in the block's scope as it stands after the arguments and
+ * the parameters before it; undefined, with the problem reported, when the arguments do not fit.
+ */
+export function bindBlockArgs(block: BlockDecl, args: readonly AnyArg[], span: Span, env: Env, diags: Diagnostic[]): Map<string, Value> | undefined {
+  const inner = new Map<string, Value>();
+  const arity = (extra: { hint: string }) => diagnostic('blockArity', span, { block: block.name, least: block.params.filter((p) => !p.default).length, most: block.params.length, got: args.length }, {
+    ...extra, related: [{ span: block.nameSpan, message: `block ${block.name} is declared here` }],
+  });
+  const positional = args.filter((a) => a.name === undefined);
+  if (positional.length > block.params.length) {
+    diags.push(arity({ hint: `declared as ${blockSignature(block)}` }));
+    return undefined;
+  }
+  let ok = true;
+  for (const a of args) {
+    const param = a.name === undefined ? block.params[positional.indexOf(a)] : block.params.find((p) => p.name === a.name);
+    if (!param) {
+      diags.push(diagnostic('unknownOption', a.nameSpan ?? a.span, { layer: block.name, option: a.name! }, { hint: `declared as ${blockSignature(block)}` }));
+      ok = false;
+    } else if (inner.has(param.name)) {
+      diags.push(diagnostic('duplicateOption', a.span, { layer: block.name, option: param.name }));
+      ok = false;
+    } else {
+      const v = valueOf(a, env, diags);
+      if (v) inner.set(param.name, v);
+      else ok = false;
+    }
+  }
+  if (!ok) return undefined;
+  const missing = block.params.filter((p) => !inner.has(p.name) && !p.default);
+  if (missing.length) {
+    diags.push(arity({ hint: `missing ${missing.map((p) => p.name).join(', ')}: declared as ${blockSignature(block)}` }));
+    return undefined;
+  }
+  for (const p of block.params) {
+    if (inner.has(p.name)) continue;
+    const v = evaluate(p.default!, inner, diags);
+    if (!v) return undefined;
+    inner.set(p.name, v);
+  }
+  // In the order of the declaration, as the block's expansion is described (`vgg(64, 3)`).
+  return new Map(block.params.map((p) => [p.name, inner.get(p.name)!]));
+}
+
+/** `mbconv(c, k=3, act=relu)`: a block's parameters with their defaults. */
+export function blockSignature(block: BlockDecl): string {
+  return `${block.name}(${block.params.map((p) => (p.default ? `${p.name}=${showExpr(p.default)}` : p.name)).join(', ')})`;
+}
+
+const precedence: Record<BinaryOp, number> = { '+': 1, '-': 1, '*': 2, '/': 2, '//': 2, '%': 2 };
+
+/** An expression as text, in the formatter's spacing, with the parentheses its precedence needs. */
+export function showExpr(e: Expr): string {
+  switch (e.kind) {
+    case 'number': return String(e.value);
+    case 'dims': return e.values.join('x');
+    case 'name': return e.name;
+    case 'string': return JSON.stringify(e.value);
+    case 'list': return `[${e.items.map(showExpr).join(', ')}]`;
+    case 'negate': return `-${e.operand.kind === 'binary' ? `(${showExpr(e.operand)})` : showExpr(e.operand)}`;
+    case 'call': return `${e.callee}(${e.args.map((a) => (a.name ? `${a.name}=` : '') + showExpr(a.value)).join(', ')})`;
+    case 'binary': {
+      const side = (x: Expr, right: boolean) => {
+        const wrap = x.kind === 'binary' && (precedence[x.op] < precedence[e.op] || (right && precedence[x.op] === precedence[e.op]));
+        return wrap ? `(${showExpr(x)})` : showExpr(x);
+      };
+      return `${side(e.left, false)}${e.op}${side(e.right, true)}`;
+    }
+  }
 }

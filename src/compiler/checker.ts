@@ -3,7 +3,7 @@
  * counts parameters and MACs, tracks the receptive field, and reports diagnostics.
  */
 import type * as A from './ast.ts';
-import { bindArgs, evaluate, showValue, type Env, type Value } from './args.ts';
+import { bindArgs, bindBlockArgs, evaluate, showValue, type Env, type Value } from './args.ts';
 import { closestName, diagnostic, uniqueDiagnostics, type Diagnostic, type DiagnosticExtras, type CatalogKey } from './diagnostics.ts';
 import { layerNames, lookupLayer } from './layers/index.ts';
 import { formatShape, product, ShapeFailure, type ArgSpec, type ArgValue, type Args, type LayerKind, type Shape, type ShapeContext, type ShapeExtras } from './layers/types.ts';
@@ -360,34 +360,8 @@ class ModelChecker {
       this.diags.push(diagnostic('expansionTooLarge', step.span, { limit: MAX_CALL_DEPTH, what: 'nested block uses' }));
       return this.invalidate(flow), undefined;
     }
-    const env = new Map<string, Value>();
-    const positional = step.args.filter((a) => a.name === undefined);
-    if (positional.length > block.params.length || (positional.length < block.params.length && !step.args.some((a) => a.name))) {
-      this.diags.push(diagnostic('blockArity', step.span, { block: block.name, expected: block.params.length, got: step.args.length }, {
-        hint: `declared as ${block.name}(${block.params.map((p) => p.name).join(', ')})`,
-        related: [{ span: block.nameSpan, message: `block ${block.name} is declared here` }],
-      }));
-      return this.invalidate(flow), undefined;
-    }
-    let ok = true;
-    positional.forEach((a, i) => {
-      const v = evaluate(a.value, scope.env, this.diags);
-      if (v) env.set(block.params[i].name, v);
-      else ok = false;
-    });
-    for (const a of step.args.filter((x) => x.name !== undefined)) {
-      const param = block.params.find((p) => p.name === a.name);
-      const v = evaluate(a.value, scope.env, this.diags);
-      if (!param) {
-        this.diags.push(diagnostic('unknownOption', a.nameSpan ?? a.span, { layer: block.name, option: a.name! }, { hint: `${block.name} takes ${block.params.map((p) => p.name).join(', ')}` }));
-        ok = false;
-      } else if (v) env.set(param.name, v);
-    }
-    const missing = block.params.filter((p) => !env.has(p.name));
-    if (ok && missing.length) {
-      this.diags.push(diagnostic('blockArity', step.span, { block: block.name, expected: block.params.length, got: step.args.length }, { hint: `missing ${missing.map((p) => p.name).join(', ')}` }));
-    }
-    if (!ok || missing.length) return this.invalidate(flow), undefined;
+    const env = bindBlockArgs(block, step.args, step.span, scope.env, this.diags);
+    if (!env) return this.invalidate(flow), undefined;
     if (!this.fitsExpansion(this.expansion.chain(block.body, env), step.name, step.nameSpan)) return this.invalidate(flow), undefined;
     const path = this.childPath(scope, block.name, step.label);
     const text = `${block.name}(${block.params.map((p) => showValue(env.get(p.name)!)).join(', ')})`;

@@ -62,8 +62,8 @@ export const catalog = {
   wrongArgumentType: entry<{ layer: string; arg: string; value: string; expected: string }>(
     'CNN2005', 'error', (p) => `${p.layer} ${p.arg} = ${p.value} is not ${p.expected}`),
   tooManyArguments: entry<{ layer: string; max: number }>('CNN2006', 'error', (p) => `${p.layer} takes at most ${p.max} positional argument${p.max === 1 ? '' : 's'}`),
-  blockArity: entry<{ block: string; expected: number; got: number }>(
-    'CNN2007', 'error', (p) => `block ${p.block} takes ${p.expected} argument${p.expected === 1 ? '' : 's'} but is given ${p.got}`),
+  blockArity: entry<{ block: string; least: number; most: number; got: number }>(
+    'CNN2007', 'error', (p) => `block ${p.block} takes ${p.least === p.most ? p.least : `${p.least} to ${p.most}`} argument${p.most === 1 ? '' : 's'} but is given ${p.got}`),
   recursiveBlock: entry<{ cycle: string }>('CNN2008', 'error', (p) => `block recursion: ${p.cycle}; blocks cannot use themselves`),
   duplicateName: entry<{ what: string; name: string }>('CNN2009', 'error', (p) => `${p.what} "${p.name}" is declared twice`),
   unknownName: entry<{ name: string }>('CNN2010', 'error', (p) => `"${p.name}" is not a block parameter in scope`),

@@ -7,7 +7,7 @@
  * costs about one walk of the file's text, however large the expansion.
  */
 import type * as A from './ast.ts';
-import { evaluate, showValue, type Env, type Value } from './args.ts';
+import { bindBlockArgs, evaluate, showValue, type Env } from './args.ts';
 
 const MAX_DEPTH = 128;
 /**
@@ -67,14 +67,10 @@ export class ExpansionSize {
   private call(step: A.LayerStep, env: Env, depth: number): number {
     const block = this.blocks.get(step.name);
     if (!block || this.recursive.has(block.name)) return 0;
-    const inner = new Map<string, Value>();
-    step.args.forEach((a, i) => {
-      const name = a.name ?? block.params[i]?.name;
-      const v = name === undefined ? undefined : evaluate(a.value, env, []);
-      if (name !== undefined && v) inner.set(name, v);
-    });
-    // As for a repeat's copies: a use of an empty block is still a body to check.
-    return Math.max(1, this.chain(block.body, inner, depth + 1));
+    const inner = bindBlockArgs(block, step.args, step.span, env, []);
+    // As for a repeat's copies: a use of an empty block is still a body to check (and a use that
+    // does not fit its block is reported, not expanded).
+    return inner ? Math.max(1, this.chain(block.body, inner, depth + 1)) : 1;
   }
 }
 

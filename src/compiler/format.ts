@@ -298,18 +298,7 @@ class Formatter {
     w.tok(i, true, true);
     w.tok(i + 1);
     i += 2;
-    if (this.is(i, T.LParen)) {
-      w.tok(i++, false);
-      let first = true;
-      while (!this.is(i, T.RParen)) {
-        if (this.is(i, T.Comma)) w.tok(i++, false);
-        else {
-          w.tok(i++, !first);
-          first = false;
-        }
-      }
-      w.tok(i++, false);
-    }
+    if (this.is(i, T.LParen)) i = this.callArgs(i, w); // parameters as arguments: `c`, `k=3`
     this.expect(i, T.LBrace);
     w.tok(i++);
     const saved = w.indent;

@@ -75,12 +75,21 @@ class CnnParser extends CstParser {
     this.CONSUME(T.Identifier);
     this.OPTION(() => {
       this.CONSUME(T.LParen);
-      this.MANY_SEP(this.once(3, () => ({ SEP: T.Comma, DEF: () => this.CONSUME2(T.Identifier) })));
+      this.MANY_SEP(this.once(3, () => ({ SEP: T.Comma, DEF: () => this.SUBRULE(this.blockParam) })));
       this.CONSUME(T.RParen);
     });
     this.CONSUME(T.LBrace);
     this.SUBRULE(this.chain);
     this.CONSUME(T.RBrace);
+  });
+
+  /** `c`, or `k=3` with a default. */
+  blockParam = this.RULE('blockParam', () => {
+    this.CONSUME(T.Identifier);
+    this.OPTION(() => {
+      this.CONSUME(T.Equals);
+      this.SUBRULE(this.expression);
+    });
   });
 
   chain = this.RULE('chain', () => {
@@ -546,10 +555,19 @@ class AstBuilder {
       kind: 'block',
       name: ids[0]?.image ?? '',
       nameSpan: this.spanOfToken(ids[0], node),
-      params: ids.slice(1).map((t) => ({ name: t.image, span: this.spanOfToken(t, node) })),
+      params: this.nodes(node, 'blockParam').flatMap((p) => this.blockParam(p) ?? []),
       body: this.chainOrEmpty(node),
       span: this.span(node),
     };
+  }
+
+  private blockParam(node: CstNode): A.BlockParam | undefined {
+    const name = this.token(node, 'Identifier');
+    const value = this.nodes(node, 'expression')[0];
+    if (!name) return undefined;
+    const param: A.BlockParam = { name: name.image, span: this.spanOfToken(name, node) };
+    if (value) param.default = this.expression(value);
+    return param;
   }
 
   private chainOrEmpty(node: CstNode): A.Chain {

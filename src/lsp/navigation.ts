@@ -46,6 +46,7 @@ export function occurrences(analysis: Analysis, s: Symbol): Span[] {
   if (s.kind === 'block') {
     for (const { step } of allSteps(analysis.ast)) if (step.kind === 'layer' && step.name === s.name) spans.push(step.nameSpan);
   } else if (s.kind === 'param') {
+    for (const p of s.block.params) if (p.default) for (const n of namesIn(p.default)) if (n.name === s.name) spans.push(n.span);
     for (const { step } of stepsOf(s.block.body)) {
       for (const e of exprsOf(step)) for (const n of namesIn(e)) if (n.name === s.name) spans.push(n.span);
     }
