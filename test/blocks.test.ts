@@ -7,6 +7,7 @@ import { layers } from '../src/compiler/model.ts';
 import { Analysis } from '../src/lsp/analysis.ts';
 import { completion } from '../src/lsp/completion.ts';
 import { hover } from '../src/lsp/hover.ts';
+import { references } from '../src/lsp/navigation.ts';
 
 /** The layers of a model's expansion as the summary describes them. */
 const layerTexts = (text: string, model = 0) => {
@@ -55,5 +56,53 @@ describe('block parameters with defaults', () => {
     const options = completion(a, { line: 5, character: 18 }, { snippets: true }).map((i) => i.label);
     expect(options).toEqual(expect.arrayContaining(['k=', 'e=']));
     expect(options).not.toContain('s=');
+  });
+});
+
+const UNIT = 'block unit(c, act=relu, pool=maxpool) {\n  conv c 3x3 pad=1 -> act -> pool 2\n}\nblock bnswish { bn -> silu }\n';
+
+describe('layers and blocks as block arguments', () => {
+  it('are used where the parameter stands as a step, with the step\'s arguments after their own', () => {
+    const text = `${UNIT}model m {\n  input 3x32x32\n  unit(8) -> unit(8, act=hardswish) -> unit(8, leakyrelu(0.2), avgpool) -> unit(8, bnswish, avgpool(stride=1))\n}\n`;
+    expect(layerTexts(text)).toEqual([
+      'unit1.conv1 conv 8 3x3 pad=1', 'unit1.relu1 relu', 'unit1.maxpool1 maxpool 2x2',
+      'unit2.conv1 conv 8 3x3 pad=1', 'unit2.hardswish1 hardswish', 'unit2.maxpool1 maxpool 2x2',
+      'unit3.conv1 conv 8 3x3 pad=1', 'unit3.leakyrelu1 leakyrelu 0.2', 'unit3.avgpool1 avgpool 2x2',
+      'unit4.conv1 conv 8 3x3 pad=1', 'unit4.bnswish1.bn1 bn', 'unit4.bnswish1.silu1 silu', 'unit4.avgpool1 avgpool 2x2 stride=1',
+    ]);
+    const r = check(text);
+    expect(r.models[0].output).toEqual([8, 3, 3]);
+    const origins = r.models[0].root.items.map((n) => (n.kind === 'seq' && n.origin?.kind === 'block' ? n.origin.text : ''));
+    expect(origins.slice(2)).toEqual(['unit(8, leakyrelu(0.2), avgpool)', 'unit(8, bnswish, avgpool(stride=1))']);
+  });
+
+  it('evaluate their arguments where the use is written, in the caller\'s scope', () => {
+    const text = `${UNIT}block outer(c, slope) { unit(c, leakyrelu(slope / 2)) }\nmodel m {\n  input 3x8x8\n  outer(4, 0.5)\n}\n`;
+    expect(layerTexts(text)).toContain('outer1.unit1.leakyrelu1 leakyrelu 0.25');
+  });
+
+  it('report a number used as a layer, a misspelt layer, and a layer used as a number', () => {
+    const use = (args: string) => check(`${UNIT}model m {\n  input 3x8x8\n  unit(${args})\n}\n`).diagnostics.map((d) => `${d.code} ${d.message}${d.hint ? ` (${d.hint})` : ''}`);
+    expect(use('8, act=3')).toEqual(['CNN2015 "act" is a block parameter holding 3, not a layer or block (give act a layer (act=relu, act=leakyrelu(0.2)) or a block\'s name)']);
+    expect(use('8, act=hardswsh')).toEqual(['CNN2015 "act" is a block parameter holding hardswsh, not a layer or block (did you mean "hardswish"?)']);
+    expect(use('8, act=same')[0]).toMatch(/holding same, not a layer or block \(give act a layer/);
+    expect(use('relu')).toEqual(['CNN2005 conv filters = relu is not an integer (relu is a layer; a layer can be a block\'s argument and used there as a step)']);
+    expect(use('8, pool=maxpool(2)').map((d) => d.slice(0, 7))).toEqual(['CNN2006']); // maxpool 2 2
+  });
+
+  it('may not make a block use itself through an argument or a default', () => {
+    const [d] = check('block a(f=a) { f }\nmodel m {\n  input 3x8x8\n  a()\n}\n').diagnostics;
+    expect(d.code).toBe('CNN2008');
+    const deep = check('block a(f, g) { conv 4 1x1 -> f(g, g) }\nmodel m {\n  input 3x8x8\n  a(a, a)\n}\n').diagnostics.map((x) => x.code);
+    expect(deep.length).toBeGreaterThan(0);
+    expect(deep.every((c) => c === 'CNN2012' || c === 'CNN2022')).toBe(true);
+  });
+
+  it('are hovered and found as the parameter where it stands as a step', () => {
+    const text = `${UNIT}model m {\n  input 3x8x8\n  unit(8, act=silu)\n}\n`;
+    const a = analysis(text);
+    const refs = references(a, 'file:///t.cnn', { line: 0, character: 16 }, true).map((l) => l.range.start);
+    expect(refs).toEqual([{ line: 0, character: 14 }, { line: 1, character: 22 }, { line: 6, character: 10 }]);
+    expect(hover(a, { line: 1, character: 23 })?.contents).toMatchObject({ value: '`act`: parameter of block `unit(c, act=relu, pool=maxpool)`, by default `relu`' });
   });
 });

@@ -1,5 +1,5 @@
 /** Evaluating argument expressions and binding them to a layer's (or section's) argument specs. */
-import type { Arg, BinaryOp, BlockDecl, Expr } from './ast.ts';
+import type { Arg, BinaryOp, BlockDecl, Expr, LayerStep } from './ast.ts';
 import { closestName, diagnostic, type Diagnostic } from './diagnostics.ts';
 import type { ArgSpec, ArgValue, Args } from './layers/types.ts';
 import type { Span } from './source.ts';
@@ -196,7 +196,7 @@ export interface BoundArgs {
  * Binds positional and named arguments to specs: fills defaults, converts types, checks ranges.
  * `owner` names the layer in messages; `ownerSpan` is where missing arguments are reported.
  */
-export function bindArgs(specs: readonly ArgSpec[], args: readonly Arg[], owner: string, ownerSpan: Span, env: Env, diags: Diagnostic[]): BoundArgs {
+export function bindArgs(specs: readonly ArgSpec[], args: readonly AnyArg[], owner: string, ownerSpan: Span, env: Env, diags: Diagnostic[]): BoundArgs {
   const values: Args = {};
   const spans: Record<string, Span> = {};
   let ok = true;
@@ -234,9 +234,9 @@ export function bindArgs(specs: readonly ArgSpec[], args: readonly Arg[], owner:
       continue;
     }
     given.add(spec.name);
-    const raw = evaluate(arg.value, env, diags);
+    const raw = valueOf(arg, env, diags);
     if (!raw && commentsMeant.has(diags[diags.length - 1])) return { values, spans, ok: false }; // the rest is its comment's words
-    const converted = raw && convert(spec, raw, owner, arg.value.span, diags);
+    const converted = raw && convert(spec, raw, owner, valueSpanOf(arg), diags);
     if (converted === undefined) {
       ok = false;
       continue;
@@ -417,4 +417,20 @@ export function showExpr(e: Expr): string {
       return `${side(e.left, false)}${e.op}${side(e.right, true)}`;
     }
   }
+}
+
+/** What a layer step uses: a layer kind or block, by its own name or by the block parameter it names. */
+export type Use = { name: string; args: readonly AnyArg[] } | { notALayer: Value };
+
+/**
+ * The use a step stands for. A step named by a block parameter (`act`, `act 0.2`) uses what the
+ * parameter holds: a layer's or block's name (`act=relu`), or one with arguments
+ * (`act=leakyrelu(0.2)`), which come before the step's own; anything else is not a layer.
+ */
+export function useOf(step: LayerStep, env: Env): Use {
+  const v = env.get(step.name);
+  if (!v) return { name: step.name, args: step.args };
+  if (v.kind === 'name') return { name: v.name, args: step.args };
+  if (v.kind === 'layer') return { name: v.name, args: [...v.args, ...step.args] };
+  return { notALayer: v };
 }

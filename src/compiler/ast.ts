@@ -105,3 +105,15 @@ export interface SourceFile {
   blocks: BlockDecl[];
   span: Span;
 }
+
+/** The names an expression uses (block parameters, words like `same`, layers and functions it calls), where they are written. */
+export function* namesIn(e: Expr): Generator<{ name: string; span: Span }> {
+  switch (e.kind) {
+    case 'name': if (e.name) yield { name: e.name, span: e.span }; break;
+    case 'call': yield { name: e.callee, span: e.calleeSpan }; for (const a of e.args) yield* namesIn(a.value); break;
+    case 'list': for (const i of e.items) yield* namesIn(i); break;
+    case 'negate': yield* namesIn(e.operand); break;
+    case 'binary': yield* namesIn(e.left); yield* namesIn(e.right); break;
+    default: break;
+  }
+}

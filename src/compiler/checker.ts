@@ -3,7 +3,7 @@
  * counts parameters and MACs, tracks the receptive field, and reports diagnostics.
  */
 import type * as A from './ast.ts';
-import { bindArgs, bindBlockArgs, evaluate, showValue, type Env, type Value } from './args.ts';
+import { bindArgs, bindBlockArgs, evaluate, showValue, useOf, type AnyArg, type Env, type Value } from './args.ts';
 import { closestName, diagnostic, uniqueDiagnostics, type Diagnostic, type DiagnosticExtras, type CatalogKey } from './diagnostics.ts';
 import { layerNames, lookupLayer } from './layers/index.ts';
 import { formatShape, product, ShapeFailure, type ArgSpec, type ArgValue, type Args, type LayerKind, type Shape, type ShapeContext, type ShapeExtras } from './layers/types.ts';
@@ -24,6 +24,9 @@ const MAX_CALL_DEPTH = 64;
 const MAX_REPEAT = 10_000;
 const MAX_ELEMENTS = 2 ** 31;
 const MAX_EXACT = 2 ** 53;
+
+/** Words that are option values (`pad=same`, `bias=off`), never misspelt layers. */
+const OPTION_WORDS = new Set(['same', 'valid', 'on', 'off', 'true', 'false', 'yes', 'no']);
 
 const residualArgs: ArgSpec[] = [
   { name: 'shortcut', type: 'enum', positional: true, values: ['identity', 'project'], default: 'identity', doc: 'identity, or project: a 1x1 conv + bn (with stride) when shapes differ' },
@@ -265,28 +268,40 @@ class ModelChecker {
   }
 
   private layerOrCall(step: A.LayerStep, flow: Flow, scope: Scope): Node | undefined {
-    const block = this.blocks.get(step.name);
-    if (block) return this.call(block, step, flow, scope);
-    const kind = lookupLayer(step.name);
+    const use = useOf(step, scope.env);
+    if ('notALayer' in use) return this.notALayer(step, use.notALayer), this.invalidate(flow), undefined;
+    const block = this.blocks.get(use.name);
+    if (block) return this.call(block, step, use.args, flow, scope);
+    const kind = lookupLayer(use.name);
+    if (!kind && use.name !== step.name) {
+      // A parameter holding a name that is no layer or block (`same`, a misspelling).
+      return this.notALayer(step, scope.env.get(step.name)!), this.invalidate(flow), undefined;
+    }
     if (!kind) {
       if (this.unknownReported.has(step)) return this.invalidate(flow), undefined;
       this.unknownReported.add(step);
-      if (scope.env.has(step.name)) this.diags.push(diagnostic('notALayer', step.nameSpan, { name: step.name }));
-      else {
-        const guess = closestName(step.name, [...layerNames, ...this.blocks.keys()]);
-        this.diags.push(diagnostic('unknownLayer', step.nameSpan, { name: step.name }, {
-          hint: guess ? `did you mean "${guess}"?` : 'run `cnnc check --list-layers` to see the layer kinds',
-          fixes: guess ? [{ title: `change to "${guess}"`, span: step.nameSpan, text: guess }] : undefined,
-        }));
-      }
+      const guess = closestName(step.name, [...layerNames, ...this.blocks.keys()]);
+      this.diags.push(diagnostic('unknownLayer', step.nameSpan, { name: step.name }, {
+        hint: guess ? `did you mean "${guess}"?` : 'run `cnnc check --list-layers` to see the layer kinds',
+        fixes: guess ? [{ title: `change to "${guess}"`, span: step.nameSpan, text: guess }] : undefined,
+      }));
       this.invalidate(flow);
       return undefined;
     }
-    const bound = bindArgs(kind.args, step.args, kind.name, step.nameSpan, scope.env, this.diags);
+    const bound = bindArgs(kind.args, use.args, kind.name, step.nameSpan, scope.env, this.diags);
     const path = this.childPath(scope, kind.name, step.label);
     const node = this.layer(kind, bound.ok ? bound.values : null, flow, scope, path, step.span, bound.spans);
     node.step = step;
     return node;
+  }
+
+  /** A step named by a block parameter that holds no layer or block (`act` with act = 3, or a misspelt layer). */
+  private notALayer(step: A.LayerStep, value: Value): void {
+    const misspelt = value.kind === 'layer' || (value.kind === 'name' && !OPTION_WORDS.has(value.name));
+    const guess = misspelt ? closestName(value.name, [...layerNames, ...this.blocks.keys()]) : undefined;
+    this.diags.push(diagnostic('notALayer', step.nameSpan, { name: step.name, value: showValue(value) }, {
+      hint: guess ? `did you mean "${guess}"?` : `give ${step.name} a layer (${step.name}=relu, ${step.name}=leakyrelu(0.2)) or a block's name`,
+    }));
   }
 
   /** Applies one layer kind to the flow; `args` null means its arguments were bad (already reported). */
@@ -354,13 +369,13 @@ class ModelChecker {
     flow.rf = null;
   }
 
-  private call(block: A.BlockDecl, step: A.LayerStep, flow: Flow, scope: Scope): Node | undefined {
+  private call(block: A.BlockDecl, step: A.LayerStep, args: readonly AnyArg[], flow: Flow, scope: Scope): Node | undefined {
     if (this.recursive.has(block.name)) return this.invalidate(flow), undefined;
     if (scope.depth >= MAX_CALL_DEPTH) {
       this.diags.push(diagnostic('expansionTooLarge', step.span, { limit: MAX_CALL_DEPTH, what: 'nested block uses' }));
       return this.invalidate(flow), undefined;
     }
-    const env = bindBlockArgs(block, step.args, step.span, scope.env, this.diags);
+    const env = bindBlockArgs(block, args, step.span, scope.env, this.diags);
     if (!env) return this.invalidate(flow), undefined;
     if (!this.fitsExpansion(this.expansion.chain(block.body, env), step.name, step.nameSpan)) return this.invalidate(flow), undefined;
     const path = this.childPath(scope, block.name, step.label);

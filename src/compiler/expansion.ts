@@ -7,7 +7,7 @@
  * costs about one walk of the file's text, however large the expansion.
  */
 import type * as A from './ast.ts';
-import { bindBlockArgs, evaluate, showValue, type Env } from './args.ts';
+import { bindBlockArgs, evaluate, showValue, useOf, type AnyArg, type Env } from './args.ts';
 
 const MAX_DEPTH = 128;
 /**
@@ -50,7 +50,11 @@ export class ExpansionSize {
   /** Layers and ops: a block use is its body, a combinator one op and its bodies, any other name one. */
   private step(step: A.Step, env: Env, depth: number): number {
     switch (step.kind) {
-      case 'layer': return this.blocks.has(step.name) ? this.call(step, env, depth) : 1;
+      case 'layer': {
+        const use = useOf(step, env);
+        const block = 'name' in use ? this.blocks.get(use.name) : undefined;
+        return block && 'args' in use ? this.call(block, use.args, step, env, depth) : 1;
+      }
       case 'repeat': {
         const v = step.count && evaluate(step.count, env, []);
         const count = v?.kind === 'number' && Number.isInteger(v.value) && v.value > 0 ? v.value : 0;
@@ -64,10 +68,9 @@ export class ExpansionSize {
   }
 
   /** A block use: its body with the use's argument values (0 for a recursive block). */
-  private call(step: A.LayerStep, env: Env, depth: number): number {
-    const block = this.blocks.get(step.name);
-    if (!block || this.recursive.has(block.name)) return 0;
-    const inner = bindBlockArgs(block, step.args, step.span, env, []);
+  private call(block: A.BlockDecl, args: readonly AnyArg[], step: A.LayerStep, env: Env, depth: number): number {
+    if (this.recursive.has(block.name)) return 0;
+    const inner = bindBlockArgs(block, args, step.span, env, []);
     // As for a repeat's copies: a use of an empty block is still a body to check (and a use that
     // does not fit its block is reported, not expanded).
     return inner ? Math.max(1, this.chain(block.body, inner, depth + 1)) : 1;
