@@ -106,3 +106,18 @@ describe('layers and blocks as block arguments', () => {
     expect(hover(a, { line: 1, character: 23 })?.contents).toMatchObject({ value: '`act`: parameter of block `unit(c, act=relu, pool=maxpool)`, by default `relu`' });
   });
 });
+
+describe('diagnostics raised inside a block', () => {
+  it('name the uses they came from, once per mistake, up to ten uses', () => {
+    const uses = Array.from({ length: 12 }, (_, i) => `vgg(${i + 1})`).join(' -> ');
+    const [d, ...others] = check(`block vgg(c) {\n  conv c 3x3 -> rleu\n}\nmodel m {\n  input 3x64x64\n  ${uses}\n}\n`).diagnostics;
+    expect(others).toEqual([]);
+    expect(d.code).toBe('CNN2001');
+    expect(d.related!.map((r) => r.message)).toEqual(Array.from({ length: 10 }, (_, i) => `in use vgg(${i + 1})`));
+  });
+
+  it('are reported from nested uses with each use on the way', () => {
+    const [d] = check('block inner(k) {\n  conv 4 k\n}\nblock outer(k) {\n  inner(k + 2)\n}\nmodel m {\n  input 3x4x4\n  outer(3)\n}\n').diagnostics;
+    expect([d.code, ...d.related!.map((r) => r.message)]).toEqual(['CNN3001', 'in use inner(5)', 'in use outer(3)']);
+  });
+});

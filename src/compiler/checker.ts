@@ -4,7 +4,7 @@
  */
 import type * as A from './ast.ts';
 import { bindArgs, bindBlockArgs, evaluate, showValue, useOf, type AnyArg, type Env, type Value } from './args.ts';
-import { closestName, diagnostic, uniqueDiagnostics, type Diagnostic, type DiagnosticExtras, type CatalogKey } from './diagnostics.ts';
+import { closestName, diagnostic, missingArrow, uniqueDiagnostics, useRelated, type Diagnostic, type DiagnosticExtras, type CatalogKey } from './diagnostics.ts';
 import { layerNames, lookupLayer } from './layers/index.ts';
 import { formatShape, product, ShapeFailure, type ArgSpec, type ArgValue, type Args, type LayerKind, type Shape, type ShapeContext, type ShapeExtras } from './layers/types.ts';
 import { layers, withChildren, type BranchNode, type CheckedModel, type GateNode, type LayerNode, type Node, type Receptive, type ResidualNode, type SeqNode } from './model.ts';
@@ -87,8 +87,8 @@ export function checkFile(file: A.SourceFile, diagnostics: Diagnostic[], cache?:
 class ModelChecker {
   private layerCount = 0;
   private overflowReported = false;
-  /** Unknown names already reported: a repeat or block reports its own mistake once, not per copy. */
-  private readonly unknownReported = new WeakSet<A.LayerStep>();
+  /** Unknown names reported, by step: a repeat or block reports the same diagnostic for each copy, worked out once. */
+  private readonly unknownReported = new WeakMap<A.LayerStep, Diagnostic>();
   private inputExtent: [number, number] = [1, 1];
 
   constructor(
@@ -163,10 +163,59 @@ class ModelChecker {
     const start = { ...flow };
     const items: Node[] = [];
     for (const step of chain.steps) {
-      const node = this.step(step, flow, scope);
-      if (node) items.push(node);
+      const parts = step.kind === 'layer' ? this.missingArrows(step, scope) : undefined;
+      // A step with arrows missing in it is checked as the steps it stands for (and never cached: it is wrong).
+      for (const part of parts ?? [step]) {
+        const node = parts ? this.checkStep(part, flow, scope) : this.step(part, flow, scope);
+        if (node) items.push(node);
+      }
     }
     return { kind: 'seq', path: scope.path, span, input: start.shape, output: flow.shape, rf: flow.rf, frozen: scope.frozen, items, origin };
+  }
+
+  /**
+   * `conv 8 3x3 pad=1 bn relu` (a line break taken for a "->"): a layer step whose positional
+   * arguments run past what its layer or block takes, into a layer's or block's name, stands for
+   * several steps. Reported once, with the arrows as fixes; undefined for any other step.
+   */
+  private missingArrows(step: A.LayerStep, scope: Scope): A.LayerStep[] | undefined {
+    const parts: A.LayerStep[] = [];
+    let rest = step;
+    for (let capacity = this.positionalCapacity(rest, scope); capacity !== undefined; capacity = this.positionalCapacity(rest, scope)) {
+      let positional = 0;
+      const at = rest.args.findIndex((a) => a.name === undefined && positional++ >= capacity && this.namesStep(a.value, scope));
+      if (at < 0) break;
+      const head = rest.args[at].value as Extract<A.Expr, { kind: 'name' | 'call' }>;
+      const args = rest.args.slice(at + 1);
+      const last = rest.args[at - 1] ?? undefined;
+      parts.push({ ...rest, args: rest.args.slice(0, at), span: { start: rest.span.start, end: last ? last.span.end : rest.nameSpan.end } });
+      rest = {
+        kind: 'layer',
+        name: head.kind === 'name' ? head.name : head.callee,
+        nameSpan: head.kind === 'name' ? head.span : head.calleeSpan,
+        args: head.kind === 'call' ? [...head.args, ...args] : args,
+        span: { start: head.span.start, end: args.at(-1)?.span.end ?? head.span.end },
+      };
+    }
+    if (parts.length === 0) return undefined;
+    parts.push(rest);
+    const [first, ...more] = parts.slice(1).map((p) => ({ name: p.name, span: p.nameSpan }));
+    this.diags.push(missingArrow(first.name, first.span, more));
+    return parts;
+  }
+
+  /** How many positional arguments the layer or block a step names takes; undefined when it names neither (or a parameter). */
+  private positionalCapacity(step: A.LayerStep, scope: Scope): number | undefined {
+    if (scope.env.has(step.name)) return undefined;
+    const block = this.blocks.get(step.name);
+    if (block) return block.params.length;
+    return lookupLayer(step.name)?.args.filter((a) => a.positional).length;
+  }
+
+  /** Whether an argument names a layer kind or block (not a parameter): the start of a step. */
+  private namesStep(e: A.Expr, scope: Scope): boolean {
+    const name = e.kind === 'name' ? e.name : e.kind === 'call' ? e.callee : undefined;
+    return name !== undefined && !scope.env.has(name) && (this.blocks.has(name) || lookupLayer(name) !== undefined);
   }
 
   /** A step of the model's own chain comes from the cache when nothing it depends on changed. */
@@ -278,13 +327,16 @@ class ModelChecker {
       return this.notALayer(step, scope.env.get(step.name)!), this.invalidate(flow), undefined;
     }
     if (!kind) {
-      if (this.unknownReported.has(step)) return this.invalidate(flow), undefined;
-      this.unknownReported.add(step);
-      const guess = closestName(step.name, [...layerNames, ...this.blocks.keys()]);
-      this.diags.push(diagnostic('unknownLayer', step.nameSpan, { name: step.name }, {
-        hint: guess ? `did you mean "${guess}"?` : 'run `cnnc check --list-layers` to see the layer kinds',
-        fixes: guess ? [{ title: `change to "${guess}"`, span: step.nameSpan, text: guess }] : undefined,
-      }));
+      let d = this.unknownReported.get(step);
+      if (!d) {
+        const guess = closestName(step.name, [...layerNames, ...this.blocks.keys()]);
+        d = diagnostic('unknownLayer', step.nameSpan, { name: step.name }, {
+          hint: guess ? `did you mean "${guess}"?` : 'run `cnnc check --list-layers` to see the layer kinds',
+          fixes: guess ? [{ title: `change to "${guess}"`, span: step.nameSpan, text: guess }] : undefined,
+        });
+        this.unknownReported.set(step, d);
+      }
+      this.diags.push(d);
       this.invalidate(flow);
       return undefined;
     }
@@ -380,7 +432,19 @@ class ModelChecker {
     if (!this.fitsExpansion(this.expansion.chain(block.body, env), step.name, step.nameSpan)) return this.invalidate(flow), undefined;
     const path = this.childPath(scope, block.name, step.label);
     const text = `${block.name}(${block.params.map((p) => showValue(env.get(p.name)!)).join(', ')})`;
-    return this.chain(block.body, flow, this.subScope(scope, path, env), step.span, { kind: 'block', name: block.name, text });
+    const first = this.diags.length;
+    const node = this.chain(block.body, flow, this.subScope(scope, path, env), step.span, { kind: 'block', name: block.name, text });
+    this.fromUse(first, step.span, text);
+    return node;
+  }
+
+  /** Diagnostics from `first` on, raised inside a block for this use of it, say so: `in use vgg(64)`, at the use. */
+  private fromUse(first: number, use: Span, text: string): void {
+    for (let i = first; i < this.diags.length; i++) {
+      const d = this.diags[i];
+      if (d.span.start >= use.start && d.span.end <= use.end) continue; // at the use already
+      this.diags[i] = { ...d, related: [...(d.related ?? []), useRelated(use, text)] };
+    }
   }
 
   private repeat(step: A.RepeatStep, flow: Flow, scope: Scope): Node | undefined {

@@ -51,6 +51,7 @@ export const catalog = {
   tooManyErrors: entry<{ shown: number; total: number }>('CNN1004', 'error', (p) => `${p.total} syntax errors; only the first ${p.shown} are shown`),
   invalidNumber: entry<{ text: string }>('CNN1005', 'error', (p) => `${JSON.stringify(p.text)} is not a finite number`),
   unclosedBody: entry('CNN1006', 'error', () => 'this "{" is never closed: its body is taken to end before the next line indented no deeper than this one'),
+  missingArrow: entry<{ names: string }>('CNN1008', 'error', (p) => `"->" is missing before ${p.names}`),
   divisionNotComment: entry('CNN1007', 'error', () => 'this "//" follows a value, so it divides, but what follows it on the line does not parse: it is read as a comment'),
 
   // 2xxx: names and arguments
@@ -135,6 +136,17 @@ export function diagnostic<K extends CatalogKey>(key: K, span: Span, params: Par
   return { code: e.code, severity: e.severity, message: e.message(params), span, ...extras };
 }
 
+/** A step (or argument that names a layer) with no "->" before it: one report, with the arrow as its fix. */
+export function missingArrow(name: string, span: Span, more: { name: string; span: Span }[] = []): Diagnostic {
+  const all = [{ name, span }, ...more];
+  const names = all.map((a) => a.name);
+  const list = names.length === 1 ? names[0] : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`;
+  return diagnostic('missingArrow', span, { names: list }, {
+    hint: 'a step ends at "->", not at the end of a line: without it, what follows reads as more of the step before',
+    fixes: all.map((a) => ({ title: `insert "->" before ${a.name}`, span: { start: a.span.start, end: a.span.start }, text: '-> ' })),
+  });
+}
+
 /** The most diagnostics a check reports; the rest are counted in one closing diagnostic. */
 export const MAX_DIAGNOSTICS = 200;
 
@@ -153,14 +165,42 @@ export function finishDiagnostics(diags: readonly Diagnostic[], sources: SourceS
   return [...unique.slice(0, MAX_DIAGNOSTICS), errors ? more : { ...more, severity: 'warning' }];
 }
 
-/** Each diagnostic once (the same code, range and message), in the order first reported. */
+/**
+ * Each diagnostic once (the same code, range and message), in the order first reported. A mistake
+ * in a block reported from several uses is one diagnostic with the uses it came from as related
+ * locations (the first MAX_USES of them).
+ */
 export function uniqueDiagnostics(diags: readonly Diagnostic[]): Diagnostic[] {
-  const seen = new Set<string>();
-  return diags.filter((d) => {
+  const seen = new Map<string, number>();
+  const out: Diagnostic[] = [];
+  for (const d of diags) {
     const key = `${d.code} ${d.span.start} ${d.span.end} ${d.message}`;
-    return !seen.has(key) && Boolean(seen.add(key));
-  });
+    const at = seen.get(key);
+    if (at === undefined) {
+      seen.set(key, out.length);
+      out.push(d);
+    } else if (d !== out[at] && d.related?.length) out[at] = withRelated(out[at], d.related);
+  }
+  return out;
 }
+
+/** The uses of a block named in one diagnostic, at most. */
+export const MAX_USES = 10;
+
+/** `d` with the related locations of `more` it does not have (a copy: reported diagnostics are shared). */
+function withRelated(d: Diagnostic, more: readonly Related[]): Diagnostic {
+  const have = d.related ?? [];
+  const key = (r: Related) => `${r.span.start} ${r.span.end} ${r.message}`;
+  const keys = new Set(have.map(key));
+  let uses = have.filter(isUse).length;
+  const added = more.filter((r) => !keys.has(key(r)) && (!isUse(r) || uses++ < MAX_USES));
+  return added.length ? { ...d, related: [...have, ...added] } : d;
+}
+
+const USE = 'in use ';
+/** The related location of the block use a diagnostic came from (`in use vgg(64)`). */
+export const useRelated = (span: Span, text: string): Related => ({ span, message: USE + text });
+const isUse = (r: Related) => r.message.startsWith(USE);
 
 /**
  * The diagnostic with its range inside the text it starts in: recovery can build a node from no

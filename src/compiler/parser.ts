@@ -5,7 +5,7 @@
 import { CstParser, createTokenInstance, type CstNode, type IToken, type CstElement, type TokenType, tokenMatcher, EOF } from 'chevrotain';
 import * as T from './lexer.ts';
 import type * as A from './ast.ts';
-import { diagnostic, type Diagnostic } from './diagnostics.ts';
+import { diagnostic, missingArrow, type Diagnostic } from './diagnostics.ts';
 import { lineEndOf, lineStartOf, NextLineBreak, type Span } from './source.ts';
 
 const MAX_NESTING = 64;
@@ -94,11 +94,22 @@ class CnnParser extends CstParser {
 
   chain = this.RULE('chain', () => {
     this.SUBRULE(this.step);
-    this.MANY(() => {
-      this.CONSUME(T.Arrow);
-      this.SUBRULE2(this.step);
-    });
+    // A step that cannot be an argument of the one before (a keyword's, a labelled one, one after a
+    // `}`) follows it even without its "->": reported once by the AST builder, parsed as if it were there.
+    this.MANY(this.once(16, () => ({
+      GATE: () => tokenMatcher(this.LA(1), T.Arrow) || this.arrowMissing(),
+      DEF: () => {
+        this.OPTION(() => this.CONSUME(T.Arrow));
+        this.SUBRULE2(this.step);
+      },
+    })));
   });
+
+  private arrowMissing(): boolean {
+    const next = this.LA(1);
+    if (BODY_KEYWORDS.has(next.tokenType)) return true;
+    return tokenMatcher(next, T.Identifier) && (tokenMatcher(this.LA(2), T.Colon) || tokenMatcher(this.LA(0), T.RBrace));
+  }
 
   step = this.RULE('step', () => {
     this.OPTION(this.once(4, () => ({
@@ -124,7 +135,8 @@ class CnnParser extends CstParser {
       this.MANY_SEP(this.once(6, () => ({ SEP: T.Comma, DEF: () => this.SUBRULE(this.arg) })));
       this.CONSUME(T.RParen);
     });
-    this.MANY(() => this.SUBRULE2(this.arg));
+    // A `name:` is the label of a next step whose "->" is missing, not an argument.
+    this.MANY(this.once(17, () => ({ GATE: () => !tokenMatcher(this.LA(2), T.Colon), DEF: () => this.SUBRULE2(this.arg) })));
   });
 
   repeatStep = this.RULE('repeatStep', () => {
@@ -294,7 +306,10 @@ export function parse(text: string): ParseResult {
   if (errors.length > MAX_SYNTAX_ERRORS) {
     diagnostics.push(diagnostic('tooManyErrors', { start: 0, end: 0 }, { shown: MAX_SYNTAX_ERRORS, total: errors.length }));
   }
-  return { ast: new AstBuilder(text).file(cst), diagnostics };
+  const builder = new AstBuilder(text);
+  const ast = builder.file(cst);
+  diagnostics.push(...builder.diagnostics);
+  return { ast, diagnostics };
 }
 
 /**
@@ -373,10 +388,11 @@ function parseInPlace(tokens: IToken[], text: string, owner: 'model' | 'block', 
   const placed = (t: IToken) => (own.has(t) && !(closed && virtualBraces.has(t) && !emptyBody(t))) || (!closed && t.tokenType === EOF);
   // A `//` before a syntax error may be a comment meant, which only the whole file's parse reads as one.
   if (errors.length > MAX_SYNTAX_ERRORS || !errors.every((e) => placed(e.token)) || (errors.length && tokens.some((t) => t.tokenType === T.FloorDiv))) return undefined;
-  const ast = new AstBuilder(text).file(cst);
+  const builder = new AstBuilder(text);
+  const ast = builder.file(cst);
   if ((owner === 'model' ? ast.models : ast.blocks).length === 0) return undefined;
   const diagnostics = errors.map((e) => diagnostic('syntaxError', tokenSpan(e.token, text.length), { detail: describeParseError(e.message, e.token) }));
-  return { ast, diagnostics };
+  return { ast, diagnostics: [...diagnostics, ...builder.diagnostics] };
 }
 
 /** How many `{` are still open after `tokens`, from `depth` open before them (a `}` with none open closes nothing). */
@@ -502,8 +518,25 @@ function firstChild<E extends CstElement>(node: CstNode, test: (e: CstElement) =
 }
 const isRealToken = (t: IToken) => !t.isInsertedInRecovery && !Number.isNaN(t.startOffset);
 
+/** The first token under a CST node, by offset. */
+function firstToken(node: CstNode): IToken | undefined {
+  let first: IToken | undefined;
+  for (const key in node.children) {
+    for (const e of node.children[key]) {
+      const t = 'children' in e ? firstToken(e) : e;
+      if (t && !Number.isNaN(t.startOffset) && (!first || t.startOffset < first.startOffset)) first = t;
+    }
+  }
+  return first;
+}
+
+
+
 /** CST to AST. Recovered nodes may miss children, so every access is defensive. */
 class AstBuilder {
+  /** Steps written without the "->" before them (the parser takes them as if it were there). */
+  readonly diagnostics: Diagnostic[] = [];
+
   constructor(private readonly text: string) {}
 
   file(node: CstNode | undefined): A.SourceFile {
@@ -578,8 +611,24 @@ class AstBuilder {
   }
 
   private chain(node: CstNode): A.Chain {
-    const steps = this.nodes(node, 'step').map((s) => this.step(s)).filter((s): s is A.Step => s !== undefined);
+    const nodes = this.nodes(node, 'step');
+    const arrows = (node.children.Arrow ?? NONE) as IToken[];
+    if (arrows.length < nodes.length - 1) this.missingArrows(nodes, arrows);
+    const steps = nodes.map((s) => this.step(s)).filter((s): s is A.Step => s !== undefined);
     return { steps, span: this.span(node) };
+  }
+
+  /** Reports each step of a chain that has no "->" between it and the one before. */
+  private missingArrows(steps: CstNode[], arrows: IToken[]): void {
+    for (let i = 1; i < steps.length; i++) {
+      const before = steps[i - 1].location;
+      const at = firstToken(steps[i]);
+      // Placeholder steps and arrows (the incremental parse's context) have no place in the text.
+      if (!before || Number.isNaN(before.startOffset) || !at || !isRealToken(at)) continue;
+      if (arrows.some((a) => a.startOffset > before.endOffset! && a.startOffset < at.startOffset)) continue;
+      const span = this.spanOfToken(at, steps[i]);
+      this.diagnostics.push(missingArrow(at.image, span));
+    }
   }
 
   step(node: CstNode): A.Step | undefined {
