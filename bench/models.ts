@@ -44,7 +44,7 @@ export function torchModel(file: string, model: CheckedModel): TorchModel {
     if (!result?.models.includes(model)) throw new Error(`torchModel: load ${file} with loadModel first`);
     dir = path.join(exportRoot, String(exported.size));
     mkdirSync(dir);
-    writeFileSync(path.join(dir, 'model.py'), modelPy({ file, source: result.text, models: result.models, model }));
+    writeFileSync(path.join(dir, 'model.py'), modelPy({ file, source: result.sources, models: result.models, model }));
     exported.set(file, dir);
   }
   return { dir, model: model.name };

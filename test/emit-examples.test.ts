@@ -14,7 +14,7 @@ import { run, size } from './helpers/emit.ts';
 import { uniform } from './helpers/random.ts';
 
 const root = path.resolve(import.meta.dirname, '..', 'examples');
-const files = ['tutorials', 'zoo'].flatMap((dir) => {
+const files = ['tutorials', 'zoo', 'segmentation'].flatMap((dir) => {
   try {
     return readdirSync(path.join(root, dir)).filter((f) => f.endsWith('.cnn')).sort().map((f) => path.join(root, dir, f));
   } catch {

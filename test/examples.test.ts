@@ -41,8 +41,15 @@ const expected: Record<string, Expected> = {
   'zoo/mobilenet_v2.cnn': { params: 3_504_872, gmacs: 0.3, output: [1000] },
   'zoo/efficientnet_b0.cnn': { params: 5_288_548, gmacs: 0.39, output: [1000] },
   'zoo/densenet121.cnn': { params: 7_978_856, gmacs: 2.83, output: [1000] },
-  // torchvision's 0.06 GFLOPS is rounded too far for 2%: its 56,510,400 MACs are compared exactly in weights-torch.test.ts.
+  // torchvision's 0.06 and 0.15 GFLOPS are rounded too far for 2%: their MACs (56,510,400 and
+  // 144,907,992) are compared exactly with the torchvision models' in weights-torch.test.ts.
   'zoo/mobilenet_v3_small.cnn': { params: 2_542_856, output: [1000] },
+  'zoo/shufflenet_v2_x1_0.cnn': { params: 2_278_604, output: [1000] },
+  'zoo/convnext_tiny.cnn': { params: 28_589_128, gmacs: 4.46, output: [1000] },
+  // A dense model: a 3-class logit map (16·9+16 + 3·(16·16·9+16) + 32·16·9+16 + 16·3+3 + 4·32 bn).
+  'segmentation/shapes.cnn': { params: 11_955, output: [3, 32, 32] },
+  // Ronneberger et al.'s U-Net with padded convolutions and batch norm: the reference's count (test/helpers/unet.py, weights-torch.test.ts).
+  'segmentation/unet.cnn': { params: 31_036_546, output: [2, 64, 64] },
 };
 
 function checkExample(name: string) {
@@ -57,7 +64,7 @@ const codes = (severity: string, r: ReturnType<typeof check>) =>
 
 describe('examples', () => {
   it('every example file has expectations here', () => {
-    const files = ['tutorials', 'zoo'].flatMap((dir) =>
+    const files = ['tutorials', 'zoo', 'segmentation'].flatMap((dir) =>
       readdirSync(join(EXAMPLES, dir)).filter((f) => f.endsWith('.cnn')).map((f) => `${dir}/${f}`));
     expect(files.sort()).toEqual(Object.keys(expected).sort());
   });
@@ -112,7 +119,14 @@ describe('examples', () => {
     expect(checkExample('tutorials/004_fashion_mnist.cnn').model.preprocess.classes).toEqual(FASHION_MNIST_CLASSES);
   });
 
-  it('GoogLeNet follows torchvision\'s spatial sizes 112, 56, 28, 14, 7 (ceil-mode pools as padding)', () => {
+  it('ConvNeXt-T\'s stochastic depth grows from 0 to 0.1 over its 18 blocks, as torchvision\'s', () => {
+    const { model } = checkExample('zoo/convnext_tiny.cnn');
+    const p = [...layers(model.root)].filter((l) => l.layer.name === 'droppath').map((l) => l.args.p as number);
+    expect(p).toHaveLength(18);
+    p.forEach((v, i) => expect(v, `block ${i}`).toBeCloseTo(0.1 * i / 17, 12));
+  });
+
+  it('GoogLeNet follows torchvision\'s spatial sizes 112, 56, 28, 14, 7 (ceil-mode pools)', () => {
     const { model } = checkExample('zoo/googlenet.cnn');
     const sizes = new Set([...layers(model.root)].map((l) => l.output).filter((s) => s?.length === 3).map((s) => s![1]));
     expect([...sizes]).toEqual([112, 56, 28, 14, 7, 1]);

@@ -19,6 +19,7 @@ import { compileInference, sourceHash } from '../src/compiler/emit/inference.ts'
 import { modelPy } from '../src/compiler/emit/torch/model-py.ts';
 import { frozenMatcher } from '../src/compiler/emit/train.ts';
 import { layers, type CheckedModel } from '../src/compiler/model.ts';
+import type { SourceInput } from '../src/compiler/source.ts';
 import { readInitializers } from '../src/compiler/onnx/builder.ts';
 import { encodeCheckpoint, loadCheckpointSync, type CheckpointTensor } from '../src/runtime/checkpoint.ts';
 import { JsonLines, type Reply } from './helpers/json-lines.ts';
@@ -45,7 +46,7 @@ function checkedFile(file: string): CheckResult {
 
 const modelText = (file: string, model?: string): string => {
   const r = checkedFile(file);
-  return modelPy({ file, source: r.text, models: r.models, model: r.models.find((m) => m.name === model) ?? r.models[0] });
+  return modelPy({ file, source: r.sources, models: r.models, model: r.models.find((m) => m.name === model) ?? r.models[0] });
 };
 
 /**
@@ -64,7 +65,7 @@ const floats = (file: string) => {
 };
 
 /** The inference graph with `weights` on `input` ([batch, ...model.input]). */
-async function runOnnx(model: CheckedModel, source: string, weights: Map<string, CheckpointTensor>, input: Float32Array, batch: number): Promise<{ output: Float32Array; names: string[] }> {
+async function runOnnx(model: CheckedModel, source: SourceInput, weights: Map<string, CheckpointTensor>, input: Float32Array, batch: number): Promise<{ output: Float32Array; names: string[] }> {
   const { bytes } = compileInference(model, { source, init: weights, initFrom: 'the checkpoint' });
   const session = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 2 });
   try {
@@ -91,17 +92,19 @@ describe('model.py text', () => {
   it.each(FILES)('%s: each layer construction carries its source line', (file) => {
     const r = checkedFile(file);
     const text = modelText(file);
-    const base = path.basename(file);
+    // A layer of an imported block names its own file (`std/resnet.cnn`), relative to the file's folder.
     for (const model of r.models) {
       for (const layer of layers(model.root)) {
-        const line = r.text.slice(0, layer.span.start).split('\n').length;
-        expect(text, `${layer.path} (line ${line})`).toContain(`  # ${base}:${line}  `);
+        const { source, position } = r.sources.locate(layer.span.start);
+        const at = `${source.label}:${position.line + 1}`;
+        expect(text, `${layer.path} (${at})`).toContain(`  # ${at}  `);
       }
     }
+    const labels = r.sources.sources.map((s) => s.label.replaceAll('.', '\\.')).join('|');
     // Every line that builds a layer module ends in a comment naming the file and line.
-    const builders = text.split('\n').filter((l) => /^ {8,}(self\.|'|self\.add_module).*\b(nn\.(?!Parameter\b)[A-Z]\w*|PaddedConv2d|AvgPoolNoPad|LayerNorm2d|ChannelShuffle|LayerScale)\(/.test(l));
+    const builders = text.split('\n').filter((l) => /^ {8,}(self\.|'|self\.add_module).*\b(nn\.(?!Parameter\b)[A-Z]\w*|PaddedConv2d|CroppedConvTranspose2d|AvgPoolNoPad|LayerNorm2d|ChannelShuffle|LayerScale)\(/.test(l));
     expect(builders.length).toBeGreaterThan(0);
-    for (const l of builders) expect(l).toMatch(new RegExp(`  # ${base.replace('.', '\\.')}:\\d+  \\S`));
+    for (const l of builders) expect(l).toMatch(new RegExp(`  # (${labels}):\\d+  \\S`));
   });
 
   it('names the module tree after cnnc (labels that are Python words, helper names the source takes)', () => {
@@ -164,7 +167,7 @@ describe.skipIf(!python)('model.py against cnnc', () => {
       expect(reply.reloadDiff, 'load_checkpoint of its own save gives the same outputs').toBe(0);
       expect(reply.logitsDiff as number, 'forward(x, logits=True) is the values before the final softmax/sigmoid').toBeLessThan(1e-6);
       expect(reply.meta).toEqual({ test: 'parity' });
-      const { output, names } = await runOnnx(model, r.text, loadCheckpointSync(at('ckpt')).tensors, floats(at('in')), batch);
+      const { output, names } = await runOnnx(model, r.sources, loadCheckpointSync(at('ckpt')).tensors, floats(at('in')), batch);
       expect([...(reply.keys as string[])].sort(), 'state_dict keys are the graph\'s parameter names').toEqual(names.sort());
       const relative = relativeDiff(output, floats(at('out')));
       worst.push({ file, model: model.name, relative });
@@ -193,7 +196,7 @@ describe.skipIf(!python)('model.py against cnnc', () => {
     return out;
   }
 
-  const writeCkpt = (file: string, model: string, tensors: Map<string, CheckpointTensor>, source?: string) =>
+  const writeCkpt = (file: string, model: string, tensors: Map<string, CheckpointTensor>, source?: SourceInput) =>
     writeFileSync(file, Buffer.concat(encodeCheckpoint({ model, sourceHash: source && sourceHash(source), tensors })));
 
   it.each(['bench/models/all_layers.cnn', EDGE])('%s: a checkpoint cnnc writes loads into model.py, with the same outputs', async (file) => {
@@ -201,11 +204,11 @@ describe.skipIf(!python)('model.py against cnnc', () => {
     for (const model of r.models) {
       const ckpt = path.join(tmp, `${model.name}.cnnc.ckpt`), input = path.join(tmp, 'x.in'), output = path.join(tmp, 'x.out');
       const tensors = cnncTensors(model, 3);
-      writeCkpt(ckpt, model.name, tensors, r.text);
+      writeCkpt(ckpt, model.name, tensors, r.sources);
       const x = uniform(5, 2 * model.input!.reduce((a, b) => a * b, 1), -1, 1);
       writeFileSync(input, x);
       await send({ cmd: 'forward', dir: folder(file), model: model.name, ckpt, input, output, batch: 2 });
-      const onnx = await runOnnx(model, r.text, tensors, x, 2);
+      const onnx = await runOnnx(model, r.sources, tensors, x, 2);
       expect(relativeDiff(onnx.output, floats(output))).toBeLessThan(TOL);
     }
   });

@@ -21,7 +21,8 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { check, type CheckedModel } from '../src/index.ts';
-import { initialState, trainPlan } from '../src/compiler/emit/train.ts';
+import { denseOutput } from '../src/compiler/dense.ts';
+import { initialState, labelDims, trainPlan } from '../src/compiler/emit/train.ts';
 import { applyOverrides } from '../src/compiler/train-config.ts';
 import { torchPackage } from '../src/compiler/emit/torch/index.ts';
 import { compileCommand } from '../src/cli/compile.ts';
@@ -86,19 +87,20 @@ interface StepCase {
 
 /**
  * The examples as they are, except where that would compare rounding noise instead of semantics:
- * - dropout is 0: PyTorch draws its own masks and cnnc hashes its own (dropout has no parameters,
- *   so no name changes);
+ * - dropout and droppath are 0: PyTorch draws its own masks and cnnc hashes its own (neither has
+ *   parameters, so no name changes);
  * - 224x224 inputs are 64x64 (32x32 for the tutorials): where a global pool comes before the dense
  *   layers every tensor stays the same, and a step costs a twelfth;
  * - Adam's eps is 1e-3 (not 1e-8) for the binary tutorial model: its convolutions have biases
  *   before batch norm, whose gradients are zero up to rounding, and Adam divides a gradient by its
  *   size, so that with a tiny eps cnnc's float32 step moves such a bias by +lr or -lr at random;
- * - the deep models of the zoo (resnet18, mobilenet_v2, efficientnet_b0, googlenet) take one step
+ * - the deep models of the zoo (resnet18, mobilenet_v2, efficientnet_b0, googlenet, densenet121,
+ *   mobilenet_v3_small) take one step
  *   of SGD (lr 1e-3, momentum 0.9) at batch 2 instead of two of their default Adam: at batch 2
  *   their float32 gradients are right to about 2e-4 of the largest (cnnc's, against float64 for
  *   MobileNetV2; PyTorch's own float32 to 5e-3), which Adam turns into random signs wherever a
  *   gradient is that small, and a second step from there compares two chaotic trajectories.
- * Left out: vgg16, alexnet and resnet50, whose 25-138M parameters make one step and its
+ * Left out: vgg16, alexnet, resnet50 and convnext_tiny, whose 25-138M parameters make one step and its
  * checkpoints cost more than all the rest; their layer kinds and combinators are in the ones kept.
  */
 const DEEP = { set: 'optimizer: sgd lr=1e-3 momentum=0.9', steps: 1 };
@@ -108,8 +110,9 @@ const EXAMPLE_CASES: StepCase[] = ([
   ['tutorials/002_rgb224_flatten.cnn', 2, { size: 32 }], ['tutorials/003_mnist.cnn', 4, {}], ['tutorials/004_fashion_mnist.cnn', 4, {}],
   ['zoo/lenet5.cnn', 4, {}], ['zoo/resnet18.cnn', 2, { size: 64, ...DEEP }], ['zoo/mobilenet_v2.cnn', 2, { size: 64, ...DEEP }],
   ['zoo/efficientnet_b0.cnn', 2, { size: 64, ...DEEP }], ['zoo/googlenet.cnn', 2, { size: 64, ...DEEP }],
+  ['zoo/densenet121.cnn', 2, { size: 64, ...DEEP }], ['zoo/mobilenet_v3_small.cnn', 2, { size: 64, ...DEEP }],
 ] as [string, number, { size?: number; set?: string; steps?: number }][]).map(([file, batch, o]) => {
-  let source = readFileSync(join(ROOT, 'examples', file), 'utf8').replace(/\bdropout\s+[0-9.]+/g, 'dropout 0');
+  let source = readFileSync(join(ROOT, 'examples', file), 'utf8').replace(/\b(dropout|droppath)\s+[0-9.]+/g, '$1 0');
   if (o.size) source = source.replace(/input 3x224x224/, `input 3x${o.size}x${o.size}`);
   return { name: file, source, batch, set: o.set, steps: o.steps ?? 2 };
 });
@@ -154,6 +157,26 @@ const FEATURE_CASES: StepCase[] = [
   input 5
   dense 6 -> prelu -> dense 3 -> softmax
   train { loss: mse  optimizer: adam lr=0.01 }`],
+  ['dense: cross-entropy per pixel against masks, an ignore label, label smoothing, bn', `
+  input 1x6x6
+  conv 4 3x3 pad=same -> bn -> relu -> conv 3 1x1
+  train { loss: cross_entropy smoothing=0.1 ignore=255  optimizer: sgd lr=0.1 momentum=0.9 }`],
+  ['dense: bce per pixel on one channel (binary masks), a final sigmoid folded', `
+  input 2x5x5
+  conv 4 3x3 pad=same -> relu -> conv 1 1x1 -> sigmoid
+  train { loss: bce  optimizer: adam lr=0.01 }`],
+  ['adamw through layernorm, shuffle, layer scale, hardsigmoid, identity and droppath 0 (a ConvNeXt-style block)', `
+  input 4x6x6
+  conv 8 3x3 pad=same -> layernorm eps=1e-6 -> shuffle 2
+  -> residual { dwconv 3x3 pad=1 -> layernorm -> conv 16 1x1 -> hardsigmoid -> conv 8 1x1 -> scale init=0.5 -> droppath 0 }
+  -> identity -> gap -> flatten -> dense 6 -> layernorm -> dense 3
+  train { optimizer: adamw lr=0.01 weight_decay=0.05 }`],
+  ['sgd through the spatial kinds: a ceil-mode pool, transposed convolution, upsampling, pixel shuffle, adaptive pooling', `
+  input 2x8x8
+  conv 4 3x3 pad=same -> bn -> relu -> maxpool 3 stride=2 ceil=on -> convtranspose 4 2x2 stride=2 -> upsample 2 mode=bilinear
+  -> conv 8 3x3 stride=2 pad=same -> pixelshuffle 2 -> relu -> avgpool 3 stride=2 pad=1 ceil=on -> adaptiveavgpool 3
+  -> upsample size=5x4 -> flatten -> dense 3
+  train { optimizer: sgd lr=0.1 momentum=0.9 }`],
 ].map(([name, body], i) => ({
   name,
   source: `${FEATURE_BLOCKS}model Case${i} {${body.replace(/train \{ (.*) \}/, (_, t: string) => `train {\n    ${t.split(/\s{2,}/).join('\n    ')}\n  }`)}\n}\n`,
@@ -170,8 +193,8 @@ interface PreparedStep {
   job: { dir: string; init: string; batches: { x: string; y: string; count: number }[]; lrs: number[]; out: string };
 }
 
-/** Labels in range: the classes, or 0/1 for a single output under bce or mse. */
-const labelCount = (model: CheckedModel) => Math.max(2, model.output!.reduce((a, b) => a * b, 1));
+/** Labels in range: the classes (a dense model's channels), or 0/1 for a single output under bce or mse. */
+const labelCount = (model: CheckedModel) => Math.max(2, denseOutput(model.output)?.channels ?? model.output!.reduce((a, b) => a * b, 1));
 
 /** cnnc's side: the initial state as a checkpoint, and two steps of the training graph. */
 async function prepareStep(c: StepCase, i: number): Promise<PreparedStep> {
@@ -188,7 +211,10 @@ async function prepareStep(c: StepCase, i: number): Promise<PreparedStep> {
   const losses: number[] = [];
   for (let s = 0; s < c.steps; s++) {
     const x = uniform(100 * i + s, c.batch * per, -2, 2);
-    const y = BigInt64Array.from({ length: c.batch }, (_, k) => BigInt((k * 5 + s + i) % labelCount(model)));
+    // A dense model's labels are masks, every seventh pixel the ignore label when there is one.
+    const ignore = model.train.loss.ignore;
+    const labels = c.batch * labelDims(model).reduce((a, b) => a * b, 1);
+    const y = BigInt64Array.from({ length: labels }, (_, k) => BigInt(ignore !== undefined && k % 7 === 3 ? ignore : (k * 5 + s + i) % labelCount(model)));
     const files = { x: join(dir, `x${s}.bin`), y: join(dir, `y${s}.bin`), count: c.batch };
     writeFileSync(files.x, x);
     writeFileSync(files.y, new Uint8Array(y.buffer));

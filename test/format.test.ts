@@ -140,6 +140,23 @@ describe('format', () => {
     ].join('\n'));
   });
 
+  it('writes empty branches as nothing between the separators, inline and in a block', () => {
+    const src = 'model M { input 8x32x32 -> split [2,6]{|conv 6 1x1} -> concat { | conv 64 1x1 -> bn -> relu -> conv 96 3x3 pad=same -> bn -> relu -> conv 96 3x3 pad=same |} }';
+    const out = format(src)!;
+    expect(out).toBe([
+      'model M {',
+      '  input 8x32x32',
+      '  -> split [2, 6] { | conv 6 1x1 }',
+      '  -> concat {',
+      '  | conv 64 1x1 -> bn -> relu -> conv 96 3x3 pad=same -> bn -> relu -> conv 96 3x3 pad=same',
+      '  |',
+      '  }',
+      '}',
+      '',
+    ].join('\n'));
+    expect(format(out)).toBe(out);
+  });
+
   it('wraps long chains at arrows', () => {
     const steps = Array.from({ length: 30 }, (_, i) => `conv ${i + 1} 3x3 pad=same`).join(' -> ');
     const out = format(`model M { input 3x32x32 ${steps} }`)!;

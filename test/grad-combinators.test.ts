@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { checkModel, expectGradients, runGradient } from './helpers/grad-check.ts';
+import { COMBINATOR_GRADIENT_CASES } from './helpers/layer-cases.ts';
 import { batchNormTrain } from './reference/ops.ts';
 import { defaultTrainConfig } from '../src/compiler/train-config.ts';
 import { emitEval, emitGradient, frozenMatcher, GRAD_PREFIX, graphSignature, NEW_PREFIX, trainPlan } from '../src/compiler/emit/train.ts';
@@ -14,20 +15,8 @@ import { decodeModel } from '../src/compiler/onnx/builder.ts';
 
 const model = (input: string, body: string) => checkModel(`model G {\n  input ${input}\n  ${body}\n}\n`);
 
-describe('combinator gradients', () => {
-  const cases: [string, string, string][] = [
-    ['residual, identity shortcut', '3x5x5', 'residual { conv 3 3x3 pad=1 -> relu -> conv 3 3x3 pad=1 } -> relu'],
-    ['residual with projection (stride 2, bn)', '3x6x6', 'residual project { conv 4 3x3 stride=2 pad=1 -> bn -> relu -> conv 4 3x3 pad=1 }'],
-    ['concat of conv, conv and maxpool branches', '3x5x6', 'concat { conv 2 1x1 | conv 3 3x3 pad=same | maxpool 3 stride=1 pad=1 }'],
-    ['add of three branches', '3x5x5', 'add { conv 3 3x3 pad=same | conv 3 1x1 | conv 3 1x1 -> tanh }'],
-    ['gate (squeeze-and-excitation)', '4x5x5', 'gate { globalavgpool -> conv 2 1x1 -> silu -> conv 4 1x1 -> sigmoid }'],
-    ['gate broadcasting a per-position map', '3x4x5', 'gate { conv 1 3x3 pad=same -> sigmoid }'],
-    ['a small network', '2x9x9', 'conv 4 3x3 pad=1 -> bn -> relu -> maxpool 2 -> conv 5 3x3 -> gelu -> flatten -> dense 6 -> softmax'],
-    ['nested blocks', '4x6x6', 'residual { concat { conv 2 3x3 pad=1 | dwconv 3x3 pad=1 multiplier=1 -> conv 2 1x1 } -> bn -> relu } -> avgpool 2 -> gate { gap -> conv 4 1x1 -> sigmoid }'],
-  ];
-  for (const [name, input, body] of cases) {
-    it(name, async () => expectGradients(await runGradient(model(input, body), { batch: 3 })));
-  }
+describe('combinator gradients (test/helpers/layer-cases.ts)', () => {
+  for (const k of COMBINATOR_GRADIENT_CASES) it(k.name, async () => expectGradients(await runGradient(model(k.input, k.body), { batch: k.batch, xRange: k.xRange })));
 });
 
 describe('relu before max pooling', () => {

@@ -262,6 +262,18 @@ describe('cnnc lsp --stdio', () => {
     expect(labels(values)).toEqual(['same', 'valid']);
   });
 
+  it('hovers and completes split, with each branch\'s shape', async () => {
+    const uri = 'file:///t/split.cnn';
+    const text = 'model M {\n  input 8x4x4\n  split [2, 6] { | conv 3 1x1 } -> \n}\n';
+    c.open(uri, text);
+    const h = await c.conn.sendRequest(HoverRequest.type, { textDocument: { uri }, position: at(text, 'split', 1) });
+    const hover = (h!.contents as MarkupContent).value;
+    expect(hover).toContain('split: channels cut into parts');
+    expect(hover).toContain('8×4×4 → 5×4×4 (branches 2×4×4, 3×4×4)');
+    const step = (await c.conn.sendRequest(CompletionRequest.type, { textDocument: { uri }, position: at(text, '-> \n', 3) })) as CompletionItem[];
+    expect(step.find((i) => i.label === 'split')).toMatchObject({ detail: expect.stringContaining('split { a | b }') });
+  });
+
   it('offers code actions: insert flatten before dense, and a verified pad=same for a residual', async () => {
     const b = 'file:///t/b.cnn';
     const diag = (await c.diagnostics(b)).diagnostics[0];

@@ -1,9 +1,10 @@
 /**
  * Weights from PyTorch (src/runtime/weights/). Every model of examples/zoo against its torchvision
- * model (MODELS below), with seeded random weights and random batch-norm statistics (so that
- * folding matters), written by test/helpers/torch_weights.py as a safetensors state dict (for
- * resnet18, mobilenet_v2 and efficientnet_b0 also as torch.onnx.export files, batch norm folded,
- * as eval-mode export does, and kept), loaded into the zoo's model with `cnnc compile --weights`:
+ * model, and examples/segmentation/unet.cnn against test/helpers/unet.py (MODELS below), with
+ * seeded random weights and random batch-norm statistics (so that folding matters), written by
+ * test/helpers/torch_weights.py as a safetensors state dict (for resnet18, mobilenet_v2 and
+ * efficientnet_b0 also as torch.onnx.export files, batch norm folded, as eval-mode export does,
+ * and kept), loaded into the example's model with `cnnc compile --weights`:
  * the compiled model's logits on a seeded image equal the reference's eval logits. Then transfer learning from a safetensors file with `cnnc train --init`,
  * PyTorch pickles, and bad files: each a one-line error naming the file and the first mismatch.
  *
@@ -27,6 +28,7 @@ import { loadModelWeights } from '../src/runtime/weights/index.ts';
 import { expectUserError } from './helpers/errors.ts';
 import { pythonWith } from './helpers/python.ts';
 import { cnncFromSources } from './helpers/cli-sources.ts';
+import { safetensors, type Entry } from './helpers/safetensors.ts';
 
 const root = join(import.meta.dirname, '..');
 const tmp = mkdtempSync(join(tmpdir(), 'cnnc-weights-torch-'));
@@ -81,25 +83,11 @@ function relativeError(got: Float32Array, want: Float32Array): number {
 // ---------------------------------------------------------------------------------------------
 // safetensors files written here, for the reader's own cases
 
-type Entry = [name: string, dtype: string, shape: number[], bytes: Uint8Array];
 const f32 = (values: number[]) => new Uint8Array(Float32Array.from(values).buffer);
 const u16 = (bits: number[]) => new Uint8Array(Uint16Array.from(bits).buffer);
 const f64 = (values: number[]) => new Uint8Array(Float64Array.from(values).buffer);
 const i64 = (values: number[]) => new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer);
 const seq = (n: number, scale = 0.1) => Array.from({ length: n }, (_, i) => (i - n / 2) * scale);
-
-function safetensors(entries: Entry[], header?: Record<string, unknown>): Buffer {
-  let offset = 0;
-  const described: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-  for (const [name, dtype, shape, bytes] of entries) {
-    described[name] = { dtype, shape, data_offsets: [offset, offset + bytes.byteLength] };
-    offset += bytes.byteLength;
-  }
-  const json = Buffer.from(JSON.stringify(header ?? described));
-  const length = Buffer.alloc(8);
-  length.writeBigUInt64LE(BigInt(json.length));
-  return Buffer.concat([length, json, ...entries.map((e) => e[3])]);
-}
 
 /** A small model and a state dict for it under PyTorch-style names (an nn.Sequential and a classifier). */
 const SMALL = 'model Small {\n  input 1x4x4\n  conv 2 3x3 bias=off -> bn -> relu -> flatten -> dense 3\n}\n';
@@ -149,6 +137,23 @@ describe('safetensors read without torch', () => {
     ]);
     expect([...match.tensors.get('bn1.running_var')!.data]).toEqual([2, 0.5]);
     expect(match.unused).toEqual([]);
+  });
+
+  it('shapes that differ only in sizes of 1 are reshaped: a Linear\'s [out, in] into a 1x1 conv, a [C, 1, 1] scale into [C]', () => {
+    const file = at('reshaped.safetensors');
+    writeFileSync(file, safetensors([
+      ['proj.weight', 'F32', [3, 2], f32(seq(6))], ['proj.bias', 'F32', [3], f32([1, 2, 3])], ['act.weight', 'F32', [3, 1, 1], f32([0.1, 0.2, 0.3])],
+    ]));
+    const model = check('model R {\n  input 2x4x4\n  conv 3 1x1 -> prelu per_channel=on\n}\n', 'r.cnn').models[0];
+    const { match } = loadModelWeights(model, file, { transfer: false });
+    expect(match.pairs.map((p) => `${p.from} -> ${p.to}${p.how ? ` (${p.how})` : ''}`)).toEqual([
+      'proj.weight -> conv1.weight (reshaped from 3×2)', 'proj.bias -> conv1.bias', 'act.weight -> prelu1.weight (reshaped from 3×1×1)',
+    ]);
+    expect(match.tensors.get('conv1.weight')).toEqual({ dims: [3, 2, 1, 1], data: Float32Array.from(seq(6)) });
+    expect(match.tensors.get('prelu1.weight')!.dims).toEqual([3]);
+    // The same number of values in another order of sizes is still a mismatch.
+    writeFileSync(file, safetensors([['proj.weight', 'F32', [2, 3], f32(seq(6))], ['proj.bias', 'F32', [3], f32([1, 2, 3])], ['act.weight', 'F32', [3], f32([0.1, 0.2, 0.3])]]));
+    expect(() => loadModelWeights(model, file, { transfer: false })).toThrow(/safetensors 'proj.weight' 2×3 where model R needs 'conv1.weight' 3×2×1×1/);
   });
 
   it('torchvision\'s ConvNeXt layer_scale, a tensor of the block itself after its layers, goes to scale\'s layer_scale', () => {
@@ -313,10 +318,12 @@ describe('ONNX files from other exporters', () => {
 // torchvision
 
 /**
- * Every model of examples/zoo and its reference: a torchvision model (built with `kwargs`) or one of
- * torch_weights.py's REFERENCES. Each compares a safetensors state dict; three also the ONNX exports.
+ * Every model of examples/zoo, and the U-Net of examples/segmentation, and its reference: a
+ * torchvision model or one of torch_weights.py's REFERENCES (built with `kwargs`). Each compares a
+ * safetensors state dict; three also the ONNX exports. `zoo` names the file in examples/zoo, or in
+ * examples/DIR.
  */
-const MODELS: { name: string; zoo: string; seed: number; files: string[]; kwargs?: Record<string, unknown> }[] = [
+const MODELS: { name: string; zoo: string; dir?: string; seed: number; files: string[]; kwargs?: Record<string, unknown> }[] = [
   { name: 'resnet18', zoo: 'resnet18', seed: 1, files: ['safetensors', 'sorted', 'folded', 'nofold', 'plain', 'training', 'pth'] },
   { name: 'mobilenet_v2', zoo: 'mobilenet_v2', seed: 2, files: ['safetensors', 'folded', 'plain'] },
   { name: 'efficientnet_b0', zoo: 'efficientnet_b0', seed: 3, files: ['safetensors', 'folded', 'plain'] },
@@ -327,9 +334,13 @@ const MODELS: { name: string; zoo: string; seed: number; files: string[]; kwargs
   { name: 'googlenet', zoo: 'googlenet', seed: 8, files: ['safetensors'], kwargs: { aux_logits: false, init_weights: true } },
   { name: 'densenet121', zoo: 'densenet121', seed: 9, files: ['safetensors'] },
   { name: 'mobilenet_v3_small', zoo: 'mobilenet_v3_small', seed: 10, files: ['safetensors'] },
+  { name: 'convnext_tiny', zoo: 'convnext_tiny', seed: 11, files: ['safetensors'] },
+  { name: 'shufflenet_v2_x1_0', zoo: 'shufflenet_v2_x1_0', seed: 12, files: ['safetensors'] },
+  { name: 'unet', zoo: 'unet', dir: 'segmentation', seed: 13, files: ['safetensors'], kwargs: { in_channels: 1, classes: 2, width: 64 } },
 ];
-const zooModel = (zoo: string) => check(readFileSync(join(root, 'examples', 'zoo', `${zoo}.cnn`), 'utf8'), `${zoo}.cnn`).models[0];
-const zooInput = (zoo: string) => [...zooModel(zoo).input!];
+const examplePath = (m: (typeof MODELS)[number]) => join(root, 'examples', m.dir ?? 'zoo', `${m.zoo}.cnn`);
+const zooModel = (m: (typeof MODELS)[number]) => check(readFileSync(examplePath(m), 'utf8'), `${m.zoo}.cnn`).models[0];
+const zooInput = (m: (typeof MODELS)[number]) => [...zooModel(m).input!];
 /** File suffix, whether batch norm is folded in it, and how torch wrote it. */
 const EXPORTS: [file: string, folded: boolean, what: string][] = [
   ['safetensors', false, 'a safetensors state dict in state-dict order'],
@@ -344,7 +355,7 @@ describe.skipIf(!python)('weights from torchvision', () => {
   let counts: Record<string, { params: number; buffers: number; macs: number }>;
   beforeAll(() => {
     mkdirSync(dir);
-    const job = { dir, models: MODELS.map(({ name, seed, files, kwargs, zoo }) => ({ name, seed, files, kwargs, input: zooInput(zoo) })) };
+    const job = { dir, models: MODELS.map((m) => ({ name: m.name, seed: m.seed, files: m.files, kwargs: m.kwargs, input: zooInput(m) })) };
     const r = spawnSync(python!, [join(root, 'test', 'helpers', 'torch_weights.py')], { input: JSON.stringify(job), encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`torch_weights.py failed (status ${r.status}): ${r.stderr}`);
     counts = JSON.parse(r.stdout);
@@ -352,20 +363,20 @@ describe.skipIf(!python)('weights from torchvision', () => {
 
   it('every model of examples/zoo is compared with its reference here', () => {
     const files = readdirSync(join(root, 'examples', 'zoo')).filter((f) => f.endsWith('.cnn')).map((f) => f.slice(0, -4));
-    expect(files.sort()).toEqual(MODELS.map((m) => m.zoo).sort());
+    expect(files.sort()).toEqual(MODELS.filter((m) => !m.dir).map((m) => m.zoo).sort());
   });
 
-  // MACs: cnnc counts those of conv, dwconv and dense; the reference's Conv2d and Linear modules, counted by hooks.
-  it('the zoo\'s models have torchvision 0.14.1\'s parameter, buffer and MAC counts', () => {
+  // MACs: cnnc counts those of conv, dwconv, convtranspose and dense; the reference's Conv2d, ConvTranspose2d and Linear modules, counted by hooks.
+  it('the models have their reference\'s (torchvision 0.14.1\'s) parameter, buffer and MAC counts', () => {
     for (const m of MODELS) {
-      const model = zooModel(m.zoo);
+      const model = zooModel(m);
       expect({ params: model.totals.trainable, buffers: model.totals.nonTrainable, macs: model.totals.macs }, m.name).toEqual(counts[m.name]);
     }
   });
 
   for (const m of MODELS) {
-    it(`${m.name}: compile --weights from each export gives torchvision's eval logits`, async () => {
-      const zoo = join(root, 'examples', 'zoo', `${m.zoo}.cnn`);
+    it(`${m.name}: compile --weights from each export gives the PyTorch model's eval logits`, async () => {
+      const zoo = examplePath(m);
       const x = floats(join(dir, `${m.name}.input.bin`)), want = floats(join(dir, `${m.name}.logits.bin`));
       for (const [suffix, folded, what] of EXPORTS.filter(([s]) => m.files.includes(s.split('.')[0]))) {
         const file = join(dir, `${m.name}.${suffix}`), out = join(dir, `${m.name}.${suffix}.cnnc.onnx`);
@@ -373,7 +384,7 @@ describe.skipIf(!python)('weights from torchvision', () => {
         expect(r.code, `${what}: ${r.stderr}`).toBe(0);
         expect(r.stderr, what).toMatch(/tensors matched by structure/);
         expect(r.stderr.includes('batch norm was folded into the file\'s convolutions'), what).toBe(folded);
-        expect(relativeError(await logits(out, x, [1, ...zooInput(m.zoo)]), want), what).toBeLessThan(TOLERANCE);
+        expect(relativeError(await logits(out, x, [1, ...zooInput(m)]), want), what).toBeLessThan(TOLERANCE);
         rmSync(out);
       }
     });
@@ -383,9 +394,9 @@ describe.skipIf(!python)('weights from torchvision', () => {
     const report = join(dir, 'report.txt');
     expect((await compileHere(join(root, 'examples', 'zoo', 'resnet18.cnn'), { output: join(dir, 'r.onnx'), weights: join(dir, 'resnet18.sorted.safetensors'), weightsReport: report })).code).toBe(0);
     const text = readFileSync(report, 'utf8');
-    expect(text).toContain('layer1.0.conv1.weight 64×64×3×3 -> repeat1.0.residual1.basic1.conv1.weight');
-    expect(text).toContain('layer2.0.downsample.0.weight 128×64×1×1 -> residual1.shortcut.conv.weight');
-    expect(text).toContain('layer4.1.bn2.running_var 512 -> residual6.basic1.bn2.running_var');
+    expect(text).toContain('layer1.0.conv1.weight 64×64×3×3 -> layer1.basic_block1.residual1.conv1.weight');
+    expect(text).toContain('layer2.0.downsample.0.weight 128×64×1×1 -> layer2.basic_block1.residual1.shortcut.conv.weight');
+    expect(text).toContain('layer4.1.bn2.running_var 512 -> layer4.repeat1.0.basic_block1.residual1.bn2.running_var');
     expect(text).toContain('fc.weight 1000×512 -> dense1.weight');
     expect(text.split('\n').filter((l) => l.includes(' -> '))).toHaveLength(102);
   });
@@ -396,7 +407,7 @@ describe.skipIf(!python)('weights from torchvision', () => {
     const dict = loadModelWeights(model, join(dir, 'resnet18.safetensors'), { transfer: false }).match;
     expect(training.folded).toEqual([]);
     expect(training.pairs.map((p) => p.to)).toEqual(dict.pairs.map((p) => p.to));
-    for (const name of ['conv1.weight', 'residual3.basic1.conv2.weight', 'bn1.weight', 'dense1.weight']) {
+    for (const name of ['conv1.weight', 'layer3.basic_block1.residual1.conv2.weight', 'bn1.weight', 'dense1.weight']) {
       expect([...training.tensors.get(name)!.data], name).toEqual([...dict.tensors.get(name)!.data]);
     }
   });
@@ -435,7 +446,7 @@ describe.skipIf(!python)('weights from torchvision', () => {
         'safetensors \'fc.weight\' 1000×512 where model ResNet18 needs \'head.weight\' 2×512 (layer 41 of 41); only train --init takes a file whose final layers differ');
       const lines: string[] = [];
       const log = { isTTY: false, columns: 200, write: (s: string) => { lines.push(s); return true; } };
-      const freeze = 'freeze: "conv1" "bn1" "repeat*" "residual*"';
+      const freeze = 'freeze: "conv1" "bn1" "layer*"';
       await trainCommand(model, { data, init: file, out, epochs: '8', batch: '8', optimizer: 'adam', lr: '0.001', threads: '1', set: [freeze] },
         { log, print: () => {}, handleSigint: false });
       const text = lines.join('');

@@ -35,12 +35,12 @@ export async function compileCommand(file: string, opts: CompileOptions): Promis
   if (opts.train) return compileTrainingCommand(file, result.sources, model, output, opts);
   const weights = opts.weights ? weightsForModel(model, opts.weights, { transfer: false, purpose: 'weights', more: reportAt(opts), log: (s) => console.error(s) }) : undefined;
   const compiled = compileInference(model, {
-    file, source: result.text, sources: result.sources, init: weights?.match.tensors, initFrom: opts.weights, seed: opts.seed ?? model.train.seed ?? 0,
+    file, source: result.sources, init: weights?.match.tensors, initFrom: opts.weights, seed: opts.seed ?? model.train.seed ?? 0,
   });
   if (weights && opts.weightsReport) writeFileAtomic(opts.weightsReport, weights.fullReport);
-  if (opts.triton) return writeTritonCommand({ dir: opts.triton, model, compiled, file, source: result.text, opts });
+  if (opts.triton) return writeTritonCommand({ dir: opts.triton, model, compiled, file, source: result.sources, opts });
   writeFileAtomic(output, compiled.bytes);
-  const hash = sourceHash(result.text).slice(0, 12);
+  const hash = sourceHash(result.sources).slice(0, 12);
   console.log(`${output}: ${model.name}, ${compiled.ops} ops, ${model.totals.trainable.toLocaleString('en-US')} trainable + ${model.totals.nonTrainable.toLocaleString('en-US')} non-trainable params, ${formatBytes(compiled.bytes.byteLength)} (opset 17, source ${hash}${opts.weights ? `, weights from ${opts.weights}` : ''})`);
   return 0;
 }
@@ -74,7 +74,7 @@ async function compileTrainingCommand(file: string, sources: SourceSet, model: C
   const { compileTraining, initialState, NEW_PREFIX } = await import('../compiler/emit/train.ts');
   const seed = opts.seed ?? model.train.seed ?? 0;
   const config = { ...model.train, seed };
-  const graphs = compileTraining(model, config, { file: path.basename(file), source: sources.main.text, sources, loop: true, loopSteps: opts.loopSteps });
+  const graphs = compileTraining(model, config, { file: path.basename(file), source: sources, loop: true, loopSteps: opts.loopSteps });
   const state = initialState(graphs.plan, seed);
   if (opts.weights) {
     // The initial state of a training run: a differing head is initialised as usual, as with train --init.
@@ -86,7 +86,7 @@ async function compileTrainingCommand(file: string, sources: SourceSet, model: C
   writeFileAtomic(path.join(dir, 'train_step.onnx'), graphs.trainStep);
   writeFileAtomic(path.join(dir, 'eval.onnx'), graphs.eval);
   writeFileAtomic(path.join(dir, 'train_loop.onnx'), graphs.trainLoop!);
-  await saveCheckpoint(path.join(dir, 'init.ckpt'), { model: model.name, sourceHash: sourceHash(sources.main.text), meta: { format: 'cnnc-train-init', seed, config }, tensors: state });
+  await saveCheckpoint(path.join(dir, 'init.ckpt'), { model: model.name, sourceHash: sourceHash(sources), meta: { format: 'cnnc-train-init', seed, config }, tensors: state });
   const signature = {
     model: model.name,
     config,

@@ -39,7 +39,7 @@ export function exportCommand(file: string, opts: ExportOptions): number {
   const result = checkFileForWriting(file);
   if (!result) return 1;
   const model = pickModel(result, opts.model);
-  const files = torchPackage({ file, source: result.text, models: result.models, model });
+  const files = torchPackage({ file, source: result.sources, models: result.models, model });
   checkReplaceable(dir, files);
   ensureWritableDir(dir);
   for (const [name, text] of files) writeFileAtomic(path.join(dir, name), text);

@@ -46,7 +46,7 @@ export async function predictCommand(file: string, inputs: string[], opts: Predi
   const weights = weightsForModel(picked, opts.weights, { transfer: false, purpose: 'weights', brief: true, log: (s) => console.error(`cnnc: note: ${s}`) });
   // Without classes= in the model, the class names the training run stored in the checkpoint.
   const model = picked.preprocess.classes || !weights.classes ? picked : { ...picked, preprocess: { ...picked.preprocess, classes: weights.classes } };
-  const onnx = compileInference(model, { file, source: result.text, init: weights.match.tensors, initFrom: opts.weights }).bytes;
+  const onnx = compileInference(model, { file, source: result.sources, init: weights.match.tensors, initFrom: opts.weights }).bytes;
   // ONNX Runtime and sharp load only here, once the cheap checks have passed.
   const { loadSamples, predict } = await import('../runtime/predict.ts');
   const onConvert = (input: string, from: string, to: string) => console.error(`cnnc: note: ${input}: converted ${from} to ${to}`);

@@ -1,6 +1,6 @@
 /** `cnnc summary FILE`: the layer table with shapes, parameters, MACs and receptive fields. */
 import { hasErrors } from '../compiler/diagnostics.ts';
-import { shapeText, summarize, type ModelSummary } from '../compiler/summary.ts';
+import { rfText, shapeText, summarize, type ModelSummary } from '../compiler/summary.ts';
 import { trainingCost, type TrainingCost } from '../compiler/training-cost.ts';
 import { checkFileAt, pickModel } from './io.ts';
 import { printDiagnostics, styleFor, type Style } from './report.ts';
@@ -59,7 +59,7 @@ export function renderTable(s: ModelSummary, style: Style): string {
     r.error ? '✗' : r.output ? shapeText(r.output) : '',
     r.params || r.buffers ? num(r.params) + (r.buffers ? ` +${num(r.buffers)}` : '') : r.output ? '0' : '',
     r.macs ? formatMacs(r.macs) : r.output ? '0' : '',
-    r.rf?.global ? `all / ${r.rf.jump[0] === r.rf.jump[1] ? r.rf.jump[0] : r.rf.jump.join('×')}` : r.rf ? `${r.rf.size[0] === r.rf.size[1] ? r.rf.size[0] : r.rf.size.join('×')} / ${r.rf.jump[0] === r.rf.jump[1] ? r.rf.jump[0] : r.rf.jump.join('×')}` : '',
+    r.rf ? `${r.rf.global ? 'all' : rfText(r.rf.size)} / ${rfText(r.rf.jump)}` : '',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');

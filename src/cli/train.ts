@@ -3,11 +3,11 @@
  * `train { ... }` section, each overridable from the command line. Writes checkpoints, a JSONL log
  * and loss/accuracy curves to --out (runs/<model> by default); --resume continues exactly.
  */
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { classesOf, denseOutput } from '../compiler/dense.ts';
 import { hasErrors } from '../compiler/diagnostics.ts';
+import { sourceHash } from '../compiler/emit/inference.ts';
 import { applyOverrides, type Override } from '../compiler/train-config.ts';
 import { UserError } from '../errors.ts';
 import { loadTrainingData } from '../runtime/dataset.ts';
@@ -134,7 +134,7 @@ export async function trainCommand(file: string, opts: TrainCliOptions, deps: Tr
   if (testSet) checkData(model, config, testSet);
 
   const create = deps.createTrainRunner ?? (await loadRunnerFactory());
-  const runner = await create(model, config, { device, threads, batch: config.batch });
+  const runner = await create(model, config, { device, threads, batch: config.batch, file: basename(file), source: result.sources });
   if (init) {
     const state = runner.state();
     for (const [name, t] of init.match.tensors) state.set(name, t);
@@ -143,7 +143,7 @@ export async function trainCommand(file: string, opts: TrainCliOptions, deps: Tr
   try {
     const res = await train({
       model, config, runner, trainSet, testSet, evalName, outDir, device, resume: opts.resume, log, stepsPerCall,
-      sourceHash: createHash('sha256').update(result.text).digest('hex'),
+      sourceHash: sourceHash(result.sources),
       handleSigint: deps.handleSigint ?? true, runFiles: init ? { [INIT_REPORT]: init.fullReport } : undefined,
     });
     const last = res.history.at(-1);

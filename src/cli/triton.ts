@@ -15,6 +15,7 @@ import path from 'node:path';
 import type { CompiledInference } from '../compiler/emit/inference.ts';
 import { DEFAULT_MAX_BATCH, INSTANCE_KINDS, LABELS_FILE, MODEL_FILE, tritonModel, VERSION, type InstanceKind } from '../compiler/emit/triton.ts';
 import type { CheckedModel } from '../compiler/model.ts';
+import type { SourceInput } from '../compiler/source.ts';
 import { UserError } from '../errors.ts';
 import { alive, describeFsError, ensureWritableDir, writeFileAtomic } from '../runtime/files.ts';
 import { checkOutputDir } from './outputs.ts';
@@ -52,7 +53,7 @@ export interface TritonWrite {
   model: CheckedModel;
   compiled: CompiledInference;
   file: string;
-  source: string;
+  source: SourceInput;
   opts: TritonCliOptions;
 }
 

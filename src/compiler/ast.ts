@@ -38,7 +38,8 @@ interface Labelled {
 
 export interface RepeatStep extends Labelled { kind: 'repeat'; count: Expr | undefined; body: Chain; keywordSpan: Span }
 export interface ResidualStep extends Labelled { kind: 'residual'; args: Arg[]; body: Chain; keywordSpan: Span }
-export interface BranchStep extends Labelled { kind: 'concat' | 'add'; branches: Chain[]; keywordSpan: Span }
+/** `concat`, `add` and `split`: branches on the input (split: on parts of it); an empty branch passes its input. */
+export interface BranchStep extends Labelled { kind: 'concat' | 'add' | 'split'; args: Arg[]; branches: Chain[]; keywordSpan: Span }
 export interface GateStep extends Labelled { kind: 'gate'; body: Chain; keywordSpan: Span }
 export interface FrozenStep extends Labelled { kind: 'frozen'; body: Chain; keywordSpan: Span }
 

@@ -7,51 +7,31 @@ import { bindArgs, bindBlockArgs, evaluate, showValue, useOf, type AnyArg, type 
 import { closestName, diagnostic, missingArrow, uniqueDiagnostics, useRelated, type Diagnostic, type DiagnosticExtras, type CatalogKey } from './diagnostics.ts';
 import { layerNames, lookupLayer } from './layers/index.ts';
 import { formatShape, product, ShapeFailure, type ArgSpec, type ArgValue, type Args, type LayerKind, type Shape, type ShapeContext, type ShapeExtras } from './layers/types.ts';
-import { layers, withChildren, type BranchNode, type CheckedModel, type GateNode, type LayerNode, type Node, type Receptive, type ResidualNode, type SeqNode } from './model.ts';
-import { spanOf, type Span } from './source.ts';
+import { layers, withChildren, type CheckedModel, type LayerNode, type Node, type Receptive, type SeqNode } from './model.ts';
+import type { Span } from './source.ts';
 import { checkTrainSection } from './train-config.ts';
 import { findRecursiveBlocks } from './recursion.ts';
 import { ExpansionSize } from './expansion.ts';
-import { conv } from './layers/conv.ts';
+import { combinatorOf } from './combinators/index.ts';
+import type { CheckContext, Flow, Scope } from './combinators/types.ts';
 import { windowReceptive } from './layers/window.ts';
-import { bn } from './layers/norm.ts';
 import { ownSpans, sameFlow, type CachedStep, type LayerSums, type StepLookup } from './step-cache.ts';
 
 // 20,000 layers check in about 0.1 s (0.3 s on a loaded 2-core machine); the largest published
 // classifiers have under 1,000, and a 1,000-line generated file about 7,000.
 const MAX_LAYERS = 20_000;
 const MAX_CALL_DEPTH = 64;
-const MAX_REPEAT = 10_000;
 const MAX_ELEMENTS = 2 ** 31;
 const MAX_EXACT = 2 ** 53;
 
 /** Words that are option values (`pad=same`, `bias=off`), never misspelt layers. */
 const OPTION_WORDS = new Set(['same', 'valid', 'on', 'off', 'true', 'false', 'yes', 'no']);
 
-const residualArgs: ArgSpec[] = [
-  { name: 'shortcut', type: 'enum', positional: true, values: ['identity', 'project'], default: 'identity', doc: 'identity, or project: a 1x1 conv + bn (with stride) when shapes differ' },
-];
-
 const inputArgs: ArgSpec[] = [
   { name: 'mean', type: 'enum', doc: 'per-channel mean subtracted in preprocessing' },
   { name: 'std', type: 'enum', doc: 'per-channel standard deviation' },
   { name: 'classes', type: 'enum', doc: 'class names, in label order' },
 ];
-
-/** What flows along a chain: the tensor's shape and receptive field (null after an error). */
-interface Flow {
-  shape: Shape | null;
-  rf: Receptive | null;
-}
-
-interface Scope {
-  env: Env;
-  path: string;
-  counters: Map<string, number>;
-  labels: Set<string>;
-  frozen: boolean;
-  depth: number;
-}
 
 /**
  * `cache` (the language server's) reuses the checks of unchanged top-level steps; see step-cache.ts.
@@ -84,7 +64,7 @@ export function checkFile(file: A.SourceFile, diagnostics: Diagnostic[], cache?:
   return models;
 }
 
-class ModelChecker {
+class ModelChecker implements CheckContext {
   private layerCount = 0;
   private overflowReported = false;
   /** Unknown names reported, by step: a repeat or block reports the same diagnostic for each copy, worked out once. */
@@ -94,8 +74,8 @@ class ModelChecker {
   constructor(
     private readonly blocks: ReadonlyMap<string, A.BlockDecl>,
     private readonly recursive: ReadonlySet<string>,
-    private readonly expansion: ExpansionSize,
-    private readonly diags: Diagnostic[],
+    private readonly sizes: ExpansionSize,
+    readonly diags: Diagnostic[],
     private readonly cache?: StepLookup,
   ) {}
 
@@ -159,7 +139,7 @@ class ModelChecker {
     return result;
   }
 
-  private chain(chain: A.Chain, flow: Flow, scope: Scope, span: Span, origin?: SeqNode['origin']): SeqNode {
+  chain(chain: A.Chain, flow: Flow, scope: Scope, span: Span, origin?: SeqNode['origin']): SeqNode {
     const start = { ...flow };
     const items: Node[] = [];
     for (const step of chain.steps) {
@@ -266,16 +246,12 @@ class ModelChecker {
    */
   private nextName(step: A.Step, scope: Scope): { base: string; name: string; count: number } | undefined {
     let base: string;
-    switch (step.kind) {
-      case 'frozen': return undefined;
-      case 'layer': {
-        const known = this.blocks.get(step.name)?.name ?? lookupLayer(step.name)?.name;
-        if (!known) return undefined;
-        base = known;
-        break;
-      }
-      default: base = step.kind;
-    }
+    if (step.kind === 'layer') {
+      const known = this.blocks.get(step.name)?.name ?? lookupLayer(step.name)?.name;
+      if (!known) return undefined;
+      base = known;
+    } else if (combinatorOf(step).named) base = step.kind;
+    else return undefined;
     if (step.label) return scope.labels.has(step.label.name) ? undefined : { base, name: step.label.name, count: 0 };
     let n = scope.counters.get(base) ?? 0;
     let name: string;
@@ -285,18 +261,11 @@ class ModelChecker {
   }
 
   private checkStep(step: A.Step, flow: Flow, scope: Scope): Node | undefined {
-    switch (step.kind) {
-      case 'layer': return this.layerOrCall(step, flow, scope);
-      case 'repeat': return this.repeat(step, flow, scope);
-      case 'residual': return this.residual(step, flow, scope);
-      case 'concat': case 'add': return this.branches(step, flow, scope);
-      case 'gate': return this.gate(step, flow, scope);
-      case 'frozen': return this.chain(step.body, flow, { ...scope, frozen: true }, step.span);
-    }
+    return step.kind === 'layer' ? this.layerOrCall(step, flow, scope) : combinatorOf(step).check(step, this, flow, scope);
   }
 
   /** A child scope named by the step's label or by its kind and a counter (`conv3`, `residual2`). */
-  private childPath(scope: Scope, base: string, label: A.Step['label']): string {
+  childPath(scope: Scope, base: string, label: A.Step['label']): string {
     // `labels` holds every name used in this scope, given or generated, so none can clash.
     let name: string;
     if (label) {
@@ -312,7 +281,7 @@ class ModelChecker {
     return scope.path ? `${scope.path}.${name}` : name;
   }
 
-  private subScope(scope: Scope, path: string, env = scope.env): Scope {
+  subScope(scope: Scope, path: string, env = scope.env): Scope {
     return { env, path, counters: new Map(), labels: new Set(), frozen: scope.frozen, depth: scope.depth + 1 };
   }
 
@@ -336,7 +305,7 @@ class ModelChecker {
         });
         this.unknownReported.set(step, d);
       }
-      this.diags.push(d);
+      this.diags.push({ ...d, span: { ...d.span } }); // a span of its own: a cached check's spans are moved in place
       this.invalidate(flow);
       return undefined;
     }
@@ -357,12 +326,12 @@ class ModelChecker {
   }
 
   /** Applies one layer kind to the flow; `args` null means its arguments were bad (already reported). */
-  private layer(kind: LayerKind, args: Args | null, flow: Flow, scope: Scope, path: string, span: Span, argSpans: Record<string, Span> = {}): LayerNode {
+  layer(kind: LayerKind, args: Args | null, flow: Flow, scope: Scope, path: string, span: Span, argSpans: Record<string, Span> = {}): LayerNode {
     const node: LayerNode = {
       kind: 'layer', layer: kind, args: args ?? {}, text: describeLayer(kind, args), path, span,
       input: flow.shape, output: null, rf: null, frozen: scope.frozen, params: [], macs: 0,
     };
-    if (++this.layerCount > MAX_LAYERS) return this.tooLarge(node, span, flow);
+    if (++this.layerCount > MAX_LAYERS) return this.tooLarge(span, flow), node;
     if (!args || !flow.shape || !flow.rf) return this.invalidate(flow), node;
     const input = flow.shape;
     try {
@@ -394,29 +363,36 @@ class ModelChecker {
     return w ? windowReceptive(rf, w) : rf;
   }
 
-  private sizeCheck(shape: Shape, span: Span): boolean {
+  sizeCheck(shape: Shape, span: Span): boolean {
     const elements = product(shape);
     if (elements <= MAX_ELEMENTS) return true;
     this.diags.push(diagnostic('tensorTooLarge', span, { shape: formatShape(shape), elements: elements.toLocaleString('en-US') }));
     return false;
   }
 
-  private tooLarge(node: LayerNode, span: Span, flow: Flow): LayerNode {
+  tooLarge(span: Span, flow: Flow): void {
     if (!this.overflowReported) this.diags.push(diagnostic('expansionTooLarge', span, { limit: MAX_LAYERS, what: 'layers' }));
     this.overflowReported = true;
     this.invalidate(flow);
-    return node;
+  }
+
+  overLimit(): boolean {
+    return this.layerCount > MAX_LAYERS;
+  }
+
+  expansion(chain: A.Chain, env: Env): number {
+    return this.sizes.chain(chain, env);
   }
 
   /** Whether a use of `size` steps fits in what is left of the layer limit; reported once when not. */
-  private fitsExpansion(size: number, use: string, span: Span): boolean {
+  fitsExpansion(size: number, use: string, span: Span): boolean {
     if (this.layerCount + size <= MAX_LAYERS) return true;
     if (!this.overflowReported) this.diags.push(diagnostic('useTooLarge', span, { use, size, limit: MAX_LAYERS }));
     this.overflowReported = true;
     return false;
   }
 
-  private invalidate(flow: Flow): void {
+  invalidate(flow: Flow): void {
     flow.shape = null;
     flow.rf = null;
   }
@@ -429,7 +405,7 @@ class ModelChecker {
     }
     const env = bindBlockArgs(block, args, step.span, scope.env, this.diags);
     if (!env) return this.invalidate(flow), undefined;
-    if (!this.fitsExpansion(this.expansion.chain(block.body, env), step.name, step.nameSpan)) return this.invalidate(flow), undefined;
+    if (!this.fitsExpansion(this.sizes.chain(block.body, env), step.name, step.nameSpan)) return this.invalidate(flow), undefined;
     const path = this.childPath(scope, block.name, step.label);
     const text = `${block.name}(${block.params.map((p) => showValue(env.get(p.name)!)).join(', ')})`;
     const first = this.diags.length;
@@ -440,134 +416,14 @@ class ModelChecker {
 
   /** Diagnostics from `first` on, raised inside a block for this use of it, say so: `in use vgg(64)`, at the use. */
   private fromUse(first: number, use: Span, text: string): void {
+    // In place: these were made while checking this use (nodes hold them as their errors too).
+    const seen = new Set<Diagnostic>();
     for (let i = first; i < this.diags.length; i++) {
       const d = this.diags[i];
-      if (d.span.start >= use.start && d.span.end <= use.end) continue; // at the use already
-      this.diags[i] = { ...d, related: [...(d.related ?? []), useRelated(use, text)] };
+      if (seen.has(d) || (d.span.start >= use.start && d.span.end <= use.end)) continue; // at the use already
+      seen.add(d);
+      d.related = [...(d.related ?? []), useRelated(use, text)];
     }
-  }
-
-  private repeat(step: A.RepeatStep, flow: Flow, scope: Scope): Node | undefined {
-    const v = step.count && evaluate(step.count, scope.env, this.diags);
-    const count = v?.kind === 'number' ? v.value : NaN;
-    if (!Number.isInteger(count) || count < 1 || count > MAX_REPEAT) {
-      if (v) this.diags.push(diagnostic('argumentOutOfRange', step.count!.span, { layer: 'repeat', arg: 'count', value: showValue(v), range: `an integer in [1, ${MAX_REPEAT}]` }));
-      return this.invalidate(flow), undefined;
-    }
-    if (!this.fitsExpansion(count * this.expansion.chain(step.body, scope.env), `repeat ${count}`, spanOf(step.keywordSpan, step.count!.span))) return this.invalidate(flow), undefined;
-    const path = this.childPath(scope, 'repeat', step.label);
-    const start = { ...flow };
-    const items: Node[] = [];
-    for (let i = 0; i < count && this.layerCount <= MAX_LAYERS; i++) {
-      items.push(this.chain(step.body, flow, this.subScope(scope, `${path}.${i}`), step.body.span));
-    }
-    if (this.layerCount > MAX_LAYERS) this.tooLarge({} as LayerNode, step.span, flow);
-    return { kind: 'seq', path, span: step.span, input: start.shape, output: flow.shape, rf: flow.rf, frozen: scope.frozen, items, origin: { kind: 'repeat', count } };
-  }
-
-  private residual(step: A.ResidualStep, flow: Flow, scope: Scope): ResidualNode {
-    const bound = bindArgs(residualArgs, step.args, 'residual', step.keywordSpan, scope.env, this.diags);
-    const path = this.childPath(scope, 'residual', step.label);
-    const inner = this.subScope(scope, path);
-    inner.labels.add('shortcut'); // the projection's name, so no label in the body can take it
-    const start = { ...flow };
-    const body = this.chain(step.body, flow, inner, step.body.span);
-    const node: ResidualNode = { kind: 'residual', path, span: step.span, input: start.shape, output: null, rf: null, frozen: scope.frozen, body, shortcut: null };
-    const project = bound.values.shortcut === 'project';
-    if (project && start.shape && body.output) node.shortcut = this.projection(start, body.output, inner, step);
-    const shortcutOut = node.shortcut ? node.shortcut.output : start.shape;
-    if (start.shape && body.output && shortcutOut) {
-      if (!sameShape(shortcutOut, body.output)) {
-        const d = diagnostic('residualMismatch', step.keywordSpan, { input: shortcutOut, output: body.output }, {
-          hint: project ? 'the projection cannot match these shapes' : 'use `residual project { ... }` for a 1x1 conv + bn shortcut, or change the body to keep the shape',
-          related: [{ span: step.body.span, message: `the body gives ${formatShape(body.output)}` }],
-          fixes: project ? undefined : [{ title: 'use a projection shortcut', span: { start: step.keywordSpan.end, end: step.keywordSpan.end }, text: ' project' }],
-        });
-        this.diags.push(d);
-        node.error = d;
-      } else {
-        node.output = body.output;
-        node.rf = maxReceptive([start.rf, body.rf, ...(node.shortcut ? [node.shortcut.rf] : [])]);
-      }
-    }
-    flow.shape = node.output;
-    flow.rf = node.rf;
-    return node;
-  }
-
-  /** The projection shortcut: conv 1x1 to the body's channels with the stride that matches H and W, then bn. */
-  private projection(start: Flow, out: Shape, scope: Scope, step: A.ResidualStep): SeqNode | null {
-    const input = start.shape!;
-    if (input.length !== 3 || out.length !== 3) return null;
-    // The stride per side whose 1x1 window gives the body's size: floor((in - 1) / s) + 1 = out.
-    const strideFor = (size: number, target: number) => {
-      for (let s = 1; s <= size; s++) if (Math.floor((size - 1) / s) + 1 === target) return s;
-      return 0;
-    };
-    const stride: [number, number] = [strideFor(input[1], out[1]), strideFor(input[2], out[2])];
-    if (!stride[0] || !stride[1]) return null;
-    const flow = { ...start };
-    const sub = { ...scope, path: `${scope.path}.shortcut` };
-    const convArgs: Args = { filters: out[0], kernel: [1, 1], stride, pad: 'valid', dilation: [1, 1], groups: 1, bias: false };
-    const items = [
-      this.layer(conv, convArgs, flow, sub, `${sub.path}.conv`, step.keywordSpan),
-      this.layer(bn, { eps: 1e-5, momentum: 0.1 }, flow, sub, `${sub.path}.bn`, step.keywordSpan),
-    ];
-    return { kind: 'seq', path: sub.path, span: step.keywordSpan, input, output: flow.shape, rf: flow.rf, frozen: scope.frozen, items };
-  }
-
-  private branches(step: A.BranchStep, flow: Flow, scope: Scope): BranchNode {
-    const path = this.childPath(scope, step.kind, step.label);
-    const start = { ...flow };
-    const branches = step.branches.map((b, i) => {
-      const f = { ...start };
-      return this.chain(b, f, this.subScope(scope, `${path}.${i}`), b.span);
-    });
-    const node: BranchNode = { kind: step.kind, path, span: step.span, input: start.shape, output: null, rf: null, frozen: scope.frozen, branches };
-    const outs = branches.map((b) => b.output);
-    if (outs.every((o): o is Shape => o !== null) && outs.length > 0) {
-      const first = outs[0];
-      const bad = outs.findIndex((o) => (step.kind === 'add' ? !sameShape(o, first) : !concatCompatible(o, first)));
-      if (bad >= 0) {
-        const key = step.kind === 'add' ? 'addMismatch' : 'concatMismatch';
-        const d = diagnostic(key, step.keywordSpan, { first, other: outs[bad], index: bad + 1 }, {
-          related: branches.map((b, i) => ({ span: b.span, message: `branch ${i + 1} gives ${formatShape(outs[i])}` })),
-          hint: 'change the branches\' strides or padding (pad=same keeps H and W)',
-        });
-        this.diags.push(d);
-        node.error = d;
-      } else {
-        node.output = step.kind === 'add' ? first : [outs.reduce((sum, o) => sum + o[0], 0), ...first.slice(1)];
-        node.rf = maxReceptive(branches.map((b) => b.rf));
-        if (!this.sizeCheck(node.output, step.span)) node.output = null;
-      }
-    }
-    flow.shape = node.output;
-    flow.rf = node.rf;
-    return node;
-  }
-
-  private gate(step: A.GateStep, flow: Flow, scope: Scope): GateNode {
-    const path = this.childPath(scope, 'gate', step.label);
-    const start = { ...flow };
-    const body = this.chain(step.body, flow, this.subScope(scope, path), step.body.span);
-    const node: GateNode = { kind: 'gate', path, span: step.span, input: start.shape, output: null, rf: null, frozen: scope.frozen, body };
-    if (start.shape && body.output) {
-      if (!broadcasts(body.output, start.shape)) {
-        const d = diagnostic('gateMismatch', step.keywordSpan, { input: start.shape, gate: body.output }, {
-          hint: 'the gate must give the input\'s shape or 1 in a dimension (e.g. C×1×1 after globalavgpool)',
-          related: [{ span: step.body.span, message: `the gate body gives ${formatShape(body.output)}` }],
-        });
-        this.diags.push(d);
-        node.error = d;
-      } else {
-        node.output = start.shape;
-        node.rf = maxReceptive([start.rf, body.rf]);
-      }
-    }
-    flow.shape = node.output;
-    flow.rf = node.rf;
-    return node;
   }
 
   private totals(root: SeqNode, m: A.ModelDecl): CheckedModel['totals'] {
@@ -607,9 +463,6 @@ function layerSums(node: Node): LayerSums {
 }
 
 const sameList = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
-const sameShape = (a: Shape, b: Shape) => a.length === b.length && a.every((x, i) => x === b[i]);
-const concatCompatible = (a: Shape, b: Shape) => a.length === b.length && a.every((x, i) => i === 0 || x === b[i]);
-const broadcasts = (gate: Shape, x: Shape) => gate.length === x.length && gate.every((g, i) => g === 1 || g === x[i]);
 
 /** A copy of a checked node whose path (and its descendants') starts with `from` instead of `to`. */
 function withPath<N extends Node>(node: N, from: string, to: string): N {
@@ -635,14 +488,6 @@ class LayerShapeContext implements ShapeContext {
     if (insertBefore) rest.fixes = [{ title: `insert ${insertBefore.replace(/ -> $/, '')}`, span: { start: span.start, end: span.start }, text: insertBefore }];
     return { ...diagnostic(key, (arg && this.argSpans[arg]) || span, params, rest), arg };
   }
-}
-
-function maxReceptive(rfs: (Receptive | null)[]): Receptive | null {
-  if (rfs.some((r) => r === null)) return null;
-  const all = rfs as Receptive[];
-  const pick = (f: (r: Receptive) => readonly [number, number]) =>
-    [Math.max(...all.map((r) => f(r)[0])), Math.max(...all.map((r) => f(r)[1]))] as [number, number];
-  return { size: pick((r) => r.size), jump: pick((r) => r.jump), global: all.some((r) => r.global) };
 }
 
 /** `conv 64 3x3 stride=2 pad=same`: positional values, then options that differ from the default. */

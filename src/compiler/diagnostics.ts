@@ -84,6 +84,7 @@ export const catalog = {
   functionArguments: entry<{ signature: string; got: number }>(
     'CNN2023', 'error', (p) => `${p.signature} is given ${p.got} argument${p.got === 1 ? '' : 's'}`),
   unknownFunction: entry<{ name: string }>('CNN2024', 'error', (p) => `"${p.name}" is not a function`),
+  conflictingArguments: entry<{ layer: string; detail: string }>('CNN2025', 'error', (p) => `${p.layer} ${p.detail}`),
   // 21xx: imports
   importUnreadable: entry<{ file: string; reason: string }>('CNN2101', 'error', (p) => `cannot import "${p.file}": ${p.reason}`),
   importCycle: entry<{ cycle: string }>('CNN2102', 'error', (p) => `import cycle: ${p.cycle}; files cannot import themselves`),
@@ -117,6 +118,11 @@ export const catalog = {
   gateMismatch: entry<{ input: Shape; gate: Shape }>(
     'CNN3011', 'error', (p) => `gate: ${fmt(p.gate)} does not broadcast against the input ${fmt(p.input)}`),
   emptyOutput: entry<{ layer: string; detail: string }>('CNN3012', 'error', (p) => `${p.layer} ${p.detail}`),
+  indivisibleChannels: entry<{ layer: string; channels: number; divisor: number; why: string }>(
+    'CNN3013', 'error', (p) => `${p.layer} needs a multiple of ${p.divisor} channels (${p.why}) but gets ${p.channels}`),
+  splitSizes: entry<{ detail: string }>('CNN3020', 'error', (p) => `split: ${p.detail}`),
+  splitMismatch: entry<{ first: Shape; other: Shape; index: number }>(
+    'CNN3021', 'error', (p) => `split: branch 1 gives ${fmt(p.first)} but branch ${p.index} gives ${fmt(p.other)}; all but the channel count must match`),
 
   // 4xxx: emit and runtime
   notEmittable: entry<{ detail: string }>('CNN4001', 'error', (p) => p.detail),

@@ -7,6 +7,7 @@
  * costs about one walk of the file's text, however large the expansion.
  */
 import type * as A from './ast.ts';
+import { combinatorOf } from './combinators/index.ts';
 import { bindBlockArgs, evaluate, showValue, useOf, type AnyArg, type Env } from './args.ts';
 
 const MAX_DEPTH = 128;
@@ -47,24 +48,14 @@ export class ExpansionSize {
     return total;
   }
 
-  /** Layers and ops: a block use is its body, a combinator one op and its bodies, any other name one. */
+  /** Layers and ops: a block use is its body, a combinator what its entry says (one op and its bodies), any other name one. */
   private step(step: A.Step, env: Env, depth: number): number {
-    switch (step.kind) {
-      case 'layer': {
-        const use = useOf(step, env);
-        const block = 'name' in use ? this.blocks.get(use.name) : undefined;
-        return block && 'args' in use ? this.call(block, use.args, step, env, depth) : 1;
-      }
-      case 'repeat': {
-        const v = step.count && evaluate(step.count, env, []);
-        const count = v?.kind === 'number' && Number.isInteger(v.value) && v.value > 0 ? v.value : 0;
-        // Each copy is a body to check even when empty: `repeat 9999 { repeat 10000 { } }` is work.
-        return count === 0 ? 0 : count * Math.max(1, this.chain(step.body, env, depth + 1));
-      }
-      // A combinator is a node of its own (add, concat, mul; frozen's sequence) around its bodies.
-      case 'concat': case 'add': return step.branches.reduce((sum, b) => sum + this.chain(b, env, depth + 1), 1);
-      case 'residual': case 'gate': case 'frozen': return 1 + this.chain(step.body, env, depth + 1);
+    if (step.kind === 'layer') {
+      const use = useOf(step, env);
+      const block = 'name' in use ? this.blocks.get(use.name) : undefined;
+      return block && 'args' in use ? this.call(block, use.args, step, env, depth) : 1;
     }
+    return combinatorOf(step).size(step, env, (c) => this.chain(c, env, depth + 1));
   }
 
   /** A block use: its body with the use's argument values (0 for a recursive block). */

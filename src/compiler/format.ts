@@ -19,6 +19,8 @@
  */
 import type { IToken, TokenType } from 'chevrotain';
 import * as T from './lexer.ts';
+import { combinatorList } from './combinators/index.ts';
+import { assertNever } from './model.ts';
 import { parse } from './parser.ts';
 import { hasLineBreak } from './source.ts';
 
@@ -333,6 +335,11 @@ class Formatter {
     return this.close(i, w, saved);
   }
 
+  /** A branch of a body: a chain, or nothing (an empty branch, which passes its input). */
+  private branch(i: number, w: Writer, home: boolean, cont: number, inline: boolean): number {
+    return this.is(i, T.Pipe, T.RBrace) ? i : this.chain(i, w, home, cont, inline);
+  }
+
   /** A chain of steps; `cont` is the level of its continuation lines, `inline` forbids breaks. */
   private chain(i: number, w: Writer, home: boolean, cont: number, inline: boolean): number {
     i = this.step(i, w, home);
@@ -368,25 +375,17 @@ class Formatter {
     }
     const t = this.tokens[i];
     if (!t) throw new Error('step expected at the end of the file');
-    switch (t.tokenType) {
-      case T.Identifier: return this.layerStep(i, w, home);
-      case T.Repeat:
-        w.tok(i, true, home);
-        return this.body(this.expression(i + 1, w, true, true), w);
-      case T.Residual:
-        w.tok(i, true, home);
-        i++;
-        while (!this.is(i, T.LBrace)) i = this.arg(i, w, true, false);
-        return this.body(i, w);
-      case T.Concat: case T.Add:
-        w.tok(i, true, home);
-        return this.branches(i + 1, w);
-      case T.Gate: case T.Frozen:
-        w.tok(i, true, home);
-        return this.body(i + 1, w);
-      default:
-        throw new Error(`unexpected ${t.image} at the start of a step`);
+    if (t.tokenType === T.Identifier) return this.layerStep(i, w, home);
+    const c = combinatorList.find((k) => k.token === t.tokenType);
+    if (!c) throw new Error(`unexpected ${t.image} at the start of a step`);
+    w.tok(i++, true, home);
+    switch (c.head) {
+      case 'expression': i = this.expression(i, w, true, true); break;
+      case 'args': while (!this.is(i, T.LBrace)) i = this.arg(i, w, true, false); break;
+      case 'none': break;
+      default: assertNever(c.head);
     }
+    return this.branches(i, w);
   }
 
   private layerStep(i: number, w: Writer, home: boolean): number {
@@ -426,18 +425,14 @@ class Formatter {
 
   private inlineBody(i: number, w: Writer): number {
     w.tok(i);
-    i = this.chain(i + 1, w, false, 0, true);
+    i = this.branch(i + 1, w, false, 0, true);
     while (this.is(i, T.Pipe)) {
       w.tok(i);
-      i = this.chain(i + 1, w, false, 0, true);
+      i = this.branch(i + 1, w, false, 0, true);
     }
     this.expect(i, T.RBrace);
     w.tok(i);
     return i + 1;
-  }
-
-  private body(i: number, w: Writer): number {
-    return this.branches(i, w);
   }
 
   /** `{ chain }` or `{ chain | chain ... }`. */
@@ -453,12 +448,12 @@ class Formatter {
     const base = w.lineIndent;
     w.indent = base + 1;
     w.newline();
-    i = this.chain(i, w, true, base + 1, false);
+    i = this.branch(i, w, true, base + 1, false);
     while (this.is(i, T.Pipe)) {
       // `|` sits at the brace's level so that every branch's first step lines up.
       w.newline(base);
       w.tok(i, true, true);
-      i = this.chain(i + 1, w, false, base + 1, false);
+      i = this.branch(i + 1, w, false, base + 1, false);
     }
     return this.close(i, w, saved);
   }

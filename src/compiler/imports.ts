@@ -30,10 +30,11 @@ export interface Imports {
   through: ReadonlyMap<Source, A.ImportDecl>;
 }
 
-/** A file to import: its absolute path and its name as shown. */
+/** A file to import: its absolute path, its name as shown and its Source label. */
 interface Target {
   path: string;
   name: string;
+  label: string;
 }
 
 /**
@@ -111,8 +112,8 @@ class Resolver {
     if (!target) return []; // a syntax error, reported by the parser
     if (target.kind === 'file') {
       const dir = from.path ? path.dirname(from.path) : process.cwd();
-      const name = path.isAbsolute(target.path) ? target.path : path.join(path.dirname(from.name), target.path);
-      return [{ path: path.resolve(dir, target.path), name }];
+      const joined = (to: string) => (path.isAbsolute(target.path) ? target.path : path.join(path.dirname(to), target.path));
+      return [{ path: path.resolve(dir, target.path), name: joined(from.name), label: joined(from.label) }];
     }
     const modules = this.host.library();
     const all = [...modules.keys()];
@@ -120,7 +121,7 @@ class Resolver {
       this.diagnostics.push(diagnostic('unknownLibrary', decl.targetSpan, { name: target.name }, { hint: `the standard library is imported with \`import ${LIBRARY}\` or \`import ${LIBRARY}.MODULE\`; a file with \`import "FILE.cnn"\`` }));
       return [];
     }
-    const module = (name: string) => ({ path: modules.get(name)!, name: `${LIBRARY}/${name}.cnn` });
+    const module = (name: string) => ({ path: modules.get(name)!, name: `${LIBRARY}/${name}.cnn`, label: `${LIBRARY}/${name}.cnn` });
     if (target.module === undefined) return all.map(module);
     if (modules.has(target.module)) return [module(target.module)];
     const guess = closestName(target.module, all);
@@ -149,7 +150,7 @@ class Resolver {
       return undefined;
     }
     this.names.set(target.path, target.name);
-    const source = this.sources.add(target.name, target.path, text);
+    const source = this.sources.add(target.name, target.label, target.path, text);
     const { ast, diagnostics } = this.cache.parsed(target.path, text, source.base);
     const importedHere = { span: decl.targetSpan, message: `${target.name} is imported here` };
     for (const d of diagnostics) this.diagnostics.push({ ...d, related: [...(d.related ?? []), importedHere] });

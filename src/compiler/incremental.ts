@@ -11,8 +11,10 @@
  */
 import { tokenMatcher, type IToken } from 'chevrotain';
 import type * as A from './ast.ts';
+import { combinatorOf } from './combinators/index.ts';
 import { Arrow, cnnLexer, LBrace, RBrace } from './lexer.ts';
-import { bracesLeftOpen, closeOpenBodies, parse, parseRestRecovering, parseStepsRecovering, virtualBraces, type ClosedBody, type ParseResult } from './parser.ts';
+import { parse, parseRestRecovering, parseStepsRecovering, type ParseResult } from './parser.ts';
+import { bracesLeftOpen, closeOpenBodies, virtualBraces, type ClosedBody } from './recovery.ts';
 import { catalog, type Diagnostic } from './diagnostics.ts';
 import { ImportCache, resolveImports } from './imports.ts';
 import { nodeHost } from './host.ts';
@@ -136,7 +138,7 @@ export class DocumentChecker {
   private retrivia(base: BaseVersion, text: string, edit: Edit): ParseResult | undefined {
     const relexed = relex(base.text, text, edit.start, edit.oldEnd, edit.delta);
     if (!relexed || relexed.tokens.length > 0 || relexed.replaced > 0) return undefined;
-    // Indentation decides where a body left open ends (parser.ts, closeOpenBodies): unless the base
+    // Indentation decides where a body left open ends (recovery.ts, closeOpenBodies): unless the base
     // is clean (so its braces match), check that the bodies closed are still the base's.
     const open = unclosed(base.syntax.values());
     if (base.syntax.size > 0 && !sameClosings(closings(text)?.closed, open.map((d) => moved(d, edit.oldEnd, edit.delta)))) return undefined;
@@ -157,7 +159,7 @@ export class DocumentChecker {
     if (old.some((step) => syntax.get(step)?.some((d) => d.span.start >= oldTo))) return undefined;
     const relexed = relex(base.text, text, from, oldTo, delta);
     if (!relexed) return undefined;
-    // Bodies left open (parser.ts, closeOpenBodies) are closed by looking at the whole file: unless
+    // Bodies left open (recovery.ts, closeOpenBodies) are closed by looking at the whole file: unless
     // the base is clean (its braces match) and the edit keeps its braces, the re-parsed steps must
     // close the bodies that the whole file's parse closes there, and no others may move.
     let tokens = relexed.tokens;
@@ -527,7 +529,7 @@ function moveSpans(ast: A.SourceFile, from: number, delta: number, skip: Readonl
       case 'call': move(e.calleeSpan); args(e.args); break;
     }
   };
-  const args = (list: A.Arg[]) => {
+  const args = (list: readonly A.Arg[]) => {
     for (const a of list) {
       if (a.span.end < from) continue;
       move(a.span);
@@ -544,13 +546,16 @@ function moveSpans(ast: A.SourceFile, from: number, delta: number, skip: Readonl
     if (skip.has(s) || s.span.end < from) return;
     move(s.span);
     move(s.label?.span);
-    switch (s.kind) {
-      case 'layer': move(s.nameSpan); args(s.args); break;
-      case 'repeat': move(s.keywordSpan); if (s.count) expr(s.count); chain(s.body); break;
-      case 'residual': move(s.keywordSpan); args(s.args); chain(s.body); break;
-      case 'concat': case 'add': move(s.keywordSpan); s.branches.forEach(chain); break;
-      case 'gate': case 'frozen': move(s.keywordSpan); chain(s.body); break;
+    if (s.kind === 'layer') {
+      move(s.nameSpan);
+      args(s.args);
+      return;
     }
+    const c = combinatorOf(s);
+    move(s.keywordSpan);
+    args(c.stepArgs(s));
+    c.exprs(s).forEach(expr);
+    c.chains(s).forEach(chain);
   };
   for (const i of ast.imports) {
     if (i.span.end < from) continue;

@@ -16,9 +16,10 @@ export const Concat = keyword('concat');
 export const Add = keyword('add');
 export const Gate = keyword('gate');
 export const Frozen = keyword('frozen');
+export const Split = keyword('split');
 export const Train = keyword('train');
 export const Import = keyword('import');
-export const keywords = [Model, Block, Input, Repeat, Residual, Concat, Add, Gate, Frozen, Train, Import];
+export const keywords = [Model, Block, Input, Repeat, Residual, Concat, Add, Gate, Frozen, Split, Train, Import];
 
 export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\f\v]+/, group: Lexer.SKIPPED, line_breaks: true });
 /**

@@ -1,5 +1,6 @@
 /** The checked model: the expanded layer tree with shapes, parameters, costs and receptive fields. */
 import type { LayerStep } from './ast.ts';
+import { children, nodeRules } from './combinators/index.ts';
 import type { Diagnostic } from './diagnostics.ts';
 import type { Args, LayerKind, ParamSpec, Shape, Window } from './layers/types.ts';
 import type { Span } from './source.ts';
@@ -55,12 +56,20 @@ export interface BranchNode extends NodeBase {
   branches: SeqNode[];
 }
 
+/** `split [sizes] { a | b }`: branch i runs on the channels `sizes[i]` of the input; the outputs are joined along the channels. */
+export interface SplitNode extends NodeBase {
+  kind: 'split';
+  branches: SeqNode[];
+  /** Channels of each part (empty when they could not be worked out). */
+  sizes: number[];
+}
+
 export interface GateNode extends NodeBase {
   kind: 'gate';
   body: SeqNode;
 }
 
-export type Node = LayerNode | SeqNode | ResidualNode | BranchNode | GateNode;
+export type Node = LayerNode | SeqNode | ResidualNode | BranchNode | SplitNode | GateNode;
 
 export interface Preprocess {
   mean: number[];
@@ -111,14 +120,8 @@ export function finalLayer(node: Node): LayerNode | undefined {
 
 /** Every layer in execution order, through all combinators (an array: a recursive generator is several times slower). */
 export function layers(node: Node, out: LayerNode[] = []): LayerNode[] {
-  switch (node.kind) {
-    case 'layer': out.push(node); break;
-    case 'seq': for (const item of node.items) layers(item, out); break;
-    case 'residual': layers(node.body, out); if (node.shortcut) layers(node.shortcut, out); break;
-    case 'concat': case 'add': for (const b of node.branches) layers(b, out); break;
-    case 'gate': layers(node.body, out); break;
-    default: assertNever(node);
-  }
+  if (node.kind === 'layer') out.push(node);
+  else for (const child of children(node)) layers(child, out);
   return out;
 }
 
@@ -128,9 +131,9 @@ export function withChildren(node: Node, map: <C extends Node>(child: C) => C): 
   switch (node.kind) {
     case 'layer': return { ...node };
     case 'seq': return { ...node, items: node.items.map(map) };
-    case 'residual': return { ...node, body: map(node.body), shortcut: node.shortcut && map(node.shortcut) };
-    case 'concat': case 'add': return { ...node, branches: node.branches.map(map) };
-    case 'gate': return { ...node, body: map(node.body) };
-    default: return assertNever(node);
+    default: {
+      const rules = nodeRules(node);
+      return rules.withChildren(node, rules.children(node).map(map));
+    }
   }
 }

@@ -1,5 +1,6 @@
 /** Finds blocks that use themselves, directly or through others, so that expansion never loops. */
 import * as A from './ast.ts';
+import { stepChains } from './combinators/index.ts';
 import { diagnostic, type Diagnostic } from './diagnostics.ts';
 import type { Span } from './source.ts';
 
@@ -8,11 +9,11 @@ interface NameUse { name: string; nameSpan?: Span; span: Span }
 
 function* callsIn(chain: A.Chain): Generator<NameUse> {
   for (const step of chain.steps) {
-    switch (step.kind) {
-      case 'layer': yield step; for (const a of step.args) yield* A.namesIn(a.value); break;
-      case 'concat': case 'add': for (const b of step.branches) yield* callsIn(b); break;
-      default: yield* callsIn(step.body);
+    if (step.kind === 'layer') {
+      yield step;
+      for (const a of step.args) yield* A.namesIn(a.value);
     }
+    for (const inner of stepChains(step)) yield* callsIn(inner);
   }
 }
 

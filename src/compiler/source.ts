@@ -1,3 +1,5 @@
+import { basename } from 'node:path';
+
 /** Source positions. Every AST node carries a span of offsets; line/column exist only at the edges (CLI, LSP). */
 export interface Span {
   start: number; // offset of the first character
@@ -122,6 +124,11 @@ export const FILE_STRIDE = 2 ** 32;
 export interface Source {
   /** As shown to people: the path as the command line gave it, or the import joined to it. */
   name: string;
+  /**
+   * Relative to the checked file's folder (its base name; `blocks.cnn`, `std/resnet.cnn`): for
+   * what is generated from the file, which names its sources without the working folder.
+   */
+  label: string;
   /** The absolute path, for files read from disk (none for text that came without a file). */
   path?: string;
   text: string;
@@ -134,7 +141,7 @@ export class SourceSet {
   private readonly lineMaps = new Map<Source, LineMap>();
 
   constructor(name: string, text: string, path?: string) {
-    this.sources = [{ name, path, text, base: 0 }];
+    this.sources = [{ name, label: basename(name), path, text, base: 0 }];
   }
 
   get main(): Source {
@@ -142,8 +149,8 @@ export class SourceSet {
   }
 
   /** Adds an imported text at the next base. */
-  add(name: string, path: string, text: string): Source {
-    const source = { name, path, text, base: this.sources.length * FILE_STRIDE };
+  add(name: string, label: string, path: string, text: string): Source {
+    const source = { name, label, path, text, base: this.sources.length * FILE_STRIDE };
     this.sources.push(source);
     return source;
   }
@@ -164,4 +171,12 @@ export class SourceSet {
     const source = this.of(offset);
     return { source, position: this.lines(source).position(offset - source.base) };
   }
+}
+
+/** A source as the emitters take it: one file's text (a file without imports), or a check's texts. */
+export type SourceInput = string | SourceSet;
+
+/** `source` as a SourceSet; a text becomes the one file `name`. */
+export function sourceSetOf(source: SourceInput, name: string): SourceSet {
+  return typeof source === 'string' ? new SourceSet(name, source) : source;
 }

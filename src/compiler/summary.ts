@@ -1,7 +1,8 @@
 /** Summary rows: the checked tree flattened into a torchinfo-style table, as data. */
 import type { Diagnostic } from './diagnostics.ts';
 import { formatShape, product } from './layers/types.ts';
-import { assertNever, type CheckedModel, type Node, type Receptive } from './model.ts';
+import { nodeRules, seqRules } from './combinators/index.ts';
+import type { CheckedModel, Node, Receptive } from './model.ts';
 import type { Span } from './source.ts';
 
 export interface SummaryRow {
@@ -49,26 +50,20 @@ export function summarize(model: CheckedModel): ModelSummary {
         add({ ...base, layer: node.text + (node.frozen ? ' (frozen)' : ''), params: count(true), buffers: count(false) + frozenExtra, macs: node.macs });
         break;
       }
-      case 'seq':
-        if (node.origin) {
-          add({ ...base, layer: node.origin.kind === 'block' ? node.origin.text : `repeat ${node.origin.count}`, params: 0, buffers: 0, macs: 0, output: null, error: undefined }, true);
-        }
-        for (const item of node.items) visit(item, node.origin ? depth + 1 : depth);
+      case 'seq': {
+        // A block's expansion or a repeat heads its rows; a frozen { } or a branch is only its steps.
+        const origin = node.origin;
+        const header = origin?.kind === 'block' ? origin.text : origin ? seqRules(origin.kind).header?.(node) : undefined;
+        if (header) add({ ...base, layer: header, params: 0, buffers: 0, macs: 0, output: null, error: undefined }, true);
+        for (const item of node.items) visit(item, header ? depth + 1 : depth);
         break;
-      case 'residual':
-        visit(node.body, depth + 1);
-        if (node.shortcut) visit(node.shortcut, depth + 1);
-        add({ ...base, layer: node.shortcut ? 'residual add (projection)' : 'residual add', params: 0, buffers: 0, macs: 0 });
-        break;
-      case 'concat': case 'add':
-        node.branches.forEach((b) => visit(b, depth + 1));
-        add({ ...base, layer: `${node.kind} of ${node.branches.length} branches`, params: 0, buffers: 0, macs: 0 });
-        break;
-      case 'gate':
-        visit(node.body, depth + 1);
-        add({ ...base, layer: 'gate multiply', params: 0, buffers: 0, macs: 0 });
-        break;
-      default: assertNever(node);
+      }
+      default: {
+        // A combinator's row (its join) follows its children's.
+        const rules = nodeRules(node);
+        for (const child of rules.children(node)) visit(child, depth + 1);
+        add({ ...base, layer: rules.label(node), params: 0, buffers: 0, macs: 0 });
+      }
     }
   };
   for (const item of model.root.items) visit(item, 0);
@@ -86,6 +81,15 @@ export function summarize(model: CheckedModel): ModelSummary {
 }
 
 const rf = (r: Receptive | null) => (r ? { size: [...r.size], jump: [...r.jump], global: r.global ?? false } : null);
+
+/**
+ * A receptive-field size or jump pair for display, `3` when both are equal: after upsampling they
+ * are fractions of an input pixel, shown to two decimals.
+ */
+export function rfText(pair: readonly number[], joinEqual = false): string {
+  const [a, b] = pair.map((v) => String(Number(v.toFixed(2))));
+  return a === b && !joinEqual ? a : `${a}×${b}`;
+}
 
 export function shapeText(s: readonly number[] | null): string {
   return s ? formatShape(s) : '?';

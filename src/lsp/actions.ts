@@ -7,6 +7,7 @@
 import { CodeActionKind, type CodeAction, type Range, type TextEdit } from 'vscode-languageserver';
 import type { Diagnostic } from '../compiler/diagnostics.ts';
 import type * as A from '../compiler/ast.ts';
+import { children } from '../compiler/combinators/index.ts';
 import { layers, type Node } from '../compiler/model.ts';
 import type { Span } from '../compiler/source.ts';
 import { check } from '../index.ts';
@@ -51,13 +52,11 @@ interface Candidate {
 function nodeOf(analysis: Analysis, d: Diagnostic): Node | undefined {
   const visit = (n: Node): Node | undefined => {
     if (n.error === d) return n;
-    switch (n.kind) {
-      case 'layer': return undefined;
-      case 'seq': for (const i of n.items) { const f = visit(i); if (f) return f; } return undefined;
-      case 'residual': return visit(n.body) ?? (n.shortcut ? visit(n.shortcut) : undefined);
-      case 'concat': case 'add': for (const b of n.branches) { const f = visit(b); if (f) return f; } return undefined;
-      case 'gate': return visit(n.body);
+    for (const c of children(n)) {
+      const f = visit(c);
+      if (f) return f;
     }
+    return undefined;
   };
   for (const m of analysis.result.models) {
     const found = visit(m.root);

@@ -5,6 +5,7 @@
  */
 import type * as A from '../compiler/ast.ts';
 import { namesIn } from '../compiler/ast.ts';
+import { children, seqRole, stepChains, stepExprs } from '../compiler/combinators/index.ts';
 import type { Node, CheckedModel, LayerNode, SeqNode } from '../compiler/model.ts';
 import type { Span } from '../compiler/source.ts';
 import { format } from '../compiler/format.ts';
@@ -100,6 +101,7 @@ export class NodeIndex {
     else this.bySpan.set(k, [use]);
   }
 
+  /** Indexes layers by their step, and the other nodes by their kind and span (a block use's as `call`, a sequence's by its role). */
   private visit(node: Node, model: CheckedModel, root = false): void {
     switch (node.kind) {
       case 'layer':
@@ -109,24 +111,15 @@ export class NodeIndex {
           else this.layers.set(node.step, [{ node, model }]);
         }
         return;
-      case 'seq':
-        if (!root) this.add(key(node.origin?.kind === 'block' ? 'call' : node.origin?.kind === 'repeat' ? 'repeat' : 'seq', node.span), { node, model });
-        for (const item of node.items) this.visit(item, model);
-        return;
-      case 'residual':
-        this.add(key('residual', node.span), { node, model });
-        this.visit(node.body, model);
-        if (node.shortcut) this.visit(node.shortcut, model);
-        return;
-      case 'concat': case 'add':
+      case 'seq': {
+        const role = seqRole(node);
+        if (!root) this.add(key(role === 'block' ? 'call' : role, node.span), { node, model });
+        break;
+      }
+      default:
         this.add(key(node.kind, node.span), { node, model });
-        for (const b of node.branches) this.visit(b, model);
-        return;
-      case 'gate':
-        this.add(key('gate', node.span), { node, model });
-        this.visit(node.body, model);
-        return;
     }
+    for (const child of children(node)) this.visit(child, model);
   }
 
   /** Every checked use of a layer step (one per model use of its block). */
@@ -141,7 +134,7 @@ export class NodeIndex {
 
   /** The checked nodes of a composite step (residual, concat, add, gate, repeat, frozen). */
   compositeUses(step: Exclude<A.Step, A.LayerStep>): Use[] {
-    return this.bySpan.get(key(step.kind === 'frozen' ? 'seq' : step.kind, step.span)) ?? [];
+    return this.bySpan.get(key(step.kind, step.span)) ?? [];
   }
 
   /** The checked nodes of any step: layers, block expansions or composites. */
@@ -157,11 +150,7 @@ export function* stepsOf(chain: A.Chain, parents: A.Step[] = []): Generator<{ st
   for (const step of chain.steps) {
     yield { step, parents };
     const inner = [...parents, step];
-    switch (step.kind) {
-      case 'layer': break;
-      case 'concat': case 'add': for (const b of step.branches) yield* stepsOf(b, inner); break;
-      default: yield* stepsOf(step.body, inner);
-    }
+    for (const c of stepChains(step)) yield* stepsOf(c, inner);
   }
 }
 
@@ -175,14 +164,7 @@ export function* allSteps(ast: A.SourceFile): Generator<{ step: A.Step; decl: De
   for (const decl of declsOf(ast)) for (const s of stepsOf(decl.body)) yield { ...s, decl };
 }
 
-/** The argument expressions of a step (layer arguments, residual options, repeat count). */
-export function exprsOf(step: A.Step): A.Expr[] {
-  switch (step.kind) {
-    case 'layer': case 'residual': return step.args.map((a) => a.value);
-    case 'repeat': return step.count ? [step.count] : [];
-    default: return [];
-  }
-}
+export { namesIn };
 
 export const contains = (span: Span, offset: number) => span.start <= offset && offset <= span.end;
 export const inside = (span: Span, offset: number) => span.start <= offset && offset < span.end;
@@ -242,7 +224,7 @@ function locateInChain(ast: A.SourceFile, chain: A.Chain, decl: Decl, offset: nu
       best = { kind: 'layer', step, decl, arg, onName: contains(step.nameSpan, offset) || (!!step.label && contains(step.label.span, offset)) };
     } else {
       if (decl.kind === 'block') {
-        const name = exprsOf(step).flatMap((e) => [...namesIn(e)]).find((n) => contains(n.span, offset) && decl.params.some((p) => p.name === n.name));
+        const name = stepExprs(step).flatMap((e) => [...namesIn(e)]).find((n) => contains(n.span, offset) && decl.params.some((p) => p.name === n.name));
         if (name) return { kind: 'param', block: decl, name: name.name, span: name.span };
       }
       best = { kind: 'composite', step, decl };

@@ -8,16 +8,12 @@ import type { IToken } from 'chevrotain';
 import * as T from '../compiler/lexer.ts';
 import { blockSignature, showExpr } from '../compiler/args.ts';
 import type * as A from '../compiler/ast.ts';
+import { combinatorList } from '../compiler/combinators/index.ts';
 import { layerKinds, layerNames, lookupLayer } from '../compiler/layers/index.ts';
 import type { ArgSpec } from '../compiler/layers/types.ts';
 import { trainFields } from '../compiler/train-config.ts';
 import type { Analysis } from './analysis.ts';
 import { layerDoc, specLine } from './hover.ts';
-
-/** Arguments of `residual` (the checker declares the same). */
-const residualSpecs: ArgSpec[] = [
-  { name: 'shortcut', type: 'enum', positional: true, values: ['identity', 'project'], default: 'identity', doc: 'identity, or project: a 1x1 conv + bn (with stride) when shapes differ' },
-];
 
 interface Snippet {
   label: string;
@@ -46,14 +42,7 @@ const stepSnippets: Snippet[] = [
   { label: 'classifier head', detail: 'global pooling, flatten, dense', body: 'globalavgpool -> flatten -> dense ${1:10}' },
 ];
 
-const keywordSnippets: Snippet[] = [
-  { label: 'repeat', detail: 'repeat N { ... }: the body stacked N times', body: 'repeat ${1:2} { $0 }' },
-  { label: 'residual', detail: 'residual { ... }: body(x) + x', body: 'residual { $0 }' },
-  { label: 'concat', detail: 'concat { a | b }: branches joined on channels', body: 'concat { $1 | $2 }' },
-  { label: 'add', detail: 'add { a | b }: branches summed', body: 'add { $1 | $2 }' },
-  { label: 'gate', detail: 'gate { ... }: x * f(x)', body: 'gate { $0 }' },
-  { label: 'frozen', detail: 'frozen { ... }: no gradient or updates inside', body: 'frozen { $0 }' },
-];
+const keywordSnippets: Snippet[] = combinatorList.map((c) => ({ label: c.keyword, ...c.snippet }));
 
 const topSnippets: Snippet[] = [
   { label: 'model', detail: 'a model with an input shape and a chain of layers', body: 'model ${1:Net} {\n\tinput ${2:3x32x32}\n\t$0\n}' },
@@ -173,8 +162,10 @@ function completionItems(analysis: Analysis, position: Position): CompletionItem
     }
     return items;
   }
-  if (prev?.tokenType === T.Residual) {
-    return [{ label: 'project', kind: CompletionItemKind.EnumMember, detail: 'a 1x1 conv + bn shortcut, sized from the shapes', sortText: '0' }];
+  // Right after a combinator's keyword: the values of its positional choice (`residual project`).
+  const choice = combinatorList.find((c) => c.token === prev?.tokenType)?.args?.find((a) => a.positional && a.values);
+  if (choice) {
+    return choice.values!.filter((v) => v !== choice.default).map((v) => ({ label: v, kind: CompletionItemKind.EnumMember, detail: choice.doc, sortText: '0' }));
   }
   const specs = stepSpecs(analysis, tokens, stepStart);
   if (specs) return optionItems(specs, givenOptions(tokens, stepStart));
@@ -218,7 +209,8 @@ function stepSpecs(analysis: Analysis, tokens: IToken[], i: number): readonly Ar
   if (block) return block.params.map(paramSpec);
   const first = tokens[i];
   if (!first) return undefined;
-  if (first.tokenType === T.Residual) return residualSpecs;
+  const combinator = combinatorList.find((c) => c.token === first.tokenType);
+  if (combinator) return combinator.args;
   if (first.tokenType === T.Input) return [
     { name: 'mean', type: 'number', doc: 'per-channel mean subtracted in preprocessing' },
     { name: 'std', type: 'number', doc: 'per-channel standard deviation' },

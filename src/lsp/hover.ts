@@ -6,10 +6,12 @@
 import { MarkupKind, type Hover, type Position } from 'vscode-languageserver';
 import type * as A from '../compiler/ast.ts';
 import { blockSignature, showExpr } from '../compiler/args.ts';
+import { combinatorOf, nodeRules } from '../compiler/combinators/index.ts';
 import { lookupLayer } from '../compiler/layers/index.ts';
 import { formatShape, product, type ArgSpec, type LayerKind } from '../compiler/layers/types.ts';
 import { sizeFormula } from '../compiler/layers/window.ts';
 import { layers, type LayerNode, type Node, type SeqNode } from '../compiler/model.ts';
+import { rfText } from '../compiler/summary.ts';
 import { trainFields } from '../compiler/train-config.ts';
 import { locate, type Analysis, type Use } from './analysis.ts';
 import { count, short, toRange } from './convert.ts';
@@ -153,7 +155,7 @@ function layerFacts(node: LayerNode): string[] {
     const { trainable, buffers } = paramCount(node);
     const parts = [`params ${count(trainable)}${buffers ? ` (+${count(buffers)} buffers)` : ''}${node.frozen ? ' frozen' : ''}`];
     if (node.macs) parts.push(`MACs ${short(node.macs)}`);
-    if (node.rf) parts.push(`receptive field ${node.rf.size.join('×')} (jump ${node.rf.jump.join('×')})`);
+    if (node.rf) parts.push(`receptive field ${rfText(node.rf.size, true)} (jump ${rfText(node.rf.jump, true)})`);
     lines.push(parts.join(' · '));
   }
   return lines;
@@ -231,17 +233,8 @@ function usesTable(uses: Use<SeqNode>[]): string {
   return rows.join('\n');
 }
 
-const compositeWords: Record<string, string> = {
-  residual: 'residual: body(x) + shortcut(x)',
-  concat: 'concat: branches joined on channels',
-  add: 'add: branches summed',
-  gate: 'gate: x * body(x)',
-  repeat: 'repeat: the body stacked',
-  frozen: 'frozen: no gradient or updates inside',
-};
-
 function compositeHover(step: Exclude<A.Step, A.LayerStep>, uses: Use[]): string {
-  const parts = [`**${compositeWords[step.kind]}**`];
+  const parts = [`**${combinatorOf(step).doc}**`];
   for (const u of uses.slice(0, MAX_USES)) {
     const n: Node = u.node;
     let params = 0;
@@ -250,9 +243,8 @@ function compositeHover(step: Exclude<A.Step, A.LayerStep>, uses: Use[]): string
       params += paramCount(l).trainable;
       macs += l.macs;
     }
-    const branchShapes = n.kind === 'concat' || n.kind === 'add' ? ` (branches ${n.branches.map((b) => shape(b.output)).join(', ')})` : '';
-    const shortcut = n.kind === 'residual' ? (n.shortcut ? ' (projection shortcut)' : ' (identity shortcut)') : '';
-    parts.push(`\`${n.path}\`: ${shape(n.input)} → ${shape(n.output)}${branchShapes}${shortcut}  \nparams ${count(params)} · MACs ${short(macs)}${n.error ? `  \n⚠ ${n.error.message}` : ''}`);
+    const detail = n.kind === 'layer' || n.kind === 'seq' ? '' : nodeRules(n).hover?.(n) ?? '';
+    parts.push(`\`${n.path}\`: ${shape(n.input)} → ${shape(n.output)}${detail}  \nparams ${count(params)} · MACs ${short(macs)}${n.error ? `  \n⚠ ${n.error.message}` : ''}`);
   }
   if (uses.length > MAX_USES) parts.push(`_… ${uses.length - MAX_USES} more uses_`);
   return parts.join('\n\n');

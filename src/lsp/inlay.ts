@@ -5,6 +5,7 @@
  */
 import { InlayHintKind, type InlayHint, type Range } from 'vscode-languageserver';
 import { formatShape, product } from '../compiler/layers/types.ts';
+import { combinatorOf } from '../compiler/combinators/index.ts';
 import { layers, type Node } from '../compiler/model.ts';
 import type { Span } from '../compiler/source.ts';
 import { allSteps, type Analysis } from './analysis.ts';
@@ -29,7 +30,7 @@ export function inlayHints(analysis: Analysis, range?: Range): InlayHint[] {
 
   for (const { step } of allSteps(analysis.ast)) {
     if (!within(step.span)) continue;
-    if (step.kind !== 'layer' && step.kind !== 'concat' && step.kind !== 'repeat') continue;
+    if (step.kind !== 'layer' && !combinatorOf(step).shapeHint) continue;
     const uses = index.stepUses(step);
     const shapes: string[] = [];
     for (const u of uses) {

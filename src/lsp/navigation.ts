@@ -4,8 +4,8 @@ import type * as A from '../compiler/ast.ts';
 import { lookupLayer } from '../compiler/layers/index.ts';
 import * as T from '../compiler/lexer.ts';
 import type { Span } from '../compiler/source.ts';
-import { namesIn } from '../compiler/ast.ts';
-import { allSteps, contains, exprsOf, locate, stepsOf, type Analysis } from './analysis.ts';
+import { stepExprs } from '../compiler/combinators/index.ts';
+import { allSteps, contains, locate, namesIn, stepsOf, type Analysis } from './analysis.ts';
 import { toRange } from './convert.ts';
 
 export type Symbol =
@@ -50,7 +50,7 @@ export function occurrences(analysis: Analysis, s: Symbol): Span[] {
     for (const p of s.block.params) if (p.default) for (const n of namesIn(p.default)) if (n.name === s.name) spans.push(n.span);
     for (const { step } of stepsOf(s.block.body)) {
       if (step.kind === 'layer' && step.name === s.name) spans.push(step.nameSpan);
-      for (const e of exprsOf(step)) for (const n of namesIn(e)) if (n.name === s.name) spans.push(n.span);
+      for (const e of stepExprs(step)) for (const n of namesIn(e)) if (n.name === s.name) spans.push(n.span);
     }
     // named arguments in calls: bottleneck(c=64)
     for (const { step } of allSteps(analysis.ast)) {

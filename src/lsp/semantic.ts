@@ -2,10 +2,10 @@
 import type { SemanticTokens, SemanticTokensLegend } from 'vscode-languageserver';
 import type * as A from '../compiler/ast.ts';
 import { functions } from '../compiler/args.ts';
+import { combinatorOf } from '../compiler/combinators/index.ts';
 import { lookupLayer } from '../compiler/layers/index.ts';
 import * as T from '../compiler/lexer.ts';
-import { namesIn } from '../compiler/ast.ts';
-import { allSteps, exprsOf, type Analysis } from './analysis.ts';
+import { allSteps, namesIn, type Analysis } from './analysis.ts';
 
 const types = ['keyword', 'function', 'class', 'namespace', 'parameter', 'property', 'number', 'string', 'comment', 'operator', 'enumMember', 'variable'] as const;
 const modifiers = ['declaration', 'defaultLibrary'] as const;
@@ -66,8 +66,11 @@ function classifyNames(analysis: Analysis): Map<number, Classified> {
       else if (blocks.has(step.name)) set(step.nameSpan.start, 'class');
       else if (lookupLayer(step.name)) set(step.nameSpan.start, 'function', LIB);
       args(step.args, params);
-    } else if (step.kind === 'residual') args(step.args, params);
-    else for (const e of exprsOf(step)) names(e, params);
+    } else {
+      const c = combinatorOf(step);
+      args(c.stepArgs(step), params);
+      for (const e of c.exprs(step)) names(e, params);
+    }
   }
   return map;
 }

@@ -45,9 +45,6 @@ export interface OrtRunnerOptions extends TrainRunnerOptions {
   loop?: boolean;
   /** Let idle onnxruntime threads spin (default false: the trainer prepares batches meanwhile). */
   spinning?: boolean;
-  /** Source file and text, for node names in the graphs. */
-  file?: string;
-  source?: string;
 }
 
 export class OrtTrainRunner implements TrainStepRunner {

@@ -7,6 +7,7 @@
  * `createTrainRunner` exported from src/runtime/train-runner.ts (see CreateTrainRunner below).
  */
 import type { CheckedModel } from '../compiler/model.ts';
+import type { SourceInput } from '../compiler/source.ts';
 import type { TrainConfig } from '../compiler/train-config.ts';
 import type { Device } from './session.ts';
 
@@ -97,6 +98,9 @@ export interface TrainRunnerOptions {
   threads?: number;
   /** The training batch size (config.batch after CLI overrides). */
   batch: number;
+  /** Source file and source (the check's texts, with its imports), for node names in the graphs. */
+  file?: string;
+  source?: SourceInput;
 }
 
 /**

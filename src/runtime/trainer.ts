@@ -51,7 +51,7 @@ export interface TrainOptions {
   dropLast?: boolean;
   /** A JSONL step line every this many steps (default 50); 0 for epoch lines only. */
   logEvery?: number;
-  /** Hash of the source text, stored in checkpoints; a resume from a different source gets a notice. */
+  /** Hash of the source (sourceHash: the file and those it imports), stored in checkpoints; a resume from a different source gets a notice. */
   sourceHash?: string;
   /** Stop after the current step (or block of steps) when aborted (what Ctrl-C does through handleSigint). */
   stop?: AbortSignal;
@@ -551,7 +551,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       throw new UserError(`cannot resume exactly, the data order would differ: ${mismatch.join('; ')}`, lastPath);
     }
     if (opts.sourceHash && ckpt.sourceHash && opts.sourceHash !== ckpt.sourceHash) {
-      out.write(`notice: the source file changed since ${lastPath} was written\n`);
+      out.write(`notice: the source (the .cnn file or a file it imports) changed since ${lastPath} was written\n`);
     }
     const changes = configChanges(meta.config, config);
     if (changes.length) out.write(`notice: resuming with changed settings: ${changes.join(', ')}\n`);

@@ -9,6 +9,7 @@ import { check } from '../../src/index.ts';
 import type { CheckedModel, LayerNode, Node } from '../../src/compiler/model.ts';
 import { defaultTrainConfig, type TrainConfig } from '../../src/compiler/train-config.ts';
 import { emitGradient, GRAD_PREFIX, NEW_PREFIX, trainPlan, type TrainPlan } from '../../src/compiler/emit/train.ts';
+import { referenceOf } from '../reference/combinators.ts';
 import { referenceLayers, type T64 } from '../reference/layers.ts';
 import { uniform } from './random.ts';
 
@@ -24,38 +25,6 @@ export function checkModel(source: string): CheckedModel {
   return r.models[0];
 }
 
-/** x · f with f broadcast (numpy rules) to x's dims. */
-function broadcastMul(x: T64, f: T64): T64 {
-  const rank = x.dims.length;
-  const fd = [...Array(rank - f.dims.length).fill(1), ...f.dims];
-  const out = new Float64Array(x.data.length);
-  const idx = new Array(rank).fill(0);
-  for (let i = 0; i < out.length; i++) {
-    let rem = i;
-    for (let a = rank - 1; a >= 0; a--) { idx[a] = rem % x.dims[a]; rem = Math.floor(rem / x.dims[a]); }
-    let j = 0;
-    for (let a = 0; a < rank; a++) j = j * fd[a] + (fd[a] === 1 ? 0 : idx[a]);
-    out[i] = x.data[i] * f.data[j];
-  }
-  return { data: out, dims: x.dims };
-}
-
-function concatChannels(parts: T64[]): T64 {
-  const [N] = parts[0].dims;
-  const inner = size(parts[0].dims.slice(2));
-  const C = parts.reduce((s, p) => s + p.dims[1], 0);
-  const out = new Float64Array(N * C * inner);
-  for (let n = 0; n < N; n++) {
-    let offset = 0;
-    for (const p of parts) {
-      const pc = p.dims[1];
-      out.set(p.data.subarray(n * pc * inner, (n + 1) * pc * inner), (n * C + offset) * inner);
-      offset += pc;
-    }
-  }
-  return { data: out, dims: [N, C, ...parts[0].dims.slice(2)] };
-}
-
 /** The float64 forward of one layer in training mode (batch statistics unless frozen; dropout must have p = 0). */
 function refLayer(node: LayerNode, x: T64, p: Params, frozen: (n: LayerNode) => boolean): T64 {
   const reference = referenceLayers[node.layer.name];
@@ -68,22 +37,9 @@ function refLayer(node: LayerNode, x: T64, p: Params, frozen: (n: LayerNode) => 
   return reference(node, x, param, !frozen(node));
 }
 
+/** The float64 forward of the tree: layers by their references, combinators by theirs (test/reference/combinators.ts). */
 export function refForward(node: Node, x: T64, p: Params, frozen: (n: LayerNode) => boolean = (n) => n.frozen): T64 {
-  switch (node.kind) {
-    case 'layer': return refLayer(node, x, p, frozen);
-    case 'seq': return node.items.reduce((v, item) => refForward(item, v, p, frozen), x);
-    case 'residual': {
-      const b = refForward(node.body, x, p, frozen);
-      const s = node.shortcut ? refForward(node.shortcut, x, p, frozen) : x;
-      return { data: b.data.map((v, i) => v + s.data[i]), dims: b.dims };
-    }
-    case 'concat': return concatChannels(node.branches.map((b) => refForward(b, x, p, frozen)));
-    case 'add': {
-      const outs = node.branches.map((b) => refForward(b, x, p, frozen));
-      return { data: outs[0].data.map((_, i) => outs.reduce((s, o) => s + o.data[i], 0)), dims: outs[0].dims };
-    }
-    case 'gate': return broadcastMul(x, refForward(node.body, x, p, frozen));
-  }
+  return node.kind === 'layer' ? refLayer(node, x, p, frozen) : referenceOf(node, x, (child, v) => refForward(child, v, p, frozen));
 }
 
 /** Random parameters (running variances positive), float32-representable. */

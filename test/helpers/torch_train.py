@@ -61,9 +61,11 @@ def step(job):
     for batch, lr in zip(job["batches"], job["lrs"]):
         x = read(batch["x"], torch.float32).reshape(batch["count"], *net.INPUT).double()
         y = read(batch["y"], torch.int64)
-        loss, hits = train.train_step(net, optimizer, x, y, lr, args, logits)
+        if train.dense_output(net):
+            y = y.reshape(batch["count"], *net.OUTPUT[1:])  # masks
+        loss, counts = train.train_step(net, optimizer, x, y, lr, args, logits)
         losses.append(loss.item())
-        correct.append(int(hits))
+        correct.append(int(counts[0]))
     train.save_checkpoint(net, job["out"], extra=train.optimizer_tensors(optimizer, named, args))
     return {"losses": losses, "correct": correct}
 

@@ -4,8 +4,8 @@ seconds).
 
 Reads a JSON job on stdin: {"dir": DIR, "models": [{"name": "resnet18", "seed": 1, "input": [3, 224, 224],
 "kwargs": {}, "files": ["safetensors", "sorted", "folded", "nofold", "plain", "training", "pth"]}]}.
-NAME is a torchvision.models constructor (called with kwargs) or one of REFERENCES below, for the
-zoo's models that torchvision lacks. For each model: parameters from torch.manual_seed(seed), batch-norm
+NAME is a torchvision.models constructor or one of REFERENCES below (called with kwargs), for the
+example models that torchvision lacks. For each model: parameters from torch.manual_seed(seed), batch-norm
 affine values and running statistics randomised too (so that folding them into the convolutions
 matters), and every other parameter its initialisation left constant (zero biases, LayerNorm's ones,
 ConvNeXt's layer scale of 1e-6) drawn at random, so that a misplaced one changes the logits; then, as asked:
@@ -19,7 +19,7 @@ ConvNeXt's layer scale of 1e-6) drawn at random, so that a misplaced one changes
   DIR/pth/NAME.pth              torch.save of the state dict (a pickle)
   DIR/NAME.input.bin, NAME.logits.bin   a seeded [1, *input] batch and the eval-mode logits (float32)
 Writes {"NAME": {"params": trainable count, "buffers": buffer count without num_batches_tracked,
-"macs": the multiply-accumulates of its Conv2d and Linear modules on one sample}} to stdout.
+"macs": the multiply-accumulates of its Conv2d, ConvTranspose2d and Linear modules on one sample}} to stdout.
 """
 import copy
 import json
@@ -30,6 +30,8 @@ import warnings
 
 import torch
 import torchvision
+
+import unet
 
 DTYPES = {torch.float32: "F32", torch.int64: "I64"}
 
@@ -58,12 +60,12 @@ def lenet5():
         nn.Flatten(), nn.Linear(400, 120), nn.Tanh(), nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, 10))
 
 
-REFERENCES = {"lenet5": lenet5}
+REFERENCES = {"lenet5": lenet5, "unet": unet.UNet}
 
 
 def randomised(name, seed, kwargs):
     torch.manual_seed(seed)
-    model = REFERENCES[name]() if name in REFERENCES else getattr(torchvision.models, name)(**kwargs)
+    model = REFERENCES[name](**kwargs) if name in REFERENCES else getattr(torchvision.models, name)(**kwargs)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -81,15 +83,19 @@ def randomised(name, seed, kwargs):
 
 
 def macs_counter(model):
-    """Forward hooks adding up each Conv2d's and Linear's multiply-accumulates per sample into a list's one entry."""
+    """Forward hooks adding up each convolution's (transposed too) and Linear's multiply-accumulates per sample into a list's one entry."""
     total = [0]
 
     def count(m, inputs, output):
+        if isinstance(m, torch.nn.ConvTranspose2d):
+            # Each input element is multiplied by its group's filters' kernels.
+            total[0] += inputs[0].numel() // inputs[0].shape[0] * (m.out_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+            return
         per_output = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1] if isinstance(m, torch.nn.Conv2d) else m.in_features
         total[0] += output.numel() // output.shape[0] * per_output
 
     for m in model.modules():
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
             m.register_forward_hook(count)
     return total
 

@@ -4,7 +4,8 @@
  * requires of every kind.
  */
 import type { LayerNode } from '../../src/compiler/model.ts';
-import { convGeometry } from '../../src/compiler/layers/conv.ts';
+import { convGeometry, transposeGeometry } from '../../src/compiler/layers/conv.ts';
+import { windowOf } from '../../src/compiler/layers/window.ts';
 import * as ref from './ops.ts';
 
 export interface T64 { data: Float64Array; dims: number[] }
@@ -29,16 +30,26 @@ const conv: ReferenceLayer = (node, x, param) => {
   }));
 };
 
-/** A windowed pool with the node's window. */
+/** A windowed pool with the node's arguments (its padding as written, and ceil mode as PyTorch's). */
 const pool = (f: (x: ref.Data, dims: number[], o: ref.Pool2dOptions, node: LayerNode) => ref.Result): ReferenceLayer => (node, x) => {
-  const w = node.window!;
-  const o = { kernel: [...w.kernel] as [number, number], stride: [...w.stride] as [number, number], pads: [...w.pads] as [number, number, number, number] };
+  const w = windowOf(node.input!, node.args, 'window');
+  const o = {
+    kernel: [...w.kernel] as [number, number], stride: [...w.stride] as [number, number], pads: [...w.pads] as [number, number, number, number],
+    ceil: node.args.ceil as boolean,
+  };
   return t64(f(x.data, x.dims, o, node));
 };
 
 export const referenceLayers: Record<string, ReferenceLayer> = {
   conv,
   dwconv: conv,
+  convtranspose: (node, x, param) => {
+    const g = transposeGeometry(node.input!, node.args);
+    return t64(ref.convTranspose2d(x.data, x.dims, param('weight'), shapeOf(node, 'weight'), node.args.bias ? param('bias') : null, {
+      stride: [...g.window.stride] as [number, number], pads: [...g.window.pads] as [number, number, number, number],
+      dilation: [...g.window.dilation] as [number, number], groups: g.groups, outputPadding: g.outputPadding,
+    }));
+  },
   bn: (node, x, param, batchStats) => {
     const eps = node.args.eps as number;
     if (batchStats) return t64(ref.batchNormTrain(x.data, x.dims, param('weight'), param('bias'), eps));
@@ -68,6 +79,13 @@ export const referenceLayers: Record<string, ReferenceLayer> = {
   sumpool: pool(ref.sumPool2d),
   globalavgpool: unary(ref.globalAvgPool),
   globalmaxpool: unary(ref.globalMaxPool),
+  adaptiveavgpool: unary((x, d, node) => ref.adaptiveAvgPool2d(x, d, node.args.size as [number, number])),
+  pixelshuffle: unary((x, d, node) => ref.pixelShuffle(x, d, node.args.factor as number)),
+  upsample: (node, x) => {
+    const out = [node.output![1], node.output![2]] as [number, number];
+    const a = node.args;
+    return t64(a.mode === 'bilinear' ? ref.upsampleBilinear2d(x.data, x.dims, out, a.align_corners as boolean) : ref.upsampleNearest2d(x.data, x.dims, out));
+  },
   flatten: (_node, x) => ({ data: x.data, dims: [x.dims[0], x.dims.slice(1).reduce((a, b) => a * b, 1)] }),
   dense: (node, x, param) => t64(ref.dense(x.data, x.dims, param('weight'), shapeOf(node, 'weight'), node.args.bias ? param('bias') : null)),
   dropout: (node, x) => {

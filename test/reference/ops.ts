@@ -18,6 +18,8 @@ export interface Pool2dOptions {
   kernel: [number, number];
   stride?: [number, number];
   pads?: [number, number, number, number];
+  /** PyTorch's ceil_mode: ceil instead of floor in the output size, unless the last window would start past the input and its top/left padding. */
+  ceil?: boolean;
 }
 
 const outSize = (size: number, k: number, stride: number, dil: number, padA: number, padB: number) =>
@@ -54,16 +56,64 @@ export function conv2d(x: Data, xShape: number[], w: Data, wShape: number[], bia
   return { data: out, shape: [N, M, oH, oW] };
 }
 
+export interface ConvTranspose2dOptions extends Conv2dOptions {
+  /** Rows and columns added at the end of the output. */
+  outputPadding?: [number, number];
+}
+
 /**
- * Visits every pooling window; `reduce` gets the in-bounds values and the window's full size
- * (padding included) so average variants can choose their divisor.
+ * Transposed convolution (PyTorch's ConvTranspose2d): each input pixel (i, j) adds its value
+ * times the kernel at output (i·s + ki·d - top, j·s + kj·d - left); weights are [C, M/groups, kH, kW].
  */
-function pool2d(x: Data, xShape: number[], o: Pool2dOptions, reduce: (vals: number[], fullSize: number) => number): Result {
+export function convTranspose2d(x: Data, xShape: number[], w: Data, wShape: number[], bias: Data | null, o: ConvTranspose2dOptions = {}): Result {
+  const [N, C, H, W] = xShape;
+  const [C2, Mg, kH, kW] = wShape;
+  const [sh, sw] = o.stride ?? [1, 1];
+  const [pt, pl, pb, pr] = o.pads ?? [0, 0, 0, 0];
+  const [dh, dw] = o.dilation ?? [1, 1];
+  const [oph, opw] = o.outputPadding ?? [0, 0];
+  const groups = o.groups ?? 1;
+  if (C2 !== C || C % groups !== 0) throw new Error('convTranspose2d: channels do not divide into groups');
+  const M = Mg * groups, Cg = C / groups;
+  const oH = (H - 1) * sh - pt - pb + dh * (kH - 1) + oph + 1, oW = (W - 1) * sw - pl - pr + dw * (kW - 1) + opw + 1;
+  const out = new Float64Array(N * M * oH * oW);
+  for (let n = 0; n < N; n++)
+    for (let m = 0; m < M; m++) for (let k = 0; k < oH * oW; k++) out[(n * M + m) * oH * oW + k] = bias ? bias[m] : 0;
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++) {
+      const g = Math.floor(c / Cg);
+      for (let i = 0; i < H; i++)
+        for (let j = 0; j < W; j++) {
+          const v = x[((n * C + c) * H + i) * W + j];
+          for (let ml = 0; ml < Mg; ml++)
+            for (let ki = 0; ki < kH; ki++)
+              for (let kj = 0; kj < kW; kj++) {
+                const p = i * sh + ki * dh - pt, q = j * sw + kj * dw - pl;
+                if (p < 0 || p >= oH || q < 0 || q >= oW) continue; // cropped by the padding
+                out[((n * M + g * Mg + ml) * oH + p) * oW + q] += v * w[((c * Mg + ml) * kH + ki) * kW + kj];
+              }
+        }
+    }
+  return { data: out, shape: [N, M, oH, oW] };
+}
+
+function poolSize(size: number, k: number, stride: number, padA: number, padB: number, ceil: boolean): number {
+  if (!ceil) return outSize(size, k, stride, 1, padA, padB);
+  const out = Math.ceil((size + padA + padB - k) / stride) + 1;
+  return (out - 1) * stride >= size + padA ? out - 1 : out;
+}
+
+/**
+ * Visits every pooling window; `reduce` gets the in-bounds values and the window's size within the
+ * padded input (the padding counted, a ceil-mode window's part past it not) so average variants can
+ * choose their divisor.
+ */
+function pool2d(x: Data, xShape: number[], o: Pool2dOptions, reduce: (vals: number[], paddedSize: number) => number): Result {
   const [N, C, H, W] = xShape;
   const [kH, kW] = o.kernel;
   const [sh, sw] = o.stride ?? o.kernel;
   const [pt, pl, pb, pr] = o.pads ?? [0, 0, 0, 0];
-  const oH = outSize(H, kH, sh, 1, pt, pb), oW = outSize(W, kW, sw, 1, pl, pr);
+  const oH = poolSize(H, kH, sh, pt, pb, o.ceil ?? false), oW = poolSize(W, kW, sw, pl, pr, o.ceil ?? false);
   const out = new Float64Array(N * C * oH * oW);
   for (let nc = 0; nc < N * C; nc++)
     for (let i = 0; i < oH; i++)
@@ -74,7 +124,8 @@ function pool2d(x: Data, xShape: number[], o: Pool2dOptions, reduce: (vals: numb
             const y = i * sh - pt + ki, xx = j * sw - pl + kj;
             if (y >= 0 && y < H && xx >= 0 && xx < W) vals.push(x[(nc * H + y) * W + xx]);
           }
-        out[(nc * oH + i) * oW + j] = reduce(vals, kH * kW);
+        const rows = Math.min(i * sh - pt + kH, H + pb) - (i * sh - pt), cols = Math.min(j * sw - pl + kW, W + pr) - (j * sw - pl);
+        out[(nc * oH + i) * oW + j] = reduce(vals, rows * cols);
       }
   return { data: out, shape: [N, C, oH, oW] };
 }
@@ -87,7 +138,7 @@ export const maxPool2d = (x: Data, xShape: number[], o: Pool2dOptions): Result =
 
 /** countIncludePad defaults to true, PyTorch's default (ONNX's attribute default is 0). */
 export const avgPool2d = (x: Data, xShape: number[], o: Pool2dOptions & { countIncludePad?: boolean }): Result =>
-  pool2d(x, xShape, o, (v, full) => sum(v) / ((o.countIncludePad ?? true) ? full : v.length));
+  pool2d(x, xShape, o, (v, padded) => sum(v) / ((o.countIncludePad ?? true) ? padded : v.length));
 
 export const sumPool2d = (x: Data, xShape: number[], o: Pool2dOptions): Result => pool2d(x, xShape, o, sum);
 
@@ -249,4 +300,66 @@ export function prelu(x: Data, s: number[], slopes: Data): Result {
   const C = s[1];
   const inner = s.slice(2).reduce((a, b) => a * b, 1);
   return map(x, s, (v, i) => (v >= 0 ? v : slopes[Math.floor(i / inner) % C] * v));
+}
+
+/**
+ * Resampling along H and W as PyTorch's F.interpolate: `sources(dst)` gives, per axis, the input
+ * indices and weights output index dst reads.
+ */
+function resample2d(x: Data, xShape: number[], out: [number, number], sources: (dst: number, inSize: number, outSize: number) => [number, number][]): Result {
+  const [N, C, H, W] = xShape;
+  const [oH, oW] = out;
+  const y = new Float64Array(N * C * oH * oW);
+  for (let nc = 0; nc < N * C; nc++)
+    for (let i = 0; i < oH; i++)
+      for (let j = 0; j < oW; j++) {
+        let s = 0;
+        for (const [r, wr] of sources(i, H, oH)) for (const [c, wc] of sources(j, W, oW)) s += wr * wc * x[(nc * H + r) * W + c];
+        y[(nc * oH + i) * oW + j] = s;
+      }
+  return { data: y, shape: [N, C, oH, oW] };
+}
+
+/** Nearest: PyTorch's src = floor(dst · (in/out)), computed in float32, clamped; equal sizes copy. */
+export const upsampleNearest2d = (x: Data, xShape: number[], out: [number, number]): Result =>
+  resample2d(x, xShape, out, (d, n, o) => [[n === o ? d : Math.min(Math.floor(Math.fround(d * Math.fround(n / o))), n - 1), 1]]);
+
+/** Bilinear: source position (dst + ½)·in/out - ½ clamped at 0, or dst·(in-1)/(out-1) with alignCorners. */
+export const upsampleBilinear2d = (x: Data, xShape: number[], out: [number, number], alignCorners = false): Result =>
+  resample2d(x, xShape, out, (d, n, o) => {
+    const src = alignCorners ? (o > 1 ? (d * (n - 1)) / (o - 1) : 0) : Math.max((d + 0.5) * (n / o) - 0.5, 0);
+    const i0 = Math.floor(src), i1 = Math.min(i0 + 1, n - 1), t = src - i0;
+    return [[i0, 1 - t], [i1, t]];
+  });
+
+/** PyTorch's PixelShuffle: output (c, h·r + i, w·r + j) is input channel c·r² + i·r + j at (h, w). */
+export function pixelShuffle(x: Data, xShape: number[], r: number): Result {
+  const [N, C, H, W] = xShape;
+  const oC = C / (r * r), oH = H * r, oW = W * r;
+  const out = new Float64Array(x.length);
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < oC; c++)
+      for (let p = 0; p < oH; p++)
+        for (let q = 0; q < oW; q++) {
+          const from = c * r * r + (p % r) * r + (q % r);
+          out[((n * oC + c) * oH + p) * oW + q] = x[((n * C + from) * H + Math.floor(p / r)) * W + Math.floor(q / r)];
+        }
+  return { data: out, shape: [N, oC, oH, oW] };
+}
+
+/** PyTorch's AdaptiveAvgPool2d: output (i, j) averages rows floor(i·H/oH) .. ceil((i+1)·H/oH) - 1, and so for columns. */
+export function adaptiveAvgPool2d(x: Data, xShape: number[], out: [number, number]): Result {
+  const [N, C, H, W] = xShape;
+  const [oH, oW] = out;
+  const y = new Float64Array(N * C * oH * oW);
+  for (let nc = 0; nc < N * C; nc++)
+    for (let i = 0; i < oH; i++)
+      for (let j = 0; j < oW; j++) {
+        const r0 = Math.floor((i * H) / oH), r1 = Math.ceil(((i + 1) * H) / oH);
+        const c0 = Math.floor((j * W) / oW), c1 = Math.ceil(((j + 1) * W) / oW);
+        let s = 0;
+        for (let r = r0; r < r1; r++) for (let c = c0; c < c1; c++) s += x[(nc * H + r) * W + c];
+        y[(nc * oH + i) * oW + j] = s / ((r1 - r0) * (c1 - c0));
+      }
+  return { data: y, shape: [N, C, oH, oW] };
 }

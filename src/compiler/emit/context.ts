@@ -18,8 +18,7 @@ import type { AttrValue, Dim, ElemType, GraphBuilder, TensorData } from '../onnx
 import type { onnx as O } from 'onnx-proto';
 import type { ParamSpec, Shape } from '../layers/types.ts';
 import type { LayerNode, Node } from '../model.ts';
-import path from 'node:path';
-import { LineMap, type SourceSet } from '../source.ts';
+import { sourceSetOf, type SourceInput, type SourceSet } from '../source.ts';
 
 type NodeProto = O.NodeProto;
 
@@ -34,11 +33,12 @@ export interface ParamBinding {
 export interface LowerContextOptions {
   mode?: LowerMode;
   params: ParamBinding;
-  /** Source file name and text, for node names like `conv1 (model.cnn:3)`. */
+  /**
+   * Source file name and source, for node names like `conv1 (model.cnn:3)`; with the check's
+   * texts, nodes from blocks of imported files are named after their own file and line.
+   */
   file?: string;
-  source?: string;
-  /** The check's texts: nodes from blocks of imported files are named after their own file and line. */
-  sources?: SourceSet;
+  source?: SourceInput;
   /** Name of the batch dimension in recorded value_info (default 'N'). */
   batch?: Dim;
   /** Record value_info for each layer and combinator output (default true). */
@@ -68,7 +68,7 @@ export class LowerContext {
   /** Every value name handed out, so names stay unique without asking the builder. */
   private readonly used = new Set<string>();
   private readonly params = new Map<string, string>();
-  private readonly lines?: LineMap;
+  private readonly sources?: SourceSet;
   private readonly file: string;
   private current: Node | null = null;
   /** Name prefix for ops in the current scope (backward, loss, optimizer); the node's path when null. */
@@ -86,7 +86,7 @@ export class LowerContext {
     this.mode = opts.mode ?? 'inference';
     this.batch = opts.batch ?? 'N';
     this.file = opts.file ?? '<input>';
-    if (opts.source !== undefined) this.lines = new LineMap(opts.source);
+    if (opts.source !== undefined) this.sources = sourceSetOf(opts.source, this.file);
   }
 
   /** Reserves a value name (graph inputs/outputs chosen by the caller) so no layer takes it. */
@@ -106,13 +106,9 @@ export class LowerContext {
 
   /** Where a node comes from, for node names: `model.cnn:3`. */
   location(node: Node): string {
-    const imported = this.opts.sources?.of(node.span.start);
-    if (imported && imported.base > 0) {
-      const { position } = this.opts.sources!.locate(node.span.start);
-      return `${path.basename(imported.name)}:${position.line + 1}`;
-    }
-    if (!this.lines) return this.file;
-    return `${this.file}:${this.lines.position(node.span.start).line + 1}`;
+    if (!this.sources) return this.file;
+    const { source, position } = this.sources.locate(node.span.start);
+    return `${source.base === 0 ? this.file : source.label}:${position.line + 1}`;
   }
 
   private get scope(): Node {

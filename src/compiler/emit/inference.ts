@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { SourceSet } from '../source.ts';
+import type { SourceInput } from '../source.ts';
 import onnxProto from 'onnx-proto';
 import { UserError } from '../../errors.ts';
 import { hasErrors } from '../diagnostics.ts';
@@ -28,7 +28,7 @@ const MAX_PROTO_BYTES = 2 ** 31 - 64 * 2 ** 20;
 export const METADATA_KEYS = {
   model: 'cnnc.model',
   sourceFile: 'cnnc.source_file',
-  /** sha256 (hex) of the .cnn source text. */
+  /** sha256 (hex) of the .cnn source text (with the files it imports: sourceHash). */
   sourceHash: 'cnnc.source_sha256',
   /** JSON {mean: number[], std: number[], classes?: string[]}: x' = (x - mean) / std per channel. */
   preprocess: 'cnnc.preprocess',
@@ -55,10 +55,8 @@ export type WeightSource =
 export interface EmitOptions {
   /** Source file (its base name goes into node names and metadata). */
   file?: string;
-  /** Source text: its sha256 goes into metadata, and node names get line numbers. */
-  source?: string;
-  /** The check's texts, for node names from imported files. */
-  sources?: SourceSet;
+  /** The source (text, or the check's texts with its imports): its hash goes into metadata, node names get lines. */
+  source?: SourceInput;
   /** Parameter values; every parameter must be there, with the model's shape. Default: initialised. */
   init?: WeightSource;
   /** Where `init` came from, for error messages (e.g. the --weights file). */
@@ -67,9 +65,21 @@ export interface EmitOptions {
   partial?: boolean;
   /** Seed for initial values (default 0). */
   seed?: number;
+  /** Where parameters come from instead (tools and tests, e.g. initializers without values); default: init and seed as above. */
+  params?: ParamBinding;
 }
 
-export const sourceHash = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
+/**
+ * sha256 (hex) of a source: of the text alone for a file without imports; with imports, of every
+ * text in the order read, each after its length, so that a change in an imported file changes it.
+ */
+export function sourceHash(source: SourceInput): string {
+  const hash = createHash('sha256');
+  const texts = typeof source === 'string' ? [source] : source.sources.map((s) => s.text);
+  if (texts.length === 1) return hash.update(texts[0], 'utf8').digest('hex');
+  for (const text of texts) hash.update(`${Buffer.byteLength(text, 'utf8')}\0`).update(text, 'utf8');
+  return hash.digest('hex');
+}
 
 /** Refuses a model the checker did not fully infer (errors, or no shapes). */
 export function assertEmittable(model: CheckedModel): asserts model is CheckedModel & { input: number[]; output: number[] } {
@@ -138,7 +148,7 @@ export function compileInference(model: CheckedModel, opts: EmitOptions = {}): C
   }
   const file = opts.file ? path.basename(opts.file) : undefined;
   const graph = new GraphBuilder(model.name);
-  const ctx = new LowerContext(graph, { mode: 'inference', params: initializerParams(opts), file, source: opts.source, sources: opts.sources });
+  const ctx = new LowerContext(graph, { mode: 'inference', params: opts.params ?? initializerParams(opts), file, source: opts.source });
   const input = graph.input(ctx.reserve(INPUT_NAME), ctx.dims(model.input));
   ctx.reserve(OUTPUT_NAME);
   const last = lowerModel(ctx, model, input);
@@ -163,7 +173,7 @@ export function compileInference(model: CheckedModel, opts: EmitOptions = {}): C
   return { bytes, ops: graph.nodes.length, params, valueInfo };
 }
 
-export function modelMetadata(model: CheckedModel, source?: string, file?: string): Record<string, string> {
+export function modelMetadata(model: CheckedModel, source?: SourceInput, file?: string): Record<string, string> {
   const meta: Record<string, string> = { [METADATA_KEYS.model]: model.name };
   if (file) meta[METADATA_KEYS.sourceFile] = file;
   if (source !== undefined) meta[METADATA_KEYS.sourceHash] = sourceHash(source);

@@ -1,6 +1,6 @@
 /**
  * Training graphs in plain ONNX (opset 17): the forward pass in training mode, the backward pass
- * (each layer kind's `grad` from the registry, the combinators here), the loss and the optimizer
+ * (backward.ts: each layer kind's and combinator's `grad` from the registries), the loss and the optimizer
  * update, all standard ops, so that stock onnxruntime (no training build) runs them.
  *
  * Three graphs per model and train config:
@@ -24,9 +24,10 @@
  */
 import onnxProto from 'onnx-proto';
 import { UserError } from '../../errors.ts';
-import type { SourceSet } from '../source.ts';
+import type { SourceInput } from '../source.ts';
 import type { LayerKind, ParamSpec } from '../layers/types.ts';
 import { assertNever, finalLayer, layers, withChildren, type CheckedModel, type LayerNode, type Node } from '../model.ts';
+import { Backward } from './backward.ts';
 import { buildModel, GraphBuilder, type Dim } from '../onnx/builder.ts';
 import { classesOf, denseOutput } from '../dense.ts';
 import type { TrainConfig } from '../train-config.ts';
@@ -134,152 +135,6 @@ export function initialState(plan: TrainPlan, seed = plan.config.seed): Map<stri
     out.set(e.name, { dims: e.dims, data: e.spec ? initialValue(e.spec.init, paramCount(e.spec), seed, e.name) : new Float32Array(count) });
   }
   return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// The backward pass over the model tree
-
-/** Sums gradient contributions (absent ones skipped). */
-function accumulate(ctx: LowerContext, values: (string | undefined)[]): string | undefined {
-  const present = values.filter((v): v is string => v !== undefined);
-  if (present.length <= 1) return present[0];
-  return present.length === 2 ? ctx.op('Add', present) : ctx.op('Sum', present);
-}
-
-/** Sums `v` (shaped `from`) down to the broadcast source shape `to` (both with the batch first). */
-function sumTo(ctx: LowerContext, v: string, from: readonly Dim[], to: readonly Dim[]): string {
-  const lead = from.length - to.length;
-  if (lead > 0) v = ctx.op('ReduceSum', [v, ctx.ints(Array.from({ length: lead }, (_, i) => i))], { keepdims: 0 });
-  const axes = to.map((d, i) => (d === 1 && from[i + lead] !== 1 ? i : -1)).filter((i) => i >= 0);
-  return axes.length ? ctx.op('ReduceSum', [v, ctx.ints(axes)], { keepdims: 1 }) : v;
-}
-
-class Backward {
-  /** Full parameter name -> gradient value. */
-  readonly grads = new Map<string, string>();
-  /** Whether a node's input needs a gradient (something before it trains). */
-  private readonly needIn = new WeakMap<Node, boolean>();
-  private readonly trains = new WeakMap<Node, boolean>();
-
-  /**
-   * `folded`: the final layer folded into the loss; the gradient given to `run` is already with
-   * respect to its input, so it passes through unchanged.
-   */
-  constructor(private readonly ctx: LowerContext, private readonly plan: TrainPlan, root: Node, inputNeedsGrad: boolean, private readonly folded?: LayerNode) {
-    this.flow(root, inputNeedsGrad);
-  }
-
-  private paramTrains(node: LayerNode, param: string): boolean {
-    return !this.plan.isFrozen(node) && node.params.some((p) => p.name === param && p.trainable);
-  }
-
-  /** Records needIn and trains for each node; returns whether the output depends on something trained. */
-  private flow(node: Node, inReq: boolean): boolean {
-    this.needIn.set(node, inReq);
-    let trains: boolean;
-    let out: boolean;
-    switch (node.kind) {
-      case 'layer':
-        trains = node.params.some((p) => this.paramTrains(node, p.name));
-        out = inReq || trains;
-        break;
-      case 'seq': {
-        let req = inReq;
-        trains = false;
-        for (const item of node.items) {
-          req = this.flow(item, req);
-          trains ||= this.trains.get(item)!;
-        }
-        out = req;
-        break;
-      }
-      case 'residual': {
-        const b = this.flow(node.body, inReq);
-        const s = node.shortcut ? this.flow(node.shortcut, inReq) : inReq;
-        trains = this.trains.get(node.body)! || (node.shortcut ? this.trains.get(node.shortcut)! : false);
-        out = b || s;
-        break;
-      }
-      case 'concat': case 'add': {
-        out = node.branches.map((b) => this.flow(b, inReq)).some(Boolean);
-        trains = node.branches.some((b) => this.trains.get(b));
-        break;
-      }
-      case 'gate':
-        out = this.flow(node.body, inReq) || inReq;
-        trains = this.trains.get(node.body)!;
-        break;
-      default:
-        return assertNever(node);
-    }
-    this.trains.set(node, trains);
-    return out;
-  }
-
-  /** The forward value a node produced (a sequence: its last item's; an empty one: undefined). */
-  private outputOf(node: Node): string | undefined {
-    if (node.kind === 'seq') return node.items.length ? this.outputOf(node.items[node.items.length - 1]) : undefined;
-    const l = this.ctx.lowered.get(node.path);
-    if (!l) throw new Error(`backward: ${node.path} was not lowered`);
-    return l.output;
-  }
-
-  /**
-   * Propagates dy (the gradient of node's output) through node: parameter gradients go to
-   * `grads`; returns the input gradient when the node's input needs one.
-   */
-  run(node: Node, dy: string): string | undefined {
-    const need = this.needIn.get(node)!;
-    if (!need && !this.trains.get(node)) return undefined;
-    const ctx = this.ctx;
-    switch (node.kind) {
-      case 'layer': {
-        if (node === this.folded) return need ? dy : undefined;
-        const l = ctx.lowered.get(node.path)!;
-        const res = ctx.scoped(node, `${node.path}/grad`, () => node.layer.grad(ctx, {
-          x: l.input, y: l.output, dy, needInput: need, needParam: (p) => this.paramTrains(node, p),
-        }, node));
-        for (const [p, v] of Object.entries(res.params ?? {})) if (this.paramTrains(node, p)) this.grads.set(`${node.path}.${p}`, v);
-        if (need && !res.dx) throw new Error(`layer ${node.path} (${node.layer.name}) gave no input gradient`);
-        return need ? res.dx : undefined;
-      }
-      case 'seq': {
-        let g: string | undefined = dy;
-        for (let i = node.items.length - 1; i >= 0 && g !== undefined; i--) g = this.run(node.items[i], g);
-        return need ? g : undefined;
-      }
-      case 'residual': {
-        const body = this.run(node.body, dy);
-        const shortcut = node.shortcut ? this.run(node.shortcut, dy) : need ? dy : undefined;
-        return ctx.scoped(node, `${node.path}/grad`, () => accumulate(ctx, [body, shortcut]));
-      }
-      case 'concat': {
-        const sizes = node.branches.map((b) => b.output![0]);
-        const parts = ctx.scoped(node, `${node.path}/grad`, () => ctx.ops('Split', [dy, ctx.ints(sizes, 'split')], { axis: 1 }, { outputs: sizes.length }));
-        const dxs = node.branches.map((b, i) => this.run(b, parts[i]));
-        return ctx.scoped(node, `${node.path}/grad`, () => accumulate(ctx, dxs));
-      }
-      case 'add': {
-        const dxs = node.branches.map((b) => this.run(b, dy));
-        return ctx.scoped(node, `${node.path}/grad`, () => accumulate(ctx, dxs));
-      }
-      case 'gate': {
-        // y = x · f(x), f broadcast over x: dx = dy·f + f's backward of Σ_broadcast(dy·x).
-        const x = ctx.lowered.get(node.path)!.input;
-        const f = this.outputOf(node.body) ?? x;
-        const xDims = ctx.dims(node.input!), fDims = ctx.dims(node.body.output!), yDims = ctx.dims(node.output!);
-        let viaBody: string | undefined;
-        if (this.needIn.get(node.body) || this.trains.get(node.body)) {
-          const df = ctx.scoped(node, `${node.path}/grad`, () => sumTo(ctx, ctx.op('Mul', [dy, x]), yDims, fDims));
-          viaBody = this.run(node.body, df);
-        }
-        const direct = need ? ctx.scoped(node, `${node.path}/grad`, () => sumTo(ctx, ctx.op('Mul', [dy, f]), yDims, xDims)) : undefined;
-        return ctx.scoped(node, `${node.path}/grad`, () => accumulate(ctx, [direct, viaBody]));
-      }
-      default:
-        return assertNever(node);
-    }
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -479,11 +334,9 @@ function emitOptimizer(ctx: LowerContext, plan: TrainPlan, root: Node, grads: Ma
 // The step, shared by the single-step graph and the Loop body
 
 export interface GraphOptions {
-  /** Source file and text, for node names and metadata. */
+  /** Source file and source (text, or the check's texts with its imports), for node names and metadata. */
   file?: string;
-  source?: string;
-  /** The check's texts, for node names from imported files. */
-  sources?: SourceSet;
+  source?: SourceInput;
 }
 
 interface StepValues {
@@ -497,7 +350,7 @@ interface StepValues {
 
 function newContext(graph: GraphBuilder, plan: TrainPlan, mode: 'inference' | 'training', values: (name: string) => string, opts: GraphOptions, seed?: string): LowerContext {
   return new LowerContext(graph, {
-    mode, file: opts.file, source: opts.source, sources: opts.sources, frozen: plan.isFrozen, seed,
+    mode, file: opts.file, source: opts.source, frozen: plan.isFrozen, seed,
     params: { bind: (name) => values(name) },
   });
 }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { UserError } from '../../errors.ts';
 import { formatShape } from '../layers/types.ts';
 import { finalLayer, type CheckedModel } from '../model.ts';
+import type { SourceInput } from '../source.ts';
 import { assertEmittable, INPUT_NAME, modelMetadata, OUTPUT_NAME, PRODUCER } from './inference.ts';
 
 /** Where Triton places the model's instances: KIND_GPU, KIND_CPU, or KIND_AUTO (GPU when there is one). */
@@ -25,7 +26,7 @@ export interface TritonOptions {
   kind: InstanceKind;
   /** The .cnn file (its base name goes into comments and parameters). */
   file?: string;
-  source?: string;
+  source?: SourceInput;
 }
 
 export interface TritonModel {

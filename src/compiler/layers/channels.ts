@@ -3,6 +3,7 @@ import type { GradOutput, LayerKind } from './types.ts';
 import type { LowerContext } from '../emit/context.ts';
 import type { LayerNode } from '../model.ts';
 import { requireFeatureMap } from './window.ts';
+import { channelReduce } from './norm.ts';
 
 /**
  * The channels of [N, C, H, W] as a G×(C/G) grid, transposed: output channel j·G + i is input
@@ -73,9 +74,8 @@ export const scale: LayerKind = {
     const out: GradOutput = { params: {} };
     if (g.needInput) out.dx = ctx.op('Mul', [g.dy, s]);
     if (g.needParam('layer_scale')) {
-      const axes = node.input!.length === 3 ? [0, 2, 3] : [0];
-      const sum = ctx.op('ReduceSum', [ctx.op('Mul', [g.dy, g.x]), ctx.ints(axes)], { keepdims: 1 });
-      out.params!.layer_scale = ctx.op('Reshape', [sum, ctx.ints(node.params[0].shape, 'shape')]);
+      const sum = channelReduce(ctx, node, 'ReduceSum', ctx.op('Mul', [g.dy, g.x]));
+      out.params!.layer_scale = node.input!.length === 3 ? ctx.op('Unsqueeze', [sum, ctx.ints([1, 2])]) : sum;
     }
     return out;
   },

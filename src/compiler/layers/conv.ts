@@ -1,14 +1,16 @@
-/** conv and dwconv: 2-D convolution with stride, padding, dilation, groups and optional bias. */
-import { product, type ArgSpec, type Args, type GradInput, type GradOutput, type LayerKind, type ParamSpec, type Shape, type TorchContext, type Window } from './types.ts';
+/** conv, dwconv and convtranspose: 2-D convolution and its transpose, with stride, padding, dilation, groups and optional bias. */
+import { product, type ArgSpec, type Args, type GradInput, type GradOutput, type LayerKind, type Padding, type ParamSpec, type Shape, type ShapeContext, type TorchContext, type Window } from './types.ts';
 import type { LowerContext } from '../emit/context.ts';
-import type { LayerNode } from '../model.ts';
+import type { LayerNode, Receptive } from '../model.ts';
 import { requireFeatureMap, slideWindow, windowOf } from './window.ts';
 
+const dilationArg: ArgSpec = { name: 'dilation', type: 'kernel', default: [1, 1], min: 1, doc: 'spacing of the kernel taps' };
+const biasArg: ArgSpec = { name: 'bias', type: 'bool', default: true, doc: 'add a learned bias per output channel' };
 const windowArgs: ArgSpec[] = [
   { name: 'stride', type: 'kernel', default: [1, 1], min: 1, doc: 'step of the window: S or SHxSW' },
   { name: 'pad', type: 'pad', default: 'valid', min: 0, doc: 'same | valid | P | PHxPW | [top, left, bottom, right]' },
-  { name: 'dilation', type: 'kernel', default: [1, 1], min: 1, doc: 'spacing of the kernel taps' },
-  { name: 'bias', type: 'bool', default: true, doc: 'add a learned bias per output channel' },
+  dilationArg,
+  biasArg,
 ];
 
 function convParams(inChannels: number, filters: number, groups: number, args: Args): ParamSpec[] {
@@ -50,61 +52,67 @@ function leftover(input: Shape, output: Shape, w: Window, i: 0 | 1): number {
 /**
  * The gradients of a convolution y = conv(x, w) + b:
  * - dx: see inputGradient;
- * - dw: a convolution of x (channels as the batch, the batch as channels) with dy (as the kernel),
- *   the forward's stride as the kernel's dilation and its dilation as the stride: for each group,
- *   dw[m, c, i, j] = Σ_n,p,q dy[n, m, p, q] · xpad[n, c, p·s + i·d, q·s + j·d];
+ * - dw: see weightGradient;
  * - db: dy summed over the batch and the positions.
  */
 function convGrad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutput {
   const geo = convGeometry(node.input!, node.args, node.layer.name);
   const w = geo.window;
   const input = node.input!, output = node.output!;
-  const [C, H, W] = input;
-  const M = output[0];
-  const groups = geo.groups;
   const rest = [leftover(input, output, w, 0), leftover(input, output, w, 1)];
   const out: GradOutput = { params: {} };
   const sameSize = input[1] === output[1] && input[2] === output[2];
-  if (g.needInput) out.dx = inputGradient(ctx, g.dy, ctx.param(node, 'weight'), w, groups, rest, sameSize);
-  const needW = g.needParam('weight'), needB = node.args.bias && g.needParam('bias');
-  // Ungrouped: explicit im2col and one GEMM (onnxruntime runs it about twice as fast as the Conv
-  // formulation), when the patches stay small; otherwise (and for groups) a Conv over x and dy.
-  const im2col = groups === 1 && C * w.kernel[0] * w.kernel[1] * output[1] * output[2] <= IM2COL_LIMIT;
-  let dyRows: string | undefined; // dy as [M, N·oH·oW]
-  if (needW && im2col) {
-    dyRows = ctx.op('Reshape', [ctx.op('Transpose', [g.dy], { perm: [1, 0, 2, 3] }), ctx.ints([M, -1], 'shape')]);
-    out.params!.weight = ctx.op('Reshape', [ctx.op('Gemm', [dyRows, patches(ctx, g.x, node, w)], { transB: 1 }), ctx.ints([M, C, ...w.kernel], 'shape')]);
-  } else if (needW) {
-    let xt: string, dyt: string;
-    if (groups === 1) {
-      xt = ctx.op('Transpose', [g.x], { perm: [1, 0, 2, 3] });
-      dyt = ctx.op('Transpose', [g.dy], { perm: [1, 0, 2, 3] });
-    } else {
-      const cg = C / groups, mg = M / groups;
-      const x5 = ctx.op('Reshape', [g.x, ctx.ints([0, groups, cg, H, W], 'shape')]);
-      xt = ctx.op('Reshape', [ctx.op('Transpose', [x5], { perm: [2, 1, 0, 3, 4] }), ctx.ints([cg, -1, H, W], 'shape')]);
-      const dy5 = ctx.op('Reshape', [g.dy, ctx.ints([0, groups, mg, output[1], output[2]], 'shape')]);
-      dyt = ctx.op('Reshape', [ctx.op('Transpose', [dy5], { perm: [1, 2, 0, 3, 4] }), ctx.ints([M, -1, output[1], output[2]], 'shape')]);
-    }
-    // The leftover rows would widen dw past the kernel: trim them from the end padding, then slice.
-    const pads = [...w.pads];
-    const extra = [0, 1].map((i) => {
-      const trim = Math.min(pads[i + 2], rest[i]);
-      pads[i + 2] -= trim;
-      return Math.floor((rest[i] - trim) / w.dilation[i]);
-    });
-    let dw = ctx.op('Conv', [xt, dyt], {
-      kernel_shape: [output[1], output[2]], strides: [...w.dilation], dilations: [...w.stride], pads, group: groups,
-    });
-    if (extra.some((e) => e > 0)) dw = ctx.op('Slice', [dw, ctx.ints([0, 0], 'starts'), ctx.ints([...w.kernel], 'ends'), ctx.ints([2, 3])]);
-    out.params!.weight = ctx.op('Transpose', [dw], { perm: [1, 0, 2, 3] });
-  }
-  if (needB) {
+  if (g.needInput) out.dx = inputGradient(ctx, g.dy, ctx.param(node, 'weight'), w, geo.groups, rest, sameSize);
+  let dyRows: string | undefined; // dy as [M, N·oH·oW], when the weight gradient made it
+  if (g.needParam('weight')) ({ dw: out.params!.weight, dyRows } = weightGradient(ctx, g.x, g.dy, input, output, w, geo.groups));
+  if (node.args.bias && g.needParam('bias')) {
     out.params!.bias = dyRows
       ? ctx.op('ReduceSum', [dyRows, ctx.ints([1])], { keepdims: 0 })
       : ctx.op('ReduceSum', [g.dy, ctx.ints([0, 2, 3])], { keepdims: 0 });
   }
   return out;
+}
+
+/**
+ * dw for y = conv(x, w), x [N, C, H, W] (`input` [C, H, W]) and dy [N, M, oH, oW] (`output`):
+ * a convolution of x (channels as the batch, the batch as channels) with dy (as the kernel), the
+ * forward's stride as the kernel's dilation and its dilation as the stride: for each group,
+ * dw[m, c, i, j] = Σ_n,p,q dy[n, m, p, q] · xpad[n, c, p·s + i·d, q·s + j·d]. Ungrouped and with
+ * small patches, explicit im2col and one GEMM instead (onnxruntime runs it about twice as fast),
+ * which also gives dy as rows [M, N·oH·oW] (`dyRows`) for the bias.
+ */
+function weightGradient(ctx: LowerContext, x: string, dy: string, input: Shape, output: Shape, w: Window, groups: number): { dw: string; dyRows?: string } {
+  const [C, H, W] = input;
+  const M = output[0];
+  if (groups === 1 && C * w.kernel[0] * w.kernel[1] * output[1] * output[2] <= IM2COL_LIMIT) {
+    const dyRows = ctx.op('Reshape', [ctx.op('Transpose', [dy], { perm: [1, 0, 2, 3] }), ctx.ints([M, -1], 'shape')]);
+    const dw = ctx.op('Reshape', [ctx.op('Gemm', [dyRows, patches(ctx, x, input, output, w)], { transB: 1 }), ctx.ints([M, C, ...w.kernel], 'shape')]);
+    return { dw, dyRows };
+  }
+  let xt: string, dyt: string;
+  if (groups === 1) {
+    xt = ctx.op('Transpose', [x], { perm: [1, 0, 2, 3] });
+    dyt = ctx.op('Transpose', [dy], { perm: [1, 0, 2, 3] });
+  } else {
+    const cg = C / groups, mg = M / groups;
+    const x5 = ctx.op('Reshape', [x, ctx.ints([0, groups, cg, H, W], 'shape')]);
+    xt = ctx.op('Reshape', [ctx.op('Transpose', [x5], { perm: [2, 1, 0, 3, 4] }), ctx.ints([cg, -1, H, W], 'shape')]);
+    const dy5 = ctx.op('Reshape', [dy, ctx.ints([0, groups, mg, output[1], output[2]], 'shape')]);
+    dyt = ctx.op('Reshape', [ctx.op('Transpose', [dy5], { perm: [1, 2, 0, 3, 4] }), ctx.ints([M, -1, output[1], output[2]], 'shape')]);
+  }
+  // The leftover rows would widen dw past the kernel: trim them from the end padding, then slice.
+  const rest = [leftover(input, output, w, 0), leftover(input, output, w, 1)];
+  const pads = [...w.pads];
+  const extra = [0, 1].map((i) => {
+    const trim = Math.min(pads[i + 2], rest[i]);
+    pads[i + 2] -= trim;
+    return Math.floor((rest[i] - trim) / w.dilation[i]);
+  });
+  let dw = ctx.op('Conv', [xt, dyt], {
+    kernel_shape: [output[1], output[2]], strides: [...w.dilation], dilations: [...w.stride], pads, group: groups,
+  });
+  if (extra.some((e) => e > 0)) dw = ctx.op('Slice', [dw, ctx.ints([0, 0], 'starts'), ctx.ints([...w.kernel], 'ends'), ctx.ints([2, 3])]);
+  return { dw: ctx.op('Transpose', [dw], { perm: [1, 0, 2, 3] }) };
 }
 
 /**
@@ -137,8 +145,8 @@ const IM2COL_LIMIT = 1 << 19;
  * im2col: x's patches as [C·kH·kW, N·oH·oW], rows in the weight's (c, i, j) order: x transposed to
  * [C, N, H, W] (a small copy), padded, then one strided Slice per kernel tap, stacked.
  */
-function patches(ctx: LowerContext, x: string, node: LayerNode, w: Window): string {
-  const [oh, ow] = [node.output![1], node.output![2]];
+function patches(ctx: LowerContext, x: string, input: Shape, output: Shape, w: Window): string {
+  const [oh, ow] = [output[1], output[2]];
   let xt = ctx.op('Transpose', [x], { perm: [1, 0, 2, 3] });
   const [pt, pl, pb, pr] = w.pads;
   if (pt || pl || pb || pr) xt = ctx.op('Pad', [xt, ctx.ints([0, 0, pt, pl, 0, 0, pb, pr], 'pads')]);
@@ -152,7 +160,7 @@ function patches(ctx: LowerContext, x: string, node: LayerNode, w: Window): stri
     }
   }
   const stacked = taps.length === 1 ? taps[0] : ctx.op('Concat', taps, { axis: 1 });
-  return ctx.op('Reshape', [stacked, ctx.ints([node.input![0] * w.kernel[0] * w.kernel[1], -1], 'shape')]);
+  return ctx.op('Reshape', [stacked, ctx.ints([input[0] * w.kernel[0] * w.kernel[1], -1], 'shape')]);
 }
 
 /**
@@ -238,3 +246,162 @@ export function convGeometry(input: Shape, args: Args, kind: string) {
     window: windowOf(input, args, 'kernel'),
   };
 }
+
+/**
+ * A transposed convolution's geometry: the window of the convolution it is the transpose of (its
+ * pads crop the full output, (in - 1)·s + d·(k - 1) + 1), and the output padding added at the end.
+ * `pad=same` gives out = in·s: the full output cropped by its excess, the smaller half first, or
+ * padded at the end where the kernel is shorter than the stride.
+ */
+export function transposeGeometry(input: Shape, args: Args) {
+  const kernel = args.kernel as [number, number];
+  const stride = args.stride as [number, number], dilation = args.dilation as [number, number];
+  const pad = args.pad as Padding;
+  let pads: [number, number, number, number] = pad === 'valid' || pad === 'same' ? [0, 0, 0, 0] : [pad[0], pad[1], pad[2], pad[3]];
+  let outputPadding = [...(args.output_padding as [number, number])] as [number, number];
+  if (pad === 'same') {
+    const excess = [0, 1].map((i) => dilation[i] * (kernel[i] - 1) + 1 - stride[i]);
+    const before = excess.map((e) => Math.max(Math.floor(e / 2), 0));
+    pads = [before[0], before[1], Math.max(excess[0], 0) - before[0], Math.max(excess[1], 0) - before[1]];
+    outputPadding = [Math.max(-excess[0], 0), Math.max(-excess[1], 0)];
+  }
+  const window: Window = { kernel, stride, dilation, pads };
+  const size = (i: 0 | 1) => (input[i + 1] - 1) * stride[i] - pads[i] - pads[i + 2] + dilation[i] * (kernel[i] - 1) + outputPadding[i] + 1;
+  return { window, outputPadding, groups: args.groups as number, filters: args.filters as number, size: [size(0), size(1)] as [number, number] };
+}
+
+function convTransposeShape(input: Shape, args: Args, ctx: ShapeContext): Shape {
+  requireFeatureMap(input, ctx);
+  const filters = args.filters as number, groups = args.groups as number;
+  if (input[0] % groups !== 0) ctx.fail('groupsMismatch', { layer: ctx.layer, groups, channels: input[0], what: 'input channels' }, { arg: 'groups' });
+  if (filters % groups !== 0) ctx.fail('groupsMismatch', { layer: ctx.layer, groups, channels: filters, what: 'filters' }, { arg: 'groups' });
+  const op = args.output_padding as [number, number];
+  if (args.pad === 'same' && op.some((p) => p > 0)) {
+    ctx.fail('conflictingArguments', { layer: ctx.layer, detail: 'output_padding cannot be given with pad=same, which chooses it' }, { arg: 'output_padding' });
+  }
+  const geo = transposeGeometry(input, args);
+  const { stride, pads } = geo.window;
+  // Output padding restores rows a convolution with this window would leave over, fewer than its
+  // stride (PyTorch also takes less than the dilation, which onnxruntime's ConvTranspose refuses).
+  if (op.some((p, i) => p >= stride[i])) {
+    ctx.fail('argumentOutOfRange', { layer: ctx.layer, arg: 'output_padding', value: op.join('x'), range: 'smaller than the stride' }, { arg: 'output_padding' });
+  }
+  const [h, w] = geo.size;
+  if (h < 1 || w < 1) {
+    ctx.fail('emptyOutput', { layer: ctx.layer, detail: `crops [${pads.join(', ')}] from its ${h + pads[0] + pads[2] - op[0]}×${w + pads[1] + pads[3] - op[1]} output, leaving nothing` }, { arg: 'pad', hint: 'use less padding' });
+  }
+  return [filters, h, w];
+}
+
+/**
+ * The receptive field through a transposed convolution: an output reads the inputs whose kernel
+ * taps land on it, at most span inputs apart, and neighbouring outputs are 1/s inputs apart.
+ */
+function transposeReceptive(rf: Receptive, w: Window): Receptive {
+  const jump = [0, 1].map((i) => rf.jump[i] / w.stride[i]) as [number, number];
+  if (rf.global) return { ...rf, jump };
+  const span = (i: 0 | 1) => {
+    let most = 0;
+    for (let r = 0; r < w.stride[i]; r++) {
+      const taps = Array.from({ length: w.kernel[i] }, (_, j) => j).filter((j) => (r - j * w.dilation[i]) % w.stride[i] === 0);
+      if (taps.length) most = Math.max(most, ((taps[taps.length - 1] - taps[0]) * w.dilation[i]) / w.stride[i]);
+    }
+    return most;
+  };
+  return { size: [rf.size[0] + span(0) * rf.jump[0], rf.size[1] + span(1) * rf.jump[1]], jump };
+}
+
+function lowerConvTranspose(ctx: LowerContext, x: string, node: LayerNode): string {
+  const g = transposeGeometry(node.input!, node.args);
+  const w = g.window;
+  const inputs = [x, ctx.param(node, 'weight')];
+  if (node.args.bias) inputs.push(ctx.param(node, 'bias'));
+  return ctx.op('ConvTranspose', inputs, {
+    kernel_shape: [...w.kernel], strides: [...w.stride], pads: [...w.pads], dilations: [...w.dilation], group: g.groups,
+    output_padding: g.outputPadding.some((p) => p > 0) ? g.outputPadding : undefined,
+  });
+}
+
+/**
+ * A transposed convolution is the adjoint of the convolution with its weight and window, so
+ * dx = conv(dy, w), and dw is that convolution's weight gradient with the roles of input and
+ * output gradient swapped: dy as its input, x as its output gradient.
+ */
+function convTransposeGrad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutput {
+  const geo = transposeGeometry(node.input!, node.args);
+  const w = geo.window;
+  const input = node.input!, output = node.output!;
+  const out: GradOutput = { params: {} };
+  if (g.needInput) {
+    out.dx = ctx.op('Conv', [g.dy, ctx.param(node, 'weight')], {
+      kernel_shape: [...w.kernel], strides: [...w.stride], pads: [...w.pads], dilations: [...w.dilation], group: geo.groups,
+    });
+  }
+  if (g.needParam('weight')) out.params!.weight = weightGradient(ctx, g.dy, g.x, output, input, w, geo.groups).dw;
+  if (node.args.bias && g.needParam('bias')) out.params!.bias = ctx.op('ReduceSum', [g.dy, ctx.ints([0, 2, 3])], { keepdims: 0 });
+  return out;
+}
+
+/** nn.ConvTranspose2d; asymmetric pads go to a subclass that crops its output, keeping the weight's name. */
+function torchConvTranspose(node: LayerNode, py: TorchContext): string {
+  const g = transposeGeometry(node.input!, node.args);
+  const w = g.window;
+  const [top, left, bottom, right] = w.pads;
+  const symmetric = top === bottom && left === right;
+  const kwargs = {
+    stride: w.stride.some((s) => s !== 1) ? py.pair(w.stride) : undefined,
+    padding: symmetric && (top || left) ? py.pair([top, left]) : undefined,
+    output_padding: g.outputPadding.some((p) => p > 0) ? py.pair(g.outputPadding) : undefined,
+    groups: g.groups !== 1 ? g.groups : undefined,
+    bias: node.args.bias ? undefined : py.lit(false),
+    dilation: w.dilation.some((d) => d !== 1) ? py.pair(w.dilation) : undefined,
+  };
+  const args = [node.input![0], g.filters, py.pair(w.kernel)];
+  if (symmetric) return py.call('nn.ConvTranspose2d', args, kwargs);
+  return py.call(py.define('CroppedConvTranspose2d', CROPPED_CONV_TRANSPOSE), [py.lit(w.pads), ...args], kwargs);
+}
+
+const CROPPED_CONV_TRANSPOSE = `class CroppedConvTranspose2d(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d whose output loses (top, left, bottom, right) rows and columns: pads that padding= cannot express."""
+
+    def __init__(self, pads, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pads = tuple(pads)
+
+    def forward(self, x):
+        top, left, bottom, right = self.pads
+        y = super().forward(x)
+        return y[:, :, top:y.shape[2] - bottom, left:y.shape[3] - right]
+`;
+
+/** Transposed convolution (U-Net's up-convolution), PyTorch's ConvTranspose2d. */
+export const convtranspose: LayerKind = {
+  name: 'convtranspose',
+  aliases: ['deconv', 'upconv', 'convtranspose2d'],
+  doc: 'transposed convolution: convtranspose FILTERS KERNEL [stride=] [pad=] [output_padding=] [dilation=] [groups=] [bias=]',
+  args: [
+    { name: 'filters', type: 'int', positional: true, required: true, min: 1, doc: 'number of output channels' },
+    { name: 'kernel', type: 'kernel', positional: true, required: true, min: 1, doc: 'kernel size: K or KHxKW' },
+    { name: 'stride', type: 'kernel', default: [1, 1], min: 1, doc: 'step between input pixels on the output: S or SHxSW (the upsampling factor)' },
+    { name: 'pad', type: 'pad', default: 'valid', min: 0, doc: 'cropped from the full output: valid (none) | same (output = input · stride) | P | PHxPW | [top, left, bottom, right]' },
+    { name: 'output_padding', type: 'kernel', default: [0, 0], min: 0, doc: 'rows and columns added at the end of the output, fewer than the stride' },
+    dilationArg,
+    biasArg,
+    { name: 'groups', type: 'int', default: 1, min: 1, doc: 'split channels into groups' },
+  ],
+  shape: convTransposeShape,
+  params(input, args) {
+    const [kh, kw] = args.kernel as [number, number];
+    const filters = args.filters as number, groups = args.groups as number;
+    // PyTorch's fan-in of a transposed convolution's weight [C_in, filters/groups, kh, kw]: its second dimension times the kernel.
+    const fanIn = (filters / groups) * kh * kw;
+    const params: ParamSpec[] = [{ name: 'weight', shape: [input[0], filters / groups, kh, kw], trainable: true, init: { kind: 'kaiming_uniform', fanIn } }];
+    if (args.bias) params.push({ name: 'bias', shape: [filters], trainable: true, init: { kind: 'bias_uniform', fanIn } });
+    return params;
+  },
+  macs: (input, _output, args) => product(input) * ((args.filters as number) / (args.groups as number)) * product(args.kernel as [number, number]),
+  receptive: (rf, input, args) => transposeReceptive(rf, transposeGeometry(input, args).window),
+  lower: lowerConvTranspose,
+  grad: convTransposeGrad,
+  torch: torchConvTranspose,
+};

@@ -55,24 +55,35 @@ export const dense: LayerKind = {
   torch: (node, py) => py.call('nn.Linear', [node.input![0], node.args.units as number], { bias: node.args.bias ? undefined : py.lit(false) }),
 };
 
+/**
+ * A random layer's forward and gradient (dropout, droppath): nothing at inference; in training,
+ * x · mask with kept values scaled by 1/(1-p), as PyTorch, the mask drawn over the shape of
+ * `drawn(x)` and broadcast over x. The mask is a hash of (the step's seed, the layer's path, the
+ * draw's index), so a step's mask is the same whenever that step runs (resumed runs, the K-step
+ * Loop), unlike ONNX Dropout's. The gradient is dy · the same mask.
+ */
+function masked(drawn: (ctx: LowerContext, x: string, node: LayerNode) => string): Pick<LayerKind, 'lower' | 'grad'> {
+  return {
+    lower(ctx, x, node) {
+      if (ctx.mode === 'inference' || node.args.p === 0) return x;
+      const mask = keepMask(ctx, drawn(ctx, x, node), node);
+      ctx.save(node, 'mask', mask);
+      return ctx.op('Mul', [x, mask]);
+    },
+    grad(ctx, g, node) {
+      if (!g.needInput) return {};
+      return { dx: node.args.p === 0 ? g.dy : ctx.op('Mul', [g.dy, ctx.saved(node, 'mask')]) };
+    },
+  };
+}
+
 export const dropout: LayerKind = {
   name: 'dropout',
   doc: 'zeroes inputs with probability p while training: dropout [P]',
   args: [{ name: 'p', type: 'number', positional: true, default: 0.5, min: 0, max: 1, maxExclusive: true, doc: 'drop probability in [0, 1)' }],
   shape: (input) => input,
-  // Nothing at inference; in training, x · mask with kept values scaled by 1/(1-p), as PyTorch. The
-  // mask is a hash of (the step's seed, the layer's path, the element's index), so a step's mask
-  // is the same whenever that step runs (resumed runs, the K-step Loop), unlike ONNX Dropout's.
-  lower(ctx, x, node) {
-    if (ctx.mode === 'inference' || node.args.p === 0) return x;
-    const mask = keepMask(ctx, x, node);
-    ctx.save(node, 'mask', mask);
-    return ctx.op('Mul', [x, mask]);
-  },
-  grad(ctx, g, node) {
-    if (!g.needInput) return {};
-    return { dx: node.args.p === 0 ? g.dy : ctx.op('Mul', [g.dy, ctx.saved(node, 'mask')]) };
-  },
+  // One draw per element.
+  ...masked((_ctx, x) => x),
   // The same scaling; the mask is PyTorch's own random one (cnnc's hash is for resumable ONNX runs).
   torch: (node, py) => py.call('nn.Dropout', [node.args.p as number]),
 };
@@ -97,20 +108,11 @@ export const droppath: LayerKind = {
   doc: 'stochastic depth, at the end of a residual body: zeroes a whole sample with probability p while training: droppath P',
   args: [{ name: 'p', type: 'number', positional: true, required: true, min: 0, max: 1, maxExclusive: true, doc: 'drop probability of each sample in [0, 1)' }],
   shape: (input) => input,
-  // As dropout, with one draw per sample: the mask is [N, 1, ...], broadcast over the sample. Its
-  // shape comes from the first element of each sample (a Slice of N values).
-  lower(ctx, x, node) {
-    if (ctx.mode === 'inference' || node.args.p === 0) return x;
+  // One draw per sample: over the first element of each ([N, 1, ...], a Slice of N values).
+  ...masked((ctx, x, node) => {
     const rest = node.input!.map((_, i) => i + 1);
-    const first = ctx.op('Slice', [x, ctx.ints(rest.map(() => 0), 'starts'), ctx.ints(rest.map(() => 1), 'ends'), ctx.ints(rest)]);
-    const mask = keepMask(ctx, first, node);
-    ctx.save(node, 'mask', mask);
-    return ctx.op('Mul', [x, mask]);
-  },
-  grad(ctx, g, node) {
-    if (!g.needInput) return {};
-    return { dx: node.args.p === 0 ? g.dy : ctx.op('Mul', [g.dy, ctx.saved(node, 'mask')]) };
-  },
+    return ctx.op('Slice', [x, ctx.ints(rest.map(() => 0), 'starts'), ctx.ints(rest.map(() => 1), 'ends'), ctx.ints(rest)]);
+  }),
   // The same scaling; the draws are PyTorch's own, as dropout's.
   torch: (node, py) => py.call(py.define('DropPath', DROP_PATH), [node.args.p as number]),
 };
@@ -137,10 +139,7 @@ function mix31(ctx: LowerContext, h: string): string {
   return h;
 }
 
-/**
- * A random layer's mask shaped like `x`: 1/(1-p) where kept, 0 where dropped (p is node.args.p),
- * each element's draw a hash of the step's seed, the layer's path and the element's index.
- */
+/** A random layer's mask shaped like `x`: 1/(1-p) where kept, 0 where dropped (p is node.args.p). */
 function keepMask(ctx: LowerContext, x: string, node: LayerNode): string {
   const p = node.args.p as number;
   const i64 = (v: number, hint: string) => ctx.constant(BigInt64Array.of(BigInt(v)), [], hint);

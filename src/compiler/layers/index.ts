@@ -1,6 +1,7 @@
 /** The registry of layer kinds: the parser, checker, emitter, completion and docs all read it. */
-import { conv, dwconv } from './conv.ts';
+import { conv, convtranspose, dwconv } from './conv.ts';
 import { avgpool, globalavgpool, globalmaxpool, maxpool, sumpool } from './pool.ts';
+import { adaptiveavgpool, pixelshuffle, upsample } from './resample.ts';
 import { bn, layernorm } from './norm.ts';
 import { elu, gelu, hardsigmoid, hardswish, identity, leakyrelu, prelu, relu, relu6, sigmoid, silu, softmax, tanh } from './activations.ts';
 import { dense, dropout, droppath, flatten } from './dense.ts';
@@ -8,9 +9,10 @@ import { scale, shuffle } from './channels.ts';
 import type { LayerKind } from './types.ts';
 
 export const layerKinds: readonly LayerKind[] = [
-  conv, dwconv, bn, layernorm,
+  conv, dwconv, convtranspose, bn, layernorm,
   relu, relu6, leakyrelu, prelu, elu, gelu, silu, sigmoid, tanh, hardswish, hardsigmoid, softmax, identity,
-  maxpool, avgpool, sumpool, globalavgpool, globalmaxpool,
+  maxpool, avgpool, sumpool, globalavgpool, globalmaxpool, adaptiveavgpool,
+  upsample, pixelshuffle,
   shuffle, scale,
   flatten, dense, dropout, droppath,
 ];

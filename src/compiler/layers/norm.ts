@@ -11,7 +11,7 @@ const perChannel = (ctx: LowerContext, node: LayerNode, v: string) =>
  * Per-channel sum or mean ([C]) over all axes but the channel's. For [N, C, H, W], in two steps:
  * over H, W (contiguous), then over N; onnxruntime reduces [0, 2, 3] in one go several times slower.
  */
-function channelReduce(ctx: LowerContext, node: LayerNode, op: 'ReduceSum' | 'ReduceMean', v: string): string {
+export function channelReduce(ctx: LowerContext, node: LayerNode, op: 'ReduceSum' | 'ReduceMean', v: string): string {
   const reduce = (input: string, axes: number[]) => (op === 'ReduceSum'
     ? ctx.op(op, [input, ctx.ints(axes)], { keepdims: 0 })
     : ctx.op(op, [input], { axes, keepdims: 0 }));
@@ -125,6 +125,9 @@ export const bn: LayerKind = {
   }),
 };
 
+/** The mean over axis 1, kept as an axis of 1 to broadcast back. */
+const meanAxis1 = (ctx: LowerContext, v: string) => ctx.op('ReduceMean', [v], { axes: [1], keepdims: 1 });
+
 /**
  * Layer normalisation over axis 1 (the channels at each position of C×H×W, the features of a
  * vector), written out: mean, then the variance of the centred values (two passes, exact where
@@ -133,9 +136,8 @@ export const bn: LayerKind = {
  * Returns the normalised values x̂ and 1/√(var + eps) ([N, 1, ...]).
  */
 function normaliseAxis1(ctx: LowerContext, x: string, eps: number): { xhat: string; invstd: string } {
-  const mean = (v: string) => ctx.op('ReduceMean', [v], { axes: [1], keepdims: 1 });
-  const centred = ctx.op('Sub', [x, mean(x)]);
-  const variance = mean(ctx.op('Mul', [centred, centred]));
+  const centred = ctx.op('Sub', [x, meanAxis1(ctx, x)]);
+  const variance = meanAxis1(ctx, ctx.op('Mul', [centred, centred]));
   const invstd = ctx.op('Reciprocal', [ctx.op('Sqrt', [ctx.op('Add', [variance, ctx.scalar(eps, 'eps')])])]);
   return { xhat: ctx.op('Mul', [centred, invstd]), invstd };
 }
@@ -177,10 +179,9 @@ export const layernorm: LayerKind = {
     if (g.needParam('weight')) out.params!.weight = channelReduce(ctx, node, 'ReduceSum', ctx.op('Mul', [g.dy, xhat]));
     if (g.needParam('bias')) out.params!.bias = channelReduce(ctx, node, 'ReduceSum', g.dy);
     if (g.needInput) {
-      const mean = (v: string) => ctx.op('ReduceMean', [v], { axes: [1], keepdims: 1 });
       const gx = ctx.op('Mul', [g.dy, perChannel(ctx, node, ctx.param(node, 'weight'))]);
-      const centred = ctx.op('Sub', [gx, mean(gx)]);
-      const projected = ctx.op('Sub', [centred, ctx.op('Mul', [xhat, mean(ctx.op('Mul', [gx, xhat]))])]);
+      const centred = ctx.op('Sub', [gx, meanAxis1(ctx, gx)]);
+      const projected = ctx.op('Sub', [centred, ctx.op('Mul', [xhat, meanAxis1(ctx, ctx.op('Mul', [gx, xhat]))])]);
       out.dx = ctx.op('Mul', [projected, ctx.saved(node, 'invstd')]);
     }
     return out;

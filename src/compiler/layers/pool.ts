@@ -1,5 +1,5 @@
 /** Pooling: max, average and sum over windows, and global average and max. */
-import type { ArgSpec, GradInput, GradOutput, LayerKind, Shape, TorchContext, Window } from './types.ts';
+import type { ArgSpec, Args, GradInput, GradOutput, LayerKind, Shape, TorchContext, Window } from './types.ts';
 import type { LowerContext } from '../emit/context.ts';
 import type { LayerNode } from '../model.ts';
 import { requireFeatureMap, slideWindow, windowOf } from './window.ts';
@@ -8,7 +8,33 @@ const poolArgs: ArgSpec[] = [
   { name: 'window', type: 'kernel', positional: true, required: true, min: 1, doc: 'window size: K or KHxKW' },
   { name: 'stride', type: 'kernel', min: 1, doc: 'step of the window (defaults to the window)' },
   { name: 'pad', type: 'pad', default: 'valid', min: 0, doc: 'same | valid | P | PHxPW | [top, left, bottom, right]' },
+  { name: 'ceil', type: 'bool', default: false, doc: 'one more, partial window at the end where it starts inside the input or its top/left padding (PyTorch ceil_mode)' },
 ];
+
+/**
+ * PyTorch's ceil_mode: ceil((in + pads - extent) / s) + 1 windows instead of the floor, less the
+ * last if it would start past the input and its top/left padding. It becomes more end padding
+ * (the pool's `window`), so the lowering and gradient are floor mode's; what the windows divide by
+ * (avgpool) leaves that padding out (avgDivisors).
+ */
+function ceilWindow(input: Shape, w: Window): Window {
+  const extra = [0, 1].map((i) => {
+    const padded = input[i + 1] + w.pads[i] + w.pads[i + 2];
+    const extent = w.dilation[i] * (w.kernel[i] - 1) + 1;
+    let windows = Math.ceil((padded - extent) / w.stride[i]) + 1;
+    if ((windows - 1) * w.stride[i] >= input[i + 1] + w.pads[i]) windows--;
+    return Math.max((windows - 1) * w.stride[i] + extent - padded, 0);
+  });
+  return { ...w, pads: [w.pads[0], w.pads[1], w.pads[2] + extra[0], w.pads[3] + extra[1]] };
+}
+
+/** The pool's window: its arguments' (`userWindow`), with ceil mode's end padding. */
+function poolWindow(input: Shape, args: Args): Window {
+  const w = userWindow(input, args);
+  return args.ceil ? ceilWindow(input, w) : w;
+}
+
+const userWindow = (input: Shape, args: Args) => windowOf(input, args, 'window');
 
 /** ONNX pooling attributes; pads [top, left, bottom, right] are ONNX's order for 2-D. */
 function poolAttrs(w: Window) {
@@ -48,15 +74,21 @@ function leftover(input: Shape, output: Shape, w: Window, i: 0 | 1): number {
   return input[i + 1] + w.pads[i] + w.pads[i + 2] - (w.stride[i] * (output[i + 1] - 1) + w.kernel[i]);
 }
 
-/** Inputs (padding excluded) under each output window, for avgpool count_pad=off: [oH, oW]. */
-function windowCounts(input: Shape, output: Shape, w: Window): Float32Array {
-  const counts = new Float32Array(output[1] * output[2]);
+/**
+ * What avgpool's windows divide by, [oH, oW], or null where each divides by its area: the inputs
+ * under the window (count_pad=off), or the inputs and padding (count_pad=on) but not ceil mode's
+ * end padding, as PyTorch.
+ */
+function avgDivisors(node: LayerNode): Float32Array | null {
+  const w = node.window!, input = node.input!, output = node.output!;
+  const pads = node.args.count_pad ? userWindow(input, node.args).pads : [0, 0, 0, 0];
   const covered = (i: 0 | 1, o: number) => {
     const start = o * w.stride[i] - w.pads[i];
-    return Math.min(start + w.kernel[i], input[i + 1]) - Math.max(start, 0);
+    return Math.min(start + w.kernel[i], input[i + 1] + pads[i + 2]) - Math.max(start, -pads[i]);
   };
+  const counts = new Float32Array(output[1] * output[2]);
   for (let r = 0; r < output[1]; r++) for (let c = 0; c < output[2]; c++) counts[r * output[2] + c] = covered(0, r) * covered(1, c);
-  return counts;
+  return node.args.count_pad && counts.every((n) => n === w.kernel[0] * w.kernel[1]) ? null : counts;
 }
 
 /**
@@ -69,9 +101,10 @@ function windowGrad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutpu
   const [kh, kw] = w.kernel;
   let dy = g.dy;
   if (node.layer.name === 'avgpool') {
-    dy = node.args.count_pad
-      ? ctx.op('Mul', [dy, ctx.scalar(1 / (kh * kw), 'inv_area')])
-      : ctx.op('Div', [dy, ctx.constant(windowCounts(input, output, w), [output[1], output[2]], 'counts')]);
+    const counts = avgDivisors(node);
+    dy = counts
+      ? ctx.op('Div', [dy, ctx.constant(counts, [output[1], output[2]], 'counts')])
+      : ctx.op('Mul', [dy, ctx.scalar(1 / (kh * kw), 'inv_area')]);
   }
   const rest = [leftover(input, output, w, 0), leftover(input, output, w, 1)];
   const spread = ctx.op('ConvTranspose', [
@@ -81,9 +114,23 @@ function windowGrad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutpu
   return { dx: ctx.op('Reshape', [spread, ctx.ints([-1, ...input], 'shape')]) };
 }
 
+/**
+ * avgpool: count_pad=off is AveragePool's count_include_pad=0; with count_pad=on the window sums
+ * (AveragePool with the padding counted, times the area) over the divisors where ceil mode's end
+ * padding makes them differ from the area.
+ */
+function lowerAvg(ctx: LowerContext, x: string, node: LayerNode): string {
+  if (!node.args.count_pad) return ctx.op('AveragePool', [x], { ...poolAttrs(node.window!), count_include_pad: 0 });
+  const avg = ctx.op('AveragePool', [x], { ...poolAttrs(node.window!), count_include_pad: 1 });
+  const counts = avgDivisors(node);
+  if (!counts) return avg;
+  const area = node.window!.kernel[0] * node.window!.kernel[1];
+  return ctx.op('Mul', [avg, ctx.constant(counts.map((n) => area / n), [node.output![1], node.output![2]], 'area_over_counts')]);
+}
+
 const lowerPool: Record<string, LayerKind['lower']> = {
   maxpool: (ctx, x, node) => lowerMax(ctx, x, node, poolAttrs(node.window!)),
-  avgpool: (ctx, x, node) => ctx.op('AveragePool', [x], { ...poolAttrs(node.window!), count_include_pad: node.args.count_pad ? 1 : 0 }),
+  avgpool: lowerAvg,
   // The window sum: the average with padded zeros counted, times the window's area.
   sumpool: (ctx, x, node) => {
     const w = node.window!;
@@ -135,26 +182,40 @@ const AVG_POOL_NO_PAD = `class AvgPoolNoPad(nn.Module):
 `;
 
 /**
- * nn.MaxPool2d or nn.AvgPool2d (sum pooling: divisor 1), with `kwargs`; pads they cannot take come
+ * nn.MaxPool2d or nn.AvgPool2d (sum pooling: divisor 1), with `kwargs`, and PyTorch's own padding=
+ * and ceil_mode= where they take the pads; otherwise the pads, with ceil mode's end padding, come
  * first as a Pad module (-inf for max pooling, zeros otherwise).
  */
 function torchWindowPool(node: LayerNode, py: TorchContext, cls: string, kwargs: Record<string, string | number | undefined> = {}): string {
   const w = node.window!;
-  const { padding, fits } = torchPadding(w, py);
+  const { padding, fits } = torchPadding(userWindow(node.input!, node.args), py);
   const stride = w.stride.every((s, i) => s === w.kernel[i]) ? undefined : py.pair(w.stride);
-  const pool = py.call(cls, [py.pair(w.kernel)], { stride, padding, ...kwargs });
-  if (fits) return pool;
+  if (fits) return py.call(cls, [py.pair(w.kernel)], { stride, padding, ceil_mode: node.args.ceil ? py.lit(true) : undefined, ...kwargs });
   const pad = py.call(py.define('Pad', PAD), [py.lit(w.pads), py.lit(cls === 'nn.MaxPool2d' ? -Infinity : 0)]);
-  return py.call('nn.Sequential', [pad, pool]);
+  return py.call('nn.Sequential', [pad, py.call(cls, [py.pair(w.kernel)], { stride, ...kwargs })]);
+}
+
+/**
+ * Average pooling with pads PyTorch's padding= cannot take: counting only the inputs, AvgPoolNoPad
+ * over all the pads; counting the padding too, the pads first and AvgPoolNoPad over ceil mode's end
+ * padding alone (the padding counts, the part of the window past it does not).
+ */
+function torchAvgPadded(node: LayerNode, py: TorchContext): string {
+  const w = node.window!, user = userWindow(node.input!, node.args);
+  const noPad = (pads: readonly number[]) => py.call(py.define('AvgPoolNoPad', AVG_POOL_NO_PAD), [py.pair(w.kernel), py.pair(w.stride), py.lit(pads)]);
+  if (!node.args.count_pad) return noPad(w.pads);
+  const pad = py.call(py.define('Pad', PAD), [py.lit(user.pads), py.lit(0)]);
+  return py.call('nn.Sequential', [pad, noPad(w.pads.map((p, i) => p - user.pads[i]))]);
 }
 
 const torchPool: Record<string, LayerKind['torch']> = {
   maxpool: (node, py) => torchWindowPool(node, py, 'nn.MaxPool2d'),
   avgpool: (node, py) => {
-    const w = node.window!;
-    if (node.args.count_pad || w.pads.every((p) => p === 0)) return torchWindowPool(node, py, 'nn.AvgPool2d');
-    if (!torchPadding(w, py).fits) return py.call(py.define('AvgPoolNoPad', AVG_POOL_NO_PAD), [py.pair(w.kernel), py.pair(w.stride), py.lit(w.pads)]);
-    return torchWindowPool(node, py, 'nn.AvgPool2d', { count_include_pad: py.lit(false) });
+    const user = userWindow(node.input!, node.args);
+    const { fits } = torchPadding(user, py);
+    if (!fits && (!node.args.count_pad || avgDivisors(node))) return torchAvgPadded(node, py);
+    const countPad = node.args.count_pad || user.pads.every((p) => p === 0);
+    return torchWindowPool(node, py, 'nn.AvgPool2d', { count_include_pad: countPad ? undefined : py.lit(false) });
   },
   sumpool: (node, py) => torchWindowPool(node, py, 'nn.AvgPool2d', { divisor_override: 1 }),
 };
@@ -166,14 +227,15 @@ function pool(name: string, doc: string, extra: ArgSpec[] = []): LayerKind {
     args: [...poolArgs, ...extra],
     shape(input, args, ctx) {
       requireFeatureMap(input, ctx);
-      const w = windowOf(input, args, 'window');
-      if (name === 'maxpool' && (w.pads[0] >= w.kernel[0] || w.pads[1] >= w.kernel[1])) {
+      // onnxruntime's pools take pads smaller than the window (so ceil mode's end padding is too).
+      const w = userWindow(input, args);
+      if (w.pads.some((p, i) => p >= w.kernel[i % 2])) {
         ctx.fail('argumentOutOfRange', { layer: name, arg: 'pad', value: w.pads.join(','), range: 'smaller than the window' }, { arg: 'pad' });
       }
-      const [h, wd] = slideWindow(input, w, ctx, 'window');
+      const [h, wd] = slideWindow(input, poolWindow(input, args), ctx, 'window');
       return [input[0], h, wd];
     },
-    window: (input, args) => windowOf(input, args, 'window'),
+    window: poolWindow,
     lower: lowerPool[name],
     grad: name === 'maxpool' ? maxGrad : windowGrad,
     torch: torchPool[name],
@@ -181,11 +243,11 @@ function pool(name: string, doc: string, extra: ArgSpec[] = []): LayerKind {
   };
 }
 
-export const maxpool = pool('maxpool', 'max pooling: maxpool WINDOW [stride=] [pad=]');
-export const avgpool = pool('avgpool', 'average pooling: avgpool WINDOW [stride=] [pad=] [count_pad=]', [
+export const maxpool = pool('maxpool', 'max pooling: maxpool WINDOW [stride=] [pad=] [ceil=]');
+export const avgpool = pool('avgpool', 'average pooling: avgpool WINDOW [stride=] [pad=] [ceil=] [count_pad=]', [
   { name: 'count_pad', type: 'bool', default: true, doc: 'count padded zeros in the average (PyTorch count_include_pad)' },
 ]);
-export const sumpool = pool('sumpool', 'sum pooling: sumpool WINDOW [stride=] [pad=] (the window sum, i.e. average times window size)');
+export const sumpool = pool('sumpool', 'sum pooling: sumpool WINDOW [stride=] [pad=] [ceil=] (the window sum, i.e. average times window size)');
 
 /** Global average pooling's gradient: dy / (H·W) at every position. */
 function globalAvgGrad(ctx: LowerContext, g: GradInput, node: LayerNode): GradOutput {

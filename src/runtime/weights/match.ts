@@ -7,7 +7,8 @@
  * Otherwise by structure: the model's layers with parameters, in execution order (`layers()`), are
  * aligned with the file's layers in the file's order (a state dict's modules, an ONNX graph's ops),
  * each pair checked for the same tensors (weight, bias, running_mean, running_var) of the same
- * shapes, and for ONNX convolutions the same strides, dilations and padding. A state dict's
+ * shapes up to sizes of 1 (ConvNeXt's Linear layers on channels-last maps are 1x1 convolutions), and
+ * for ONNX convolutions the same strides, dilations and padding. A state dict's
  * numbered modules keep their order; named ones (`conv1`, `bn1`, `downsample`) are taken in the
  * file's order unless the shapes need another (safetensors.torch.save_file sorts names: bn1 comes
  * before conv1), the first that fits in the file's order winning. Two rules bridge the formats:
@@ -27,7 +28,7 @@ import { UserError } from '../../errors.ts';
 import { formatShape } from '../../compiler/layers/types.ts';
 import { finalLayer, layers, withChildren, type CheckedModel, type LayerNode, type Node } from '../../compiler/model.ts';
 import type { WeightFile, WeightFormat } from './read.ts';
-import { sameDims, type FileLayer, type FileTree } from './tensors.ts';
+import { sameDims, sameLayout, type FileLayer, type FileTree } from './tensors.ts';
 
 export interface ModelTensor {
   dims: number[];
@@ -269,7 +270,7 @@ class Aligner {
       const want = `'${node.path}.${spec.name}' ${formatShape(spec.shape)}`;
       const t = f.roles.get(spec.name);
       if (!t) return `${f.origin} '${f.label}' has no ${spec.name} where model ${model} needs ${want}`;
-      if (!sameDims(t.dims, spec.shape)) return `${f.origin} '${t.name}' ${formatShape(t.dims)} where model ${model} needs ${want}`;
+      if (!sameLayout(t.dims, spec.shape)) return `${f.origin} '${t.name}' ${formatShape(t.dims)} where model ${model} needs ${want}`;
     }
     for (const [role, t] of f.roles) {
       if (!node.params.some((s) => s.name === role)) return `${f.origin} '${t.name}' ${formatShape(t.dims)} has no place in model ${model}'s '${node.path}' (${node.text}), which has no ${role}`;
@@ -304,7 +305,8 @@ class Aligner {
       if (a.foldedInto) this.addFolded(m, a.layer, a.node, a.foldedInto);
       else for (const spec of a.node.params) {
         const t = a.layer.roles.get(spec.name)!;
-        set(m, `${a.node.path}.${spec.name}`, spec.shape, t.data, { from: t.name, dims: t.dims, how: a.layer.converted?.get(spec.name) });
+        const how = a.layer.converted?.get(spec.name) ?? (sameDims(t.dims, spec.shape) ? undefined : `reshaped from ${formatShape(t.dims)}`);
+        set(m, `${a.node.path}.${spec.name}`, spec.shape, t.data, { from: t.name, dims: t.dims, how });
       }
       m.layers.matched += a.foldedInto ? 2 : 1;
     }

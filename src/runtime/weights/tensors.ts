@@ -77,3 +77,9 @@ export function conversionNotes(counts: ReadonlyMap<string, number>): string[] {
 }
 
 export const sameDims = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/**
+ * Shapes that differ only in sizes of 1 hold their values in the same order: a Linear's [out, in]
+ * applied at every position is a 1x1 convolution's [out, in, 1, 1]; a [C, 1, 1] scale is a [C] one.
+ */
+export const sameLayout = (a: readonly number[], b: readonly number[]) => sameDims(a.filter((d) => d !== 1), b.filter((d) => d !== 1));

@@ -6,6 +6,7 @@
  * and README.md (how to run them).
  */
 import type { CheckedModel } from '../../model.ts';
+import type { SourceInput } from '../../source.ts';
 import { modelPy } from './model-py.ts';
 import { trainPy } from './train-py.ts';
 import { readmeMd } from './readme.ts';
@@ -13,7 +14,8 @@ import { readmeMd } from './readme.ts';
 export interface TorchExportInput {
   /** The .cnn file as the user named it (shown in comments and the README). */
   file: string;
-  source: string;
+  /** Its text, or the check's texts with the files it imports (their steps' comments name them). */
+  source: SourceInput;
   /** Every model of the file, in source order: model.py defines them all. */
   models: CheckedModel[];
   /** The model train.py trains (--model, else the first). */

@@ -2,8 +2,8 @@
  * model.py of `cnnc export --torch`: every model of a .cnn file as a readable PyTorch module.
  *
  * One class per model and one per distinct expansion of a block (`basic(64, 1)` is Basic_64_1;
- * uses with the same code share it), laid out as the source, with the source line of each step
- * in a comment. Modules nest along cnnc's path segments, so `model.state_dict()` keys are cnnc's
+ * uses with the same code share it), laid out as the source, with the file and line of each
+ * step in a comment (an imported block's steps: the imported file's). Modules nest along cnnc's path segments, so `model.state_dict()` keys are cnnc's
  * tensor names (`repeat1.0.residual1.basic1.conv1.weight`), apart from PyTorch's
  * num_batches_tracked buffers; the fixed parts (checkpoints, freezing, `python model.py`) are in
  * runtime-py.ts, the PyTorch form of each node kind in combinators.ts and the layer registry.
@@ -12,9 +12,9 @@ import path from 'node:path';
 import { UserError } from '../../../errors.ts';
 import { formatShape } from '../../layers/types.ts';
 import { finalLayer, layers, type CheckedModel, type LayerNode, type Node, type SeqNode } from '../../model.ts';
-import { LineMap } from '../../source.ts';
+import { sourceSetOf, type Source, type SourceSet } from '../../source.ts';
 import { assertEmittable, PRODUCER, sourceHash } from '../inference.ts';
-import { formOf, type Container, type TreeWriter } from './combinators.ts';
+import { formOf, type Container, type TreeWriter } from './containers.ts';
 import type { TorchExportInput } from './index.ts';
 import { INDENT, PYTHON_KEYWORDS, PyWriter, pyLiteral, renderChild, type PyChild } from './python.ts';
 import { CHECKPOINTS, IMPORTS, MAIN, MODEL_BASE } from './runtime-py.ts';
@@ -69,7 +69,7 @@ class ModelPyWriter implements TreeWriter {
   finalLayer?: LayerNode;
   private final = new Set<Node>();
   private readonly file: string;
-  private readonly lines: LineMap;
+  private readonly sources: SourceSet;
   private readonly hash: string;
   /** Block classes in the order written (inner blocks first), and each one's name by its code. */
   private readonly blocks: string[] = [];
@@ -78,7 +78,7 @@ class ModelPyWriter implements TreeWriter {
 
   constructor(private readonly input: TorchExportInput, private readonly reserved: ReadonlySet<string>) {
     this.file = path.basename(input.file);
-    this.lines = new LineMap(input.source);
+    this.sources = sourceSetOf(input.source, input.file);
     this.hash = sourceHash(input.source);
   }
 
@@ -95,24 +95,30 @@ class ModelPyWriter implements TreeWriter {
 
   /** Refuses to export `node`, saying why, with the file and line. */
   private fail(node: Node, why: string): never {
-    throw new UserError(`${this.input.file}:${this.line(node)}: cannot export ${node.path}: ${why}`);
+    const { source, line } = this.place(node.span.start);
+    throw new UserError(`${source.name}:${line}: cannot export ${node.path}: ${why}`);
   }
 
   onFinalPath(node: Node): boolean {
     return this.final.has(node);
   }
 
-  private line(node: { span: Node['span'] }): number {
-    return this.lines.position(node.span.start).line + 1;
+  /** The file an offset lies in and its line there (1-based). */
+  private place(offset: number): { source: Source; line: number } {
+    const { source, position } = this.sources.locate(offset);
+    return { source, line: position.line + 1 };
   }
 
+  /** `model.cnn:3`, `std/resnet.cnn:12`: the file (relative to the one exported) and line of a node. */
   private where(node: { span: Node['span'] }): string {
-    return `${this.file}:${this.line(node)}`;
+    const { source, line } = this.place(node.span.start);
+    return `${source.label}:${line}`;
   }
 
   /** The step as written (its first line), or the layer's text for generated ones (a projection shortcut). */
   comment(node: Node): string {
-    const written = node.kind === 'layer' && !node.step ? undefined : this.input.source.slice(node.span.start, node.span.end).trim();
+    const from = this.sources.of(node.span.start);
+    const written = node.kind === 'layer' && !node.step ? undefined : from.text.slice(node.span.start - from.base, node.span.end - from.base).trim();
     const text = written === undefined
       ? `${(node as LayerNode).text} (projection shortcut)`
       : written.split(/\r?\n/)[0].replace(/\s+/g, ' ').trim() + (/\n/.test(written) ? ' ...' : '');
@@ -129,8 +135,8 @@ class ModelPyWriter implements TreeWriter {
   blockClass(node: SeqNode): string {
     const origin = node.origin as { kind: 'block'; name: string; text: string };
     const children = this.children(node.items, { at: node.path, frozen: node.frozen });
-    const defined = this.blockLine(origin.name);
-    const doc = `${origin.text}: block ${origin.name}${defined ? ` (${this.file}:${defined})` : ''}, ${formatShape(node.input!)} -> ${formatShape(node.output!)}.`;
+    const defined = this.blockPlace(origin.name);
+    const doc = `${origin.text}: block ${origin.name}${defined ? ` (${defined})` : ''}, ${formatShape(node.input!)} -> ${formatShape(node.output!)}.`;
     const code = classCode('@NAME@', 'nn.Module', doc, [], children, this.onFinalPath(node) ? this.finalLayer : undefined, this);
     let name = this.byCode.get(code);
     if (!name) {
@@ -141,10 +147,14 @@ class ModelPyWriter implements TreeWriter {
     return name;
   }
 
-  /** The line of `block NAME(` in the source, for the class's docstring. */
-  private blockLine(name: string): number | undefined {
-    const m = new RegExp(`^[ \\t]*block[ \\t]+${name}\\b`, 'm').exec(this.input.source);
-    return m ? this.lines.position(m.index).line + 1 : undefined;
+  /** Where `block NAME(` is (file and line: block names are one per check), for the class's docstring. */
+  private blockPlace(name: string): string | undefined {
+    const declaration = new RegExp(`^[ \\t]*block[ \\t]+${name}\\b`, 'm');
+    for (const source of this.sources.sources) {
+      const m = declaration.exec(source.text);
+      if (m) return `${source.label}:${this.sources.lines(source).position(m.index).line + 1}`;
+    }
+    return undefined;
   }
 
   private modelClass(model: CheckedModel & { input: number[]; output: number[] }, name: string): string {

@@ -70,7 +70,8 @@ def parse_args(argv=None):
         "or one per GPU under torchrun (DistributedDataParallel).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", required=True,
-                   help="IDX files (train-/t10k-...-ubyte[.gz]) or class folders of PNG/JPEG images (optionally under train/ and test/)")
+                   help="IDX files (train-/t10k-...-ubyte[.gz]), class folders of PNG/JPEG images, or for a dense model image/mask "
+                   "pairs (images/NAME.png with masks/NAME.png); folders optionally under train/ and test/")
     p.add_argument("--out", default=os.path.join("runs", MODEL), help="folder for last.ckpt, best.ckpt and train.jsonl")
     add_settings(p)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda when available")
@@ -216,13 +217,72 @@ def hold_out(labels, fraction, seed):
     return (~held).nonzero().flatten(), held.nonzero().flatten()
 
 
+def dense_output(net):
+    """(K, H, W) when the model ends in a K x H x W feature map with H x W > 1: it predicts a class at
+    every position and trains on image/mask pairs (cnnc's dense prediction); else None."""
+    out = tuple(net.OUTPUT)
+    return out if len(out) == 3 and out[1] * out[2] > 1 else None
+
+
+def is_mask_folder(folder):
+    return all(os.path.isdir(os.path.join(folder, d)) for d in ("images", "masks"))
+
+
+def decode_mask(path, hw):
+    """A PNG mask as uint8 [H, W] class indices: 8-bit gray (or colour whose pixels are all gray),
+    exactly the model's output size (masks are never resized), never a palette or JPEG file."""
+    try:
+        with Image.open(path) as opened:
+            if opened.format != "PNG":
+                raise UserError(f"{path}: mask is {opened.format}, not PNG (masks must be lossless)")
+            if opened.mode == "P":
+                raise UserError(f"{path}: mask is a palette PNG; save masks as 8-bit grayscale, each pixel value the class index")
+            if opened.mode not in ("L", "LA", "RGB", "RGBA"):
+                raise UserError(f"{path}: mask has mode {opened.mode}; masks are 8-bit")
+            pixels = pixels_of(opened.convert("RGB" if opened.mode in ("RGB", "RGBA") else "L"))
+    except (OSError, SyntaxError, ValueError) as e:
+        raise UserError(f"{path}: not a readable PNG mask ({e})")
+    if pixels.shape[0] == 3 and not bool((pixels == pixels[:1]).all()):
+        raise UserError(f"{path}: mask has colour pixels; masks are grayscale, each pixel value the class index")
+    if tuple(pixels.shape[1:]) != tuple(hw):
+        raise UserError(f"{path}: mask is {pixels.shape[1]}x{pixels.shape[2]}, but the model predicts {hw[0]}x{hw[1]} (masks are not resized)")
+    return pixels[0].contiguous()
+
+
+def load_masks(root, shape, hw, resize):
+    """root/images/NAME.(png|jpg) with root/masks/NAME.png, paired by NAME: (images, masks as int64 [N, H, W])."""
+    def listed(sub, exts):
+        return sorted(f for f in os.listdir(os.path.join(root, sub)) if not f.startswith(".") and f.lower().endswith(exts))
+    images, masks = listed("images", (".png", ".jpg", ".jpeg")), listed("masks", (".png",))
+    stem = lambda f: os.path.splitext(f)[0]
+    by_stem = {stem(m): m for m in masks}
+    lonely = [f for f in images if stem(f) not in by_stem]
+    orphans = sorted(set(by_stem) - {stem(f) for f in images})
+    if lonely:
+        raise UserError(f"{os.path.join(root, 'images')}: {plural(len(lonely), 'image')} without a mask of the same name in masks/ (NAME.png): {', '.join(lonely[:3])}")
+    if orphans:
+        raise UserError(f"{os.path.join(root, 'masks')}: {plural(len(orphans), 'mask')} without an image of the same name in images/: {', '.join(by_stem[o] for o in orphans[:3])}")
+    if not images:
+        raise UserError(f"{os.path.join(root, 'images')}: holds no PNG or JPEG images")
+    pairs = [(os.path.join(root, "images", f), os.path.join(root, "masks", by_stem[stem(f)])) for f in images]
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        x = list(pool.map(lambda p: decode_image(p[0], shape, resize), pairs))
+        y = list(pool.map(lambda p: decode_mask(p[1], hw), pairs))
+    return torch.stack(x), torch.stack(y).long()
+
+
 def load_data(args, net):
-    """(training set, held-out set or None, 'test' or 'val', class names, notices); a set is (images, labels)."""
+    """(training set, held-out set or None, 'test' or 'val', class names, notices); a set is (images,
+    labels), the labels of image/mask pairs int64 masks [N, H, W]."""
     folder = args.data
     if not os.path.isdir(folder):
         raise UserError(f"{folder}: data directory does not exist")
     declared = list(net.CLASSES) if net.CLASSES else None
+    dense = dense_output(net)
     if idx_file(folder, "train", "images", 3) or idx_file(folder, "train", "labels", 1):
+        if dense:
+            raise UserError(f"{folder}: model {MODEL} predicts a class at each of {dense[1]}x{dense[2]} positions, so it trains on image/mask pairs "
+                            "(images/NAME.png with masks/NAME.png, optionally under train/ and test/); this folder holds IDX files")
         train = load_idx(folder, "train")
         fashion = re.search(r"fashion[-_]?mnist", os.path.basename(os.path.abspath(folder)), re.I)
         classes = declared or (FASHION_MNIST_CLASSES if fashion else [str(i) for i in range(max(int(train[1].max()) + 1, 2))])
@@ -236,38 +296,51 @@ def load_data(args, net):
     if Image is None:
         raise UserError(f"{folder}: reading image folders needs Pillow (apt-get install python3-pil, or pip install pillow)")
     subdirs = [d for d in sorted(os.listdir(folder)) if not d.startswith(".") and os.path.isdir(os.path.join(folder, d))]
-    split = "train" in subdirs and all(d in ("train", "test") for d in subdirs)
+    split = not is_mask_folder(folder) and "train" in subdirs and all(d in ("train", "test") for d in subdirs)
     root = os.path.join(folder, "train") if split else folder
-    classes = class_order(root, list(class_folders(root)), declared)
-    train = load_folder(root, classes, shape, args.resize)
+    if bool(dense) != is_mask_folder(root):
+        raise UserError(f"{folder}: holds image/mask pairs (images/, masks/) for dense prediction, but model {MODEL} gives one prediction per image" if not dense else
+                        f"{folder}: model {MODEL} predicts a class at each of {dense[1]}x{dense[2]} positions, so it trains on image/mask pairs "
+                        "(images/NAME.png with masks/NAME.png, optionally under train/ and test/); this folder holds class folders")
+    if dense:
+        classes = declared or [str(i) for i in range(output_classes(net, args.loss))]
+        load = lambda r: load_masks(r, shape, dense[1:], args.resize)
+    else:
+        classes = class_order(root, list(class_folders(root)), declared)
+        load = lambda r: load_folder(r, classes, shape, args.resize)
+    train = load(root)
     if split and "test" in subdirs:
-        return train, load_folder(os.path.join(folder, "test"), classes, shape, args.resize), "test", classes, []
+        return train, load(os.path.join(folder, "test")), "test", classes, []
     if split or args.val_split == 0:
         return train, None, "val", classes, [f"notice: {folder} has no test split and no validation part (--val-split); "
                                              "training without evaluation (best.ckpt follows training accuracy)"]
-    kept, held = hold_out(train[1], args.val_split, args.seed)
+    kept, held = hold_out(torch.zeros(len(train[1])) if dense else train[1], args.val_split, args.seed)
     if len(held) == 0:
         return train, None, "val", classes, [f"notice: {folder}: no class has two images to hold one out for validation; "
                                              "training without evaluation (best.ckpt follows training accuracy)"]
     notice = (f"notice: {folder} has no train/ and test/ split; holding out {len(held)} of its {len(train[1])} images "
-              f"({100 * args.val_split:g}% of each class, seeded) for validation (--val-split)")
+              f"({100 * args.val_split:g}% {'of them' if dense else 'of each class'}, seeded) for validation (--val-split)")
     return (train[0][kept], train[1][kept]), (train[0][held], train[1][held]), "val", classes, [notice]
 
 
 def output_classes(net, loss):
-    """How many classes the model predicts: its output size, or 2 for a single output under bce."""
-    size = math.prod(net.OUTPUT)
+    """How many classes the model predicts: its output size (a dense model's channels), or 2 for a single output under bce."""
+    dense = dense_output(net)
+    size = dense[0] if dense else math.prod(net.OUTPUT)
     return 2 if loss == "bce" and size == 1 else size
 
 
-def check_fits(net, data, where, loss):
+def check_fits(net, data, where, loss, ignore):
     images, labels = data
     shape = tuple(images.shape[1:])
     if shape != tuple(net.INPUT) and (len(net.INPUT) != 1 or math.prod(shape) != net.INPUT[0]):
         raise UserError(f"{where}: images have shape {list(shape)} (channels, height, width) but the model's input is {list(net.INPUT)}")
     classes = output_classes(net, loss)
-    if int(labels.max()) >= classes:
-        raise UserError(f"{where}: label {int(labels.max())} is out of range: the model has {classes} classes (labels 0..{classes - 1})")
+    counted = labels if ignore is None else labels[labels != ignore]
+    if len(counted) and int(counted.max()) >= classes:
+        what = "mask value" if labels.dim() > 1 else "label"
+        raise UserError(f"{where}: {what} {int(counted.max())} is out of range: the model has {classes} classes ({what}s 0..{classes - 1})"
+                        + ("" if ignore is None or labels.dim() == 1 else f" and the ignore label is {ignore}"))
 
 
 class InMemory(torch.utils.data.Dataset):
@@ -322,31 +395,36 @@ def shard(size, batch, rank, world):
 # ---------------------------------------------------------------------------------------------
 # Augmentation and normalisation, a batch at a time on the device
 
-def shift_and_flip(x, dy, dx, mirror):
+def shift_and_flip(x, dy, dx, mirror, fill=0):
     """cnnc's augmentation with given draws: each image shifted by (dy, dx) pixels (out[r, c] =
-    in[r + dy, c + dx], black where that falls outside), then mirrored where 'mirror'. A shift is a
-    crop after padding with black pixels."""
+    in[r + dy, c + dx], 'fill' (black) where that falls outside), then mirrored where 'mirror'. A
+    shift is a crop after padding with black pixels."""
     b, _, h, w = x.shape
     pad = int(max(dy.abs().max(), dx.abs().max()))
-    padded = F.pad(x, (pad, pad, pad, pad))
+    padded = F.pad(x, (pad, pad, pad, pad), value=fill)
     rows = torch.arange(h, device=x.device) + pad + dy.view(-1, 1)
     cols = torch.arange(w, device=x.device) + pad + dx.view(-1, 1)
     out = padded[torch.arange(b, device=x.device).view(-1, 1, 1), :, rows.view(b, h, 1), cols.view(b, 1, w)].permute(0, 3, 1, 2)
     return torch.where(mirror.view(-1, 1, 1, 1), out.flip(3), out)
 
 
-def augment(x, generator, flip, crop, rank=0, world=1):
+def augment(x, y, generator, flip, crop, rank=0, world=1, fill=0):
     """Random flips (probability 1/2) and shifts (each offset uniform in -crop..crop) of this process's
-    slice x (uint8) of a global batch. The draws are made for the whole global batch, by a generator
-    seeded alike in every process, so that they do not depend on the number of processes either."""
+    slice x (uint8) of a global batch, and of its masks y ([B, H, W]; class labels [B] stay as they
+    are), the pixels shifted in from outside a mask 'fill' (the ignore label). The draws are made for
+    the whole global batch, by a generator seeded alike in every process, so that they do not depend
+    on the number of processes either."""
     if not flip and not crop:
-        return x
+        return x, y
     b = x.shape[0]
     n = b * world
     mirror = torch.rand(n, generator=generator) < 0.5 if flip else torch.zeros(n, dtype=torch.bool)
     dy, dx = torch.randint(-crop, crop + 1, (2, n), generator=generator)
     mine = slice(rank * b, (rank + 1) * b)
-    return shift_and_flip(x, dy[mine].to(x.device), dx[mine].to(x.device), mirror[mine].to(x.device))
+    draws = dy[mine].to(x.device), dx[mine].to(x.device), mirror[mine].to(x.device)
+    if y.dim() == 3:
+        y = shift_and_flip(y.unsqueeze(1), *draws, fill=fill).squeeze(1)
+    return shift_and_flip(x, *draws), y
 
 
 def normaliser(net, channels, device):
@@ -371,22 +449,51 @@ def folds(net, loss):
     return net.PROBABILITIES is not None and FOLDED_BY_LOSS.get(loss) == net.PROBABILITIES
 
 
-def loss_and_correct(z, y, loss, smoothing):
-    """The loss (the mean over the batch, and over every output for bce and mse) and the number of
-    correct predictions. bce and mse take one output against the 0/1 label (z > 0 for bce, z
-    rounded for mse, predicts) or K outputs against one-hot targets (the arg max predicts)."""
-    z = z.flatten(1)
+def loss_and_counts(z, y, args):
+    """The loss and the counts behind the metrics, [correct, counted, intersection x C, union x C]
+    (float64; C = 0 unless the model is dense). The loss is the mean over the batch, over every
+    position of a dense model (z [N, K, H, W] against masks y [N, H, W], as cnnc), and over every
+    output for bce and mse, leaving out labels equal to args.ignore (PyTorch's ignore_index; 0 when
+    a batch has none); bce and mse take one output against the 0/1 label (z > 0 for bce, z rounded
+    for mse, predicts) or K outputs against one-hot targets (the arg max predicts)."""
+    loss, smoothing, ignore = args.loss, args.label_smoothing, args.ignore
+    dense = z.dim() == 4 and z.shape[2] * z.shape[3] > 1
+    if not dense:
+        z = z.flatten(1)
     k = z.shape[1]
+    valid = torch.ones_like(y, dtype=torch.bool) if ignore is None else y != ignore
     if loss == "cross_entropy":
-        return F.cross_entropy(z, y, label_smoothing=smoothing), (z.argmax(1) == y).sum()
-    target = y.to(z.dtype).unsqueeze(1) if k == 1 else F.one_hot(y, k).to(z.dtype)
-    if loss == "bce":
-        value = F.binary_cross_entropy_with_logits(z, target)
-        predicted = (z[:, 0] > 0).long() if k == 1 else z.argmax(1)
+        value = F.cross_entropy(z, y, label_smoothing=smoothing, ignore_index=-100 if ignore is None else ignore)
+        predicted = z.argmax(1)
     else:
-        value = F.mse_loss(z, target)
-        predicted = torch.round(z[:, 0]).long() if k == 1 else z.argmax(1)
-    return value, (predicted == y).sum()
+        label = torch.where(valid, y, torch.zeros_like(y))  # the ignored ones: any class, weighted 0
+        target = label.to(z.dtype).unsqueeze(1) if k == 1 else F.one_hot(label, k).movedim(-1, 1).to(z.dtype)
+        terms = F.binary_cross_entropy_with_logits(z, target, reduction="none") if loss == "bce" else F.mse_loss(z, target, reduction="none")
+        weight = valid.unsqueeze(1).to(z.dtype)
+        value = terms.mean() if ignore is None else (terms * weight).sum() / (weight.sum() * k).clamp(min=1)
+        predicted = ((z[:, 0] > 0) if loss == "bce" else torch.round(z[:, 0])).long() if k == 1 else z.argmax(1)
+    if ignore is not None and not bool(valid.any()):
+        value = z.sum() * 0  # PyTorch gives nan for a batch of ignored labels; cnnc 0
+    counts = [((predicted == y) & valid).sum(), valid.sum()]
+    if dense:
+        classes = 2 if loss == "bce" and k == 1 else k
+        p, t = predicted[valid], y[valid]
+        in_range = lambda v: v[(v >= 0) & (v < classes)]
+        inter = torch.bincount(in_range(t[p == t]), minlength=classes)
+        counts += [inter, torch.bincount(in_range(p), minlength=classes) + torch.bincount(in_range(t), minlength=classes) - inter]
+    return value, torch.cat([c.double().reshape(-1) for c in counts])
+
+
+def metrics(sums):
+    """loss, accuracy (of the samples, or a dense model's pixels) and, for a dense model, the mean
+    IoU over the classes predicted or labelled somewhere, from summed batch_sums."""
+    loss_sum, seen, correct, counted = sums[:4].tolist()
+    out = {"loss": loss_sum / seen, "acc": correct / max(counted, 1)}
+    if len(sums) > 4:
+        inter, union = sums[4:].reshape(2, -1)
+        present = union > 0
+        out["miou"] = float((inter[present] / union[present]).mean()) if bool(present.any()) else 0.0
+    return out
 
 
 def trained_parameters(net):
@@ -463,26 +570,32 @@ def train_step(model, optimizer, x, y, lr, args, logits):
     for group in optimizer.param_groups:
         group["lr"] = lr
     optimizer.zero_grad(set_to_none=True)
-    loss, correct = loss_and_correct(model(x, logits=logits), y, args.loss, args.label_smoothing)
+    loss, counts = loss_and_counts(model(x, logits=logits), y, args)
     loss.backward()
     optimizer.step()
-    return loss.detach(), correct
+    return loss.detach(), counts
 
 
-def batch_sums(loss, correct, count, device):
-    """loss x count, correct, count: what the processes sum for the epoch line."""
-    return torch.stack([loss.double() * count, correct.double(), torch.tensor(float(count), dtype=torch.float64, device=device)])
+def batch_sums(loss, counts, count, device):
+    """loss x count, count, then loss_and_counts' counts: what the processes sum for the epoch line."""
+    return torch.cat([torch.stack([loss.double() * count, torch.tensor(float(count), dtype=torch.float64, device=device)]), counts])
+
+
+def zero_sums(net, args, device):
+    """batch_sums' zeros: 4 values, and a dense model's intersection and union per class."""
+    width = 4 + (2 * output_classes(net, args.loss) if dense_output(net) else 0)
+    return torch.zeros(width, dtype=torch.float64, device=device)
 
 
 @torch.no_grad()
 def evaluate(net, batches, prepare, args, device, logits):
-    """batch_sums over the held-out batches, in eval mode (running statistics, no dropout)."""
+    """The summed batch_sums over the held-out batches, in eval mode (running statistics, no dropout)."""
     net.eval()
-    sums = torch.zeros(3, dtype=torch.float64, device=device)
+    sums = zero_sums(net, args, device)
     for x, y in batches:
         y = y.to(device)
-        loss, correct = loss_and_correct(net(prepare(x.to(device)), logits=logits), y, args.loss, args.label_smoothing)
-        sums += batch_sums(loss, correct, len(y), device)
+        loss, counts = loss_and_counts(net(prepare(x.to(device)), logits=logits), y, args)
+        sums += batch_sums(loss, counts, len(y), device)
     return sums
 `;
 
@@ -565,7 +678,7 @@ def fmt_time(seconds):
 def settings(args):
     """The run's settings as the checkpoint records them (a resume names those that changed)."""
     keys = ["epochs", "batch", "lr", "optimizer", "momentum", "nesterov", "weight_decay", "beta1", "beta2", "eps", "loss",
-            "label_smoothing", "schedule", "step_size", "gamma", "warmup", "seed", "flip", "crop", "freeze"]
+            "label_smoothing", "ignore", "schedule", "step_size", "gamma", "warmup", "seed", "flip", "crop", "freeze"]
     return {k: getattr(args, k) for k in keys}
 
 
@@ -604,9 +717,9 @@ def load_sets(args, net, log):
         train_set = tuple(t[:args.limit_train] for t in train_set)
     if held is not None and args.limit_test:
         held = tuple(t[:args.limit_test] for t in held)
-    check_fits(net, train_set, args.data, args.loss)
+    check_fits(net, train_set, args.data, args.loss, args.ignore)
     if held is not None:
-        check_fits(net, held, args.data, args.loss)
+        check_fits(net, held, args.data, args.loss, args.ignore)
     for n in notices:
         log.line(n)
     return train_set, held, held_name, classes
@@ -700,55 +813,60 @@ class Run:
                 f"device {procs.device.type}" + (f", {procs.world} processes ({procs.backend})" if procs.world > 1 else ""))
 
     def train_epoch(self):
-        """One epoch's steps; returns the sums of loss x count, correct and count over all processes, the last lr and the seconds."""
+        """One epoch's steps; returns the batch_sums summed over all processes, the last lr and the seconds."""
         args, procs, epoch = self.args, self.procs, self.epoch
         self.sampler.set_epoch(epoch)
         torch.manual_seed(epoch_seed(args.seed, epoch, procs.rank))  # dropout: each process its own masks
         generator = torch.Generator().manual_seed(epoch_seed(args.seed, epoch))  # augmentation: the global batch's draws
         self.model.train()  # model.py keeps frozen batch norms in eval mode, as cnnc runs them
-        sums = torch.zeros(3, dtype=torch.float64, device=procs.device)
+        sums = zero_sums(self.net, args, procs.device)
         every = math.ceil(self.steps_per_epoch / 10) if self.steps_per_epoch >= 20 else 0
         started = time.perf_counter()
         for i, (x, y) in enumerate(self.loader, 1):
-            x = self.prepare(augment(x.to(procs.device, non_blocking=True), generator, args.flip, args.crop, procs.rank, procs.world))
-            y = y.to(procs.device, non_blocking=True)
+            x, y = augment(x.to(procs.device, non_blocking=True), y.to(procs.device, non_blocking=True), generator, args.flip, args.crop,
+                           procs.rank, procs.world, fill=0 if args.ignore is None else args.ignore)
+            x = self.prepare(x)
             lr = learning_rate(args, self.step, self.steps_per_epoch, self.total)
-            loss, correct = train_step(self.model, self.optimizer, x, y, lr, args, self.logits)
-            sums += batch_sums(loss, correct, len(y), procs.device)
+            loss, counts = train_step(self.model, self.optimizer, x, y, lr, args, self.logits)
+            sums += batch_sums(loss, counts, len(y), procs.device)
             self.step += 1
             if every and i % every == 0 and i < self.steps_per_epoch and procs.main:
                 self.progress(i, sums, time.perf_counter() - started)
         seconds = time.perf_counter() - started
-        return procs.sum(sums).tolist(), lr, seconds
+        return procs.sum(sums), lr, seconds
 
     def progress(self, i, sums, seconds):
         """A line during the epoch, from rank 0's share of the batches."""
-        loss_sum, correct, seen = sums.tolist()
+        m = metrics(sums)
         share = " (rank 0's share)" if self.procs.world > 1 else ""
-        self.log.line(f"epoch {self.epoch + 1}/{self.args.epochs} {100 * i // self.steps_per_epoch:3d}%  loss {loss_sum / seen:.4f}  "
-                      f"acc {100 * correct / seen:.2f}%  {seen * self.procs.world / seconds:.0f} img/s{share}")
+        miou = f"  mIoU {m['miou']:.4f}" if "miou" in m else ""
+        self.log.line(f"epoch {self.epoch + 1}/{self.args.epochs} {100 * i // self.steps_per_epoch:3d}%  loss {m['loss']:.4f}  "
+                      f"acc {100 * m['acc']:.2f}%{miou}  {float(sums[1]) * self.procs.world / seconds:.0f} img/s{share}")
 
     def finish_epoch(self, sums, lr, seconds):
         """Evaluates, logs and (rank 0) writes the checkpoints."""
         args, procs = self.args, self.procs
-        loss_sum, correct, seen = sums
-        if not math.isfinite(loss_sum):
-            raise UserError(f"the loss became {loss_sum / seen} in epoch {self.epoch + 1}; training diverged: "
+        m, seen = metrics(sums), float(sums[1])
+        if not math.isfinite(m["loss"]):
+            raise UserError(f"the loss became {m['loss']} in epoch {self.epoch + 1}; training diverged: "
                             "try a lower --lr or a warm-up (--warmup 1)")
-        record = {"type": "epoch", "epoch": self.epoch + 1, "step": self.step, "loss": loss_sum / seen, "acc": correct / seen}
+        record = {"type": "epoch", "epoch": self.epoch + 1, "step": self.step, **m}
         held_text, name = "", self.held_name
         if self.held_batches is not None:
-            h_loss, h_correct, h_seen = procs.sum(evaluate(self.net, self.held_batches, self.prepare, args, procs.device, self.logits)).tolist()
-            record.update({f"{name}_loss": h_loss / h_seen, f"{name}_acc": h_correct / h_seen})
-            held_text = f"  {name} loss {h_loss / h_seen:.4f}  {name} acc {100 * h_correct / h_seen:.2f}%"
+            h = metrics(procs.sum(evaluate(self.net, self.held_batches, self.prepare, args, procs.device, self.logits)))
+            record.update({f"{name}_{k}": v for k, v in h.items()})
+            held_text = f"  {name} loss {h['loss']:.4f}  {name} acc {100 * h['acc']:.2f}%" + (f"  {name} mIoU {h['miou']:.4f}" if "miou" in h else "")
         record.update({"lr": lr, "images_per_s": round(seen / max(seconds, 1e-9), 1), "seconds": round(seconds, 3)})
         self.history = self.history + [record]
-        score = record.get(f"{name}_acc", record["acc"])
-        is_best = self.best is None or score > self.best["acc"]
+        # The best epoch: by held-out (else training) accuracy, or a dense model's mean IoU, as cnnc.
+        best = {"epoch": self.epoch + 1, **{k: record.get(f"{name}_{k}", record.get(k)) for k in ("acc", "miou") if k in record}}
+        score = lambda b: b.get("miou", b["acc"])
+        is_best = self.best is None or score(best) > score(self.best)
         if is_best:
-            self.best = {"epoch": self.epoch + 1, "acc": score}
+            self.best = best
         self.epoch += 1
-        self.log.line(f"epoch {self.epoch}/{args.epochs}  loss {record['loss']:.4f}  acc {100 * record['acc']:.2f}%{held_text}  "
+        miou = f"  mIoU {record['miou']:.4f}" if "miou" in record else ""
+        self.log.line(f"epoch {self.epoch}/{args.epochs}  loss {record['loss']:.4f}  acc {100 * record['acc']:.2f}%{miou}{held_text}  "
                       f"lr {lr:.3g}  {record['images_per_s']:.0f} img/s  {fmt_time(seconds)}")
         if procs.main:
             meta = {"format": META_FORMAT, "epoch": self.epoch, "step": self.step, "best": self.best, "history": self.history,
@@ -769,7 +887,8 @@ def run(args, procs):
         r.finish_epoch(*r.train_epoch())
     if r.best:
         where = r.held_name if r.held is not None else "training"
-        log.line(f"{MODEL}: best {where} accuracy {100 * r.best['acc']:.2f}% at epoch {r.best['epoch']}; "
+        score = f"mean IoU {r.best['miou']:.4f}" if "miou" in r.best else f"accuracy {100 * r.best['acc']:.2f}%"
+        log.line(f"{MODEL}: best {where} {score} at epoch {r.best['epoch']}; "
                  f"checkpoints: {os.path.join(args.out, 'last.ckpt')}, {os.path.join(args.out, 'best.ckpt')}")
 
 

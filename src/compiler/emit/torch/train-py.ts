@@ -16,7 +16,7 @@ import { TRAIN_PY_BODY } from './train-py-body.ts';
 /** What train.py writes in its checkpoints' meta.format, so that --resume knows its own. */
 export const TRAIN_PY_META_FORMAT = 'cnnc-torch-train/1';
 
-type PyValue = number | boolean | string | readonly string[];
+type PyValue = number | boolean | string | readonly string[] | undefined;
 
 /**
  * A Python literal for a setting: numbers as JavaScript prints them (Python reads them back as the
@@ -24,6 +24,7 @@ type PyValue = number | boolean | string | readonly string[];
  * gives for --freeze, so that a resume compares like with like).
  */
 function settingLiteral(value: PyValue): string {
+  if (value === undefined) return 'None';
   if (typeof value === 'boolean') return value ? 'True' : 'False';
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new Error(`train-py: ${value} has no Python literal`);
@@ -47,6 +48,7 @@ interface Setting {
 const SETTINGS: Setting[] = [
   { name: 'LOSS', field: 'loss', arg: 'kind', flag: '--loss', help: 'cross_entropy, bce or mse' },
   { name: 'LABEL_SMOOTHING', field: 'loss', arg: 'smoothing', flag: '--label-smoothing', help: 'label smoothing (cross_entropy)' },
+  { name: 'IGNORE', field: 'loss', arg: 'ignore', flag: '--ignore', help: 'a label (mask value) counted in neither the loss nor the metrics' },
   { name: 'OPTIMIZER', field: 'optimizer', arg: 'kind', flag: '--optimizer', help: 'sgd, adam or adamw' },
   { name: 'LR', field: 'optimizer', arg: 'lr', flag: '--lr', help: 'the base learning rate, for the global batch' },
   { name: 'MOMENTUM', field: 'optimizer', arg: 'momentum', flag: '--momentum', help: 'momentum (sgd)' },
@@ -94,6 +96,7 @@ function argparseType(s: Setting): string {
 /** How a value is written on the command line: `cross_entropy`, `on`, `"features.*" conv1`. */
 function commandLineText(value: PyValue): string {
   if (typeof value === 'boolean') return value ? 'on' : 'off';
+  if (value === undefined) return '(none)';
   if (Array.isArray(value)) return value.length ? value.map((v) => JSON.stringify(v)).join(' ') : '(none)';
   return String(value);
 }
