@@ -96,7 +96,7 @@ describe('format', () => {
       'model   M{input 3x32x32 mean=[0.5,0.5 , 0.5] -> conv 32 3x3 # first',
       ' -> bn /* inline */ -> relu -> residual{conv 32 3x3 pad = 1 -> bn}->relu',
       '  -> repeat 2-1 { cbr( 16 , 3 ) }',
-      '  -> gap -> flatten -> dense 10 // end',
+      '  -> gap -> flatten -> dense 10 -> softmax // end',
       '  train { loss: cross_entropy smoothing=0.1 optimizer: sgd lr=0.1',
       '   momentum=0.9 }  }',
       '# trailing',
@@ -111,10 +111,10 @@ describe('format', () => {
       '',
       'model M {',
       '  input 3x32x32 mean=[0.5, 0.5, 0.5]',
-      '  -> conv 32 3x3                 # first', // end-of-line comments of a paragraph line up
+      '  -> conv 32 3x3                            # first', // end-of-line comments of a paragraph line up
       '  -> bn /* inline */ -> relu -> residual { conv 32 3x3 pad=1 -> bn } -> relu',
       '  -> repeat 2 - 1 { cbr(16, 3) }',
-      '  -> gap -> flatten -> dense 10  // end',
+      '  -> gap -> flatten -> dense 10 -> softmax  // end',
       '  train {',
       '    loss: cross_entropy smoothing=0.1',
       '    optimizer: sgd lr=0.1 momentum=0.9',
