@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createSyntaxDiagramsCode, Lexer, type ISerializedGast, type TokenType } from 'chevrotain';
 import { parserInstance } from '../src/compiler/grammar.ts';
-import { allTokens } from '../src/compiler/lexer.ts';
+import { allTokens, customPatterns } from '../src/compiler/lexer.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const htmlPath = join(root, 'grammar', 'syntax-diagrams.html');
@@ -87,7 +87,7 @@ function tokenPattern(t: TokenType): string {
     const literal = literalOf(p.source);
     return literal !== undefined ? quote(literal) : `/${p.source}/`;
   }
-  return typeof p === 'string' ? quote(p) : '/* custom matcher */';
+  return typeof p === 'string' ? quote(p) : customPatterns.get(t) ?? '/* custom matcher */';
 }
 
 /** The whole grammar as EBNF: every parser rule in declaration order, then the tokens. */
@@ -105,8 +105,9 @@ export function renderEbnf(productions: ISerializedGast[] = parserInstance.getSe
     '   a step starts with `label ":"` only when the token after the name is ":";',
     '   an arg starts with `key "="` only when the token after the name is "=";',
     '   a trainEntry stops taking args at the next `name ":"`, which starts the next entry;',
-    '   inputDecl takes args only in the form `key = value`.',
-    '   In an expression, "*" and "/" bind tighter than "+" and "-", all left-associative',
+    '   inputDecl takes args only in the form `key = value`;',
+    '   a name in an expression is a call only when its "(" follows it with no space between.',
+    '   In an expression, "*", "/", "//" and "%" bind tighter than "+" and "-", all left-associative',
     '   (the syntax tree applies the precedence; the grammar lists operands and operators). */',
     '',
   ];

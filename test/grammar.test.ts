@@ -251,6 +251,16 @@ describe('grammar/cnn.tmLanguage.json scopes', () => {
     expect(scopeAt(text, 'k)')).toContain('variable.parameter.cnn');
   });
 
+  it('scopes `//` after a value as floor division and elsewhere as a comment, as the lexer reads it', () => {
+    const text = 'block b(c, k) {\n  dwconv k pad=k//2 -> conv max(c // 4, 8) 1x1 -> relu // note\n  -> conv c%8 1x1  // width\n}\n';
+    expect(scopeAt(text, '//2')).toEqual(['keyword.operator.arithmetic.cnn']);
+    expect(scopeAt(text, 'max')).toEqual(['support.function.builtin.cnn']);
+    expect(scopeAt(text, '// 4')).toContain('keyword.operator.arithmetic.cnn');
+    expect(scopeAt(text, '// note')).toContain('comment.line.double-slash.cnn');
+    expect(scopeAt(text, '%')).toContain('keyword.operator.arithmetic.cnn');
+    expect(scopeAt(text, '// width')).toContain('comment.line.double-slash.cnn');
+  });
+
   it('keeps layers, numbers, options, arrows, comments and train fields as they were', () => {
     const text = 'model M {\n  input 3x32x32\n  conv 32 3x3 stride=2 # note\n  -> residual project { relu } -> dense 10\n  train {\n    loss: cross_entropy\n  }\n}\n';
     expect(scopeAt(text, 'conv')).toContain('support.function.layer.cnn');

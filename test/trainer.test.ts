@@ -540,7 +540,10 @@ describe('cnnc train: options, overrides, data', () => {
     const deps = { createTrainRunner: f.create, log: sink(), print: (l: string) => printed.push(l), handleSigint: false };
     const r1 = await trainCommand(file, { data, out, lr: '0.3', device: 'cpu', threads: '2', limitTrain: '40' }, deps);
     expect(f.made[0].config.optimizer.lr).toBe(0.3);
-    expect(f.made[0].opts).toEqual({ device: 'cpu', threads: 2, batch: 8 });
+    // The runner's graphs name the file and its check's texts (imports.test.ts checks what they do with them).
+    const { source: texts, ...opts } = f.made[0].opts as { source?: { main: { text: string } } };
+    expect(opts).toEqual({ device: 'cpu', threads: 2, batch: 8, file: 'model.cnn' });
+    expect(texts?.main.text).toBe(readFileSync(file, 'utf8'));
     expect(r1.steps).toBe(5); // 40 samples in batches of 8
     expect(printed[0]).toMatch(/^Tiny: 1 epoch, 5 steps; test accuracy \d+\.\d\d%, best \d+\.\d\d% at epoch 1$/);
     expect(printed[1]).toBe(`checkpoints: ${join(out, 'last.ckpt')}, ${join(out, 'best.ckpt')}`);

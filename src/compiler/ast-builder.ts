@@ -1,10 +1,12 @@
 /** The syntax tree: grammar.ts's concrete syntax tree to the AST of ast.ts. */
 import type { CstElement, CstNode, IToken } from 'chevrotain';
 import type * as A from './ast.ts';
+import { missingArrow, type Diagnostic } from './diagnostics.ts';
 import type { Span } from './source.ts';
 
 const NONE: readonly CstElement[] = [];
-const OPERATORS = ['Plus', 'Minus', 'Star', 'Slash'];
+const OPERATORS = ['Plus', 'Minus', 'Star', 'Slash', 'FloorDiv', 'Percent'];
+const MULTIPLICATIVE = new Set(['*', '/', '//', '%']);
 
 /** The first child of `node`, by its children's order of names, that passes `test` (without `flat()`, slow in V8). */
 function firstChild<E extends CstElement>(node: CstNode, test: (e: CstElement) => e is E): E | undefined {
@@ -13,8 +15,24 @@ function firstChild<E extends CstElement>(node: CstNode, test: (e: CstElement) =
 }
 const isRealToken = (t: IToken) => !t.isInsertedInRecovery && !Number.isNaN(t.startOffset);
 
+/** The first token under a CST node, by offset. */
+function firstToken(node: CstNode): IToken | undefined {
+  let first: IToken | undefined;
+  for (const key in node.children) {
+    for (const e of node.children[key]) {
+      const t = 'children' in e ? firstToken(e) : e;
+      if (t && !Number.isNaN(t.startOffset) && (!first || t.startOffset < first.startOffset)) first = t;
+    }
+  }
+  return first;
+}
+
+
 /** CST to AST. Recovered nodes may miss children, so every access is defensive. */
 export class AstBuilder {
+  /** Steps written without the "->" before them (the parser takes them as if it were there). */
+  readonly diagnostics: Diagnostic[] = [];
+
   constructor(private readonly text: string) {}
 
   file(node: CstNode | undefined): A.SourceFile {
@@ -66,10 +84,19 @@ export class AstBuilder {
       kind: 'block',
       name: ids[0]?.image ?? '',
       nameSpan: this.spanOfToken(ids[0], node),
-      params: ids.slice(1).map((t) => ({ name: t.image, span: this.spanOfToken(t, node) })),
+      params: this.nodes(node, 'blockParam').flatMap((p) => this.blockParam(p) ?? []),
       body: this.chainOrEmpty(node),
       span: this.span(node),
     };
+  }
+
+  private blockParam(node: CstNode): A.BlockParam | undefined {
+    const name = this.token(node, 'Identifier');
+    const value = this.nodes(node, 'expression')[0];
+    if (!name) return undefined;
+    const param: A.BlockParam = { name: name.image, span: this.spanOfToken(name, node) };
+    if (value) param.default = this.expression(value);
+    return param;
   }
 
   private chainOrEmpty(node: CstNode): A.Chain {
@@ -80,8 +107,24 @@ export class AstBuilder {
   }
 
   private chain(node: CstNode): A.Chain {
-    const steps = this.nodes(node, 'step').map((s) => this.step(s)).filter((s): s is A.Step => s !== undefined);
+    const nodes = this.nodes(node, 'step');
+    const arrows = (node.children.Arrow ?? NONE) as IToken[];
+    if (arrows.length < nodes.length - 1) this.missingArrows(nodes, arrows);
+    const steps = nodes.map((s) => this.step(s)).filter((s): s is A.Step => s !== undefined);
     return { steps, span: this.span(node) };
+  }
+
+  /** Reports each step of a chain that has no "->" between it and the one before. */
+  private missingArrows(steps: CstNode[], arrows: IToken[]): void {
+    for (let i = 1; i < steps.length; i++) {
+      const before = steps[i - 1].location;
+      const at = firstToken(steps[i]);
+      // Placeholder steps and arrows (the incremental parse's context) have no place in the text.
+      if (!before || Number.isNaN(before.startOffset) || !at || !isRealToken(at)) continue;
+      if (arrows.some((a) => a.startOffset > before.endOffset! && a.startOffset < at.startOffset)) continue;
+      const span = this.spanOfToken(at, steps[i]);
+      this.diagnostics.push(missingArrow(at.image, span));
+    }
   }
 
   step(node: CstNode): A.Step | undefined {
@@ -172,21 +215,23 @@ export class AstBuilder {
     return key ? { name: key.image, nameSpan: this.spanOfToken(key, node), value, span } : { value, span };
   }
 
-  /** `a op b op c` with * and / binding tighter than + and -, all left-associative. */
+  /** `a op b op c` with * / // % binding tighter than + and -, all left-associative. */
   private expression(node: CstNode): A.Expr {
     const operands = this.nodes(node, 'unary');
     if (operands.length === 1) return this.unary(operands[0]); // the common case: no operator at all
     if (operands.length === 0) return { kind: 'name', name: '', span: this.span(node) };
     const operators = OPERATORS.flatMap((o) => this.tokens(node, o)).sort((a, b) => a.startOffset - b.startOffset);
-    const binary = (op: string, left: A.Expr, right: A.Expr): A.Expr =>
-      ({ kind: 'binary', op: op as '+' | '-' | '*' | '/', left, right, span: { start: left.span.start, end: right.span.end } });
-    // Recovery may leave fewer operators than gaps: a missing one reads as +.
+    type Op = { op: A.BinaryOp; span: Span };
+    const binary = ({ op, span }: Op, left: A.Expr, right: A.Expr): A.Expr =>
+      ({ kind: 'binary', op, left, right, opSpan: span, span: { start: left.span.start, end: right.span.end } });
+    // Recovery may leave fewer operators than gaps: a missing one reads as +, at the gap.
     const terms: A.Expr[] = [this.unary(operands[0])];
-    const plusMinus: string[] = [];
+    const plusMinus: Op[] = [];
     for (let i = 1; i < operands.length; i++) {
-      const op = operators[i - 1]?.image ?? '+';
       const right = this.unary(operands[i]);
-      if (op === '*' || op === '/') terms[terms.length - 1] = binary(op, terms[terms.length - 1], right);
+      const token = operators[i - 1];
+      const op: Op = token ? { op: token.image as A.BinaryOp, span: this.spanOfToken(token, node) } : { op: '+', span: { start: right.span.start, end: right.span.start } };
+      if (MULTIPLICATIVE.has(op.op)) terms[terms.length - 1] = binary(op, terms[terms.length - 1], right);
       else {
         plusMinus.push(op);
         terms.push(right);
@@ -204,6 +249,9 @@ export class AstBuilder {
     const dims = this.token(node, 'Dims');
     if (dims) return { kind: 'dims', values: dims.image.replaceAll('_', '').split('x').map(Number), span };
     const id = this.token(node, 'Identifier');
+    if (id && this.token(node, 'LParen')) {
+      return { kind: 'call', callee: id.image, calleeSpan: this.spanOfToken(id, node), args: this.nodes(node, 'arg').map((a) => this.arg(a)), span };
+    }
     if (id) return { kind: 'name', name: id.image, span };
     const str = this.token(node, 'StringLiteral');
     if (str) return { kind: 'string', value: str.image.slice(1, -1), span };

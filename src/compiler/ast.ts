@@ -8,7 +8,11 @@ export type Expr =
   | { kind: 'string'; value: string; span: Span }
   | { kind: 'list'; items: Expr[]; span: Span }
   | { kind: 'negate'; operand: Expr; span: Span }
-  | { kind: 'binary'; op: '+' | '-' | '*' | '/'; left: Expr; right: Expr; span: Span };
+  | { kind: 'binary'; op: BinaryOp; left: Expr; right: Expr; opSpan: Span; span: Span }
+  /** `max(c, 8)`, `leakyrelu(0.2)`: a function, or a layer or block with arguments (a value a block parameter may take). */
+  | { kind: 'call'; callee: string; calleeSpan: Span; args: Arg[]; span: Span };
+
+export type BinaryOp = '+' | '-' | '*' | '/' | '//' | '%';
 
 /** `value` (positional) or `name=value`. */
 export interface Arg {
@@ -46,7 +50,8 @@ export interface Chain {
   span: Span;
 }
 
-export interface BlockParam { name: string; span: Span }
+/** `c`, or `k=3` with a default, worked out at each use that does not give it (after the parameters before it). */
+export interface BlockParam { name: string; span: Span; default?: Expr }
 
 export interface BlockDecl {
   kind: 'block';
@@ -100,4 +105,16 @@ export interface SourceFile {
   models: ModelDecl[];
   blocks: BlockDecl[];
   span: Span;
+}
+
+/** The names an expression uses (block parameters, words like `same`, layers and functions it calls), where they are written. */
+export function* namesIn(e: Expr): Generator<{ name: string; span: Span }> {
+  switch (e.kind) {
+    case 'name': if (e.name) yield { name: e.name, span: e.span }; break;
+    case 'call': yield { name: e.callee, span: e.calleeSpan }; for (const a of e.args) yield* namesIn(a.value); break;
+    case 'list': for (const i of e.items) yield* namesIn(i); break;
+    case 'negate': yield* namesIn(e.operand); break;
+    case 'binary': yield* namesIn(e.left); yield* namesIn(e.right); break;
+    default: break;
+  }
 }

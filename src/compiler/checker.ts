@@ -3,8 +3,8 @@
  * counts parameters and MACs, tracks the receptive field, and reports diagnostics.
  */
 import type * as A from './ast.ts';
-import { bindArgs, evaluate, showValue, type Env, type Value } from './args.ts';
-import { closestName, diagnostic, uniqueDiagnostics, type Diagnostic, type DiagnosticExtras, type CatalogKey } from './diagnostics.ts';
+import { bindArgs, bindBlockArgs, evaluate, showValue, useOf, type AnyArg, type Env, type Value } from './args.ts';
+import { closestName, diagnostic, missingArrow, uniqueDiagnostics, useRelated, type Diagnostic, type DiagnosticExtras, type CatalogKey } from './diagnostics.ts';
 import { layerNames, lookupLayer } from './layers/index.ts';
 import { formatShape, product, ShapeFailure, type ArgSpec, type ArgValue, type Args, type LayerKind, type Shape, type ShapeContext, type ShapeExtras } from './layers/types.ts';
 import { layers, withChildren, type CheckedModel, type LayerNode, type Node, type Receptive, type SeqNode } from './model.ts';
@@ -23,6 +23,9 @@ const MAX_LAYERS = 20_000;
 const MAX_CALL_DEPTH = 64;
 const MAX_ELEMENTS = 2 ** 31;
 const MAX_EXACT = 2 ** 53;
+
+/** Words that are option values (`pad=same`, `bias=off`), never misspelt layers. */
+const OPTION_WORDS = new Set(['same', 'valid', 'on', 'off', 'true', 'false', 'yes', 'no']);
 
 const inputArgs: ArgSpec[] = [
   { name: 'mean', type: 'enum', doc: 'per-channel mean subtracted in preprocessing' },
@@ -140,10 +143,59 @@ class ModelChecker implements CheckContext {
     const start = { ...flow };
     const items: Node[] = [];
     for (const step of chain.steps) {
-      const node = this.step(step, flow, scope);
-      if (node) items.push(node);
+      const parts = step.kind === 'layer' ? this.missingArrows(step, scope) : undefined;
+      // A step with arrows missing in it is checked as the steps it stands for (and never cached: it is wrong).
+      for (const part of parts ?? [step]) {
+        const node = parts ? this.checkStep(part, flow, scope) : this.step(part, flow, scope);
+        if (node) items.push(node);
+      }
     }
     return { kind: 'seq', path: scope.path, span, input: start.shape, output: flow.shape, rf: flow.rf, frozen: scope.frozen, items, origin };
+  }
+
+  /**
+   * `conv 8 3x3 pad=1 bn relu` (a line break taken for a "->"): a layer step whose positional
+   * arguments run past what its layer or block takes, into a layer's or block's name, stands for
+   * several steps. Reported once, with the arrows as fixes; undefined for any other step.
+   */
+  private missingArrows(step: A.LayerStep, scope: Scope): A.LayerStep[] | undefined {
+    const parts: A.LayerStep[] = [];
+    let rest = step;
+    for (let capacity = this.positionalCapacity(rest, scope); capacity !== undefined; capacity = this.positionalCapacity(rest, scope)) {
+      let positional = 0;
+      const at = rest.args.findIndex((a) => a.name === undefined && positional++ >= capacity && this.namesStep(a.value, scope));
+      if (at < 0) break;
+      const head = rest.args[at].value as Extract<A.Expr, { kind: 'name' | 'call' }>;
+      const args = rest.args.slice(at + 1);
+      const last = rest.args[at - 1] ?? undefined;
+      parts.push({ ...rest, args: rest.args.slice(0, at), span: { start: rest.span.start, end: last ? last.span.end : rest.nameSpan.end } });
+      rest = {
+        kind: 'layer',
+        name: head.kind === 'name' ? head.name : head.callee,
+        nameSpan: head.kind === 'name' ? head.span : head.calleeSpan,
+        args: head.kind === 'call' ? [...head.args, ...args] : args,
+        span: { start: head.span.start, end: args.at(-1)?.span.end ?? head.span.end },
+      };
+    }
+    if (parts.length === 0) return undefined;
+    parts.push(rest);
+    const [first, ...more] = parts.slice(1).map((p) => ({ name: p.name, span: p.nameSpan }));
+    this.diags.push(missingArrow(first.name, first.span, more));
+    return parts;
+  }
+
+  /** How many positional arguments the layer or block a step names takes; undefined when it names neither (or a parameter). */
+  private positionalCapacity(step: A.LayerStep, scope: Scope): number | undefined {
+    if (scope.env.has(step.name)) return undefined;
+    const block = this.blocks.get(step.name);
+    if (block) return block.params.length;
+    return lookupLayer(step.name)?.args.filter((a) => a.positional).length;
+  }
+
+  /** Whether an argument names a layer kind or block (not a parameter): the start of a step. */
+  private namesStep(e: A.Expr, scope: Scope): boolean {
+    const name = e.kind === 'name' ? e.name : e.kind === 'call' ? e.callee : undefined;
+    return name !== undefined && !scope.env.has(name) && (this.blocks.has(name) || lookupLayer(name) !== undefined);
   }
 
   /** A step of the model's own chain comes from the cache when nothing it depends on changed. */
@@ -234,27 +286,43 @@ class ModelChecker implements CheckContext {
   }
 
   private layerOrCall(step: A.LayerStep, flow: Flow, scope: Scope): Node | undefined {
-    const block = this.blocks.get(step.name);
-    if (block) return this.call(block, step, flow, scope);
-    const kind = lookupLayer(step.name);
+    const use = useOf(step, scope.env);
+    if ('notALayer' in use) return this.notALayer(step, use.notALayer), this.invalidate(flow), undefined;
+    const block = this.blocks.get(use.name);
+    if (block) return this.call(block, step, use.args, flow, scope);
+    const kind = lookupLayer(use.name);
+    if (!kind && use.name !== step.name) {
+      // A parameter holding a name that is no layer or block (`same`, a misspelling).
+      return this.notALayer(step, scope.env.get(step.name)!), this.invalidate(flow), undefined;
+    }
     if (!kind) {
       let d = this.unknownReported.get(step);
       if (!d) {
-        d = scope.env.has(step.name) ? diagnostic('notALayer', step.nameSpan, { name: step.name }) : this.unknownLayer(step);
+        const guess = closestName(step.name, [...layerNames, ...this.blocks.keys()]);
+        d = diagnostic('unknownLayer', step.nameSpan, { name: step.name }, {
+          hint: guess ? `did you mean "${guess}"?` : 'run `cnnc check --list-layers` to see the layer kinds',
+          fixes: guess ? [{ title: `change to "${guess}"`, span: step.nameSpan, text: guess }] : undefined,
+        });
         this.unknownReported.set(step, d);
       }
-      // Pushed for every copy, each a diagnostic object of its own (a cached step's are moved with
-      // the text), and made one by uniqueDiagnostics; once per check would leave it out of the
-      // cached steps after the first to meet it, which a later check may reuse without that first.
-      this.diags.push({ ...d });
+      this.diags.push({ ...d, span: { ...d.span } }); // a span of its own: a cached check's spans are moved in place
       this.invalidate(flow);
       return undefined;
     }
-    const bound = bindArgs(kind.args, step.args, kind.name, step.nameSpan, scope.env, this.diags);
+    const bound = bindArgs(kind.args, use.args, kind.name, step.nameSpan, scope.env, this.diags);
     const path = this.childPath(scope, kind.name, step.label);
     const node = this.layer(kind, bound.ok ? bound.values : null, flow, scope, path, step.span, bound.spans);
     node.step = step;
     return node;
+  }
+
+  /** A step named by a block parameter that holds no layer or block (`act` with act = 3, or a misspelt layer). */
+  private notALayer(step: A.LayerStep, value: Value): void {
+    const misspelt = value.kind === 'layer' || (value.kind === 'name' && !OPTION_WORDS.has(value.name));
+    const guess = misspelt ? closestName(value.name, [...layerNames, ...this.blocks.keys()]) : undefined;
+    this.diags.push(diagnostic('notALayer', step.nameSpan, { name: step.name, value: showValue(value) }, {
+      hint: guess ? `did you mean "${guess}"?` : `give ${step.name} a layer (${step.name}=relu, ${step.name}=leakyrelu(0.2)) or a block's name`,
+    }));
   }
 
   /** Applies one layer kind to the flow; `args` null means its arguments were bad (already reported). */
@@ -329,69 +397,43 @@ class ModelChecker implements CheckContext {
     flow.rf = null;
   }
 
-  private unknownLayer(step: A.LayerStep): Diagnostic {
-    const guess = closestName(step.name, [...layerNames, ...this.blocks.keys()]);
-    return diagnostic('unknownLayer', step.nameSpan, { name: step.name }, {
-      hint: guess ? `did you mean "${guess}"?` : 'run `cnnc check --list-layers` to see the layer kinds',
-      fixes: guess ? [{ title: `change to "${guess}"`, span: step.nameSpan, text: guess }] : undefined,
-    });
-  }
-
-  private call(block: A.BlockDecl, step: A.LayerStep, flow: Flow, scope: Scope): Node | undefined {
+  private call(block: A.BlockDecl, step: A.LayerStep, args: readonly AnyArg[], flow: Flow, scope: Scope): Node | undefined {
     if (this.recursive.has(block.name)) return this.invalidate(flow), undefined;
     if (scope.depth >= MAX_CALL_DEPTH) {
       this.diags.push(diagnostic('expansionTooLarge', step.span, { limit: MAX_CALL_DEPTH, what: 'nested block uses' }));
       return this.invalidate(flow), undefined;
     }
-    const env = new Map<string, Value>();
-    const positional = step.args.filter((a) => a.name === undefined);
-    if (positional.length > block.params.length || (positional.length < block.params.length && !step.args.some((a) => a.name))) {
-      this.diags.push(diagnostic('blockArity', step.span, { block: block.name, expected: block.params.length, got: step.args.length }, {
-        hint: `declared as ${block.name}(${block.params.map((p) => p.name).join(', ')})`,
-        related: [{ span: block.nameSpan, message: `block ${block.name} is declared here` }],
-      }));
-      return this.invalidate(flow), undefined;
-    }
-    let ok = true;
-    positional.forEach((a, i) => {
-      const v = evaluate(a.value, scope.env, this.diags);
-      if (v) env.set(block.params[i].name, v);
-      else ok = false;
-    });
-    for (const a of step.args.filter((x) => x.name !== undefined)) {
-      const param = block.params.find((p) => p.name === a.name);
-      const v = evaluate(a.value, scope.env, this.diags);
-      if (!param) {
-        this.diags.push(diagnostic('unknownOption', a.nameSpan ?? a.span, { layer: block.name, option: a.name! }, { hint: `${block.name} takes ${block.params.map((p) => p.name).join(', ')}` }));
-        ok = false;
-      } else if (v) env.set(param.name, v);
-    }
-    const missing = block.params.filter((p) => !env.has(p.name));
-    if (ok && missing.length) {
-      this.diags.push(diagnostic('blockArity', step.span, { block: block.name, expected: block.params.length, got: step.args.length }, { hint: `missing ${missing.map((p) => p.name).join(', ')}` }));
-    }
-    if (!ok || missing.length) return this.invalidate(flow), undefined;
+    const env = bindBlockArgs(block, args, step.span, scope.env, this.diags);
+    if (!env) return this.invalidate(flow), undefined;
     if (!this.fitsExpansion(this.sizes.chain(block.body, env), step.name, step.nameSpan)) return this.invalidate(flow), undefined;
     const path = this.childPath(scope, block.name, step.label);
     const text = `${block.name}(${block.params.map((p) => showValue(env.get(p.name)!)).join(', ')})`;
     const first = this.diags.length;
     const node = this.chain(block.body, flow, this.subScope(scope, path, env), step.span, { kind: 'block', name: block.name, text });
-    if (isImported(block.span) && !isImported(step.span)) this.atUse(first, step.span, text);
+    this.fromUse(first, step.span, text, isImported(block.span) && !isImported(step.span));
     return node;
   }
 
   /**
-   * Diagnostics from `first` on that lie in an imported file, raised for this use (in the file
-   * checked) of a block from it, move to the use: the use's arguments and input are what the file
-   * can change, and it is the file the editor shows; the place in the imported file becomes
-   * related information. Fixes in the imported file are dropped (they would edit a file not checked).
+   * Diagnostics from `first` on, raised inside a block for this use of it, say so: `in use vgg(64)`,
+   * at the use. For a use in the file checked of a block from an imported file (`atUse`), those in
+   * that file move to the use instead, with their place there as related (`in convnext_head(-1)`):
+   * the use's arguments and input are what the file can change, and the editor shows the file
+   * checked; their fixes in the imported file are dropped (they would edit a file not checked).
    */
-  private atUse(first: number, use: Span, text: string): void {
+  private fromUse(first: number, use: Span, text: string, atUse: boolean): void {
+    // In place: these were made while checking this use (nodes hold them as their errors too).
+    const seen = new Set<Diagnostic>();
     for (let i = first; i < this.diags.length; i++) {
-      const { fixes, ...d } = this.diags[i];
-      if (!isImported(d.span)) continue;
-      const kept = fixes?.filter((f) => !isImported(f.span));
-      this.diags[i] = { ...d, span: use, related: [{ span: d.span, message: `in ${text}` }, ...(d.related ?? [])], ...(kept?.length ? { fixes: kept } : {}) };
+      const d = this.diags[i];
+      if (seen.has(d) || (d.span.start >= use.start && d.span.end <= use.end)) continue; // at the use already
+      seen.add(d);
+      if (atUse && isImported(d.span)) {
+        d.related = [{ span: d.span, message: `in ${text}` }, ...(d.related ?? [])];
+        d.span = use;
+        d.fixes = d.fixes?.filter((f) => !isImported(f.span));
+        if (!d.fixes?.length) delete d.fixes;
+      } else d.related = [...(d.related ?? []), useRelated(use, text)];
     }
   }
 

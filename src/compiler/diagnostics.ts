@@ -51,6 +51,8 @@ export const catalog = {
   tooManyErrors: entry<{ shown: number; total: number }>('CNN1004', 'error', (p) => `${p.total} syntax errors; only the first ${p.shown} are shown`),
   invalidNumber: entry<{ text: string }>('CNN1005', 'error', (p) => `${JSON.stringify(p.text)} is not a finite number`),
   unclosedBody: entry('CNN1006', 'error', () => 'this "{" is never closed: its body is taken to end before the next line indented no deeper than this one'),
+  missingArrow: entry<{ names: string }>('CNN1008', 'error', (p) => `"->" is missing before ${p.names}`),
+  divisionNotComment: entry('CNN1007', 'error', () => 'this "//" follows a value, so it divides, but what follows it on the line does not parse: it is read as a comment'),
 
   // 2xxx: names and arguments
   unknownLayer: entry<{ name: string }>('CNN2001', 'error', (p) => `unknown layer or block "${p.name}"`),
@@ -61,8 +63,8 @@ export const catalog = {
   wrongArgumentType: entry<{ layer: string; arg: string; value: string; expected: string }>(
     'CNN2005', 'error', (p) => `${p.layer} ${p.arg} = ${p.value} is not ${p.expected}`),
   tooManyArguments: entry<{ layer: string; max: number }>('CNN2006', 'error', (p) => (p.max === 0 ? `${p.layer} takes no arguments` : `${p.layer} takes at most ${p.max} positional argument${p.max === 1 ? '' : 's'}`)),
-  blockArity: entry<{ block: string; expected: number; got: number }>(
-    'CNN2007', 'error', (p) => `block ${p.block} takes ${p.expected} argument${p.expected === 1 ? '' : 's'} but is given ${p.got}`),
+  blockArity: entry<{ block: string; least: number; most: number; got: number }>(
+    'CNN2007', 'error', (p) => `block ${p.block} takes ${p.least === p.most ? p.least : `${p.least} to ${p.most}`} argument${p.most === 1 ? '' : 's'} but is given ${p.got}`),
   recursiveBlock: entry<{ cycle: string }>('CNN2008', 'error', (p) => `block recursion: ${p.cycle}; blocks cannot use themselves`),
   duplicateName: entry<{ what: string; name: string }>('CNN2009', 'error', (p) => `${p.what} "${p.name}" is declared twice`),
   unknownName: entry<{ name: string }>('CNN2010', 'error', (p) => `"${p.name}" is not a block parameter in scope`),
@@ -70,7 +72,7 @@ export const catalog = {
   expansionTooLarge: entry<{ limit: number; what: string }>('CNN2012', 'error', (p) => `the model expands to more than ${p.limit} ${p.what}`),
   missingInput: entry<{ model: string }>('CNN2013', 'error', (p) => `model ${p.model} has no input shape`),
   emptyModel: entry<{ model: string }>('CNN2014', 'warning', (p) => `model ${p.model} has no layers`),
-  notALayer: entry<{ name: string }>('CNN2015', 'error', (p) => `"${p.name}" is a block parameter, not a layer`),
+  notALayer: entry<{ name: string; value: string }>('CNN2015', 'error', (p) => `"${p.name}" is a block parameter holding ${p.value}, not a layer or block`),
   unknownTrainField: entry<{ field: string }>('CNN2016', 'error', (p) => `the train section has no field "${p.field}"`),
   badInput: entry<{ detail: string }>('CNN2017', 'error', (p) => p.detail),
   noModels: entry('CNN2018', 'warning', () => 'the file declares no model'),
@@ -79,6 +81,9 @@ export const catalog = {
     'CNN2020', 'warning', (p) => `${p.field} option "${p.option}" has no effect with ${p.kind}`),
   useTooLarge: entry<{ use: string; size: number; limit: number }>(
     'CNN2022', 'error', (p) => `${p.use} would expand to ${sizeText(p.size)} layers, over the limit of ${p.limit.toLocaleString('en-US')}; it is not expanded`),
+  functionArguments: entry<{ signature: string; got: number }>(
+    'CNN2023', 'error', (p) => `${p.signature} is given ${p.got} argument${p.got === 1 ? '' : 's'}`),
+  unknownFunction: entry<{ name: string }>('CNN2024', 'error', (p) => `"${p.name}" is not a function`),
   conflictingArguments: entry<{ layer: string; detail: string }>('CNN2025', 'error', (p) => `${p.layer} ${p.detail}`),
   // 21xx: imports
   importUnreadable: entry<{ file: string; reason: string }>('CNN2101', 'error', (p) => `cannot import "${p.file}": ${p.reason}`),
@@ -137,6 +142,17 @@ export function diagnostic<K extends CatalogKey>(key: K, span: Span, params: Par
   return { code: e.code, severity: e.severity, message: e.message(params), span, ...extras };
 }
 
+/** A step (or argument that names a layer) with no "->" before it: one report, with the arrow as its fix. */
+export function missingArrow(name: string, span: Span, more: { name: string; span: Span }[] = []): Diagnostic {
+  const all = [{ name, span }, ...more];
+  const names = all.map((a) => a.name);
+  const list = names.length === 1 ? names[0] : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`;
+  return diagnostic('missingArrow', span, { names: list }, {
+    hint: 'a step ends at "->", not at the end of a line: without it, what follows reads as more of the step before',
+    fixes: all.map((a) => ({ title: `insert "->" before ${a.name}`, span: { start: a.span.start, end: a.span.start }, text: '-> ' })),
+  });
+}
+
 /** The most diagnostics a check reports; the rest are counted in one closing diagnostic. */
 export const MAX_DIAGNOSTICS = 200;
 
@@ -155,14 +171,42 @@ export function finishDiagnostics(diags: readonly Diagnostic[], sources: SourceS
   return [...unique.slice(0, MAX_DIAGNOSTICS), errors ? more : { ...more, severity: 'warning' }];
 }
 
-/** Each diagnostic once (the same code, range and message), in the order first reported. */
+/**
+ * Each diagnostic once (the same code, range and message), in the order first reported. A mistake
+ * in a block reported from several uses is one diagnostic with the uses it came from as related
+ * locations (the first MAX_USES of them).
+ */
 export function uniqueDiagnostics(diags: readonly Diagnostic[]): Diagnostic[] {
-  const seen = new Set<string>();
-  return diags.filter((d) => {
+  const seen = new Map<string, number>();
+  const out: Diagnostic[] = [];
+  for (const d of diags) {
     const key = `${d.code} ${d.span.start} ${d.span.end} ${d.message}`;
-    return !seen.has(key) && Boolean(seen.add(key));
-  });
+    const at = seen.get(key);
+    if (at === undefined) {
+      seen.set(key, out.length);
+      out.push(d);
+    } else if (d !== out[at] && d.related?.length) out[at] = withRelated(out[at], d.related);
+  }
+  return out;
 }
+
+/** The uses of a block named in one diagnostic, at most. */
+export const MAX_USES = 10;
+
+/** `d` with the related locations of `more` it does not have (a copy: reported diagnostics are shared). */
+function withRelated(d: Diagnostic, more: readonly Related[]): Diagnostic {
+  const have = d.related ?? [];
+  const key = (r: Related) => `${r.span.start} ${r.span.end} ${r.message}`;
+  const keys = new Set(have.map(key));
+  let uses = have.filter(isUse).length;
+  const added = more.filter((r) => !keys.has(key(r)) && (!isUse(r) || uses++ < MAX_USES));
+  return added.length ? { ...d, related: [...have, ...added] } : d;
+}
+
+const USE = 'in use ';
+/** The related location of the block use a diagnostic came from (`in use vgg(64)`). */
+export const useRelated = (span: Span, text: string): Related => ({ span, message: USE + text });
+const isUse = (r: Related) => r.message.startsWith(USE);
 
 /**
  * The diagnostic with its range inside the text it starts in: recovery can build a node from no

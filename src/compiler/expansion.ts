@@ -8,7 +8,7 @@
  */
 import type * as A from './ast.ts';
 import { combinatorOf } from './combinators/index.ts';
-import { evaluate, showValue, type Env, type Value } from './args.ts';
+import { bindBlockArgs, evaluate, showValue, useOf, type AnyArg, type Env } from './args.ts';
 
 const MAX_DEPTH = 128;
 /**
@@ -50,22 +50,21 @@ export class ExpansionSize {
 
   /** Layers and ops: a block use is its body, a combinator what its entry says (one op and its bodies), any other name one. */
   private step(step: A.Step, env: Env, depth: number): number {
-    if (step.kind === 'layer') return this.blocks.has(step.name) ? this.call(step, env, depth) : 1;
+    if (step.kind === 'layer') {
+      const use = useOf(step, env);
+      const block = 'name' in use ? this.blocks.get(use.name) : undefined;
+      return block && 'args' in use ? this.call(block, use.args, step, env, depth) : 1;
+    }
     return combinatorOf(step).size(step, env, (c) => this.chain(c, env, depth + 1));
   }
 
   /** A block use: its body with the use's argument values (0 for a recursive block). */
-  private call(step: A.LayerStep, env: Env, depth: number): number {
-    const block = this.blocks.get(step.name);
-    if (!block || this.recursive.has(block.name)) return 0;
-    const inner = new Map<string, Value>();
-    step.args.forEach((a, i) => {
-      const name = a.name ?? block.params[i]?.name;
-      const v = name === undefined ? undefined : evaluate(a.value, env, []);
-      if (name !== undefined && v) inner.set(name, v);
-    });
-    // As for a repeat's copies: a use of an empty block is still a body to check.
-    return Math.max(1, this.chain(block.body, inner, depth + 1));
+  private call(block: A.BlockDecl, args: readonly AnyArg[], step: A.LayerStep, env: Env, depth: number): number {
+    if (this.recursive.has(block.name)) return 0;
+    const inner = bindBlockArgs(block, args, step.span, env, []);
+    // As for a repeat's copies: a use of an empty block is still a body to check (and a use that
+    // does not fit its block is reported, not expanded).
+    return inner ? Math.max(1, this.chain(block.body, inner, depth + 1)) : 1;
   }
 }
 

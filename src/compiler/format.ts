@@ -301,18 +301,7 @@ class Formatter {
     w.tok(i, true, true);
     w.tok(i + 1);
     i += 2;
-    if (this.is(i, T.LParen)) {
-      w.tok(i++, false);
-      let first = true;
-      while (!this.is(i, T.RParen)) {
-        if (this.is(i, T.Comma)) w.tok(i++, false);
-        else {
-          w.tok(i++, !first);
-          first = false;
-        }
-      }
-      w.tok(i++, false);
-    }
+    if (this.is(i, T.LParen)) i = this.callArgs(i, w); // parameters as arguments: `c`, `k=3`
     this.expect(i, T.LBrace);
     w.tok(i++);
     const saved = w.indent;
@@ -402,20 +391,24 @@ class Formatter {
 
   private layerStep(i: number, w: Writer, home: boolean): number {
     w.tok(i++, true, home);
-    if (this.is(i, T.LParen)) {
-      w.tok(i++, false);
-      if (!this.is(i, T.RParen)) {
-        i = this.arg(i, w, false, true);
-        while (this.is(i, T.Comma)) {
-          w.tok(i, false);
-          i = this.arg(i + 1, w, true, true);
-        }
-      }
-      this.expect(i, T.RParen);
-      w.tok(i++, false);
-    }
+    if (this.is(i, T.LParen)) i = this.callArgs(i, w);
     while (this.is(i, T.Identifier, T.NumberLiteral, T.Dims, T.StringLiteral, T.LParen, T.LBracket, T.Minus)) i = this.arg(i, w, true, false);
     return i;
+  }
+
+  /** `(a, k=b)` from the `(` at token i, against what comes before it. */
+  private callArgs(i: number, w: Writer): number {
+    w.tok(i++, false);
+    if (!this.is(i, T.RParen)) {
+      i = this.arg(i, w, false, true);
+      while (this.is(i, T.Comma)) {
+        w.tok(i, false);
+        i = this.arg(i + 1, w, true, true);
+      }
+    }
+    this.expect(i, T.RParen);
+    w.tok(i, false);
+    return i + 1;
   }
 
   /** Whether the body opening at `{` (token i) must be written as a block. */
@@ -489,7 +482,7 @@ class Formatter {
 
   private product(i: number, w: Writer, space: boolean, spaced: boolean): number {
     i = this.unary(i, w, space, spaced);
-    while (this.is(i, T.Star, T.Slash)) {
+    while (this.is(i, T.Star, T.Slash, T.FloorDiv, T.Percent)) {
       w.tok(i, false);
       i = this.unary(i + 1, w, false, spaced);
     }
@@ -505,6 +498,10 @@ class Formatter {
   }
 
   private atom(i: number, w: Writer, space: boolean): number {
+    if (this.is(i, T.Identifier) && this.is(i + 1, T.LParen) && this.tokens[i + 1].startOffset === this.tokens[i].endOffset! + 1) {
+      w.tok(i, space);
+      return this.callArgs(i + 1, w); // `max(a, b)`: the `(` stays against the name, or it would be an argument of its own
+    }
     if (this.is(i, T.NumberLiteral, T.Dims, T.Identifier, T.StringLiteral)) {
       w.tok(i, space);
       return i + 1;

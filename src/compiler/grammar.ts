@@ -4,6 +4,7 @@
  */
 import { CstParser, tokenMatcher } from 'chevrotain';
 import * as T from './lexer.ts';
+import { BODY_KEYWORDS } from './recovery.ts';
 
 class CnnParser extends CstParser {
   /**
@@ -69,7 +70,7 @@ class CnnParser extends CstParser {
     this.CONSUME(T.Identifier);
     this.OPTION(() => {
       this.CONSUME(T.LParen);
-      this.MANY_SEP(this.once(3, () => ({ SEP: T.Comma, DEF: () => this.CONSUME2(T.Identifier) })));
+      this.MANY_SEP(this.once(3, () => ({ SEP: T.Comma, DEF: () => this.SUBRULE(this.blockParam) })));
       this.CONSUME(T.RParen);
     });
     this.CONSUME(T.LBrace);
@@ -77,13 +78,33 @@ class CnnParser extends CstParser {
     this.CONSUME(T.RBrace);
   });
 
-  chain = this.RULE('chain', () => {
-    this.SUBRULE(this.step);
-    this.MANY(() => {
-      this.CONSUME(T.Arrow);
-      this.SUBRULE2(this.step);
+  /** `c`, or `k=3` with a default. */
+  blockParam = this.RULE('blockParam', () => {
+    this.CONSUME(T.Identifier);
+    this.OPTION(() => {
+      this.CONSUME(T.Equals);
+      this.SUBRULE(this.expression);
     });
   });
+
+  chain = this.RULE('chain', () => {
+    this.SUBRULE(this.step);
+    // A step that cannot be an argument of the one before (a keyword's, a labelled one, one after a
+    // `}`) follows it even without its "->": reported once by the AST builder, parsed as if it were there.
+    this.MANY(this.once(16, () => ({
+      GATE: () => tokenMatcher(this.LA(1), T.Arrow) || this.arrowMissing(),
+      DEF: () => {
+        this.OPTION(() => this.CONSUME(T.Arrow));
+        this.SUBRULE2(this.step);
+      },
+    })));
+  });
+
+  private arrowMissing(): boolean {
+    const next = this.LA(1);
+    if (BODY_KEYWORDS.has(next.tokenType)) return true;
+    return tokenMatcher(next, T.Identifier) && (tokenMatcher(this.LA(2), T.Colon) || tokenMatcher(this.LA(0), T.RBrace));
+  }
 
   step = this.RULE('step', () => {
     this.OPTION(this.once(4, () => ({
@@ -109,7 +130,8 @@ class CnnParser extends CstParser {
       this.MANY_SEP(this.once(6, () => ({ SEP: T.Comma, DEF: () => this.SUBRULE(this.arg) })));
       this.CONSUME(T.RParen);
     });
-    this.MANY(() => this.SUBRULE2(this.arg));
+    // A `name:` is the label of a next step whose "->" is missing, not an argument.
+    this.MANY(this.once(17, () => ({ GATE: () => !tokenMatcher(this.LA(2), T.Colon), DEF: () => this.SUBRULE2(this.arg) })));
   });
 
   repeatStep = this.RULE('repeatStep', () => {
@@ -185,6 +207,8 @@ class CnnParser extends CstParser {
         { ALT: () => this.CONSUME(T.Minus) },
         { ALT: () => this.CONSUME(T.Star) },
         { ALT: () => this.CONSUME(T.Slash) },
+        { ALT: () => this.CONSUME(T.FloorDiv) },
+        { ALT: () => this.CONSUME(T.Percent) },
       ]));
       this.SUBRULE2(this.unary);
     });
@@ -200,7 +224,20 @@ class CnnParser extends CstParser {
       },
       { ALT: () => this.CONSUME(T.NumberLiteral) },
       { ALT: () => this.CONSUME(T.Dims) },
-      { ALT: () => this.CONSUME(T.Identifier) },
+      {
+        ALT: () => {
+          this.CONSUME(T.Identifier);
+          // `max(c, 8)`: a call only with the `(` right after the name; `conv c (c+1)` is two arguments.
+          this.OPTION(this.once(15, () => ({
+            GATE: () => tokenMatcher(this.LA(1), T.LParen) && this.LA(1).startOffset === this.LA(0).endOffset! + 1,
+            DEF: () => {
+              this.CONSUME2(T.LParen);
+              this.MANY_SEP2({ SEP: T.Comma, DEF: () => this.SUBRULE(this.arg) });
+              this.CONSUME2(T.RParen);
+            },
+          })));
+        },
+      },
       { ALT: () => this.CONSUME(T.StringLiteral) },
       {
         ALT: () => {

@@ -100,6 +100,8 @@ export class DocumentChecker {
     const { owner, chain, first } = site;
     const from = chain.steps[first].span.start;
     if (edit.start < from) return undefined;
+    // The re-parse puts a "->" before its first step: the text must have one there (parser.ts reports a missing one).
+    if (first > 0 && !arrowBetween(text, chain.steps[first - 1].span.end, from)) return undefined;
     // The base's syntax errors before `from` stay; steps before it whose recovered nodes sit at the end of the text would move.
     const keptErrors = [...base.syntax.values()].flat().filter((d) => d.span.start < from).sort((a, b) => a.span.start - b.span.start);
     if (keptErrors.some((d) => d.span.end > from || d.fixes?.some((f) => f.span.end > from)) || [...base.endAnchored].some((step) => step.span.start < from)) return undefined;
@@ -175,6 +177,11 @@ export class DocumentChecker {
     }
     const reparsed = reparseSteps(tokens, text, owner.kind, first === 0, opened);
     if (!reparsed) return undefined;
+    // The re-parse puts a "->" before its first step and sees none after its last: the text must
+    // agree at both edges, where a missing "->" is reported only by the whole file's parse.
+    const next = chain.steps[last + 1];
+    if (first > 0 && !arrowBetween(text, chain.steps[first - 1].span.end, reparsed.steps[0].span.start)) return undefined;
+    if (next && !arrowBetween(text, reparsed.steps[reparsed.steps.length - 1].span.end, next.span.start + delta)) return undefined;
     const errorsElsewhere = [...syntax].reduce((n, [step, d]) => n + (old.includes(step) ? 0 : d.length), 0);
     if (errorsElsewhere + reparsed.diagnostics.length > MAX_INCREMENTAL_ERRORS) return undefined;
     this.lastParse = 'step';
@@ -394,6 +401,11 @@ function reparseSteps(tokens: IToken[], text: string, owner: 'model' | 'block', 
   return { steps, diagnostics, byStep, endAnchored };
 }
 
+/** Whether the text between two steps holds a "->" (else only spaces and comments). */
+function arrowBetween(text: string, from: number, to: number): boolean {
+  return from <= to && cnnLexer.tokenize(text.slice(from, to)).tokens.some((t) => tokenMatcher(t, Arrow));
+}
+
 /** The smallest range that differs: old text [start, oldEnd) became new text [start, oldEnd + delta). */
 interface Edit {
   start: number;
@@ -513,7 +525,8 @@ function moveSpans(ast: A.SourceFile, from: number, delta: number, skip: Readonl
     switch (e.kind) {
       case 'list': e.items.forEach(expr); break;
       case 'negate': expr(e.operand); break;
-      case 'binary': expr(e.left); expr(e.right); break;
+      case 'binary': move(e.opSpan); expr(e.left); expr(e.right); break;
+      case 'call': move(e.calleeSpan); args(e.args); break;
     }
   };
   const args = (list: readonly A.Arg[]) => {
@@ -553,7 +566,10 @@ function moveSpans(ast: A.SourceFile, from: number, delta: number, skip: Readonl
     if (b.span.end < from) continue;
     move(b.span);
     move(b.nameSpan);
-    b.params.forEach((p) => move(p.span));
+    b.params.forEach((p) => {
+      move(p.span);
+      if (p.default) expr(p.default);
+    });
     chain(b.body);
   }
   for (const m of ast.models) {

@@ -1,5 +1,5 @@
 /** Tokens of the .cnn language, in one ordered array (keywords before Identifier, Dims before Number). */
-import { createToken, Lexer, type TokenType } from 'chevrotain';
+import { createToken, Lexer, type IToken, type TokenType } from 'chevrotain';
 
 export const Identifier = createToken({ name: 'Identifier', pattern: /[A-Za-z_][A-Za-z0-9_]*/ });
 
@@ -22,8 +22,63 @@ export const Import = keyword('import');
 export const keywords = [Model, Block, Input, Repeat, Residual, Concat, Add, Gate, Frozen, Split, Train, Import];
 
 export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\f\v]+/, group: Lexer.SKIPPED, line_breaks: true });
+/**
+ * Whether a `//` at `offset` divides: it does when it follows, on the same line, the end of a value
+ * in an expression (a number, a name used as a value, or a `)` that closes an expression or a
+ * function call); anywhere else it starts a comment. A name is a layer's or block's name, not a
+ * value, when it starts its line or follows `->`, `{`, `|`, `:`, `model`, `block`, `import` or `.`; a `)` closes
+ * such a name's call form when its `(` follows the name on the same line. Only the tokens on the
+ * `//`'s own line are looked at, so a line lexes the same alone (incremental.ts relexes lines).
+ */
+function dividesAt(text: string, offset: number, tokens: readonly IToken[]): boolean {
+  let i = tokens.length - 1;
+  if (i < 0 || lineBreakBetween(text, tokens[i].endOffset! + 1, offset)) return false;
+  if (tokens[i].tokenType === RParen) {
+    let depth = 0;
+    for (; i >= 0 && (i === tokens.length - 1 || !lineBreakBetween(text, tokens[i].endOffset! + 1, tokens[i + 1].startOffset)); i--) {
+      const type = tokens[i].tokenType;
+      if (type === RParen) depth++;
+      else if (type === LParen && --depth === 0) return !(i > 0 && tokens[i - 1].tokenType === Identifier && startsStep(text, tokens, i - 1));
+    }
+    return true; // opened on an earlier line: an expression's
+  }
+  return tokens[i].tokenType === NumberLiteral || (tokens[i].tokenType === Identifier && !startsStep(text, tokens, i));
+}
+
+const STEP_OPENERS = new Set(['Arrow', 'LBrace', 'Pipe', 'Colon', 'Model', 'Block', 'Import', 'Dot']);
+
+/** Whether the name at tokens[i] stands where a step (or a declaration) is named, not where a value is. */
+function startsStep(text: string, tokens: readonly IToken[], i: number): boolean {
+  return i === 0 || lineBreakBetween(text, tokens[i - 1].endOffset! + 1, tokens[i].startOffset) || STEP_OPENERS.has(tokens[i - 1].tokenType.name);
+}
+
+function lineBreakBetween(text: string, from: number, to: number): boolean {
+  for (let k = from; k < to; k++) if (text[k] === '\n' || text[k] === '\r') return true;
+  return false;
+}
+
+const commentText = /(?:#|\/\/)[^\r\n]*/y;
 /** Comments go to the `comments` group: the parser never sees them; the formatter and the editor read them. */
-export const Comment = createToken({ name: 'Comment', pattern: /(?:#|\/\/)[^\r\n]*/, group: 'comments' });
+export const Comment = createToken({
+  name: 'Comment',
+  pattern: {
+    exec: (text, offset, tokens) => {
+      if (text.startsWith('//', offset) && dividesAt(text, offset, tokens)) return null;
+      commentText.lastIndex = offset;
+      return commentText.exec(text);
+    },
+  },
+  start_chars_hint: ['#', '/'],
+  line_breaks: false,
+  group: 'comments',
+});
+/** `k//2`: floor division, where a `//` follows a value (see dividesAt); elsewhere `//` is a comment. */
+export const FloorDiv = createToken({
+  name: 'FloorDiv',
+  pattern: { exec: (text, offset, tokens) => (text.startsWith('//', offset) && dividesAt(text, offset, tokens) ? ['//'] : null) },
+  start_chars_hint: ['/'],
+  line_breaks: false,
+});
 export const BlockComment = createToken({ name: 'BlockComment', pattern: /\/\*[\s\S]*?\*\//, group: 'comments', line_breaks: true });
 /** `3x224x224`, `3x3`: sizes written as one token so that `x` never reads as a name. */
 export const Dims = createToken({ name: 'Dims', pattern: /\d[\d_]*(?:x\d[\d_]*)+(?![A-Za-z0-9_])/ });
@@ -44,14 +99,22 @@ export const Plus = createToken({ name: 'Plus', pattern: /\+/ });
 export const Minus = createToken({ name: 'Minus', pattern: /-/ });
 export const Star = createToken({ name: 'Star', pattern: /\*/ });
 export const Slash = createToken({ name: 'Slash', pattern: /\// });
+export const Percent = createToken({ name: 'Percent', pattern: /%/ });
+
+/** How the grammar documents show the tokens matched by a function rather than a pattern. */
+export const customPatterns = new Map<TokenType, string>([
+  [Comment, '/(?:#|\\/\\/)[^\\r\\n]*/   /* but not a "//" that is a FloorDiv */'],
+  [FloorDiv, '"//"   /* only right after a value on its line: see "Comments" in REFERENCE.md */'],
+]);
+
 /** `std.resnet` in an import; after NumberLiteral, so that `.5` stays a number. */
 export const Dot = createToken({ name: 'Dot', pattern: /\./ });
 
 export const allTokens: TokenType[] = [
-  WhiteSpace, BlockComment, Comment,
+  WhiteSpace, BlockComment, Comment, FloorDiv,
   ...keywords, Identifier,
   Dims, NumberLiteral, StringLiteral,
-  Arrow, LBrace, RBrace, LParen, RParen, LBracket, RBracket, Comma, Colon, Equals, Pipe, Plus, Minus, Star, Slash, Dot,
+  Arrow, LBrace, RBrace, LParen, RParen, LBracket, RBracket, Comma, Colon, Equals, Pipe, Plus, Minus, Star, Slash, Percent, Dot,
 ];
 
 export const cnnLexer = new Lexer(allTokens, { positionTracking: 'full', ensureOptimizations: false });

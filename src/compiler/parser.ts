@@ -10,6 +10,7 @@ import { AstBuilder } from './ast-builder.ts';
 import { diagnostic, type Diagnostic } from './diagnostics.ts';
 import { parserInstance } from './grammar.ts';
 import { closeOpenBodies, limitNesting, tokenSpan, virtualBraces } from './recovery.ts';
+import { lineEndOf, lineStartOf } from './source.ts';
 
 const MAX_SYNTAX_ERRORS = 50;
 
@@ -33,16 +34,52 @@ export function parse(text: string): ParseResult {
   if (bodies.closed.length > MAX_SYNTAX_ERRORS) {
     diagnostics.push(diagnostic('tooManyErrors', { start: 0, end: 0 }, { shown: MAX_SYNTAX_ERRORS, total: bodies.closed.length }));
   }
-  const tokens = limitNesting(bodies.tokens, diagnostics);
+  let tokens = limitNesting(bodies.tokens, diagnostics);
   parserInstance.input = tokens;
-  const cst = parserInstance.file();
-  const errors = parserInstance.errors;
+  let cst = parserInstance.file();
+  let errors = parserInstance.errors;
+  const comments = commentsMeant(tokens, errors, text);
+  if (comments.length) {
+    // Read as the comments they were meant to be, so that nothing else on their lines is reported.
+    for (const c of comments) diagnostics.push(diagnostic('divisionNotComment', tokenSpan(c.slash, text.length), {}, {
+      hint: 'to start a comment here, write "#"',
+      fixes: [{ title: 'make it a comment', span: tokenSpan(c.slash, text.length), text: '#' }],
+    }));
+    const dropped = new Set(comments.flatMap((c) => c.tokens));
+    tokens = tokens.filter((t) => !dropped.has(t));
+    parserInstance.input = tokens;
+    cst = parserInstance.file();
+    errors = parserInstance.errors;
+  }
   for (const e of errors.slice(0, MAX_SYNTAX_ERRORS)) diagnostics.push(syntaxError(e, text));
   if (errors.length > MAX_SYNTAX_ERRORS) {
     diagnostics.push(diagnostic('tooManyErrors', { start: 0, end: 0 }, { shown: MAX_SYNTAX_ERRORS, total: errors.length }));
   }
-  return { ast: new AstBuilder(text).file(cst), diagnostics };
+  const builder = new AstBuilder(text);
+  const ast = builder.file(cst);
+  diagnostics.push(...builder.diagnostics);
+  return { ast, diagnostics };
 }
+
+/**
+ * The `//` that divide (they follow a value) but are followed on their line by a syntax error
+ * (`dense 10 // the logits`): comments meant, with the tokens from each to the end of its line.
+ * Not where a block comment opens after one on its line, since a `//` comment would swallow its `/*`.
+ */
+function commentsMeant(tokens: IToken[], errors: readonly { token: IToken }[], text: string): { slash: IToken; tokens: IToken[] }[] {
+  const found = new Map<IToken, IToken[]>();
+  for (const { token } of errors) {
+    if (token.isInsertedInRecovery || Number.isNaN(token.startOffset)) continue;
+    const start = lineStartOf(text, token.startOffset);
+    const slash = tokens.find((t) => t.tokenType === T.FloorDiv && t.startOffset >= start && t.startOffset < token.startOffset);
+    if (!slash || found.has(slash)) continue;
+    const end = lineEndOf(text, slash.startOffset);
+    if (text.slice(slash.startOffset, end).includes('/*')) continue;
+    found.set(slash, tokens.filter((t) => t.startOffset >= slash.startOffset && t.startOffset < end));
+  }
+  return [...found].map(([slash, line]) => ({ slash, tokens: line }));
+}
+
 
 /** One train-section line on its own (`optimizer: sgd lr=0.1`, a command-line override); undefined unless it is exactly one. */
 export function parseTrainEntry(text: string): A.TrainEntry | undefined {
@@ -99,11 +136,13 @@ function parseInPlace(tokens: IToken[], text: string, owner: 'model' | 'block', 
   const own = new Set(tokens);
   const emptyBody = (t: IToken) => tokens[tokens.indexOf(t) - 1]?.tokenType === T.LBrace;
   const placed = (t: IToken) => (own.has(t) && !(closed && virtualBraces.has(t) && !emptyBody(t))) || (!closed && t.tokenType === EOF);
-  if (errors.length > MAX_SYNTAX_ERRORS || !errors.every((e) => placed(e.token))) return undefined;
-  const ast = new AstBuilder(text).file(cst);
+  // A `//` before a syntax error may be a comment meant, which only the whole file's parse reads as one.
+  if (errors.length > MAX_SYNTAX_ERRORS || !errors.every((e) => placed(e.token)) || (errors.length && tokens.some((t) => t.tokenType === T.FloorDiv))) return undefined;
+  const builder = new AstBuilder(text);
+  const ast = builder.file(cst);
   if ((owner === 'model' ? ast.models : ast.blocks).length === 0) return undefined;
   const diagnostics = errors.map((e) => syntaxError(e, text));
-  return { ast, diagnostics };
+  return { ast, diagnostics: [...diagnostics, ...builder.diagnostics] };
 }
 
 /** A parse error as a diagnostic at its token. */

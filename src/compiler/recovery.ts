@@ -80,7 +80,8 @@ export function closeOpenBodies(tokens: IToken[], text: string): { tokens: IToke
   return { tokens: out, closed };
 }
 
-const BODY_KEYWORDS = new Set<TokenType>(combinatorList.map((c) => c.token));
+/** The keywords that open a step with a body (`repeat`, `residual`, ...). */
+export const BODY_KEYWORDS = new Set<TokenType>(combinatorList.map((c) => c.token));
 
 /** The `}` tokens closeOpenBodies adds (zero-width, after the body's last token). */
 export const virtualBraces = new WeakSet<IToken>();

@@ -1,13 +1,27 @@
 /** Finds blocks that use themselves, directly or through others, so that expansion never loops. */
-import type * as A from './ast.ts';
+import * as A from './ast.ts';
 import { stepChains } from './combinators/index.ts';
 import { diagnostic, type Diagnostic } from './diagnostics.ts';
+import type { Span } from './source.ts';
 
-function* callsIn(chain: A.Chain): Generator<A.LayerStep> {
+/** A name a block uses: a step's (its nameSpan), or one in an argument or default, which may pass a block (`act=stem`). */
+interface NameUse { name: string; nameSpan?: Span; span: Span }
+
+function* callsIn(chain: A.Chain): Generator<NameUse> {
   for (const step of chain.steps) {
-    if (step.kind === 'layer') yield step;
+    if (step.kind === 'layer') {
+      yield step;
+      for (const a of step.args) yield* A.namesIn(a.value);
+    }
     for (const inner of stepChains(step)) yield* callsIn(inner);
   }
+}
+
+/** The names a block's body and defaults use, but its own parameters (values, not blocks). */
+function* usesOf(block: A.BlockDecl): Generator<NameUse> {
+  const params = new Set(block.params.map((p) => p.name));
+  for (const p of block.params) if (p.default) for (const u of A.namesIn(p.default)) if (!params.has(u.name)) yield u;
+  for (const u of callsIn(block.body)) if (!params.has(u.name)) yield u;
 }
 
 export function findRecursiveBlocks(blocks: ReadonlyMap<string, A.BlockDecl>, diags: Diagnostic[]): Set<string> {
@@ -17,12 +31,12 @@ export function findRecursiveBlocks(blocks: ReadonlyMap<string, A.BlockDecl>, di
   const visit = (name: string) => {
     state.set(name, 'visiting');
     stack.push(name);
-    for (const call of callsIn(blocks.get(name)!.body)) {
+    for (const call of usesOf(blocks.get(name)!)) {
       if (!blocks.has(call.name)) continue;
       if (state.get(call.name) === 'visiting') {
         const cycle = [...stack.slice(stack.indexOf(call.name)), call.name];
         cycle.forEach((b) => recursive.add(b));
-        diags.push(diagnostic('recursiveBlock', call.nameSpan, { cycle: cycle.join(' → ') }, { hint: 'use `repeat N { ... }` to stack a block several times' }));
+        diags.push(diagnostic('recursiveBlock', call.nameSpan ?? call.span, { cycle: cycle.join(' → ') }, { hint: 'use `repeat N { ... }` to stack a block several times' }));
       } else if (!state.has(call.name)) visit(call.name);
     }
     stack.pop();
@@ -34,7 +48,7 @@ export function findRecursiveBlocks(blocks: ReadonlyMap<string, A.BlockDecl>, di
   while (grew) {
     grew = false;
     for (const [name, b] of blocks) {
-      if (!recursive.has(name) && [...callsIn(b.body)].some((c) => recursive.has(c.name))) {
+      if (!recursive.has(name) && [...usesOf(b)].some((c) => recursive.has(c.name))) {
         recursive.add(name);
         grew = true;
       }

@@ -4,6 +4,7 @@
  * node per use, so the index maps a step to all of them. Built lazily, once per text version.
  */
 import type * as A from '../compiler/ast.ts';
+import { namesIn } from '../compiler/ast.ts';
 import { children, seqRole, stepChains, stepExprs } from '../compiler/combinators/index.ts';
 import type { Node, CheckedModel, LayerNode, SeqNode } from '../compiler/model.ts';
 import type { Span } from '../compiler/source.ts';
@@ -163,16 +164,7 @@ export function* allSteps(ast: A.SourceFile): Generator<{ step: A.Step; decl: De
   for (const decl of declsOf(ast)) for (const s of stepsOf(decl.body)) yield { ...s, decl };
 }
 
-/** Names used in an expression (block parameters, or words like `same`). */
-export function* namesIn(e: A.Expr): Generator<{ name: string; span: Span }> {
-  switch (e.kind) {
-    case 'name': if (e.name) yield { name: e.name, span: e.span }; break;
-    case 'list': for (const i of e.items) yield* namesIn(i); break;
-    case 'negate': yield* namesIn(e.operand); break;
-    case 'binary': yield* namesIn(e.left); yield* namesIn(e.right); break;
-    default: break;
-  }
-}
+export { namesIn };
 
 export const contains = (span: Span, offset: number) => span.start <= offset && offset <= span.end;
 export const inside = (span: Span, offset: number) => span.start <= offset && offset < span.end;
@@ -216,6 +208,9 @@ function locateInChain(ast: A.SourceFile, chain: A.Chain, decl: Decl, offset: nu
   for (const { step } of stepsOf(chain)) {
     if (!contains(step.span, offset)) continue;
     if (step.kind === 'layer') {
+      if (decl.kind === 'block' && contains(step.nameSpan, offset) && decl.params.some((p) => p.name === step.name)) {
+        return { kind: 'param', block: decl, name: step.name, span: step.nameSpan }; // `-> act`: a parameter holding a layer
+      }
       const arg = step.args.find((a) => contains(a.span, offset));
       if (arg && decl.kind === 'block') {
         const name = [...namesIn(arg.value)].find((n) => contains(n.span, offset) && decl.params.some((p) => p.name === n.name));

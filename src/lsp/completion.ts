@@ -6,8 +6,10 @@
 import { CompletionItemKind, InsertTextFormat, MarkupKind, type CompletionItem, type Position } from 'vscode-languageserver';
 import type { IToken } from 'chevrotain';
 import * as T from '../compiler/lexer.ts';
+import { blockSignature, showExpr } from '../compiler/args.ts';
+import type * as A from '../compiler/ast.ts';
 import { combinatorList } from '../compiler/combinators/index.ts';
-import { layerKinds, lookupLayer } from '../compiler/layers/index.ts';
+import { layerKinds, layerNames, lookupLayer } from '../compiler/layers/index.ts';
 import type { ArgSpec } from '../compiler/layers/types.ts';
 import { trainFields } from '../compiler/train-config.ts';
 import type { Analysis } from './analysis.ts';
@@ -142,7 +144,7 @@ function completionItems(analysis: Analysis, position: Position): CompletionItem
     else if (blankLine) stepStart = tokens.length;
   }
   if (prev?.tokenType === T.Equals && prev2) {
-    const specs = stepSpecs(tokens, stepStart);
+    const specs = stepSpecs(analysis, tokens, stepStart);
     return valueItems(specs?.find((s) => s.name === prev2.image));
   }
   const atStepStart =
@@ -165,7 +167,7 @@ function completionItems(analysis: Analysis, position: Position): CompletionItem
   if (choice) {
     return choice.values!.filter((v) => v !== choice.default).map((v) => ({ label: v, kind: CompletionItemKind.EnumMember, detail: choice.doc, sortText: '0' }));
   }
-  const specs = stepSpecs(tokens, stepStart);
+  const specs = stepSpecs(analysis, tokens, stepStart);
   if (specs) return optionItems(specs, givenOptions(tokens, stepStart));
   return [];
 }
@@ -199,9 +201,12 @@ function stepStartIndex(tokens: IToken[], start: number): number {
   return start + 1;
 }
 
-/** The argument specs of the step starting at `i`: a layer kind's, or a combinator's. */
-function stepSpecs(tokens: IToken[], i: number): readonly ArgSpec[] | undefined {
+/** The argument specs of the step starting at `i` (inside its call form's `(` too): a layer kind's, a block's, or residual's. */
+function stepSpecs(analysis: Analysis, tokens: IToken[], i: number): readonly ArgSpec[] | undefined {
+  if (tokens[i - 1]?.tokenType === T.LParen && tokens[i - 2]?.tokenType === T.Identifier) i -= 2;
   if (tokens[i]?.tokenType === T.Identifier && tokens[i + 1]?.tokenType === T.Colon) i += 2;
+  const block = tokens[i]?.tokenType === T.Identifier ? analysis.block(tokens[i].image) : undefined;
+  if (block) return block.params.map(paramSpec);
   const first = tokens[i];
   if (!first) return undefined;
   const combinator = combinatorList.find((c) => c.token === first.tokenType);
@@ -212,6 +217,13 @@ function stepSpecs(tokens: IToken[], i: number): readonly ArgSpec[] | undefined 
     { name: 'classes', type: 'enum', doc: 'class names, in label order' },
   ];
   return first.tokenType === T.Identifier ? lookupLayer(first.image)?.args : undefined;
+}
+
+/** A block parameter as an option to complete: any can be given by name; one whose default is a layer takes layers. */
+function paramSpec(p: A.BlockParam): ArgSpec {
+  const d = p.default;
+  const layer = d && ((d.kind === 'name' && lookupLayer(d.name)) || (d.kind === 'call' && lookupLayer(d.callee)));
+  return { name: p.name, type: 'enum', values: layer ? layerNames : undefined, doc: d ? `default ${showExpr(d)}` : 'required' };
 }
 
 function givenOptions(tokens: IToken[], from: number): Set<string> {
@@ -242,12 +254,14 @@ function stepItems(analysis: Analysis): CompletionItem[] {
   }
   for (const block of analysis.blocks) {
     if (!block.name) continue;
-    const params = block.params.map((p, i) => `\${${i + 1}:${p.name}}`).join(', ');
+    // The snippet has the parameters without defaults; the others are offered as `name=` inside.
+    const required = block.params.filter((p) => !p.default);
+    const params = required.map((p, i) => `\${${i + 1}:${p.name}}`).join(', ');
     items.push({
       label: block.name,
       kind: CompletionItemKind.Class,
-      detail: `block ${block.name}(${block.params.map((p) => p.name).join(', ')})${analysis.isOwn(block.span) ? '' : ` from ${analysis.result.sources.of(block.span.start).name}`}`,
-      insertText: block.params.length ? `${block.name}(${params})` : block.name,
+      detail: `block ${blockSignature(block)}${analysis.isOwn(block.span) ? '' : ` from ${analysis.result.sources.of(block.span.start).name}`}`,
+      insertText: required.length ? `${block.name}(${params})` : block.params.length ? `${block.name}($1)` : block.name,
       insertTextFormat: InsertTextFormat.Snippet,
       sortText: '0' + block.name,
     });

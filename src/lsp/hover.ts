@@ -5,6 +5,7 @@
  */
 import { MarkupKind, type Hover, type Position } from 'vscode-languageserver';
 import type * as A from '../compiler/ast.ts';
+import { blockSignature, showExpr } from '../compiler/args.ts';
 import { combinatorOf, nodeRules } from '../compiler/combinators/index.ts';
 import { lookupLayer } from '../compiler/layers/index.ts';
 import { formatShape, product, type ArgSpec, type Args, type LayerKind, type Shape } from '../compiler/layers/types.ts';
@@ -53,7 +54,10 @@ export function hover(analysis: Analysis, position: Position): Hover | null {
       break;
     }
     case 'param':
-      text = `\`${target.name}\`: parameter of block \`${signature(target.block)}\``;
+    {
+      const def = target.block.params.find((p) => p.name === target.name)?.default;
+      text = `\`${target.name}\`: parameter of block \`${blockSignature(target.block)}\`${def ? `, by default \`${showExpr(def)}\`` : ''}`;
+    }
       span = target.span;
       break;
     case 'model': {
@@ -94,12 +98,9 @@ export function hover(analysis: Analysis, position: Position): Hover | null {
 
 const shape = (s: readonly number[] | null) => (s ? formatShape(s) : '?');
 
-function signature(b: A.BlockDecl): string {
-  return `${b.name}(${b.params.map((p) => p.name).join(', ')})`;
-}
 
 function blockHeader(b: A.BlockDecl): string {
-  return `**block ${signature(b)}**`;
+  return `**block ${blockSignature(b)}**`;
 }
 
 export function specLine(s: ArgSpec): string {

@@ -44,7 +44,8 @@ export function inlayHints(analysis: Analysis, range?: Range): InlayHint[] {
   }
 
   for (const block of analysis.ast.blocks) {
-    const header = block.params.length ? block.params[block.params.length - 1].span : block.nameSpan;
+    const last = block.params.at(-1);
+    const header = last ? last.default?.span ?? last.span : block.nameSpan;
     if (!within(header)) continue;
     const uses = analysis.blockUses(block.name);
     if (uses.length === 0) continue;

@@ -47,7 +47,9 @@ export function occurrences(analysis: Analysis, s: Symbol): Span[] {
   if (s.kind === 'block') {
     for (const { step } of allSteps(analysis.ast)) if (step.kind === 'layer' && step.name === s.name) spans.push(step.nameSpan);
   } else if (s.kind === 'param') {
+    for (const p of s.block.params) if (p.default) for (const n of namesIn(p.default)) if (n.name === s.name) spans.push(n.span);
     for (const { step } of stepsOf(s.block.body)) {
+      if (step.kind === 'layer' && step.name === s.name) spans.push(step.nameSpan);
       for (const e of stepExprs(step)) for (const n of namesIn(e)) if (n.name === s.name) spans.push(n.span);
     }
     // named arguments in calls: bottleneck(c=64)

@@ -1,4 +1,5 @@
 /** Document symbols (models, blocks, train sections, labelled steps) and folding ranges (braces, comment runs). */
+import { blockSignature } from '../compiler/args.ts';
 import { FoldingRangeKind, SymbolKind, type DocumentSymbol, type FoldingRange } from 'vscode-languageserver';
 import * as T from '../compiler/lexer.ts';
 import { formatShape } from '../compiler/layers/types.ts';
@@ -14,7 +15,7 @@ export function documentSymbols(analysis: Analysis): DocumentSymbol[] {
     if (!block.name) continue;
     symbols.push({
       name: block.name,
-      detail: `(${block.params.map((p) => p.name).join(', ')})`,
+      detail: blockSignature(block).slice(block.name.length),
       kind: SymbolKind.Function,
       range: range(block.span),
       selectionRange: range(block.nameSpan),

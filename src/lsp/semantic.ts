@@ -1,6 +1,7 @@
 /** Semantic tokens: layer kinds, block and model names, block parameters, options, keywords, numbers. */
 import type { SemanticTokens, SemanticTokensLegend } from 'vscode-languageserver';
 import type * as A from '../compiler/ast.ts';
+import { functions } from '../compiler/args.ts';
 import { combinatorOf } from '../compiler/combinators/index.ts';
 import { lookupLayer } from '../compiler/layers/index.ts';
 import * as T from '../compiler/lexer.ts';
@@ -26,15 +27,28 @@ function classifyNames(analysis: Analysis): Map<number, Classified> {
   const set = (start: number, type: TokenKind, mods = 0) => map.set(start, { type, mods });
   const ast = analysis.ast;
   const blocks = new Set(analysis.blocks.map((b) => b.name));
+  // A name in a value: a parameter, a layer or block passed (`act=relu`), a function, or a word like `same`.
+  const names = (e: A.Expr, params: ReadonlySet<string>) => {
+    for (const n of namesIn(e)) {
+      if (params.has(n.name)) set(n.span.start, 'parameter');
+      else if (blocks.has(n.name)) set(n.span.start, 'class');
+      else if (lookupLayer(n.name) || n.name in functions) set(n.span.start, 'function', LIB);
+      else set(n.span.start, 'enumMember');
+    }
+  };
   const args = (list: readonly A.Arg[], params: ReadonlySet<string>) => {
     for (const a of list) {
       if (a.nameSpan) set(a.nameSpan.start, 'property');
-      for (const n of namesIn(a.value)) set(n.span.start, params.has(n.name) ? 'parameter' : 'enumMember');
+      names(a.value, params);
     }
   };
   for (const b of ast.blocks) {
     set(b.nameSpan.start, 'class', DECL);
-    for (const p of b.params) set(p.span.start, 'parameter', DECL);
+    const params = new Set(b.params.map((p) => p.name));
+    for (const p of b.params) {
+      set(p.span.start, 'parameter', DECL);
+      if (p.default) names(p.default, params);
+    }
   }
   for (const m of ast.models) {
     set(m.nameSpan.start, 'namespace', DECL);
@@ -48,13 +62,14 @@ function classifyNames(analysis: Analysis): Map<number, Classified> {
     const params = new Set(decl.kind === 'block' ? decl.params.map((p) => p.name) : []);
     if (step.label) set(step.label.span.start, 'variable', DECL);
     if (step.kind === 'layer') {
-      if (blocks.has(step.name)) set(step.nameSpan.start, 'class');
+      if (params.has(step.name)) set(step.nameSpan.start, 'parameter'); // a parameter holding a layer (`-> act`)
+      else if (blocks.has(step.name)) set(step.nameSpan.start, 'class');
       else if (lookupLayer(step.name)) set(step.nameSpan.start, 'function', LIB);
       args(step.args, params);
     } else {
       const c = combinatorOf(step);
       args(c.stepArgs(step), params);
-      for (const e of c.exprs(step)) for (const n of namesIn(e)) set(n.span.start, params.has(n.name) ? 'parameter' : 'enumMember');
+      for (const e of c.exprs(step)) names(e, params);
     }
   }
   return map;
