@@ -9,6 +9,7 @@ import { layerNames, lookupLayer } from './layers/index.ts';
 import { formatShape, product, ShapeFailure, type ArgSpec, type ArgValue, type Args, type LayerKind, type Shape, type ShapeContext, type ShapeExtras } from './layers/types.ts';
 import { layers, withChildren, type CheckedModel, type LayerNode, type Node, type Receptive, type SeqNode } from './model.ts';
 import { isImported, type Span } from './source.ts';
+import { splitAtMissingArrows } from './arrows.ts';
 import { checkTrainSection } from './train-config.ts';
 import { findRecursiveBlocks } from './recursion.ts';
 import { ExpansionSize } from './expansion.ts';
@@ -154,48 +155,16 @@ class ModelChecker implements CheckContext {
   }
 
   /**
-   * `conv 8 3x3 pad=1 bn relu` (a line break taken for a "->"): a layer step whose positional
-   * arguments run past what its layer or block takes, into a layer's or block's name, stands for
-   * several steps. Reported once, with the arrows as fixes; undefined for any other step.
+   * `conv 8 3x3 pad=1 bn relu` (a line break taken for a "->"): a layer step that stands for
+   * several steps (splitAtMissingArrows) is reported once, with the arrows as fixes, and checked as
+   * those steps; undefined for any other step.
    */
   private missingArrows(step: A.LayerStep, scope: Scope): A.LayerStep[] | undefined {
-    const parts: A.LayerStep[] = [];
-    let rest = step;
-    for (let capacity = this.positionalCapacity(rest, scope); capacity !== undefined; capacity = this.positionalCapacity(rest, scope)) {
-      let positional = 0;
-      const at = rest.args.findIndex((a) => a.name === undefined && positional++ >= capacity && this.namesStep(a.value, scope));
-      if (at < 0) break;
-      const head = rest.args[at].value as Extract<A.Expr, { kind: 'name' | 'call' }>;
-      const args = rest.args.slice(at + 1);
-      const last = rest.args[at - 1] ?? undefined;
-      parts.push({ ...rest, args: rest.args.slice(0, at), span: { start: rest.span.start, end: last ? last.span.end : rest.nameSpan.end } });
-      rest = {
-        kind: 'layer',
-        name: head.kind === 'name' ? head.name : head.callee,
-        nameSpan: head.kind === 'name' ? head.span : head.calleeSpan,
-        args: head.kind === 'call' ? [...head.args, ...args] : args,
-        span: { start: head.span.start, end: args.at(-1)?.span.end ?? head.span.end },
-      };
-    }
-    if (parts.length === 0) return undefined;
-    parts.push(rest);
+    const parts = splitAtMissingArrows(step, this.blocks, scope.env);
+    if (!parts) return undefined;
     const [first, ...more] = parts.slice(1).map((p) => ({ name: p.name, span: p.nameSpan }));
     this.diags.push(missingArrow(first.name, first.span, more));
     return parts;
-  }
-
-  /** How many positional arguments the layer or block a step names takes; undefined when it names neither (or a parameter). */
-  private positionalCapacity(step: A.LayerStep, scope: Scope): number | undefined {
-    if (scope.env.has(step.name)) return undefined;
-    const block = this.blocks.get(step.name);
-    if (block) return block.params.length;
-    return lookupLayer(step.name)?.args.filter((a) => a.positional).length;
-  }
-
-  /** Whether an argument names a layer kind or block (not a parameter): the start of a step. */
-  private namesStep(e: A.Expr, scope: Scope): boolean {
-    const name = e.kind === 'name' ? e.name : e.kind === 'call' ? e.callee : undefined;
-    return name !== undefined && !scope.env.has(name) && (this.blocks.has(name) || lookupLayer(name) !== undefined);
   }
 
   /** A step of the model's own chain comes from the cache when nothing it depends on changed. */

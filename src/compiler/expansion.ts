@@ -8,6 +8,7 @@
  */
 import type * as A from './ast.ts';
 import { combinatorOf } from './combinators/index.ts';
+import { splitAtMissingArrows } from './arrows.ts';
 import { bindBlockArgs, evaluate, showValue, useOf, type AnyArg, type Env } from './args.ts';
 
 const MAX_DEPTH = 128;
@@ -51,6 +52,9 @@ export class ExpansionSize {
   /** Layers and ops: a block use is its body, a combinator what its entry says (one op and its bodies), any other name one. */
   private step(step: A.Step, env: Env, depth: number): number {
     if (step.kind === 'layer') {
+      // As the checker reads it: a step with arrows missing in it is the steps it stands for.
+      const parts = splitAtMissingArrows(step, this.blocks, env);
+      if (parts) return parts.reduce((n, part) => n + this.step(part, env, depth), 0);
       const use = useOf(step, env);
       const block = 'name' in use ? this.blocks.get(use.name) : undefined;
       return block && 'args' in use ? this.call(block, use.args, step, env, depth) : 1;
