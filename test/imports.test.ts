@@ -102,7 +102,8 @@ describe('imports of files', () => {
     let out = '';
     printDiagnostics({ write: (t: string) => (out += t) }, r.sources, r.diagnostics);
     const shown = path.join(path.dirname(rel), 'sub', 'blocks.cnn');
-    expect(out).toContain(`${shown}:2:10: error CNN3001: conv kernel 9×9 is larger than its padded input 4×4\n   2 |   conv c 9x9\n     |          ^^^`);
+    // Reported at the use, which the file checked can change, with the place in the imported file.
+    expect(out).toContain(`${rel}:2:23: error CNN3001: conv kernel 9×9 is larger than its padded input 4×4\n   2 | model M { input 3x4x4 broken(2) }\n     |                       ^^^^^^^^^\n     hint: pad the input (pad=same) or use a smaller kernel\n     ${shown}:2:10: in broken(2)`);
     // Only what a model uses is checked; the unused block's typo is not reported.
     expect(r.diagnostics).toHaveLength(1);
   });
@@ -352,20 +353,24 @@ describe('commands and the language server read imports', () => {
     const json = await cnncFromSources('check', '--json', main);
     expect(json.code).toBe(1);
     const d = JSON.parse(json.stdout).files[0].diagnostics[0];
-    expect([d.file, d.code, d.range.start.line, d.range.start.column]).toEqual([path.join(at, 'blocks.cnn'), 'CNN3001', 1, 25]);
+    expect([d.file, d.code, d.range.start.line, d.range.start.column]).toEqual([main, 'CNN3001', 5, 3]);
+    expect([d.related[0].file, d.related[0].range.start.line, d.related[0].range.start.column]).toEqual([path.join(at, 'blocks.cnn'), 1, 25]);
   });
 
-  it('shows an imported file\'s diagnostics at the import line, goes to definitions there and completes imported blocks', () => {
-    const at = files({ 'blocks.cnn': BLOCKS + 'block broken(c) { conv c 99x99 }\n' });
+  it('shows a diagnostic met inside an imported block at its use, an imported file\'s own at the import line, goes to definitions there and completes imported blocks', () => {
+    const at = files({ 'blocks.cnn': BLOCKS + 'block broken(c) { conv c 99x99 }\nblock dup { relu }\nblock dup { relu }\n' });
     const text = `import "blocks.cnn"\nimport std.squeezenet\nmodel M {\n  input 3x32x32\n  stage(16) -> broken(2) -> fire(4, 8, 8) -> gap\n}\n`;
     const main = path.join(at, 'main.cnn');
     const uri = pathToFileURL(main).href;
     const checker = new DocumentChecker('main.cnn', { path: main });
     const analysis = new Analysis(text, 1, checker.update(text));
-    const [d] = documentDiagnostics(analysis, uri);
-    expect(d.range).toEqual({ start: { line: 0, character: 7 }, end: { line: 0, character: 19 } });
-    expect(d.message).toMatch(/^blocks\.cnn:4:26: conv kernel 99×99 is larger/);
-    expect(d.relatedInformation![0].location).toEqual({ uri: pathToFileURL(path.join(at, 'blocks.cnn')).href, range: { start: { line: 3, character: 25 }, end: { line: 3, character: 30 } } });
+    const [d, dup] = documentDiagnostics(analysis, uri);
+    expect(d.range).toEqual({ start: { line: 4, character: 15 }, end: { line: 4, character: 24 } });
+    expect(d.message).toMatch(/^conv kernel 99×99 is larger/);
+    expect(d.relatedInformation![0]).toEqual({ message: 'in broken(2)', location: { uri: pathToFileURL(path.join(at, 'blocks.cnn')).href, range: { start: { line: 3, character: 25 }, end: { line: 3, character: 30 } } } });
+    expect(dup.range).toEqual({ start: { line: 0, character: 7 }, end: { line: 0, character: 19 } });
+    expect(dup.message).toBe('blocks.cnn:6:7: block "dup" is declared twice');
+    expect(dup.relatedInformation![0].location).toEqual({ uri: pathToFileURL(path.join(at, 'blocks.cnn')).href, range: { start: { line: 5, character: 6 }, end: { line: 5, character: 9 } } });
     expect(definition(analysis, uri, { line: 4, character: 3 })).toEqual({ uri: pathToFileURL(path.join(at, 'blocks.cnn')).href, range: { start: { line: 0, character: 6 }, end: { line: 0, character: 11 } } });
     expect(definition(analysis, uri, { line: 4, character: 30 })!.uri).toBe(pathToFileURL(path.join(LIBRARY_DIR, 'squeezenet.cnn')).href);
     const labels = completion(analysis, { line: 4, character: 2 }, { snippets: false }).map((c) => c.label);
@@ -389,9 +394,10 @@ describe('commands and the language server read imports', () => {
     };
     expect(same().diagnostics).toEqual([]);
     blocks = 'block stage(c) { conv c 99x99 }\n';
-    expect(same().diagnostics.map((d) => [d.code, d.span.start >= FILE_STRIDE])).toEqual([['CNN3001', true]]);
+    // At the use (stage(16), in the file checked), the conv in blocks.cnn as related.
+    expect(same().diagnostics.map((d) => [d.code, d.span.start, d.related![0].span.start >= FILE_STRIDE])).toEqual([['CNN3001', 48, true]]);
     text = text.replace('stage(16)', 'stage(8)'); // an edit inside a step: the incremental path, imported spans left in place
-    expect(same().diagnostics.map((d) => d.span.start - FILE_STRIDE)).toEqual([24]);
+    expect(same().diagnostics.map((d) => [d.span.end, d.related![0].span.start - FILE_STRIDE])).toEqual([[56, 24]]);
     text = '# moved\n' + text;
     same();
     blocks = BLOCKS;
