@@ -33,15 +33,26 @@ function comments(text: string): string[] {
   return (cnnLexer.tokenize(text).groups.comments ?? []).map((c) => c.image.trimEnd());
 }
 
-/** The same tokens and comments with different whitespace: spaces, line breaks and blank lines at random. */
+/**
+ * The same tokens and comments with different whitespace: spaces, line breaks and blank lines at
+ * random, except inside a function call's `name(`, which a space would make a name and an argument,
+ * and on either side of a value followed by a `//` that divides: that `//` starts a comment when
+ * the value begins a line (a name there could start a step) or a line break or comment precedes it.
+ */
 function scramble(text: string, seed: number): string {
   let s = seed;
   const random = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
   const lexed = cnnLexer.tokenize(text);
   const all = [...lexed.tokens, ...(lexed.groups.comments ?? [])].sort((a, b) => a.startOffset - b.startOffset);
   let out = '';
-  for (const t of all) {
+  for (const [i, t] of all.entries()) {
     out += t.image;
+    const next = all[i + 1];
+    if (next?.image === '(' && next.startOffset === t.endOffset! + 1 && /^\w+$/.test(t.image)) continue;
+    if ([next, all[i + 2]].some((u) => u?.image === '//' && u.tokenType.name !== 'Comment')) {
+      out += ' ';
+      continue;
+    }
     const r = random();
     out += t.tokenType.name === 'Comment' ? '\n' : r < 0.12 ? '\n' : r < 0.15 ? '\n\n   ' : r < 0.17 ? ' /* inserted */ ' : r < 0.19 ? ' # inserted\n' : ' ';
   }

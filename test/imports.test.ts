@@ -102,7 +102,8 @@ describe('imports of files', () => {
     let out = '';
     printDiagnostics({ write: (t: string) => (out += t) }, r.sources, r.diagnostics);
     const shown = path.join(path.dirname(rel), 'sub', 'blocks.cnn');
-    expect(out).toContain(`${shown}:2:10: error CNN3001: conv kernel 9×9 is larger than its padded input 4×4\n   2 |   conv c 9x9\n     |          ^^^`);
+    // Reported at the use, which the file checked can change, with the place in the imported file.
+    expect(out).toContain(`${rel}:2:23: error CNN3001: conv kernel 9×9 is larger than its padded input 4×4\n   2 | model M { input 3x4x4 broken(2) }\n     |                       ^^^^^^^^^\n     hint: pad the input (pad=same) or use a smaller kernel\n     ${shown}:2:10: in broken(2)`);
     // Only what a model uses is checked; the unused block's typo is not reported.
     expect(r.diagnostics).toHaveLength(1);
   });
@@ -173,6 +174,14 @@ const STD_NETWORKS: [string, string, number][] = [
     -> bneck_hs_se(288, 72, 5, 2, 96) -> repeat 2 { residual { bneck_hs_se(576, 144, 5, 1, 96) } }
     -> conv 576 1x1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
     -> gap -> flatten -> dense 1024 -> hardswish -> dropout 0.2 -> dense 1000`, 2_542_856],
+  ['mobilenet_v3_small (bneck, bneck_se: torchvision\'s SE widths)', `conv 16 3x3 stride=2 pad=1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
+    -> bneck_se_t1(16, 3, 2, 16)
+    -> bneck(72, 3, 2, 24) -> residual { bneck(88, 3, 1, 24) }
+    -> bneck_se(96, 5, 2, 40, hardswish) -> repeat 2 { residual { bneck_se(240, 5, 1, 40, hardswish) } }
+    -> bneck_se(120, 5, 1, 48, hardswish) -> residual { bneck_se(144, 5, 1, 48, hardswish) }
+    -> bneck_se(288, 5, 2, 96, hardswish) -> repeat 2 { residual { bneck_se(576, 5, 1, 96, hardswish) } }
+    -> conv 576 1x1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
+    -> gap -> flatten -> dense 1024 -> hardswish -> dropout 0.2 -> dense 1000`, 2_542_856],
   ['mobilenet_v3_large', `conv 16 3x3 stride=2 pad=1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
     -> residual { bneck_re_t1(3, 1, 16) }
     -> bneck_re(64, 3, 2, 24) -> residual { bneck_re(72, 3, 1, 24) }
@@ -213,7 +222,10 @@ describe('the standard library', () => {
       const r = checkAt(path.join(LIBRARY_DIR, f));
       // A library file declares no model (CNN2018): only that, and nothing else, is reported.
       expect(r.diagnostics.map((d) => d.code), f).toEqual(['CNN2018']);
-      for (const b of r.ast.blocks) expect(doc, `${f}: ${b.name}`).toContain(`\`${b.name}(${b.params.map((p) => p.name).join(', ')})\``);
+      const text = readFileSync(path.join(LIBRARY_DIR, f), 'utf8');
+      const declared = [...text.matchAll(/^block (\w+)\(([^)]*)\)/gm)].map((m) => `${m[1]}(${m[2]})`);
+      expect(declared.length, f).toBe(r.ast.blocks.length);
+      for (const signature of declared) expect(doc, `${f}: ${signature}`).toContain(signature);
     }
   });
 
@@ -247,6 +259,18 @@ describe('the standard library', () => {
     });
   }
 
+  it('leaves out parameters with defaults (torchvision\'s): the same networks', () => {
+    const totals = (chain: string) => {
+      const r = check(`import std\nmodel M {\n  input 3x64x64\n  ${chain}\n}\n`);
+      expect(r.diagnostics, chain).toEqual([]);
+      return r.models[0].totals;
+    };
+    expect(totals('conv 64 3x3 -> basic_stage(64, 2)')).toEqual(totals('conv 64 3x3 -> basic_stage(64, 2, 1, identity)'));
+    expect(totals('dense_block(2) -> transition(64)')).toEqual(totals('dense_block(2, 32, 4) -> transition(64)'));
+    expect(totals('convnext_stem(32) -> convnext_block(32) -> convnext_head')).toEqual(totals('convnext_stem(32) -> convnext_block(32, 0) -> convnext_head(1000)'));
+    expect(totals('conv 16 1x1 -> bneck(64, 5, 2, 24, hardswish, squeeze_excite(64, 16, scale=hardsigmoid))')).toEqual(totals('conv 16 1x1 -> bneck_hs_se(64, 16, 5, 2, 24)'));
+  });
+
   it('takes stages of one block (repeat 0 for the rest): the first block alone', () => {
     const totals = (chain: string) => {
       const r = check(`import std\nmodel M {\n  input 64x16x16\n  ${chain}\n}\n`);
@@ -263,7 +287,7 @@ describe('the standard library', () => {
   it('uses every block of the library in the models above', () => {
     const used = STD_NETWORKS.map(([, chain]) => chain).join(' ');
     for (const f of modules) for (const b of checkAt(path.join(LIBRARY_DIR, f)).ast.blocks) {
-      if (['basic_block', 'bottleneck', 'squeeze_excite_silu', 'squeeze_excite_hardsigmoid', 'dense_layer', 'shuffle_branch', 'shuffle_unit', 'shuffle_down_unit'].includes(b.name)) continue; // used by the stages and blocks above
+      if (['basic_block', 'bottleneck', 'squeeze_excite_silu', 'squeeze_excite_hardsigmoid', 'dense_layer', 'shuffle_branch', 'shuffle_unit', 'shuffle_down_unit', 'bneck', 'bneck_t1'].includes(b.name)) continue; // used by the stages and blocks above
       expect(used, b.name).toMatch(new RegExp(`\\b${b.name}\\(`));
     }
   });
@@ -302,10 +326,11 @@ describe('std blocks build the zoo\'s networks exactly', () => {
       return (await session.run({ input: new ort.Tensor('float32', x, [1, 3, 64, 64]) })).logits.data as Float32Array;
     } finally { await session.release(); }
   };
-  for (const [name, chain] of STD_NETWORKS.filter(([n]) => zooFiles.has(n))) {
+  for (const [name, chain] of STD_NETWORKS.filter(([n]) => zooFiles.has(n.split(' ')[0]))) {
     it(`${name}: the std version takes the zoo model's weights by structure and gives its logits`, async () => {
-      const zooText = readFileSync(new URL(`../examples/zoo/${name}.cnn`, import.meta.url), 'utf8').replace(/^(\s*)input \S+/m, `$1${input}`);
-      const zoo = check(zooText, `${name}.cnn`).models[0];
+      const file = `${name.split(' ')[0]}.cnn`;
+      const zooText = readFileSync(new URL(`../examples/zoo/${file}`, import.meta.url), 'utf8').replace(/^(\s*)input \S+/m, `$1${input}`);
+      const zoo = check(zooText, file).models[0];
       const std = check(`import std\nmodel M {\n  ${input}\n  ${chain}\n}\n`).models[0];
       expect([zoo.diagnostics, std.diagnostics]).toEqual([[], []]);
       const params = randomParams(zoo);
@@ -337,20 +362,24 @@ describe('commands and the language server read imports', () => {
     const json = await cnncFromSources('check', '--json', main);
     expect(json.code).toBe(1);
     const d = JSON.parse(json.stdout).files[0].diagnostics[0];
-    expect([d.file, d.code, d.range.start.line, d.range.start.column]).toEqual([path.join(at, 'blocks.cnn'), 'CNN3001', 1, 25]);
+    expect([d.file, d.code, d.range.start.line, d.range.start.column]).toEqual([main, 'CNN3001', 5, 3]);
+    expect([d.related[0].file, d.related[0].range.start.line, d.related[0].range.start.column]).toEqual([path.join(at, 'blocks.cnn'), 1, 25]);
   });
 
-  it('shows an imported file\'s diagnostics at the import line, goes to definitions there and completes imported blocks', () => {
-    const at = files({ 'blocks.cnn': BLOCKS + 'block broken(c) { conv c 99x99 }\n' });
+  it('shows a diagnostic met inside an imported block at its use, an imported file\'s own at the import line, goes to definitions there and completes imported blocks', () => {
+    const at = files({ 'blocks.cnn': BLOCKS + 'block broken(c) { conv c 99x99 }\nblock dup { relu }\nblock dup { relu }\n' });
     const text = `import "blocks.cnn"\nimport std.squeezenet\nmodel M {\n  input 3x32x32\n  stage(16) -> broken(2) -> fire(4, 8, 8) -> gap\n}\n`;
     const main = path.join(at, 'main.cnn');
     const uri = pathToFileURL(main).href;
     const checker = new DocumentChecker('main.cnn', { path: main });
     const analysis = new Analysis(text, 1, checker.update(text));
-    const [d] = documentDiagnostics(analysis, uri);
-    expect(d.range).toEqual({ start: { line: 0, character: 7 }, end: { line: 0, character: 19 } });
-    expect(d.message).toMatch(/^blocks\.cnn:4:26: conv kernel 99×99 is larger/);
-    expect(d.relatedInformation![0].location).toEqual({ uri: pathToFileURL(path.join(at, 'blocks.cnn')).href, range: { start: { line: 3, character: 25 }, end: { line: 3, character: 30 } } });
+    const [d, dup] = documentDiagnostics(analysis, uri);
+    expect(d.range).toEqual({ start: { line: 4, character: 15 }, end: { line: 4, character: 24 } });
+    expect(d.message).toMatch(/^conv kernel 99×99 is larger/);
+    expect(d.relatedInformation![0]).toEqual({ message: 'in broken(2)', location: { uri: pathToFileURL(path.join(at, 'blocks.cnn')).href, range: { start: { line: 3, character: 25 }, end: { line: 3, character: 30 } } } });
+    expect(dup.range).toEqual({ start: { line: 0, character: 7 }, end: { line: 0, character: 19 } });
+    expect(dup.message).toBe('blocks.cnn:6:7: block "dup" is declared twice');
+    expect(dup.relatedInformation![0].location).toEqual({ uri: pathToFileURL(path.join(at, 'blocks.cnn')).href, range: { start: { line: 5, character: 6 }, end: { line: 5, character: 9 } } });
     expect(definition(analysis, uri, { line: 4, character: 3 })).toEqual({ uri: pathToFileURL(path.join(at, 'blocks.cnn')).href, range: { start: { line: 0, character: 6 }, end: { line: 0, character: 11 } } });
     expect(definition(analysis, uri, { line: 4, character: 30 })!.uri).toBe(pathToFileURL(path.join(LIBRARY_DIR, 'squeezenet.cnn')).href);
     const labels = completion(analysis, { line: 4, character: 2 }, { snippets: false }).map((c) => c.label);
@@ -374,9 +403,10 @@ describe('commands and the language server read imports', () => {
     };
     expect(same().diagnostics).toEqual([]);
     blocks = 'block stage(c) { conv c 99x99 }\n';
-    expect(same().diagnostics.map((d) => [d.code, d.span.start >= FILE_STRIDE])).toEqual([['CNN3001', true]]);
+    // At the use (stage(16), in the file checked), the conv in blocks.cnn as related.
+    expect(same().diagnostics.map((d) => [d.code, d.span.start, d.related![0].span.start >= FILE_STRIDE])).toEqual([['CNN3001', 48, true]]);
     text = text.replace('stage(16)', 'stage(8)'); // an edit inside a step: the incremental path, imported spans left in place
-    expect(same().diagnostics.map((d) => d.span.start - FILE_STRIDE)).toEqual([24]);
+    expect(same().diagnostics.map((d) => [d.span.end, d.related![0].span.start - FILE_STRIDE])).toEqual([[56, 24]]);
     text = '# moved\n' + text;
     same();
     blocks = BLOCKS;

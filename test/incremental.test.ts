@@ -135,6 +135,18 @@ describe('incremental checking equals a fresh check', () => {
     expect(third.diagnostics.length).toBeGreaterThan(0);
   });
 
+  it('a block\'s unknown layer, met by two steps, is still reported when the first no longer reaches it and the second comes from the cache', () => {
+    const doc = new DocumentChecker();
+    const text = 'block b(c) { rleu }\nmodel M {\n  input 3x8x8\n  b(1) -> b(2) -> relu\n}\n';
+    expectSameAsFresh(doc.update(text), text);
+    // b(1, 2) is an arity error: the flow into b(2) stays unknown, so its cached check holds.
+    const edited = text.replace('b(1)', 'b(1, 2)');
+    const result = doc.update(edited);
+    expect(doc.lastParse).toBe('step');
+    expectSameAsFresh(result, edited);
+    expect(result.diagnostics.map((d) => d.code)).toEqual(['CNN2001', 'CNN2007']);
+  });
+
   it('keeps the checks of the steps after a name being typed, for when the name is complete', () => {
     const doc = new DocumentChecker();
     const text = (name: string) => `model M {\n  input 3x32x32\n  conv 8 3x3 pad=same -> ${name}\n  -> bn -> residual { conv 8 3x3 pad=same -> bn -> relu }\n  -> flatten -> dense 10\n}\n`;

@@ -8,7 +8,7 @@ import { closestName, diagnostic, missingArrow, uniqueDiagnostics, useRelated, t
 import { layerNames, lookupLayer } from './layers/index.ts';
 import { formatShape, product, ShapeFailure, type ArgSpec, type ArgValue, type Args, type LayerKind, type Shape, type ShapeContext, type ShapeExtras } from './layers/types.ts';
 import { layers, withChildren, type CheckedModel, type LayerNode, type Node, type Receptive, type SeqNode } from './model.ts';
-import type { Span } from './source.ts';
+import { isImported, type Span } from './source.ts';
 import { checkTrainSection } from './train-config.ts';
 import { findRecursiveBlocks } from './recursion.ts';
 import { ExpansionSize } from './expansion.ts';
@@ -410,19 +410,30 @@ class ModelChecker implements CheckContext {
     const text = `${block.name}(${block.params.map((p) => showValue(env.get(p.name)!)).join(', ')})`;
     const first = this.diags.length;
     const node = this.chain(block.body, flow, this.subScope(scope, path, env), step.span, { kind: 'block', name: block.name, text });
-    this.fromUse(first, step.span, text);
+    this.fromUse(first, step.span, text, isImported(block.span) && !isImported(step.span));
     return node;
   }
 
-  /** Diagnostics from `first` on, raised inside a block for this use of it, say so: `in use vgg(64)`, at the use. */
-  private fromUse(first: number, use: Span, text: string): void {
+  /**
+   * Diagnostics from `first` on, raised inside a block for this use of it, say so: `in use vgg(64)`,
+   * at the use. For a use in the file checked of a block from an imported file (`atUse`), those in
+   * that file move to the use instead, with their place there as related (`in convnext_head(-1)`):
+   * the use's arguments and input are what the file can change, and the editor shows the file
+   * checked; their fixes in the imported file are dropped (they would edit a file not checked).
+   */
+  private fromUse(first: number, use: Span, text: string, atUse: boolean): void {
     // In place: these were made while checking this use (nodes hold them as their errors too).
     const seen = new Set<Diagnostic>();
     for (let i = first; i < this.diags.length; i++) {
       const d = this.diags[i];
       if (seen.has(d) || (d.span.start >= use.start && d.span.end <= use.end)) continue; // at the use already
       seen.add(d);
-      d.related = [...(d.related ?? []), useRelated(use, text)];
+      if (atUse && isImported(d.span)) {
+        d.related = [{ span: d.span, message: `in ${text}` }, ...(d.related ?? [])];
+        d.span = use;
+        d.fixes = d.fixes?.filter((f) => !isImported(f.span));
+        if (!d.fixes?.length) delete d.fixes;
+      } else d.related = [...(d.related ?? []), useRelated(use, text)];
     }
   }
 

@@ -120,6 +120,11 @@ export class LineMap {
  */
 export const FILE_STRIDE = 2 ** 32;
 
+/** Whether a span lies in a file the checked file imports (not in the checked file itself). */
+export function isImported(span: Span): boolean {
+  return span.start >= FILE_STRIDE;
+}
+
 /** One text of a check: the file checked (base 0) or a file it imports. */
 export interface Source {
   /** As shown to people: the path as the command line gave it, or the import joined to it. */

@@ -10,7 +10,7 @@ import type * as A from './ast.ts';
 import type { Diagnostic } from './diagnostics.ts';
 import type { Node, Receptive } from './model.ts';
 import type { Shape } from './layers/types.ts';
-import { FILE_STRIDE, type Span } from './source.ts';
+import { isImported, type Span } from './source.ts';
 
 export interface FlowState {
   shape: Shape | null;
@@ -114,7 +114,7 @@ export class StepCache implements StepLookup {
  * hold the edit, which was typed after it.
  */
 export function moveSpan(s: Span, from: number, delta: number): void {
-  if (s.start >= FILE_STRIDE) return; // in an imported file, which the edit did not touch
+  if (isImported(s)) return; // in an imported file, which the edit did not touch
   if (s.start >= from) {
     s.start += delta;
     s.end += delta;

@@ -10,7 +10,7 @@ import type { Node, CheckedModel, LayerNode, SeqNode } from '../compiler/model.t
 import type { Span } from '../compiler/source.ts';
 import { format } from '../compiler/format.ts';
 import { check, type CheckResult } from '../index.ts';
-import { FILE_STRIDE, LineMap } from '../compiler/source.ts';
+import { isImported, LineMap } from '../compiler/source.ts';
 import { pathToFileURL } from 'node:url';
 import type { Location } from 'vscode-languageserver';
 import { toRange } from './convert.ts';
@@ -64,7 +64,7 @@ export class Analysis {
 
   /** Whether a span lies in this document (not in a file it imports). */
   isOwn(span: Span): boolean {
-    return span.start < FILE_STRIDE;
+    return !isImported(span);
   }
 
   /** Where a span lies: in this document (`uri`), or in a file it imports. */

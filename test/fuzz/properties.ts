@@ -53,9 +53,11 @@ export function checkProperties(text: string, slack = 1): { failures: Failure[];
   const result = run.value!;
   for (const d of result.diagnostics) {
     if (!/^CNN\d{4}$/.test(d.code) || !d.message) failures.push({ property: 'diagnostic malformed', detail: JSON.stringify(d) });
-    if (!inItsText(d.span, result.sources)) {
-      const source = result.sources.of(d.span.start);
-      failures.push({ property: 'diagnostic range outside the text', detail: `${d.code} ${d.span.start}-${d.span.end} in ${source.label} (${source.text.length} characters at ${source.base}): ${d.message}` });
+    // Its range, its related places and its fixes' ranges alike.
+    for (const span of [d.span, ...(d.related ?? []).map((r) => r.span), ...(d.fixes ?? []).map((f) => f.span)]) {
+      if (inItsText(span, result.sources)) continue;
+      const source = result.sources.of(span.start);
+      failures.push({ property: 'diagnostic range outside the text', detail: `${d.code} ${span.start}-${span.end} in ${source.label} (${source.text.length} characters at ${source.base}): ${d.message}` });
     }
   }
   if (result.diagnostics.length > MAX_DIAGNOSTICS + 1) failures.push({ property: 'diagnostics not capped', detail: `${result.diagnostics.length}` });
