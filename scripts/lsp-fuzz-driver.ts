@@ -377,7 +377,7 @@ export class LspFuzzer {
 
   // ---- checks ----------------------------------------------------------------------------
 
-  /** Published diagnostics must lie within the text of the version they are for. */
+  /** Published diagnostics must lie within the text of the version they are for, their related places within theirs. */
   private checkDiagnostics(p: PublishDiagnosticsParams): void {
     this.publishedVersion.set(p.uri, p.version);
     for (const w of [...this.waiters]) w(p);
@@ -389,6 +389,11 @@ export class LspFuzzer {
     for (const diag of p.diagnostics) {
       this.report.diagnosticsChecked++;
       if (!rangeWithin(doc, diag.range)) this.fail(`diagnostic ${diag.code} ${JSON.stringify(diag.range)} outside ${p.uri} v${p.version} (${doc.lineCount} lines): ${JSON.stringify(text.slice(0, 200))}`);
+      // Related places lie in the document or in a file it imports (as it is on disk).
+      for (const { location } of diag.relatedInformation ?? []) {
+        const target = location.uri === p.uri ? doc : fileDocument(location.uri);
+        if (!target || !rangeWithin(target, location.range)) this.fail(`diagnostic ${diag.code}: related ${JSON.stringify(location)} ${target ? `outside it (${target.lineCount} lines)` : 'in neither the document nor a file'}: ${JSON.stringify(text.slice(0, 200))}`);
+      }
     }
   }
 
