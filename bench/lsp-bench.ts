@@ -3,9 +3,10 @@
  *
  * Starts the real server (`node bin/cnnc.js lsp --stdio`), opens a document, and sends edits one
  * at a time in the middle of the file, alternating between two texts; for each edit it measures
- * the time from sending didChange to receiving the publishDiagnostics for that version. Kinds of
- * edit: a renamed layer (`relu` <-> `gelu`: shapes unchanged), a name being typed (`relu` <->
- * `relux`: an unknown layer, the steps after it lose their shapes), a width that breaks the model
+ * the time from sending didChange to receiving the publishDiagnostics for that version, and the
+ * server's CPU time per edit (which, unlike those latencies, other work on the machine does not
+ * inflate much). Kinds of edit: a renamed layer (`relu` <-> `gelu`: shapes unchanged), a name being
+ * typed (`relu` <-> `relux`: an unknown layer, the steps after it lose their shapes), a width that breaks the model
  * after it (`conv 32 1x1` <-> `conv 48 1x1`), a syntax error that stays inside the edited steps
  * (`-> relu` <-> `-> -> relu`), a stray `{` that does not (the rest of the file is parsed again,
  * the steps before the edit kept), and an unclosed `residual {` (its body ends with its line, CNN1006).
@@ -102,6 +103,14 @@ async function startServer(debounceMs: number | undefined): Promise<Server> {
   };
 }
 
+/** A process's CPU time so far (user + system, all threads) in milliseconds; Linux's clock tick is 10 ms. */
+function cpuMs(pid: number): number {
+  // The fields after the command name (in parentheses, and it may hold spaces): utime and stime are the 12th and 13th.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 function rssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
@@ -130,8 +139,11 @@ const EDIT_KINDS: EditKind[] = [
   { name: 'unclosed residual (-> relu <-> -> residual { relu)', find: '-> relu', texts: ['-> residual { relu', '-> relu'] },
 ];
 
-/** Opens `text`, then makes `edits` edits of one kind; returns the latency of each in milliseconds. */
-async function run(server: Server, uri: string, text: string, edits: number, kind: EditKind): Promise<number[]> {
+/**
+ * Opens `text`, then makes `edits` edits of one kind; returns the latency of each in milliseconds
+ * and the server's CPU time per edit (its mean over the edits: /proc counts in 10 ms ticks).
+ */
+async function run(server: Server, uri: string, text: string, edits: number, kind: EditKind): Promise<{ times: number[]; cpuPerEdit: number }> {
   const at = text.indexOf(kind.find, Math.floor(text.length / 2));
   if (at < 0) throw new Error(`${uri}: no ${kind.find} to edit`);
   const start = positionOf(text, at);
@@ -139,6 +151,7 @@ async function run(server: Server, uri: string, text: string, edits: number, kin
   await server.conn.sendNotification(DidOpenTextDocumentNotification.type, { textDocument: { uri, languageId: 'cnn', version: 1, text } });
   await opened;
   const times: number[] = [];
+  const cpuBefore = cpuMs(server.pid);
   let current = kind.find;
   for (let v = 2; v < edits + 2; v++) {
     // A person's edits come apart in time: pause as between keystrokes before the next one.
@@ -154,7 +167,7 @@ async function run(server: Server, uri: string, text: string, edits: number, kin
     await published;
     times.push(performance.now() - t0);
   }
-  return times;
+  return { times, cpuPerEdit: (cpuMs(server.pid) - cpuBefore) / edits };
 }
 
 function percentile(values: number[], p: number): number {
@@ -179,8 +192,8 @@ async function main(): Promise<void> {
   ];
   const out: string[] = [];
   out.push(`Machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} threads, Node ${process.version}. ${EDITS} edits per row, ${PAUSE_MS} ms apart, default debounce (75 ms after a burst; an edit after a pause is checked at once).`, '');
-  out.push('| file | lines | layers | edit | didChange → publishDiagnostics p50 | p95 | max | full check() p50 in-process |');
-  out.push('|---|---:|---:|---|---:|---:|---:|---:|');
+  out.push('| file | lines | layers | edit | didChange → publishDiagnostics p50 | p95 | max | server CPU per edit (mean) | full check() p50 in-process |');
+  out.push('|---|---:|---:|---|---:|---:|---:|---:|---:|');
   for (const f of files) {
     const result = check(f.text);
     const layerCount = result.models.reduce((n, m) => n + [...layers(m.root)].length, 0);
@@ -189,9 +202,9 @@ async function main(): Promise<void> {
     for (const kind of EDIT_KINDS) {
       if (!f.text.includes(kind.find, Math.floor(f.text.length / 2))) continue;
       const server = await startServer(undefined);
-      const times = await run(server, f.uri, f.text, EDITS, kind);
+      const { times, cpuPerEdit } = await run(server, f.uri, f.text, EDITS, kind);
       await server.close();
-      out.push(`| ${f.name} | ${lines} | ${layerCount} | ${kind.name} | ${percentile(times, 50).toFixed(1)} ms | ${percentile(times, 95).toFixed(1)} ms | ${Math.max(...times).toFixed(1)} ms | ${inProcess.toFixed(1)} ms |`);
+      out.push(`| ${f.name} | ${lines} | ${layerCount} | ${kind.name} | ${percentile(times, 50).toFixed(1)} ms | ${percentile(times, 95).toFixed(1)} ms | ${Math.max(...times).toFixed(1)} ms | ${cpuPerEdit.toFixed(1)} ms | ${inProcess.toFixed(1)} ms |`);
     }
   }
   // memory: many edits on the big file, debounce 0 so that every version is checked

@@ -174,6 +174,14 @@ const STD_NETWORKS: [string, string, number][] = [
     -> bneck_hs_se(288, 72, 5, 2, 96) -> repeat 2 { residual { bneck_hs_se(576, 144, 5, 1, 96) } }
     -> conv 576 1x1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
     -> gap -> flatten -> dense 1024 -> hardswish -> dropout 0.2 -> dense 1000`, 2_542_856],
+  ['mobilenet_v3_small (bneck, bneck_se: torchvision\'s SE widths)', `conv 16 3x3 stride=2 pad=1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
+    -> bneck_se_t1(16, 3, 2, 16)
+    -> bneck(72, 3, 2, 24) -> residual { bneck(88, 3, 1, 24) }
+    -> bneck_se(96, 5, 2, 40, hardswish) -> repeat 2 { residual { bneck_se(240, 5, 1, 40, hardswish) } }
+    -> bneck_se(120, 5, 1, 48, hardswish) -> residual { bneck_se(144, 5, 1, 48, hardswish) }
+    -> bneck_se(288, 5, 2, 96, hardswish) -> repeat 2 { residual { bneck_se(576, 5, 1, 96, hardswish) } }
+    -> conv 576 1x1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
+    -> gap -> flatten -> dense 1024 -> hardswish -> dropout 0.2 -> dense 1000`, 2_542_856],
   ['mobilenet_v3_large', `conv 16 3x3 stride=2 pad=1 bias=off -> bn eps=0.001 momentum=0.01 -> hardswish
     -> residual { bneck_re_t1(3, 1, 16) }
     -> bneck_re(64, 3, 2, 24) -> residual { bneck_re(72, 3, 1, 24) }
@@ -318,10 +326,11 @@ describe('std blocks build the zoo\'s networks exactly', () => {
       return (await session.run({ input: new ort.Tensor('float32', x, [1, 3, 64, 64]) })).logits.data as Float32Array;
     } finally { await session.release(); }
   };
-  for (const [name, chain] of STD_NETWORKS.filter(([n]) => zooFiles.has(n))) {
+  for (const [name, chain] of STD_NETWORKS.filter(([n]) => zooFiles.has(n.split(' ')[0]))) {
     it(`${name}: the std version takes the zoo model's weights by structure and gives its logits`, async () => {
-      const zooText = readFileSync(new URL(`../examples/zoo/${name}.cnn`, import.meta.url), 'utf8').replace(/^(\s*)input \S+/m, `$1${input}`);
-      const zoo = check(zooText, `${name}.cnn`).models[0];
+      const file = `${name.split(' ')[0]}.cnn`;
+      const zooText = readFileSync(new URL(`../examples/zoo/${file}`, import.meta.url), 'utf8').replace(/^(\s*)input \S+/m, `$1${input}`);
+      const zoo = check(zooText, file).models[0];
       const std = check(`import std\nmodel M {\n  ${input}\n  ${chain}\n}\n`).models[0];
       expect([zoo.diagnostics, std.diagnostics]).toEqual([[], []]);
       const params = randomParams(zoo);

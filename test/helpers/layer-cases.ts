@@ -327,6 +327,7 @@ export const GRADIENT_CASES: readonly GradientCase[] = [
     ['stride 1 dilated with asymmetric pads keeping the size (dx as a Conv)', '2x9x8', 'conv 3 3x2 dilation=2x1 pad=[2,0,2,1]'],
     ['padding wider than the kernel (dx as a ConvTranspose)', '2x5x5', 'conv 3 2x2 pad=2'],
     ['a layer too large for im2col (dW as a Conv over x and dy)', '16x64x64', 'conv 2 3x3 pad=[1,0,2,1]'],
+    ['16 input channels (dW as one GEMM per kernel tap), stride, asymmetric pads, dilation', '16x7x6', 'conv 3 3x2 stride=2x1 pad=[1,0,2,1] dilation=1x2'],
     ['dwconv dilated, multiplier 2', '3x6x5', 'dwconv 3x3 dilation=2 pad=2 multiplier=2'],
     ['dwconv stride 2 pad=same', '4x9x9', 'dwconv 5x5 stride=2 pad=same'],
   ]),
@@ -336,6 +337,7 @@ export const GRADIENT_CASES: readonly GradientCase[] = [
     ['asymmetric pads, dilation, groups, no bias', '4x4x3', 'convtranspose 6 3x2 stride=2x3 pad=[1,0,2,1] dilation=2x1 groups=2 bias=off'],
     ['pad=same, kernel shorter than the stride', '2x3x2', 'convtranspose 2 1x1 stride=3 pad=same'],
     ['dilated, output padding along W', '2x4x3', 'convtranspose 2 3x3 stride=1x3 dilation=3 output_padding=0x2'],
+    ['16 filters (dw as one GEMM per kernel tap)', '3x4x5', 'convtranspose 16 3x3 stride=2 pad=1'],
     ['too large for im2col (dw as a Conv over dy and x)', '4x64x64', 'convtranspose 16 3x3 stride=2 pad=1'],
   ]),
   ...grads('pooling', [
