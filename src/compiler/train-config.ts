@@ -178,7 +178,8 @@ export function applyOverrides(config: TrainConfig, overrides: readonly Override
 
 /**
  * The diagnostic's message, except that a bare word where a number belongs reads as such (in the
- * source it would be a misspelt block parameter; on the command line it is just a bad value).
+ * source it would be a misspelt block parameter; on the command line it is just a bad value), and
+ * a number is not told about expressions.
  */
 function overrideMessage(d: Diagnostic, key: string, args: readonly Arg[], specs: readonly ArgSpec[]): string {
   const arg = args.find((a) => a.value.span.start === d.span.start && a.value.span.end === d.span.end);
@@ -189,5 +190,7 @@ function overrideMessage(d: Diagnostic, key: string, args: readonly Arg[], specs
       return `${key} ${spec.name} = ${arg.value.name} is not ${spec.type === 'int' ? 'an integer' : 'a number'}`;
     }
   }
+  // A number typed on the command line is no expression: the source's hint on `//` and rounding does not apply.
+  if (arg && arg.value.kind === 'number') return d.message;
   return d.message + (d.hint ? ` (${d.hint})` : '');
 }
