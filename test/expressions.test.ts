@@ -43,10 +43,35 @@ describe('where // divides', () => {
     expect(comments('  conv c\n  // not after c: a new line')).toEqual(['#// not after c: a new line']);
   });
 
-  it('decides on the line alone, so that relexing one line agrees with lexing the file', () => {
+  it('decides on the line alone outside brackets, so that relexing one such line agrees with lexing the file', () => {
     const file = 'block b(c, k) {\n  conv c k pad=k // 2 -> relu // note\n  -> vgg(c // 2) // x\n}\n';
     const lines = file.split('\n').flatMap((line) => lexed(line));
     expect(lines).toEqual(lexed(file));
+  });
+
+  it('divides after a value inside an unclosed ( or [ whatever the line breaks, so that no code becomes a comment', () => {
+    const divides = (text: string) => expect(lexed(text).filter((t) => t.startsWith('#'))).toEqual([]);
+    divides('conv max(\n  e // 4, 8) 1x1'); // a name starting a line inside a call is a value
+    divides('conv c k pad=[\n  k // 2,\n  k // 2]'); // and inside a list
+    divides('dense (c\n  // 2)'); // the value on an earlier line
+    divides('dense max(\n  floor(c) // 2, 1)'); // a call starting a line
+    divides('dense max(\n  (c + 1)\n  // 2, 1)');
+    expect(lexed('conv max(\n  e // 4, 8) 1x1')).toEqual(['conv', 'max', '(', 'e', '//', '4', ',', '8', ')', '1x1']);
+  });
+
+  it('still starts a comment inside brackets where no value comes before it, and after the bracket closes', () => {
+    const comments = (text: string) => lexed(text).filter((t) => t.startsWith('#//'));
+    expect(comments('dense max(c, // the width\n  8)')).toEqual(['#// the width']);
+    expect(comments('dense max(\n  // the width\n  c, 8)')).toEqual(['#// the width']);
+    expect(comments('dense max(c,\n  8)\n  // note')).toEqual(['#// note']);
+    expect(comments('model m {\n  conv max(c,\n    8) 1x1\n  relu // note\n}')).toEqual(['#// note']);
+  });
+
+  it('gives the network written with // on a line of its own inside a call', () => {
+    const text = 'block b(e) {\n  conv max(\n    e // 4, 8) 1x1\n}\nmodel m {\n  input 3x8x8\n  b(64)\n}\n';
+    const checked = check(text);
+    expect(checked.diagnostics).toEqual([]);
+    expect(checked.models[0].output).toEqual([16, 8, 8]);
   });
 });
 

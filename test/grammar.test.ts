@@ -261,6 +261,13 @@ describe('grammar/cnn.tmLanguage.json scopes', () => {
     expect(scopeAt(text, '// width')).toContain('comment.line.double-slash.cnn');
   });
 
+  it('scopes `//` right after a layer name as a comment, and after a value starting a line inside brackets as division', () => {
+    const text = 'block b(c, k) {\n  conv max(\n    c // 4, 8) 1x1 pad=[\n    k // 2, k // 2] -> relu//x\n}\n';
+    expect(scopeAt(text, '// 4')).toContain('keyword.operator.arithmetic.cnn');
+    expect(scopeAt(text, '// 2')).toContain('keyword.operator.arithmetic.cnn');
+    expect(scopeAt(text, '//x')).toContain('comment.line.double-slash.cnn');
+  });
+
   it('keeps layers, numbers, options, arrows, comments and train fields as they were', () => {
     const text = 'model M {\n  input 3x32x32\n  conv 32 3x3 stride=2 # note\n  -> residual project { relu } -> dense 10\n  train {\n    loss: cross_entropy\n  }\n}\n';
     expect(scopeAt(text, 'conv')).toContain('support.function.layer.cnn');

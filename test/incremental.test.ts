@@ -119,6 +119,21 @@ describe('incremental checking equals a fresh check', () => {
     }
   });
 
+  it('a // inside brackets over several lines: every character typed (, ), [, ], space, x) at every offset, and every one deleted', () => {
+    // Whether a `//` divides or comments depends on a bracket opened on an earlier line (lexer.ts),
+    // so a line relexed alone could read it otherwise than the whole file.
+    const original = 'block b(e, k) {\n  conv max(\n    e // 4, 8) 1x1 pad=[\n    k // 2,\n    k // 2] -> relu // note\n  -> conv max(e,\n    8) 1x1 // width\n  -> relu\n}\nmodel m {\n  input 3x8x8\n  b(64, 1)\n}\n';
+    const doc = new DocumentChecker();
+    expectSameAsFresh(doc.update(original), original);
+    for (let at = 0; at <= original.length; at++) {
+      for (const typed of ['(', ')', '[', ']', ' ', 'x', '']) {
+        const text = typed ? original.slice(0, at) + typed + original.slice(at) : original.slice(0, at) + original.slice(at + 1);
+        expectSameAsFresh(doc.update(text), text);
+        doc.update(original);
+      }
+    }
+  });
+
   it('reuses the checks of unchanged steps and re-checks the ones whose input changed', () => {
     const doc = new DocumentChecker();
     const text = 'model M {\n  input 3x32x32\n  conv 8 3x3 pad=same -> relu\n  -> bn -> residual { conv 8 3x3 pad=same -> bn -> relu }\n  -> maxpool 2 -> flatten -> dense 10\n}\n';

@@ -467,13 +467,15 @@ function editSite(ast: A.SourceFile, start: number, end: number): Site | undefin
  * The new text's tokens in [from, oldTo + delta) and how many old ones they replace, when the tokens outside that range are the old
  * ones (the later ones moved by `delta`) and none crosses its edges; otherwise undefined. Only the
  * whole lines around the range are lexed, in both texts: tokens never span lines, except block
- * comments, so a region holding any block-comment delimiter is left to the full parse.
+ * comments, so a region holding any block-comment delimiter is left to the full parse. So is one
+ * holding a `//`, which may read otherwise inside a bracket opened on an earlier line (lexer.ts), and
+ * an edit that changes brackets while a `//` follows it (it may turn that from comment to division or back).
  */
 function relex(before: string, after: string, from: number, oldTo: number, delta: number): { tokens: IToken[]; replaced: number; oldBraces: string } | undefined {
   const lineStart = lineStartOf(before, from);
   const oldRegion = before.slice(lineStart, lineEndOf(before, oldTo));
   const newRegion = after.slice(lineStart, lineEndOf(after, oldTo + delta));
-  if (/\/\*|\*\//.test(oldRegion) || /\/\*|\*\//.test(newRegion)) return undefined;
+  if (/\/\*|\*\/|\/\//.test(oldRegion) || /\/\*|\*\/|\/\//.test(newRegion)) return undefined;
   const oldLexed = cnnLexer.tokenize(oldRegion);
   const newLexed = cnnLexer.tokenize(newRegion);
   if (oldLexed.errors.length > 0 || newLexed.errors.length > 0) return undefined;
@@ -497,12 +499,17 @@ function relex(before: string, after: string, from: number, oldTo: number, delta
     if (a.image !== b.image || a.startOffset + delta !== b.startOffset) return undefined;
   }
   const window = newTokens.slice(newHead, newTokens.length - newAfter);
+  const replaced = oldTokens.slice(oldHead, oldTokens.length - oldAfter);
+  if (brackets(replaced) !== brackets(window) && after.includes('//', lineStart + newRegion.length)) return undefined;
   for (const t of window) {
     t.startOffset += lineStart;
     t.endOffset! += lineStart;
   }
-  return { tokens: window, replaced: oldTokens.length - oldHead - oldAfter, oldBraces: braces(oldTokens.slice(oldHead, oldTokens.length - oldAfter)) };
+  return { tokens: window, replaced: replaced.length, oldBraces: braces(replaced) };
 }
+
+const BRACKETS = new Set(['(', ')', '[', ']', '{', '}']);
+const brackets = (tokens: readonly IToken[]) => tokens.filter((t) => BRACKETS.has(t.image)).map((t) => t.image).join('');
 
 /** How many tokens start before `offset` (tokens are in order). */
 function countBefore(tokens: IToken[], offset: number): number {

@@ -23,33 +23,57 @@ export const keywords = [Model, Block, Input, Repeat, Residual, Concat, Add, Gat
 
 export const WhiteSpace = createToken({ name: 'WhiteSpace', pattern: /[ \t\r\n\f\v]+/, group: Lexer.SKIPPED, line_breaks: true });
 /**
- * Whether a `//` at `offset` divides: it does when it follows, on the same line, the end of a value
- * in an expression (a number, a name used as a value, or a `)` that closes an expression or a
- * function call); anywhere else it starts a comment. A name is a layer's or block's name, not a
- * value, when it starts its line or follows `->`, `{`, `|`, `:`, `model`, `block`, `import` or `.`; a `)` closes
- * such a name's call form when its `(` follows the name on the same line. Only the tokens on the
- * `//`'s own line are looked at, so a line lexes the same alone (incremental.ts relexes lines).
+ * Whether a `//` at `offset` divides: it does when it follows the end of a value in an expression
+ * (a number, a name used as a value, or a `)` that closes an expression or a function call);
+ * anywhere else it starts a comment. Outside brackets the value must be on the `//`'s own line, and
+ * a name is a layer's or block's name, not a value, when it starts its line or follows `->`, `{`,
+ * `|`, `:`, `model`, `block`, `import` or `.`; a `)` closes such a name's call form when its `(`
+ * follows the name on the same line. Inside an unclosed `(` or `[` (where no step starts) line
+ * breaks do not count: `max(\n e // 4, 8)` divides. So a line lexes alone as in its file unless it
+ * holds a `//` comment (incremental.ts relexes lines, and leaves those to a whole lex).
  */
 function dividesAt(text: string, offset: number, tokens: readonly IToken[]): boolean {
   let i = tokens.length - 1;
-  if (i < 0 || lineBreakBetween(text, tokens[i].endOffset! + 1, offset)) return false;
+  if (i < 0) return false;
+  const inBrackets = insideBrackets(tokens);
+  if (!inBrackets && lineBreakBetween(text, tokens[i].endOffset! + 1, offset)) return false;
   if (tokens[i].tokenType === RParen) {
     let depth = 0;
-    for (; i >= 0 && (i === tokens.length - 1 || !lineBreakBetween(text, tokens[i].endOffset! + 1, tokens[i + 1].startOffset)); i--) {
+    for (; i >= 0 && (inBrackets || i === tokens.length - 1 || !lineBreakBetween(text, tokens[i].endOffset! + 1, tokens[i + 1].startOffset)); i--) {
       const type = tokens[i].tokenType;
       if (type === RParen) depth++;
-      else if (type === LParen && --depth === 0) return !(i > 0 && tokens[i - 1].tokenType === Identifier && startsStep(text, tokens, i - 1));
+      else if (type === LParen && --depth === 0) return !(i > 0 && tokens[i - 1].tokenType === Identifier && startsStep(text, tokens, i - 1, inBrackets));
     }
     return true; // opened on an earlier line: an expression's
   }
-  return tokens[i].tokenType === NumberLiteral || (tokens[i].tokenType === Identifier && !startsStep(text, tokens, i));
+  return tokens[i].tokenType === NumberLiteral || (tokens[i].tokenType === Identifier && !startsStep(text, tokens, i, inBrackets));
 }
 
 const STEP_OPENERS = new Set(['Arrow', 'LBrace', 'Pipe', 'Colon', 'Model', 'Block', 'Import', 'Dot']);
 
-/** Whether the name at tokens[i] stands where a step (or a declaration) is named, not where a value is. */
-function startsStep(text: string, tokens: readonly IToken[], i: number): boolean {
-  return i === 0 || lineBreakBetween(text, tokens[i - 1].endOffset! + 1, tokens[i].startOffset) || STEP_OPENERS.has(tokens[i - 1].tokenType.name);
+/**
+ * Whether the name at tokens[i] stands where a step (or a declaration) is named, not where a value
+ * is; at the start of a line only outside brackets (`inBrackets`: inside an unclosed `(` or `[`).
+ */
+function startsStep(text: string, tokens: readonly IToken[], i: number, inBrackets: boolean): boolean {
+  if (i === 0) return true;
+  return STEP_OPENERS.has(tokens[i - 1].tokenType.name) || (!inBrackets && lineBreakBetween(text, tokens[i - 1].endOffset! + 1, tokens[i].startOffset));
+}
+
+/** The brackets still open after the tokens lexed so far, kept per lex (its token array only grows) so that each `//` costs only the tokens since the last. */
+const openSoFar = new WeakMap<readonly IToken[], { upTo: number; open: TokenType[] }>();
+
+/** Whether the innermost bracket still open after `tokens` is a `(` or `[` (not a `{`, nor none). */
+function insideBrackets(tokens: readonly IToken[]): boolean {
+  let state = openSoFar.get(tokens);
+  if (!state || state.upTo > tokens.length) openSoFar.set(tokens, (state = { upTo: 0, open: [] }));
+  for (; state.upTo < tokens.length; state.upTo++) {
+    const type = tokens[state.upTo].tokenType;
+    if (type === LParen || type === LBracket || type === LBrace) state.open.push(type);
+    else if (type === RParen || type === RBracket || type === RBrace) state.open.pop();
+  }
+  const innermost = state.open[state.open.length - 1];
+  return innermost === LParen || innermost === LBracket;
 }
 
 function lineBreakBetween(text: string, from: number, to: number): boolean {
@@ -104,7 +128,7 @@ export const Percent = createToken({ name: 'Percent', pattern: /%/ });
 /** How the grammar documents show the tokens matched by a function rather than a pattern. */
 export const customPatterns = new Map<TokenType, string>([
   [Comment, '/(?:#|\\/\\/)[^\\r\\n]*/   /* but not a "//" that is a FloorDiv */'],
-  [FloorDiv, '"//"   /* only right after a value on its line: see "Comments" in REFERENCE.md */'],
+  [FloorDiv, '"//"   /* only right after a value: see "Comments" in REFERENCE.md */'],
 ]);
 
 /** `std.resnet` in an import; after NumberLiteral, so that `.5` stays a number. */
