@@ -337,15 +337,7 @@ describe('the graphs as files', () => {
     if (!onnxPython()) return; // no python3-onnx on this machine
     const m = model('3x9x9', 'conv 4 3x3 stride=2 pad=same -> bn -> silu -> concat { conv 2 1x1 | maxpool 3 stride=1 pad=1 } -> gate { gap -> conv 6 1x1 -> sigmoid } -> avgpool 2 count_pad=off -> flatten -> dropout 0.2 -> dense 5');
     const g = compileTraining(m, config({ optimizer: { kind: 'adamw', weight_decay: 0.01 }, loss: { kind: 'cross_entropy', smoothing: 0.1 } }), { loop: true });
-    const dir = mkdtempSync(join(tmpdir(), 'cnnc-train-graphs-'));
-    dirs.push(dir);
-    for (const [name, bytes] of [['train_step', g.trainStep], ['eval', g.eval], ['train_loop', g.trainLoop!]] as const) {
-      const file = join(dir, `${name}.onnx`);
-      writeFileSync(file, bytes);
-      const r = onnxCheck(file);
-      expect(r.error, name).toBeUndefined();
-      expect(r.ok, name).toBe(true);
-    }
+    checkGraphFiles(g);
     const sig = graphSignature(g.trainStep);
     expect(sig.inputs.slice(-4)).toEqual(['input', 'labels', 'lr', 'step']);
     expect(sig.outputs.slice(0, 3)).toEqual(['loss', 'correct', 'new:conv1.weight']);
@@ -357,16 +349,7 @@ describe('the graphs as files', () => {
     if (!onnxPython()) return;
     const m = model('1x8x8', 'conv 4 3x3 pad=same -> bn -> relu -> maxpool 2 -> conv 8 3x3 pad=same -> relu -> conv 3 1x1');
     const g = compileTraining(m, config({ loss: { kind: 'cross_entropy', smoothing: 0, ignore: 255 } }), { loop: true });
-    const dir = mkdtempSync(join(tmpdir(), 'cnnc-train-graphs-'));
-    dirs.push(dir);
-    for (const [name, bytes] of [['train_step', g.trainStep], ['eval', g.eval], ['train_loop', g.trainLoop!]] as const) {
-      const file = join(dir, `${name}.onnx`);
-      writeFileSync(file, bytes);
-      const r = onnxCheck(file);
-      expect(r.error, name).toBeUndefined();
-      expect(r.ok, name).toBe(true);
-      expect(graphSignature(bytes).outputs, name).toEqual(expect.arrayContaining(['loss', 'correct', 'intersection', 'union']));
-    }
+    checkGraphFiles(g, (name, bytes) => expect(graphSignature(bytes).outputs, name).toEqual(expect.arrayContaining(['loss', 'correct', 'intersection', 'union'])));
   });
 
   it('initial parameters are those of cnnc compile for the same seed', () => {
@@ -377,3 +360,17 @@ describe('the graphs as files', () => {
     expect(weights.size).toBe(14);
   });
 });
+
+/** Writes train_step, eval and train_loop to files, runs ONNX's checker on each, then `more`. */
+function checkGraphFiles(g: ReturnType<typeof compileTraining>, more: (name: string, bytes: Uint8Array) => void = () => {}): void {
+  const dir = mkdtempSync(join(tmpdir(), 'cnnc-train-graphs-'));
+  dirs.push(dir);
+  for (const [name, bytes] of [['train_step', g.trainStep], ['eval', g.eval], ['train_loop', g.trainLoop!]] as const) {
+    const file = join(dir, `${name}.onnx`);
+    writeFileSync(file, bytes);
+    const r = onnxCheck(file);
+    expect(r.error, name).toBeUndefined();
+    expect(r.ok, name).toBe(true);
+    more(name, bytes);
+  }
+}

@@ -187,20 +187,30 @@ function patches(ctx: LowerContext, x: string, input: Shape, output: Shape, w: W
  * [top, left, bottom, right]) go to a subclass that zero-pads first, keeping the weight's name.
  */
 function torchConv(node: LayerNode, py: TorchContext): string {
-  const g = convGeometry(node.input!, node.args, node.layer.name);
+  return torchConvModule(node, py, convGeometry(node.input!, node.args, node.layer.name), 'nn.Conv2d', ['PaddedConv2d', PADDED_CONV]);
+}
+
+/**
+ * PyTorch convolution module `cls` with the layer's geometry (`extra` keyword arguments after
+ * padding); pads that its symmetric padding= cannot express go to `subclass` (name, Python
+ * source), which takes the pads as its first argument.
+ */
+function torchConvModule(node: LayerNode, py: TorchContext, g: { window: Window; filters: number; groups: number }, cls: string,
+  subclass: readonly [string, string], extra: Record<string, string | undefined> = {}): string {
   const w = g.window;
   const [top, left, bottom, right] = w.pads;
   const symmetric = top === bottom && left === right;
   const kwargs = {
     stride: w.stride.some((s) => s !== 1) ? py.pair(w.stride) : undefined,
     padding: symmetric && (top || left) ? py.pair([top, left]) : undefined,
+    ...extra,
     dilation: w.dilation.some((d) => d !== 1) ? py.pair(w.dilation) : undefined,
     groups: g.groups !== 1 ? g.groups : undefined,
     bias: node.args.bias ? undefined : py.lit(false),
   };
   const args = [node.input![0], g.filters, py.pair(w.kernel)];
-  if (symmetric) return py.call('nn.Conv2d', args, kwargs);
-  return py.call(py.define('PaddedConv2d', PADDED_CONV), [py.lit(w.pads), ...args], kwargs);
+  if (symmetric) return py.call(cls, args, kwargs);
+  return py.call(py.define(subclass[0], subclass[1]), [py.lit(w.pads), ...args], kwargs);
 }
 
 const PADDED_CONV = `class PaddedConv2d(nn.Conv2d):
@@ -363,20 +373,9 @@ function convTransposeGrad(ctx: LowerContext, g: GradInput, node: LayerNode): Gr
 /** nn.ConvTranspose2d; asymmetric pads go to a subclass that crops its output, keeping the weight's name. */
 function torchConvTranspose(node: LayerNode, py: TorchContext): string {
   const g = transposeGeometry(node.input!, node.args);
-  const w = g.window;
-  const [top, left, bottom, right] = w.pads;
-  const symmetric = top === bottom && left === right;
-  const kwargs = {
-    stride: w.stride.some((s) => s !== 1) ? py.pair(w.stride) : undefined,
-    padding: symmetric && (top || left) ? py.pair([top, left]) : undefined,
+  return torchConvModule(node, py, g, 'nn.ConvTranspose2d', ['CroppedConvTranspose2d', CROPPED_CONV_TRANSPOSE], {
     output_padding: g.outputPadding.some((p) => p > 0) ? py.pair(g.outputPadding) : undefined,
-    groups: g.groups !== 1 ? g.groups : undefined,
-    bias: node.args.bias ? undefined : py.lit(false),
-    dilation: w.dilation.some((d) => d !== 1) ? py.pair(w.dilation) : undefined,
-  };
-  const args = [node.input![0], g.filters, py.pair(w.kernel)];
-  if (symmetric) return py.call('nn.ConvTranspose2d', args, kwargs);
-  return py.call(py.define('CroppedConvTranspose2d', CROPPED_CONV_TRANSPOSE), [py.lit(w.pads), ...args], kwargs);
+  });
 }
 
 const CROPPED_CONV_TRANSPOSE = `class CroppedConvTranspose2d(nn.ConvTranspose2d):
